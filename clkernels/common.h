@@ -1,0 +1,28 @@
+/* Shared by every kernel file: layout structs and the strided-index helper. OpenCL C 1.2. */
+#ifndef MINITORCH_COMMON_H
+#define MINITORCH_COMMON_H
+
+#ifdef HAS_FP16
+#pragma OPENCL EXTENSION cl_khr_fp16 : enable
+#endif
+
+#define MAXDIM 8  /* must match layout.MAXDIM */
+
+/* The iteration shape, passed by value. */
+typedef struct { int ndim; int size[MAXDIM]; } Shape;
+/* One operand's view of that shape: element offset and per-dim element strides (0 = broadcast). */
+typedef struct { int offset; int stride[MAXDIM]; } Strides;
+
+/* Element offset of the i-th element (row-major over shape) in an operand with strides st. */
+inline int strided_offset(const Shape *shape, const Strides *st, int i)
+{
+    int off = st->offset;
+    for (int d = shape->ndim - 1; d > 0; --d) {
+        int n = shape->size[d];
+        off += (i % n) * st->stride[d];
+        i /= n;
+    }
+    return off + i * st->stride[0];
+}
+
+#endif

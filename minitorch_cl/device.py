@@ -1,0 +1,213 @@
+"""OpenCL devices: discovery, the spec parser, and the per-device context, queue, pool and programs."""
+import os
+
+import numpy as np
+import pyopencl as cl
+import pyopencl.tools
+
+from . import kernels
+
+ENV_VAR = "MINITORCH_CL_DEVICE"
+NO_PLATFORM_HELP = (
+    "No OpenCL platform found. Install PoCL's CPU runtime with "
+    "`pip install 'minitorch_cl[pocl]'` (or `pip install pocl-binary-distribution`), "
+    "or a vendor driver (NVIDIA, AMD ROCm, Intel compute-runtime)."
+)
+
+
+class DeviceError(RuntimeError):
+    """A device spec that matches nothing, or no OpenCL at all."""
+
+
+class Device:
+    """One OpenCL device with its own context, in-order queue, memory pool and program cache."""
+
+    def __init__(self, cl_device, platform_index, device_index, ordinal):
+        self.cl_device = cl_device
+        self.platform_index = platform_index
+        self.device_index = device_index
+        self.ordinal = ordinal
+        self._context = None
+        self._programs = {}
+        self._kernels = {}
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def spec(self):
+        return f"cl:{self.platform_index}:{self.device_index}"
+
+    @property
+    def name(self):
+        return self.cl_device.name.strip()
+
+    @property
+    def platform_name(self):
+        return self.cl_device.platform.name.strip()
+
+    @property
+    def platform_version(self):
+        return self.cl_device.platform.version.strip()
+
+    @property
+    def type_name(self):
+        t = self.cl_device.type
+        for flag, label in ((cl.device_type.GPU, "GPU"), (cl.device_type.CPU, "CPU"),
+                            (cl.device_type.ACCELERATOR, "ACCEL")):
+            if t & flag:
+                return label
+        return "OTHER"
+
+    @property
+    def is_cpu(self):
+        return self.type_name == "CPU"
+
+    @property
+    def max_work_group_size(self):
+        return self.cl_device.max_work_group_size
+
+    @property
+    def local_mem_size(self):
+        return self.cl_device.local_mem_size
+
+    @property
+    def has_fp16(self):
+        return "cl_khr_fp16" in self.cl_device.extensions
+
+    @property
+    def has_fp64(self):
+        return "cl_khr_fp64" in self.cl_device.extensions
+
+    def __repr__(self):
+        return f"device('{self.spec}')  # {self.name} [{self.platform_name}]"
+
+    def __str__(self):
+        return self.spec
+
+    def __eq__(self, other):
+        return isinstance(other, Device) and self.ordinal == other.ordinal
+
+    def __hash__(self):
+        return hash(self.ordinal)
+
+    # ---- runtime state, created on first use -----------------------------------------------
+    def _ensure_context(self):
+        if self._context is None:
+            self._context = cl.Context([self.cl_device])
+            self._queue = cl.CommandQueue(self._context)
+            self._pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self._queue))
+        return self._context
+
+    @property
+    def context(self):
+        return self._ensure_context()
+
+    @property
+    def queue(self):
+        self._ensure_context()
+        return self._queue
+
+    def alloc(self, nbytes):
+        """A buffer of at least nbytes from the device's memory pool."""
+        self._ensure_context()
+        return self._pool.allocate(max(int(nbytes), 4))
+
+    def program(self, filename, defines=None):
+        """The built program for (file, defines), built once per device."""
+        key = (filename, tuple(sorted((defines or {}).items())))
+        prog = self._programs.get(key)
+        if prog is None:
+            prog = kernels.build(self.context, self.cl_device, filename, defines or {})
+            self._programs[key] = prog
+        return prog
+
+    def kernel(self, filename, name, defines=None):
+        """A kernel object for (file, defines, name), cached so launches never rebuild."""
+        key = (filename, tuple(sorted((defines or {}).items())), name)
+        k = self._kernels.get(key)
+        if k is None:
+            k = getattr(self.program(filename, defines), name)
+            self._kernels[key] = k
+        return k
+
+    def launch(self, kernel, global_size, local_size, *args):
+        """Enqueue kernel; global_size is rounded up to a multiple of local_size."""
+        if local_size is not None:
+            global_size = tuple(-(-g // l) * l for g, l in zip(global_size, local_size))
+        kernels.debug_launch(kernel, global_size, local_size)
+        kernel.set_args(*args)
+        return cl.enqueue_nd_range_kernel(self.queue, kernel, global_size, local_size)
+
+    def synchronize(self):
+        self.queue.finish()
+
+
+_DEVICES = None
+
+
+def devices():
+    """Every OpenCL device on every platform, in platform order."""
+    global _DEVICES
+    if _DEVICES is None:
+        try:
+            platforms = cl.get_platforms()
+        except cl.Error:
+            platforms = []
+        found = []
+        for p_i, platform in enumerate(platforms):
+            try:
+                cl_devs = platform.get_devices()
+            except cl.Error:
+                continue
+            for d_i, d in enumerate(cl_devs):
+                found.append(Device(d, p_i, d_i, len(found)))
+        _DEVICES = found
+    return list(_DEVICES)
+
+
+def _listing():
+    return "\n".join(f"  {d.spec:8s} cl:{d.ordinal:<3d} {d.platform_name} ({d.platform_version}) / "
+                     f"{d.name} [{d.type_name}]" for d in devices())
+
+
+def device(spec=None):
+    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, or a name fragment like cl:pocl."""
+    if isinstance(spec, Device):
+        return spec
+    all_devs = devices()
+    if not all_devs:
+        raise DeviceError(NO_PLATFORM_HELP)
+    if spec is None:
+        spec = os.environ.get(ENV_VAR) or None
+    if spec is None:
+        gpus = [d for d in all_devs if d.type_name == "GPU"]
+        return (gpus or all_devs)[0]
+    found = _match(str(spec).strip(), all_devs)
+    if found is None:
+        raise DeviceError(f"no OpenCL device matches {spec!r}; devices on this machine:\n{_listing()}")
+    return found
+
+
+def _match(spec, all_devs):
+    text = spec.lower()
+    body = text[3:] if text.startswith("cl:") else text
+    parts = body.split(":")
+    if body and all(p.isdigit() for p in parts):
+        nums = [int(p) for p in parts]
+        if len(nums) == 1:
+            return all_devs[nums[0]] if nums[0] < len(all_devs) else None
+        if len(nums) == 2:
+            return next((d for d in all_devs if (d.platform_index, d.device_index) == tuple(nums)), None)
+        return None
+    if body in ("gpu", "cpu", "accel"):
+        return next((d for d in all_devs if d.type_name.lower() == body), None)
+    if not body:
+        return None
+    for d in all_devs:
+        haystack = f"{d.platform_name} {d.platform_version} {d.name}".lower()
+        if body in haystack:
+            return d
+    return None
+
+
+def default_device():
+    return device(None)

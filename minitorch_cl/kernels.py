@@ -1,0 +1,54 @@
+"""Loads OpenCL C from clkernels/*.cl and builds it with -D options; the only place that compiles."""
+import os
+import sys
+import time
+from pathlib import Path
+
+import pyopencl as cl
+
+DEBUG = os.environ.get("MINITORCH_CL_DEBUG", "") not in ("", "0")
+
+
+class KernelBuildError(RuntimeError):
+    """A .cl file that failed to build: carries the file, the options and the compiler's log."""
+
+    def __init__(self, path, options, log):
+        self.path, self.options, self.log = path, options, log
+        super().__init__(f"OpenCL build of {path} failed\noptions: {' '.join(options)}\n"
+                         f"compiler log:\n{log}")
+
+
+def kernel_dir():
+    """clkernels/ beside the package (source checkout, editable install) or inside it (wheel)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "clkernels", here.parent / "clkernels"):
+        if (candidate / "common.h").is_file():
+            return candidate
+    raise FileNotFoundError(f"clkernels/ not found next to {here}; reinstall minitorch_cl")
+
+
+def define_options(defines):
+    return [f"-D{k}={v}" if v is not None else f"-D{k}" for k, v in sorted(defines.items())]
+
+
+def build(context, cl_device, filename, defines, directory=None):
+    """Build clkernels/<filename> with -D defines for one device."""
+    directory = Path(directory) if directory else kernel_dir()
+    path = directory / filename
+    source = path.read_text()
+    options = define_options(defines) + ["-I", str(directory), "-cl-std=CL1.2"]
+    start = time.perf_counter()
+    try:
+        program = cl.Program(context, source).build(options=options, devices=[cl_device])
+    except cl.RuntimeError as err:  # pyopencl's message carries the full build log
+        raise KernelBuildError(path, options, str(err)) from None
+    if DEBUG:
+        print(f"[minitorch_cl] built {filename} {' '.join(define_options(defines))} "
+              f"in {1e3 * (time.perf_counter() - start):.0f} ms", file=sys.stderr)
+    return program
+
+
+def debug_launch(kernel, global_size, local_size):
+    if DEBUG:
+        print(f"[minitorch_cl] launch {kernel.function_name} global={global_size} local={local_size}",
+              file=sys.stderr)
