@@ -43,6 +43,10 @@ def as_dtype(x):
     raise TypeError(f"unsupported dtype {x!r}; minitorch_cl has {', '.join(d.name for d in ALL)}")
 
 
+def is_dtype_name(text):
+    return text in _BY_NAME
+
+
 def promote(a, b):
     return a if a.rank >= b.rank else b
 

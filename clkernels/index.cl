@@ -1,0 +1,43 @@
+/* Gather and scatter-add of rows along one axis of an (outer, rows, inner) contiguous view.
+ * index_select: out[o, j, i] = x[o, idx[j], i];  index_add: out[o, idx[j], i] += g[o, j, i].
+ * Out-of-range indices read as NaN and are skipped on scatter, so nothing reads past a buffer. */
+#include "common.h"
+
+#ifndef T
+#define T float
+#endif
+
+__kernel void index_select(const int outer, const int n_idx, const int inner, const int rows,
+                           __global const T *x, const int x_offset, __global const long *idx,
+                           const int idx_offset, __global T *out)
+{
+    int t = get_global_id(0);
+    if (t >= outer * n_idx * inner) return;
+    int i = t % inner, j = (t / inner) % n_idx, o = t / (inner * n_idx);
+    long r = idx[idx_offset + j];
+    if (r < 0) r += rows;
+    out[t] = (r >= 0 && r < rows) ? x[x_offset + ((long)o * rows + r) * inner + i] : (T)NAN;
+}
+
+/* float atomic add through a compare-and-swap loop on the bits (OpenCL 1.2 has no float atomics) */
+inline void atomic_add_float(volatile __global float *p, float v)
+{
+    union { unsigned int u; float f; } old, upd;
+    do {
+        old.f = *p;
+        upd.f = old.f + v;
+    } while (atomic_cmpxchg((volatile __global unsigned int *)p, old.u, upd.u) != old.u);
+}
+
+__kernel void index_add(const int outer, const int n_idx, const int inner, const int rows,
+                        __global const float *g, __global const long *idx, const int idx_offset,
+                        __global float *out)
+{
+    int t = get_global_id(0);
+    if (t >= outer * n_idx * inner) return;
+    int i = t % inner, j = (t / inner) % n_idx, o = t / (inner * n_idx);
+    long r = idx[idx_offset + j];
+    if (r < 0) r += rows;
+    if (r >= 0 && r < rows)
+        atomic_add_float(out + ((long)o * rows + r) * inner + i, g[t]);
+}

@@ -1,0 +1,119 @@
+/* Reductions over the middle axis of an (outer, R, inner) contiguous view:
+ * out[o, i] = reduce_r x[o, r, i]. reduce_serial runs one work-item per output (many outputs);
+ * reduce_group one work-group per output, with a tree in local memory (few, long outputs).
+ * -D OP=RED_SUM|RED_MAX|RED_MIN|RED_ARGMAX|RED_ARGMIN; T input/accumulator type, TO output type. */
+#include "common.h"
+
+#ifndef T
+#define T float
+#endif
+#ifndef ACC
+#define ACC T
+#endif
+#ifndef TO
+#define TO T
+#endif
+#ifndef WG
+#define WG 64
+#endif
+#define RED_SUM 1
+#define RED_MAX 2
+#define RED_MIN 3
+#define RED_ARGMAX 4
+#define RED_ARGMIN 5
+#ifndef OP
+#define OP RED_SUM
+#endif
+
+#if OP == RED_SUM
+#define ARG 0
+#define INIT(first) ((ACC)0)
+#define BETTER(x, best) 0
+#elif OP == RED_MAX || OP == RED_ARGMAX
+#define ARG (OP == RED_ARGMAX)
+#define BETTER(x, best) ((x) > (best) || (isnan((float)(x)) && !isnan((float)(best))))
+#else
+#define ARG (OP == RED_ARGMIN)
+#define BETTER(x, best) ((x) < (best) || (isnan((float)(x)) && !isnan((float)(best))))
+#endif
+
+/* Combine candidate (x, ix) into (best, bi); ties keep the lower index, like PyTorch. */
+#if OP == RED_SUM
+#define COMBINE(best, bi, x, ix) best += (x)
+#else
+#define COMBINE(best, bi, x, ix) \
+    if (BETTER(x, best) || ((x) == (best) && (ix) < (bi))) { best = (x); bi = (ix); }
+#endif
+
+inline void store(__global TO *out, __global long *index, int o, ACC best, long bi, const ACC scale)
+{
+#if ARG
+    index[o] = bi;
+#elif OP == RED_SUM
+    out[o] = (TO)(best * scale);
+#else
+    out[o] = (TO)best;
+#endif
+}
+
+__kernel void reduce_serial(const int outer, const int R, const int inner, const ACC scale,
+                            __global const T *x, const int x_offset,
+                            __global TO *out, __global long *index)
+{
+    int o = get_global_id(0);
+    if (o >= outer * inner) return;
+    int oi = o / inner, ii = o % inner;
+    __global const T *row = x + x_offset + (long)oi * R * inner + ii;
+#if OP == RED_SUM
+    ACC best = (ACC)0;
+#else
+    ACC best = (ACC)row[0];
+#endif
+    long bi = 0;
+    for (int r = (OP == RED_SUM ? 0 : 1); r < R; ++r) {
+        ACC v = (ACC)row[(long)r * inner];
+        COMBINE(best, bi, v, (long)r);
+    }
+    store(out, index, o, best, bi, scale);
+}
+
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void reduce_group(const int outer, const int R, const int inner, const ACC scale,
+                  __global const T *x, const int x_offset,
+                  __global TO *out, __global long *index)
+{
+    __local ACC vals[WG];
+    __local long idxs[WG];
+    int o = get_group_id(0), lid = get_local_id(0);
+    int oi = o / inner, ii = o % inner;
+    __global const T *row = x + x_offset + (long)oi * R * inner + ii;
+    ACC best;
+    long bi = lid;
+#if OP == RED_SUM
+    best = (ACC)0;
+    for (int r = lid; r < R; r += WG) best += (ACC)row[(long)r * inner];
+#else
+    best = (ACC)row[(long)min(lid, R - 1) * inner];
+    bi = min(lid, R - 1);
+    for (int r = lid + WG; r < R; r += WG) {
+        ACC v = (ACC)row[(long)r * inner];
+        COMBINE(best, bi, v, (long)r);
+    }
+#endif
+    vals[lid] = best;
+    idxs[lid] = bi;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (lid < s) {
+            ACC v = vals[lid + s];
+            long iv = idxs[lid + s];
+            best = vals[lid];
+            bi = idxs[lid];
+            COMBINE(best, bi, v, iv);
+            vals[lid] = best;
+            idxs[lid] = bi;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (lid == 0) store(out, index, o, vals[0], idxs[0], scale);
+}

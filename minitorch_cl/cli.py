@@ -1,0 +1,81 @@
+"""The `minitorch-cl` command: devices, info, bench."""
+import importlib
+import platform
+
+import click
+
+from . import device as device_mod
+
+
+@click.group()
+def main():
+    """minitorch_cl: deep learning on any OpenCL device."""
+
+
+def _mib(n):
+    return f"{n / 2 ** 20:.0f} MiB" if n < 2 ** 30 else f"{n / 2 ** 30:.1f} GiB"
+
+
+@main.command()
+def devices():
+    """List every OpenCL device with the spec that selects it."""
+    try:
+        devs = device_mod.devices()
+        if not devs:
+            raise device_mod.DeviceError(device_mod.NO_PLATFORM_HELP)
+    except device_mod.DeviceError as err:
+        raise click.ClickException(str(err))
+    default = device_mod.default_device()
+    rows = [("spec", "index", "platform (version)", "device", "type", "CUs", "global mem", "local mem",
+             "max WG", "fp16", "fp64")]
+    for d in devs:
+        cl = d.cl_device
+        rows.append((d.spec + (" *" if d == default else ""), f"cl:{d.ordinal}",
+                     f"{d.platform_name} ({d.platform_version})", d.name, d.type_name, str(cl.max_compute_units),
+                     _mib(cl.global_mem_size), _mib(cl.local_mem_size), str(d.max_work_group_size),
+                     "yes" if d.has_fp16 else "no", "yes" if d.has_fp64 else "no"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    click.echo(f"\n* the default device ({device_mod.ENV_VAR} overrides it)")
+
+
+@main.command()
+@click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
+def info(spec):
+    """Versions and the selected device."""
+    import numpy
+    import pyopencl
+
+    from . import __version__
+    click.echo(f"minitorch_cl {__version__}, pyopencl {pyopencl.VERSION_TEXT}, numpy {numpy.__version__}, "
+               f"Python {platform.python_version()}")
+    try:
+        d = device_mod.device(spec)
+    except device_mod.DeviceError as err:
+        raise click.ClickException(str(err))
+    click.echo(f"device {d.spec}: {d.name} on {d.platform_name} ({d.platform_version}), {d.type_name}")
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "attention", "transformer"]))
+@click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
+@click.option("--quick", is_flag=True, help="Fewer sizes and repeats (a smoke run).")
+def bench(name, spec, quick):
+    """Time minitorch_cl next to NumPy (and PyTorch when installed) in the same run."""
+    from .bench import format_table
+    try:
+        d = device_mod.device(spec)
+    except device_mod.DeviceError as err:
+        raise click.ClickException(str(err))
+    module = importlib.import_module(f"minitorch_cl.bench.{name}")
+    click.echo(f"# {name} on {d.spec}: {d.name} [{d.platform_name} {d.platform_version}]")
+    rows = module.run(d, quick=quick)
+    click.echo(format_table(rows))
+    note = getattr(module, "NOTE", "")
+    if note:
+        click.echo(note)
+
+
+if __name__ == "__main__":
+    main()
