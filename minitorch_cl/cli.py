@@ -4,7 +4,7 @@ import platform
 
 import click
 
-from . import device as device_mod
+from .device import ENV_VAR, NO_PLATFORM_HELP, DeviceError, default_device, device as resolve_device, devices as all_devices
 
 
 @click.group()
@@ -20,12 +20,12 @@ def _mib(n):
 def devices():
     """List every OpenCL device with the spec that selects it."""
     try:
-        devs = device_mod.devices()
+        devs = all_devices()
         if not devs:
-            raise device_mod.DeviceError(device_mod.NO_PLATFORM_HELP)
-    except device_mod.DeviceError as err:
+            raise DeviceError(NO_PLATFORM_HELP)
+    except DeviceError as err:
         raise click.ClickException(str(err))
-    default = device_mod.default_device()
+    default = default_device()
     rows = [("spec", "index", "platform (version)", "device", "type", "CUs", "global mem", "local mem",
              "max WG", "fp16", "fp64")]
     for d in devs:
@@ -37,7 +37,7 @@ def devices():
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-    click.echo(f"\n* the default device ({device_mod.ENV_VAR} overrides it)")
+    click.echo(f"\n* the default device ({ENV_VAR} overrides it)")
 
 
 @main.command()
@@ -51,8 +51,8 @@ def info(spec):
     click.echo(f"minitorch_cl {__version__}, pyopencl {pyopencl.VERSION_TEXT}, numpy {numpy.__version__}, "
                f"Python {platform.python_version()}")
     try:
-        d = device_mod.device(spec)
-    except device_mod.DeviceError as err:
+        d = resolve_device(spec)
+    except DeviceError as err:
         raise click.ClickException(str(err))
     click.echo(f"device {d.spec}: {d.name} on {d.platform_name} ({d.platform_version}), {d.type_name}")
 
@@ -65,8 +65,8 @@ def bench(name, spec, quick):
     """Time minitorch_cl next to NumPy (and PyTorch when installed) in the same run."""
     from .bench import format_table
     try:
-        d = device_mod.device(spec)
-    except device_mod.DeviceError as err:
+        d = resolve_device(spec)
+    except DeviceError as err:
         raise click.ClickException(str(err))
     module = importlib.import_module(f"minitorch_cl.bench.{name}")
     click.echo(f"# {name} on {d.spec}: {d.name} [{d.platform_name} {d.platform_version}]")

@@ -355,10 +355,8 @@ def _ops():
 def _infer_dtype(arr):
     if arr.dtype == np.bool_:
         return dtypes.bool_
-    if arr.dtype.kind in "iu":
-        return dtypes.int64
-    if arr.dtype.kind == "f":
-        return dtypes.float16 if arr.dtype == np.float16 else dtypes.float32
+    if arr.dtype.kind in "iuf":
+        return dtypes.as_dtype(arr.dtype)  # int32 stays int32; float64 becomes float32
     if arr.dtype == object:
         raise TypeError("could not build a tensor from ragged or non-numeric data")
     raise TypeError(f"unsupported data type {arr.dtype}")

@@ -1,4 +1,5 @@
 """Reductions: sum, mean, max, min over one dim, several dims or all; argmax/argmin."""
+import builtins
 from collections import namedtuple
 
 from .. import backend, dtypes, layout
@@ -54,7 +55,7 @@ def var(x, dim=None, unbiased=True, keepdim=False, correction=None):
     count = layout.numel([x.shape[d] for d in dims])
     ddof = (1 if unbiased else 0) if correction is None else correction
     centered = x - mean(x, dims, keepdim=True)
-    return sum(centered * centered, dims, keepdim=keepdim) / max(count - ddof, 0)
+    return sum(centered * centered, dims, keepdim=keepdim) / builtins.max(count - ddof, 0)
 
 
 def std(x, dim=None, unbiased=True, keepdim=False, correction=None):

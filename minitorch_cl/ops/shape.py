@@ -194,7 +194,7 @@ def _expand_index(x, index):
             out.extend([slice(None)] * (x.ndim - n_real))
         else:
             out.append(i)
-    if Ellipsis not in index:
+    if not any(i is Ellipsis for i in index):
         out.extend([slice(None)] * (x.ndim - n_real))
     return out
 
