@@ -50,12 +50,10 @@ class Device:
 
     @property
     def type_name(self):
-        t = self.cl_device.type
-        for flag, label in ((cl.device_type.GPU, "GPU"), (cl.device_type.CPU, "CPU"),
-                            (cl.device_type.ACCELERATOR, "ACCEL")):
-            if t & flag:
-                return label
-        return "OTHER"
+        # A simulator such as Oclgrind sets every type bit; only a single clear kind counts.
+        t = self.cl_device.type & (cl.device_type.GPU | cl.device_type.CPU | cl.device_type.ACCELERATOR)
+        return {cl.device_type.GPU: "GPU", cl.device_type.CPU: "CPU",
+                cl.device_type.ACCELERATOR: "ACCEL"}.get(t, "OTHER")
 
     @property
     def is_cpu(self):

@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+from helpers import check
+
+
+def _mm_grad(inputs, w, i):
+    """Analytic float64 gradient of sum(matmul(a, b) * w), summed over broadcast batch dims."""
+    a, b = inputs
+    a2 = a[None] if a.ndim == 1 else a
+    b2 = b[:, None] if b.ndim == 1 else b
+    w2 = w.reshape(np.matmul(a2, b2).shape)
+    g = w2 @ np.swapaxes(b2, -1, -2) if i == 0 else np.swapaxes(a2, -1, -2) @ w2
+    target = a2 if i == 0 else b2
+    while g.ndim > target.ndim:
+        g = g.sum(0)
+    for d in range(g.ndim - 2):
+        if target.shape[d] == 1:
+            g = g.sum(d, keepdims=True)
+    return g.reshape((a if i == 0 else b).shape)
+
+
+@pytest.mark.parametrize("shapes", [
+    ((7,), (7,)), ((33,), (33, 5)), ((4, 65), (65,)), ((1, 1), (1, 1)), ((7, 33), (33, 65)),
+    ((127, 65), (65, 1)), ((257, 7), (7, 33)), ((3, 7, 5), (3, 5, 9)), ((2, 1, 7, 5), (3, 5, 4)),
+    ((5, 8), (2, 3, 8, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2)),
+])
+def test_matmul_values_and_grads(dev, rng, shapes):
+    a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
+    check(dev, lambda x, y: x @ y, np.matmul, a, b, rtol=1e-4, atol=1e-4, np_grad=_mm_grad)
+
+
+@pytest.mark.parametrize("view", ["aT", "bT", "both", "slice"])
+def test_matmul_reads_views(dev, rng, view):
+    a, b = rng.standard_normal((33, 7)), rng.standard_normal((7, 65))
+    if view == "aT":
+        check(dev, lambda x, y: x.T @ y, lambda x, y: x.T @ y, rng.standard_normal((7, 33)), b, rtol=1e-4,
+              atol=1e-4, grad=False)
+    elif view == "bT":
+        check(dev, lambda x, y: x @ y.T, lambda x, y: x @ y.T, a, rng.standard_normal((65, 7)), rtol=1e-4,
+              atol=1e-4, grad=False)
+    elif view == "both":
+        check(dev, lambda x, y: x.T @ y.T, lambda x, y: x.T @ y.T, rng.standard_normal((7, 33)),
+              rng.standard_normal((65, 7)), rtol=1e-4, atol=1e-4, grad=False)
+    else:
+        check(dev, lambda x, y: x @ y, lambda x, y: x @ y, a, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+def test_large_odd_matmul(dev, rng):
+    a, b = rng.standard_normal((257, 127)).astype(np.float32), rng.standard_normal((127, 129)).astype(np.float32)
+    got = (mt.tensor(a, device=dev) @ mt.tensor(b, device=dev)).numpy()
+    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_matmul_shape_errors_name_both_shapes(dev):
+    with pytest.raises(ValueError, match=r"\(3, 4\).*\(5, 2\)"):
+        mt.zeros(3, 4, device=dev) @ mt.zeros(5, 2, device=dev)
+    with pytest.raises(ValueError, match=r"\(2, 3, 4\).*\(5, 4, 2\)"):
+        mt.zeros(2, 3, 4, device=dev) @ mt.zeros(5, 4, 2, device=dev)
+    with pytest.raises(TypeError, match="float32"):
+        mt.zeros(2, 2, dtype=mt.int64, device=dev) @ mt.zeros(2, 2, dtype=mt.int64, device=dev)
+
+
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_fused_epilogue(dev, rng, relu, bias):
+    x, w, b = rng.standard_normal((2, 5, 33)), rng.standard_normal((7, 33)), rng.standard_normal((7,))
+
+    def ref(x, w, b=None):
+        y = x @ w.T + (b if b is not None else 0)
+        return np.maximum(y, 0) if relu else y
+
+    args = (x, w, b) if bias else (x, w)
+    check(dev, lambda x, w, b=None: mt.nn.functional.linear(x, w, b, relu=relu), ref, *args, rtol=1e-4, atol=1e-4)
