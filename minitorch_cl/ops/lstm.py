@@ -1,1 +1,178 @@
-__all__ = []
+"""LSTM: one Function per layer and direction runs the whole sequence (one big input GEMM, then per
+step a recurrent GEMM into the gate slice and one fused cell kernel); backward mirrors it and does
+the weight gradients as single big GEMMs after the time loop. Gate order i, f, g, o (PyTorch's)."""
+import numpy as np
+
+from .. import dtypes
+from ..autograd import Function
+from ..backend import MAP_LOCAL
+from ..tensor import Tensor, empty, zeros
+from .dropout import dropout
+from .matmul import gemm_into
+from .shape import cat, stack
+
+__all__ = ["lstm", "lstm_cell"]
+
+_i32 = np.int32
+VW = 8  # columns per work item in lstm.cl
+
+
+def _cells(B, H):
+    """Global size of a cell kernel: one work item per VW-column block of each of the B rows."""
+    return (B * -(-H // VW),)
+
+
+def _steps(x):
+    """x[t] for every t as plain views, built directly: getitem's generality costs ~70 us a call."""
+    n, shape, strides = x.strides[0], x.shape[1:], x.strides[1:]
+    return [Tensor(x.buffer, shape, strides, x.offset + t * n, x.dtype, x.device) for t in range(x.shape[0])]
+
+
+def _column_sums(x, chunk=16):
+    """x (R, N) contiguous -> (N,): per-chunk partial sums, then the sum of the chunks."""
+    R, N = x.shape
+    dev = x.device
+    k = dev.kernel("lstm.cl", "lstm_bias_bwd")
+    n_chunks = -(-R // chunk)
+    part = empty(n_chunks, N, device=dev)
+    out = empty(N, device=dev)
+    blocks = -(-N // VW)
+    dev.launch(k, (n_chunks * blocks,), (MAP_LOCAL,), _i32(R), _i32(N), _i32(chunk), x.buffer, part.buffer)
+    dev.launch(k, (blocks,), (MAP_LOCAL,), _i32(n_chunks), _i32(N), _i32(n_chunks), part.buffer, out.buffer)
+    return out
+
+
+class LSTMLayer(Function):
+    """x (T, B, I), h0 and c0 (B, H) -> output (T, B, H), h_n (B, H), c_n (B, H)."""
+
+    @staticmethod
+    def forward(ctx, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse):
+        T, B, I = x.shape
+        H = w_hh.shape[1]
+        dev = x.device
+        BH, BG = B * H, B * 4 * H
+        x2 = x.contiguous().reshape(T * B, I)
+        h0, c0 = h0.contiguous(), c0.contiguous()
+        gates = empty(T, B, 4 * H, device=dev)  # pre-activations, then activations (kept for backward)
+        bias = b_ih + b_hh if b_ih is not None else None
+        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias, bias_mode=0 if bias is None else 1)
+        out = empty(T, B, H, device=dev)
+        cs = empty(T, B, H, device=dev)
+        cell = dev.kernel("lstm.cl", "lstm_cell_fwd")
+        w_hh_t = w_hh.T
+        gates_t, out_t, size = _steps(gates), _steps(out), _cells(B, H)
+        steps = range(T - 1, -1, -1) if reverse else range(T)
+        h_prev, c_buf, c_off = h0, c0.buffer, c0.offset
+        for t in steps:
+            gemm_into(gates_t[t], h_prev, w_hh_t, accumulate=True)  # (B, H) @ (H, 4H) added to x-projection
+            dev.launch(cell, size, (MAP_LOCAL,), _i32(B), _i32(H), c_buf, _i32(c_off),
+                       gates.buffer, _i32(t * BG), cs.buffer, _i32(t * BH), out.buffer, _i32(t * BH))
+            h_prev, c_buf, c_off = out_t[t], cs.buffer, t * BH
+        last = steps[-1]
+        ctx.save_for_backward(x2, h0, c0, w_ih, w_hh, gates, cs, out)
+        ctx.meta = (T, B, I, H, reverse, b_ih is not None)
+        return out, out[last], cs[last]
+
+    @staticmethod
+    def backward(ctx, d_out, d_hn, d_cn):
+        x2, h0, c0, w_ih, w_hh, gates, cs, out = ctx.saved_tensors
+        T, B, I, H, reverse, has_bias = ctx.meta
+        need = ctx.needs_input_grad
+        dev = x2.device
+        BH, BG = B * H, B * 4 * H
+        d_out = d_out.contiguous()
+        dh = d_hn.contiguous().clone()  # grad reaching h_t from step t+1; each step's GEMM overwrites it
+        dc = d_cn.contiguous().clone()  # grad of c_t, updated in place by the cell kernel
+        dgates = empty(T, B, 4 * H, device=dev)
+        cell = dev.kernel("lstm.cl", "lstm_cell_bwd")
+        first = T - 1 if reverse else 0  # the step that read h0 and c0
+        dgates_t, size = _steps(dgates), _cells(B, H)
+        steps = range(T) if reverse else range(T - 1, -1, -1)
+        for t in steps:
+            prev = t + 1 if reverse else t - 1
+            c_buf, c_off = (c0.buffer, c0.offset) if t == first else (cs.buffer, prev * BH)
+            dev.launch(cell, size, (MAP_LOCAL,), _i32(B), _i32(H), gates.buffer, _i32(t * BG),
+                       cs.buffer, _i32(t * BH), c_buf, _i32(c_off), d_out.buffer, _i32(d_out.offset + t * BH),
+                       dh.buffer, dc.buffer, dgates.buffer, _i32(t * BG))
+            if t != first or need[1]:
+                gemm_into(dh, dgates_t[t], w_hh)  # (B, 4H) @ (4H, H): grad of h_{t-1}
+        dg2 = dgates.reshape(T * B, 4 * H)
+        dx = gemm_into(empty(T * B, I, device=dev), dg2, w_ih).reshape(T, B, I) if need[0] else None
+        dw_ih = gemm_into(empty(4 * H, I, device=dev), dg2.T, x2) if need[3] else None
+        dw_hh = None
+        if need[4]:
+            dw_hh = empty(4 * H, H, device=dev)
+            if T > 1:  # every step but the first read h from the output of its previous step
+                dg_rest, h_rest = (dgates[:-1], out[1:]) if reverse else (dgates[1:], out[:-1])
+                gemm_into(dw_hh, dg_rest.reshape(-1, 4 * H).T, h_rest.reshape(-1, H))
+            gemm_into(dw_hh, dgates[first].T, h0, accumulate=T > 1)
+        db = _column_sums(dg2) if has_bias and (need[5] or need[6]) else None
+        return dx, dh if need[1] else None, dc if need[2] else None, dw_ih, dw_hh, db, db, None
+
+
+class LSTMCellFn(Function):
+    """Gate pre-activations (B, 4H) and c (B, H) -> h', c'."""
+
+    @staticmethod
+    def forward(ctx, gates_pre, c_prev):
+        B, H = c_prev.shape
+        dev = c_prev.device
+        gates = gates_pre.clone()
+        c_prev = c_prev.contiguous()
+        h, c = empty(B, H, device=dev), empty(B, H, device=dev)
+        dev.launch(dev.kernel("lstm.cl", "lstm_cell_fwd"), _cells(B, H), (MAP_LOCAL,), _i32(B), _i32(H),
+                   c_prev.buffer, _i32(c_prev.offset), gates.buffer, _i32(0), c.buffer, _i32(0), h.buffer, _i32(0))
+        ctx.save_for_backward(gates, c, c_prev)
+        return h, c
+
+    @staticmethod
+    def backward(ctx, dh, dc):
+        gates, c, c_prev = ctx.saved_tensors
+        B, H = c.shape
+        dev = c.device
+        dh = dh.contiguous()
+        dc = dc.contiguous().clone()
+        no_rec = zeros(B, H, device=dev)
+        dgates = empty(B, 4 * H, device=dev)
+        dev.launch(dev.kernel("lstm.cl", "lstm_cell_bwd"), _cells(B, H), (MAP_LOCAL,), _i32(B), _i32(H),
+                   gates.buffer, _i32(0), c.buffer, _i32(0), c_prev.buffer, _i32(c_prev.offset),
+                   dh.buffer, _i32(dh.offset), no_rec.buffer, dc.buffer, dgates.buffer, _i32(0))
+        return dgates, dc
+
+
+def _check(x, *tensors):
+    for t in tensors:
+        if t is None:
+            continue
+        if t.device != x.device:
+            raise RuntimeError(f"lstm: input on {x.device.spec} but a tensor of shape {t.shape} on {t.device.spec}")
+        if t.dtype is not dtypes.float32:
+            raise TypeError(f"lstm supports float32, got {t.dtype!r} for a tensor of shape {t.shape}")
+
+
+def lstm(x, h0, c0, weights, num_layers, bidirectional=False, dropout_p=0.0, training=False):
+    """Multi-layer LSTM over x (T, B, I) with h0, c0 (L*D, B, H); weights is a list of
+    (w_ih, w_hh, b_ih, b_hh) per layer and direction. Returns output (T, B, D*H), h_n, c_n."""
+    _check(x, h0, c0, *[w for ws in weights for w in ws])
+    D = 2 if bidirectional else 1
+    hs, cs = [], []
+    for layer in range(num_layers):
+        outs = []
+        for d in range(D):
+            k = layer * D + d
+            out, h_n, c_n = LSTMLayer.apply(x, h0[k], c0[k], *weights[k], d == 1)
+            outs.append(out)
+            hs.append(h_n)
+            cs.append(c_n)
+        x = outs[0] if D == 1 else cat(outs, 2)
+        if dropout_p > 0 and training and layer < num_layers - 1:
+            x = dropout(x, dropout_p, True)
+    return x, stack(hs, 0), stack(cs, 0)
+
+
+def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
+    """One LSTM step: x (B, I), h and c (B, H) -> (h', c')."""
+    from .matmul import linear
+    _check(x, h, c, w_ih, w_hh, b_ih, b_hh)
+    gates = linear(x, w_ih, b_ih) + linear(h, w_hh, b_hh)  # (B, 4H)
+    return LSTMCellFn.apply(gates, c)

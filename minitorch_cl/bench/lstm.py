@@ -1,0 +1,63 @@
+"""nn.LSTM at the article's shape (sequence 100, batch 64, input 512, hidden 256): forward and
+forward+backward, next to PyTorch CPU in the same run when it is installed."""
+import numpy as np
+
+from . import median_time, torch_or_none
+
+NOTE = ("forward runs under no_grad; forward+backward is out.sum().backward() with weight and input grads. "
+        "ratio = minitorch_cl time / PyTorch time (lower is better).")
+
+
+def _ours(dev, T, B, I, H, repeats):
+    import minitorch_cl as mt
+    mt.manual_seed(0)
+    model = mt.nn.LSTM(I, H).to(dev)
+    x = mt.randn(T, B, I, device=dev)
+    xg = mt.randn(T, B, I, device=dev, requires_grad=True)
+
+    def forward():
+        with mt.no_grad():
+            model(x)
+
+    def train_step():
+        model.zero_grad()
+        out, _ = model(xg)
+        out.sum().backward()
+
+    return (median_time(forward, repeats, warmup=2, sync=dev.synchronize),
+            median_time(train_step, repeats, warmup=2, sync=dev.synchronize))
+
+
+def _torch(torch, T, B, I, H, repeats):
+    torch.manual_seed(0)
+    model = torch.nn.LSTM(I, H)
+    x = torch.randn(T, B, I)
+    xg = torch.randn(T, B, I, requires_grad=True)
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    def train_step():
+        model.zero_grad()
+        out, _ = model(xg)
+        out.sum().backward()
+
+    return median_time(forward, repeats, warmup=2), median_time(train_step, repeats, warmup=2)
+
+
+def run(dev, quick=False):
+    T, B, I, H = 100, 64, 512, 256
+    repeats = 3 if quick else 7
+    ours = _ours(dev, T, B, I, H, repeats)
+    torch = torch_or_none()
+    theirs = _torch(torch, T, B, I, H, repeats) if torch is not None else (None, None)
+    rows = []
+    for name, t_ours, t_torch in zip(("forward", "forward+backward"), ours, theirs):
+        row = {"pass": name, "shape (T,B,I,H)": f"{T},{B},{I},{H}", "minitorch_cl ms": 1e3 * t_ours,
+               "tokens/s": T * B / t_ours}
+        if t_torch is not None:
+            row.update({"pytorch cpu ms": 1e3 * t_torch, "pytorch tokens/s": T * B / t_torch,
+                        "ratio": t_ours / t_torch})
+        rows.append(row)
+    return rows

@@ -1,0 +1,84 @@
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+from minitorch_cl import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(5, 7), nn.ReLU(), nn.Dropout(0.5))
+        self.head = nn.Linear(7, 3, bias=False)
+        self.register_buffer("steps", mt.zeros(1))
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_registration_and_names(dev):
+    net = Net().to(dev)
+    names = [n for n, _ in net.named_parameters()]
+    assert names == ["body.0.weight", "body.0.bias", "head.weight"]
+    assert list(net.state_dict()) == ["steps", "body.0.weight", "body.0.bias", "head.weight"]  # torch order
+    assert [type(m).__name__ for m in net.children()] == ["Sequential", "Linear"]
+    assert len(list(net.modules())) == 6
+    assert net.head.bias is None
+    assert "(head): Linear(in_features=7, out_features=3, bias=False)" in repr(net)
+
+
+def test_linear_default_init_bounds(dev):
+    lin = nn.Linear(100, 50).to(dev)
+    w = lin.weight.detach().numpy()
+    bound = 1 / np.sqrt(100)
+    assert w.shape == (50, 100) and np.abs(w).max() <= bound and np.abs(w).max() > 0.8 * bound
+    assert abs(w.mean()) < 0.01
+
+
+def test_train_eval_switches_dropout(dev):
+    net = Net().to(dev)
+    x = mt.ones(4, 5, device=dev)
+    net.eval()
+    assert not net.body[2].training
+    np.testing.assert_array_equal(net(x).detach().numpy(), net(x).detach().numpy())
+    net.train()
+    assert net.body[2].training
+
+
+def test_state_dict_round_trip_with_numpy(dev):
+    a, b = Net().to(dev), Net().to(dev)
+    b.load_state_dict({k: v.numpy() for k, v in a.state_dict().items()})
+    for (_, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
+
+
+def test_load_state_dict_names_what_differs(dev):
+    net = Net().to(dev)
+    state = {k: v.numpy() for k, v in net.state_dict().items()}
+    state["head.weight"] = np.zeros((4, 7), np.float32)
+    del state["body.0.bias"]
+    state["extra"] = np.zeros(1)
+    with pytest.raises(KeyError) as err:
+        net.load_state_dict(state)
+    msg = str(err.value)
+    assert "body.0.bias" in msg and "extra" in msg and "head.weight" in msg and "(4, 7)" in msg and "(3, 7)" in msg
+
+
+def test_zero_grad_and_parameter_identity_after_to(dev):
+    net = Net()
+    params = list(net.parameters())
+    net.to(dev)
+    assert [id(p) for p in net.parameters()] == [id(p) for p in params]
+    net(mt.ones(2, 5, device=dev)).sum().backward()
+    assert all(p.grad is not None for p in net.parameters())
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_dropout_keeps_expectation(dev):
+    mt.manual_seed(0)
+    x = mt.ones(100000, device=dev)
+    y = nn.functional.dropout(x, 0.3).numpy()
+    kept = y != 0
+    assert abs(kept.mean() - 0.7) < 0.01
+    np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
