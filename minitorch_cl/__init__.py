@@ -12,6 +12,8 @@ from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, me
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)
 from .ops.matmul import bmm, matmul, mm
+from . import data, datasets, nn, optim
+from .serialization import load, save
 
 float = float32
 half = float16
@@ -19,4 +21,3 @@ long = int64
 int = int32
 
 __version__ = "0.1.0"
-from . import nn

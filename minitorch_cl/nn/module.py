@@ -191,7 +191,7 @@ class Module:
                 lines.append("unexpected keys: " + ", ".join(unexpected))
             if mismatched:
                 lines.append("shape mismatch: " + "; ".join(mismatched))
-            raise KeyError(f"error loading state_dict into {type(self).__name__}:\n  " + "\n  ".join(lines))
+            raise RuntimeError(f"error loading state_dict into {type(self).__name__}:\n  " + "\n  ".join(lines))
         with no_grad():
             for k, target in own.items():
                 if k in state_dict:

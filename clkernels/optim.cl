@@ -1,0 +1,54 @@
+/* Fused optimizer updates, one launch per parameter, following torch.optim's formulas.
+ * Scalars that depend on the step count (bias corrections) are computed on the host. */
+#include "common.h"
+
+/* SGD: d = g + wd * p; buf = first ? d : momentum * buf + (1 - dampening) * d;
+ * d = nesterov ? d + momentum * buf : buf (when momentum != 0); p -= lr * d. */
+__kernel void sgd_step(int n, float lr, float momentum, float dampening, float weight_decay,
+                       int nesterov, int first, __global const float *g, __global float *p,
+                       __global float *buf)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float d = g[i];
+    if (weight_decay != 0.0f)
+        d += weight_decay * p[i];
+    if (momentum != 0.0f) {
+        const float b = first ? d : momentum * buf[i] + (1.0f - dampening) * d;
+        buf[i] = b;
+        d = nesterov ? d + momentum * b : b;
+    }
+    p[i] -= lr * d;
+}
+
+/* Adam / AdamW (decoupled when decoupled != 0):
+ *   AdamW: p *= 1 - lr * wd;  Adam: g += wd * p
+ *   m = b1 * m + (1 - b1) * g;  v = b2 * v + (1 - b2) * g * g;  (amsgrad: vmax = max(vmax, v))
+ *   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps),  step_size = lr / (1 - b1^t). */
+__kernel void adam_step(int n, float lr, float beta1, float beta2, float eps, float weight_decay,
+                        int decoupled, int amsgrad, float step_size, float bc2_sqrt,
+                        __global const float *g, __global float *p, __global float *m,
+                        __global float *v, __global float *vmax)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    float gi = g[i], pi = p[i];
+    if (weight_decay != 0.0f) {
+        if (decoupled)
+            pi *= 1.0f - lr * weight_decay;
+        else
+            gi += weight_decay * pi;
+    }
+    const float mi = m[i] + (gi - m[i]) * (1.0f - beta1);  /* torch's lerp */
+    const float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float vd = vi;
+    if (amsgrad) {
+        vd = fmax(vmax[i], vi);
+        vmax[i] = vd;
+    }
+    p[i] = pi - step_size * mi / (sqrt(vd) / bc2_sqrt + eps);
+}

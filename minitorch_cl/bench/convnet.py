@@ -1,0 +1,94 @@
+"""One training step (forward, backward, SGD step) of the article's CIFAR-10 ConvNet at batch 64,
+here and (when installed) in PyTorch on the CPU, timed in the same run."""
+import numpy as np
+
+from . import median_time, torch_or_none
+
+NOTE = ("ConvNet: Conv(3->32,k3,p1)-ReLU-MaxPool2-Conv(32->64,k3,p1)-ReLU-MaxPool2-Linear(4096->512)-ReLU-"
+        "Linear(512->10), CrossEntropyLoss, SGD(lr=0.001, momentum=0.9); inputs (64, 3, 32, 32). "
+        "Medians of timed repeats after warm-up; 'ratio' is this engine's time over PyTorch CPU's.")
+
+BATCH = 64
+
+
+def _mt_step(dev):
+    import minitorch_cl as mt
+    from minitorch_cl import nn
+    from minitorch_cl.nn import functional as F
+    from minitorch_cl.optim import SGD
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)
+            self.pool = nn.MaxPool2d(2, 2)
+            self.fc1, self.fc2 = nn.Linear(64 * 8 * 8, 512), nn.Linear(512, 10)
+
+        def forward(self, x):
+            x = self.pool(F.relu(self.conv1(x)))
+            x = self.pool(F.relu(self.conv2(x)))
+            return self.fc2(F.relu(self.fc1(mt.flatten(x, 1))))
+
+    mt.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = Net().to(dev)
+    opt = SGD(model.parameters(), lr=0.001, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    x = mt.tensor(rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32), device=dev)
+    y = mt.tensor(rng.integers(0, 10, BATCH), device=dev)
+
+    def forward():
+        with mt.no_grad():
+            model(x)
+
+    def fwd_bwd():
+        opt.zero_grad()
+        criterion(model(x), y).backward()
+
+    def step():
+        fwd_bwd()
+        opt.step()
+
+    return {"forward": forward, "forward+backward": fwd_bwd, "train step": step}
+
+
+def _torch_step(torch):
+    nn = torch.nn
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, 2), nn.Flatten(),
+                          nn.Linear(4096, 512), nn.ReLU(), nn.Linear(512, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    criterion = nn.CrossEntropyLoss()
+    x = torch.randn(BATCH, 3, 32, 32)
+    y = torch.randint(0, 10, (BATCH,))
+
+    def forward():
+        with torch.no_grad():
+            model(x)
+
+    def fwd_bwd():
+        opt.zero_grad()
+        criterion(model(x), y).backward()
+
+    def step():
+        fwd_bwd()
+        opt.step()
+
+    return {"forward": forward, "forward+backward": fwd_bwd, "train step": step}
+
+
+def run(dev, quick=False):
+    repeats, warmup = (3, 2) if quick else (11, 3)
+    ours = _mt_step(dev)
+    torch = torch_or_none()
+    theirs = _torch_step(torch) if torch is not None else {}
+    rows = []
+    for name, fn in ours.items():
+        t = median_time(fn, repeats, warmup, sync=dev.synchronize)
+        row = {"phase": name, "minitorch_cl ms": 1e3 * t, "img/s": BATCH / t}
+        if name in theirs:
+            tt = median_time(theirs[name], repeats, warmup)
+            row.update({"PyTorch CPU ms": 1e3 * tt, "PyTorch img/s": BATCH / tt, "ratio": t / tt})
+        rows.append(row)
+    return rows

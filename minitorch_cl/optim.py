@@ -1,0 +1,211 @@
+"""torch.optim's SGD, Adam and AdamW: param_groups, state, state_dict; every update is one fused
+kernel launch per parameter (clkernels/optim.cl) with torch.optim's exact formulas."""
+import copy
+import math
+
+import numpy as np
+
+from . import backend, dtypes
+from .autograd import no_grad
+from .tensor import Tensor, zeros_like
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+
+
+class Optimizer:
+    """Holds param_groups (lists of parameters with their hyper-parameters) and per-parameter state."""
+
+    def __init__(self, params, defaults):
+        self.defaults = dict(defaults)
+        self.state = {}
+        self.param_groups = []
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for g in groups:
+            self.add_param_group(g)
+
+    def add_param_group(self, group):
+        """Add a dict with 'params' and optional per-group hyper-parameters."""
+        group = dict(group)
+        params = group["params"]
+        group["params"] = [params] if isinstance(params, Tensor) else list(params)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize tensors, got {type(p).__name__}")
+            if not p.dtype.is_floating or p.dtype is not dtypes.float32:
+                raise TypeError(f"optimizer supports float32 parameters, got {p.dtype!r} of shape {p.shape}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]):
+            raise ValueError("some parameters appear in more than one parameter group")
+        for k, v in self.defaults.items():
+            group.setdefault(k, v)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none=True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if set_to_none:
+                    p.grad = None
+                elif p.grad is not None:
+                    p.grad.zero_()
+
+    def _params_with_grad(self, group):
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            if not p.is_contiguous() or p.offset:
+                raise ValueError(f"optimizer needs contiguous parameters; got one of shape {p.shape} with "
+                                 f"strides {p.strides}")
+            g = p.grad
+            if not g.is_contiguous() or g.offset:
+                g = g.contiguous().clone()
+            if g.device != p.device or tuple(g.shape) != tuple(p.shape):
+                raise RuntimeError(f"gradient of shape {g.shape} on {g.device.spec} does not match its "
+                                   f"parameter of shape {p.shape} on {p.device.spec}")
+            yield p, g
+
+    def state_dict(self):
+        """{'state': {index: {...}}, 'param_groups': [{..., 'params': [index, ...]}]}, as torch.optim."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = [index.setdefault(id(p), len(index)) for p in group["params"]]
+            groups.append(packed)
+        params = [p for g in self.param_groups for p in g["params"]]
+        state = {index[id(p)]: dict(self.state[p]) for p in params if p in self.state}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyper-parameters and state saved by state_dict() (tensors or NumPy arrays)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(groups)} parameter groups, this optimizer has "
+                             f"{len(self.param_groups)}")
+        for saved, own in zip(groups, self.param_groups):
+            if len(saved["params"]) != len(own["params"]):
+                raise ValueError(f"a loaded parameter group has {len(saved['params'])} parameters, this "
+                                 f"optimizer's has {len(own['params'])}")
+        self.state = {}
+        for saved, own in zip(groups, self.param_groups):
+            for k, v in saved.items():
+                if k != "params":
+                    own[k] = copy.deepcopy(v)
+            for idx, p in zip(saved["params"], own["params"]):
+                entry = state_dict["state"].get(idx, state_dict["state"].get(str(idx)))
+                if entry is not None:
+                    self.state[p] = {k: _state_value(v, p, k) for k, v in entry.items()}
+
+    def step(self, closure=None):
+        raise NotImplementedError
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, g in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(g.items()) if k != "params"]
+        return "\n".join(lines + [")"])
+
+
+def _state_value(v, p, key):
+    """A saved state entry on p's device: buffers become tensors shaped like p, scalars stay scalars."""
+    if isinstance(v, Tensor) or isinstance(v, np.ndarray) and v.ndim > 0:
+        from .tensor import tensor
+        arr = v if isinstance(v, Tensor) else tensor(v, dtype=p.dtype, device=p.device)
+        if tuple(arr.shape) != tuple(p.shape):
+            raise ValueError(f"optimizer state {key!r} of shape {tuple(arr.shape)} does not match its parameter "
+                             f"of shape {p.shape}")
+        return arr.to(p.device).clone()
+    return v.item() if isinstance(v, np.ndarray) else v
+
+
+def _launch(p, name, *args):
+    dev = p.device
+    n = p.numel()
+    if n:
+        dev.launch(dev.kernel("optim.cl", name), (n,), (backend.MAP_LOCAL,), np.int32(n), *args)
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: momentum, dampening, Nesterov and (coupled) weight decay."""
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False):
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"invalid SGD hyper-parameters lr={lr}, momentum={momentum}, "
+                             f"weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        if maximize:
+            raise NotImplementedError("SGD(maximize=True) is not implemented")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      weight_decay=weight_decay, nesterov=nesterov, maximize=False))
+
+    @no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            momentum = group["momentum"]
+            for p, g in self._params_with_grad(group):
+                state = self.state.setdefault(p, {})
+                buf = state.get("momentum_buffer")
+                first = buf is None
+                if momentum != 0 and first:
+                    buf = state["momentum_buffer"] = zeros_like(p)  # the kernel writes d into it
+                _launch(p, "sgd_step", np.float32(group["lr"]), np.float32(momentum),
+                        np.float32(group["dampening"]), np.float32(group["weight_decay"]),
+                        np.int32(bool(group["nesterov"])), np.int32(first), g.buffer, p.buffer,
+                        (buf if buf is not None else p).buffer)
+                if momentum == 0:
+                    state["momentum_buffer"] = None
+        return loss
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (weight decay added to the gradient); amsgrad supported."""
+    _decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 maximize=False):
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"invalid {type(self).__name__} hyper-parameters lr={lr}, betas={betas}, "
+                             f"eps={eps}, weight_decay={weight_decay}")
+        if maximize:
+            raise NotImplementedError(f"{type(self).__name__}(maximize=True) is not implemented")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad, maximize=False))
+
+    @no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            amsgrad = bool(group["amsgrad"])
+            for p, g in self._params_with_grad(group):
+                state = self.state.setdefault(p, {})
+                if not state:
+                    state["step"] = 0.0
+                    state["exp_avg"], state["exp_avg_sq"] = zeros_like(p), zeros_like(p)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                step_size = group["lr"] / (1 - beta1 ** t)
+                bc2_sqrt = math.sqrt(1 - beta2 ** t)
+                vmax = state.get("max_exp_avg_sq", state["exp_avg_sq"])
+                _launch(p, "adam_step", np.float32(group["lr"]), np.float32(beta1), np.float32(beta2),
+                        np.float32(group["eps"]), np.float32(group["weight_decay"]), np.int32(self._decoupled),
+                        np.int32(amsgrad), np.float32(step_size), np.float32(bc2_sqrt), g.buffer, p.buffer,
+                        state["exp_avg"].buffer, state["exp_avg_sq"].buffer, vmax.buffer)
+        return loss
+
+
+class AdamW(Adam):
+    """torch.optim.AdamW: Adam with decoupled weight decay (p *= 1 - lr * weight_decay)."""
+    _decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)

@@ -1,0 +1,142 @@
+"""SGD / Adam / AdamW against NumPy float64 versions of torch.optim's update formulas."""
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+from minitorch_cl import optim
+
+
+def np_sgd(p, grads, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    p, buf = p.copy(), None
+    for g in grads:
+        d = g + weight_decay * p
+        if momentum:
+            buf = d.copy() if buf is None else momentum * buf + (1 - dampening) * d
+            d = d + momentum * buf if nesterov else buf
+        p = p - lr * d
+    return p
+
+
+def np_adam(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, decoupled=False):
+    p = p.copy()
+    m, v, vmax = np.zeros_like(p), np.zeros_like(p), np.zeros_like(p)
+    b1, b2 = betas
+    for t, g in enumerate(grads, 1):
+        if decoupled:
+            p = p * (1 - lr * weight_decay)
+        else:
+            g = g + weight_decay * p
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        vmax = np.maximum(vmax, v)
+        denom = np.sqrt(vmax if amsgrad else v) / np.sqrt(1 - b2 ** t) + eps
+        p = p - lr / (1 - b1 ** t) * m / denom
+    return p
+
+
+def _run(dev, opt_cls, p0, grads, **kw):
+    p = mt.nn.Parameter(mt.tensor(p0, dtype=mt.float32, device=dev))
+    opt = opt_cls([p], **kw)
+    for g in grads:
+        opt.zero_grad()
+        p.grad = mt.tensor(g, dtype=mt.float32, device=dev)
+        opt.step()
+    return p.detach().numpy(), opt, p
+
+
+def _data(rng, shape=(33, 7), steps=5):
+    p0 = rng.standard_normal(shape).astype(np.float32).astype(np.float64)
+    grads = [rng.standard_normal(shape).astype(np.float32).astype(np.float64) for _ in range(steps)]
+    return p0, grads
+
+
+@pytest.mark.parametrize("kw", [
+    dict(lr=0.1),
+    dict(lr=0.05, momentum=0.9),
+    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.1),
+])
+def test_sgd(dev, rng, kw):
+    p0, grads = _data(rng)
+    got, _, _ = _run(dev, optim.SGD, p0, grads, **kw)
+    np.testing.assert_allclose(got, np_sgd(p0, grads, **kw), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("cls,kw", [
+    (optim.Adam, dict(lr=0.01)),
+    (optim.Adam, dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1, amsgrad=True)),
+    (optim.AdamW, dict(lr=0.01)),
+    (optim.AdamW, dict(lr=0.03, weight_decay=0.2, eps=1e-6, amsgrad=True)),
+])
+def test_adam(dev, rng, cls, kw):
+    p0, grads = _data(rng, (65,), steps=6)
+    got, _, _ = _run(dev, cls, p0, grads, **kw)
+    decoupled = cls is optim.AdamW
+    if decoupled:
+        kw = dict(kw, weight_decay=kw.get("weight_decay", 1e-2))
+    np.testing.assert_allclose(got, np_adam(p0, grads, decoupled=decoupled, **kw), rtol=1e-5, atol=1e-6)
+
+
+def test_skips_params_without_grad_and_param_groups(dev, rng):
+    a = mt.nn.Parameter(mt.ones(3, device=dev))
+    b = mt.nn.Parameter(mt.ones(3, device=dev))
+    c = mt.nn.Parameter(mt.ones(3, device=dev))
+    opt = optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.5}], lr=0.1)
+    a.grad = mt.ones(3, device=dev)
+    b.grad = mt.ones(3, device=dev)
+    opt.step()
+    np.testing.assert_allclose(a.detach().numpy(), 0.9)
+    np.testing.assert_allclose(b.detach().numpy(), 0.5)
+    opt.add_param_group({"params": c, "lr": 0.2})
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None
+    opt.step()  # nothing has a gradient: nothing moves
+    np.testing.assert_allclose(c.detach().numpy(), 1.0)
+    with pytest.raises(ValueError, match="more than one"):
+        opt.add_param_group({"params": [a]})
+
+
+@pytest.mark.parametrize("cls,kw", [(optim.SGD, dict(lr=0.05, momentum=0.9)), (optim.AdamW, dict(lr=0.01))])
+def test_state_dict_round_trip(dev, rng, cls, kw):
+    """Stopping after 3 steps, restoring into a fresh optimizer and doing 3 more equals 6 in a row."""
+    p0, grads = _data(rng, steps=6)
+    straight, _, _ = _run(dev, cls, p0, grads, **kw)
+    half, opt, _ = _run(dev, cls, p0, grads[:3], **kw)
+    state = opt.state_dict()
+    assert sorted(state) == ["param_groups", "state"] and state["param_groups"][0]["params"] == [0]
+    p = mt.nn.Parameter(mt.tensor(half, device=dev))
+    opt2 = cls([p], lr=123.0)
+    opt2.load_state_dict(state)
+    assert opt2.param_groups[0]["lr"] == kw["lr"]
+    for g in grads[3:]:
+        p.grad = mt.tensor(g, dtype=mt.float32, device=dev)
+        opt2.step()
+    np.testing.assert_allclose(p.detach().numpy(), straight, rtol=1e-6, atol=1e-7)
+
+
+def test_against_torch(dev, rng):
+    torch = pytest.importorskip("torch")
+    p0, grads = _data(rng, steps=4)
+    for cls, tcls, kw in [(optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
+                          (optim.Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
+                          (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, amsgrad=True))]:
+        got, _, _ = _run(dev, cls, p0, grads, **kw)
+        tp = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float32))
+        topt = tcls([tp], **kw)
+        for g in grads:
+            tp.grad = torch.tensor(g, dtype=torch.float32)
+            topt.step()
+        np.testing.assert_allclose(got, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_errors(dev):
+    p = mt.nn.Parameter(mt.ones(2, device=dev))
+    with pytest.raises(ValueError, match="empty"):
+        optim.SGD([], lr=0.1)
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD([p], lr=0.1, nesterov=True)
+    with pytest.raises(TypeError, match="int64"):
+        optim.Adam([mt.ones(2, dtype=mt.int64, device=dev)])
+    opt = optim.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match="parameter groups"):
+        opt.load_state_dict({"state": {}, "param_groups": []})
