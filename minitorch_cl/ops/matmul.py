@@ -2,6 +2,7 @@
 transposed operands are passed to it as strides, never copied."""
 from .. import dtypes, layout
 from ..autograd import Function
+from ..gemm import gemm
 from ..tensor import Tensor, empty
 
 
@@ -38,7 +39,6 @@ def gemm_into(out, a, b, bias=None, bias_mode=0, relu=False, accumulate=False):
     a, ta, lda, sa = _operand(a, batch_shape)
     b, tb, ldb, sb = _operand(b, batch_shape)
     bias_buf, bias_off = (bias.buffer, bias.offset) if bias is not None else (out.buffer, 0)
-    from ..gemm import gemm  # TODO(lead): top-level import once gemm.py lands
     gemm(out.device, M, N, K, a.buffer, b.buffer, out.buffer, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=max(N, 1),
          off_a=a.offset, off_b=b.offset, off_c=out.offset, batch=layout.numel(batch_shape),
          batch_a=sa, batch_b=sb, batch_c=M * N, bias=bias_buf, off_bias=bias_off, bias_mode=bias_mode,

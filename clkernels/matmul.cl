@@ -1,0 +1,221 @@
+/* GEMM: C[z] (=|+=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, driven by minitorch_cl/gemm.py.
+ *
+ *   gemm_pack    copies op(A), or op(B) transposed, into zero-padded panels laid out (panel, k, W),
+ *                so that the CPU kernel reads both operands contiguously and never past an edge.
+ *   gemm_packed  the CPU kernel: each work-item computes an MR x NR block of C (NR = 8*NV) in
+ *                float8 registers from one A panel and one B panel.
+ *   gemm_tiled   the GPU kernel: TM x TN tile of C per work-group, staged through local memory
+ *                TK at a time, each work-item computing a WM x WN register block. Reads A and B
+ *                straight through runtime strides and guards every edge.
+ *
+ * Transposes are runtime strides: op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn].
+ * The epilogue is runtime too (it runs once per element of C, outside the hot loop):
+ *   C = relu?( (accumulate ? C : 0) + product + bias ), bias_mode 0 none, 1 bias[n], 2 bias[m].
+ * Only tile shapes are -D options, each with a default below so the file compiles alone. */
+#include "common.h"
+
+#ifndef MR
+#define MR 6          /* gemm_packed: rows of C per work-item (1..8) */
+#endif
+#ifndef NV
+#define NV 2          /* gemm_packed: float8 columns of C per work-item (1..3) */
+#endif
+#define NR (8 * NV)
+#ifndef TM
+#define TM 64         /* gemm_tiled: C tile per work-group is TM x TN, K staged TK at a time */
+#endif
+#ifndef TN
+#define TN 64
+#endif
+#ifndef TK
+#define TK 16
+#endif
+#ifndef WM
+#define WM 4          /* gemm_tiled: C block per work-item; work-group is (TN/WN, TM/WM) */
+#endif
+#ifndef WN
+#define WN 4
+#endif
+#define GX (TN / WN)
+#define GY (TM / WM)
+
+/* The epilogue for one element of C. */
+inline void store_c(__global float *c, const __global float *bias, int m, int n, float v,
+                    int bias_mode, int relu, int accumulate)
+{
+    if (accumulate)
+        v += *c;
+    if (bias_mode == 1)
+        v += bias[n];
+    else if (bias_mode == 2)
+        v += bias[m];
+    if (relu)
+        v = fmax(v, 0.0f);
+    *c = v;
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+/* dst[z][p][k][i] = src[off + z*batch_src + (p*W + i)*rs + k*ks] for i < W, 0 where p*W + i >= R.
+ * One work-item per (k, panel): neighbouring work-items read neighbouring k. */
+__kernel void gemm_pack(int R, int K, int W, int rs, int ks, int off, int batch_src, int batch_dst,
+                        __global const float *src, __global float *dst)
+{
+    const int k = get_global_id(0), p = get_global_id(1), z = get_global_id(2);
+    if (k >= K || p * W >= R)
+        return;
+    const __global float *s = src + off + (long)z * batch_src + (long)k * ks + (long)p * W * rs;
+    __global float *d = dst + (long)z * batch_dst + ((long)p * K + k) * W;
+    const int rows = min(W, R - p * W);
+    for (int i = 0; i < rows; ++i)
+        d[i] = s[(long)i * rs];
+    for (int i = rows; i < W; ++i)
+        d[i] = 0.0f;
+}
+
+/* ---- CPU: register-blocked kernel on packed panels ----------------------------------------- */
+
+/* FOR_MR(X) expands X(0) .. X(MR-1). The accumulators are named variables, not an array, so that
+ * they stay in registers through PoCL's work-item loops. */
+#if MR == 1
+#define FOR_MR(X) X(0)
+#elif MR == 2
+#define FOR_MR(X) X(0) X(1)
+#elif MR == 3
+#define FOR_MR(X) X(0) X(1) X(2)
+#elif MR == 4
+#define FOR_MR(X) X(0) X(1) X(2) X(3)
+#elif MR == 5
+#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4)
+#elif MR == 6
+#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#elif MR == 7
+#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6)
+#elif MR == 8
+#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#error "MR must be 1..8"
+#endif
+
+#if NV == 1
+#define FOR_NV(X, i) X(i, 0)
+#elif NV == 2
+#define FOR_NV(X, i) X(i, 0) X(i, 1)
+#elif NV == 3
+#define FOR_NV(X, i) X(i, 0) X(i, 1) X(i, 2)
+#else
+#error "NV must be 1..3"
+#endif
+
+#define DECL_J(i, j) float8 c##i##_##j = (float8)(0.0f);
+#define DECL(i) FOR_NV(DECL_J, i)
+/* Panels are 32-byte aligned, so a plain float8 load: vload8 and fma() are out-of-line calls on
+ * PoCL, which spill every accumulator; a*b + c in one expression contracts to vfmadd. */
+#define LOADB_J(i, j) const float8 b##j = ((const __global float8 *)bp)[j];
+#define FMA_J(i, j) c##i##_##j += a##i * b##j;
+#define FMA(i) { const float a##i = ap[i]; FOR_NV(FMA_J, i) }
+#define STORE_J(i, j) store_row8(cr + 8 * j, bias, m0 + i, n0 + 8 * j, N - n0 - 8 * j, c##i##_##j, \
+                                 bias_mode, relu, accumulate);
+#define STORE(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_J, i) }
+
+/* C[m][n + j] for j < min(8, cols), from the lanes of v. */
+inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
+                       float8 v, int bias_mode, int relu, int accumulate)
+{
+    if (cols >= 8 && !bias_mode && !relu && !accumulate) {
+        vstore8(v, 0, c);
+        return;
+    }
+    float t[8];
+    vstore8(v, 0, t);
+    for (int j = 0; j < min(cols, 8); ++j)
+        store_c(c + j, bias, m, n + j, t[j], bias_mode, relu, accumulate);
+}
+
+/* One MR x NR block of C[z] per work-item: m-block get_global_id(0), n-block get_global_id(1).
+ * Ap holds ceil(M/MR) panels (K, MR) per batch item, Bp ceil(N/NR) panels (K, NR).
+ * PoCL runs the work-items of a group one after another, m-block fastest: they share one B panel
+ * and the group's few A panels, which stay in L2 even for K in the thousands (a K-chunked variant,
+ * with a barrier per chunk to interleave the work-items, measured no faster). */
+__kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int batch_ap, int batch_bp,
+                          int batch_c, int off_bias, int bias_mode, int relu, int accumulate,
+                          __global const float *Ap, __global const float *Bp,
+                          __global const float *bias, __global float *c)
+{
+    const int bm = get_global_id(0), bn = get_global_id(1), z = get_global_id(2);
+    const int m0 = bm * MR, n0 = bn * NR;
+    if (m0 >= M || n0 >= N)
+        return;
+    const __global float *ap = Ap + (long)z * batch_ap + (long)bm * K * MR;
+    const __global float *bp = Bp + (long)z * batch_bp + (long)bn * K * NR;
+    FOR_MR(DECL)
+    for (int k = 0; k < K; ++k) {
+        FOR_NV(LOADB_J, 0)
+        FOR_MR(FMA)
+        ap += MR;
+        bp += NR;
+    }
+    c += off_c + (long)z * batch_c + n0;
+    bias += off_bias;
+    FOR_MR(STORE)
+}
+
+/* ---- GPU: local-memory tiles, register-blocked --------------------------------------------- */
+
+/* One TM x TN tile of C[get_group_id(2)] per work-group of (GX, GY); work-item (tx, ty) owns rows
+ * ty + i*GY and columns tx + j*GX, so its stores and local reads are spread over neighbours. */
+__kernel __attribute__((reqd_work_group_size(GX, GY, 1)))
+void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc,
+                int off_a, int off_b, int off_c, int batch_a, int batch_b, int batch_c,
+                int off_bias, int bias_mode, int relu, int accumulate,
+                __global const float *a, __global const float *b,
+                __global const float *bias, __global float *c)
+{
+    __local float As[TK][TM + 1];  /* +1: a column of the tile does not hit one bank */
+    __local float Bs[TK][TN + 1];
+    const int tx = get_local_id(0), ty = get_local_id(1), lid = ty * GX + tx;
+    const int n0 = get_group_id(0) * TN, m0 = get_group_id(1) * TM, z = get_group_id(2);
+    a += off_a + (long)z * batch_a;
+    b += off_b + (long)z * batch_b;
+    float acc[WM][WN];
+    for (int i = 0; i < WM; ++i)
+        for (int j = 0; j < WN; ++j)
+            acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += TK) {
+        /* Neighbouring work-items load along whichever index is contiguous in memory. */
+        for (int e = lid; e < TM * TK; e += GX * GY) {
+            const int m = sak == 1 ? e / TK : e % TM, k = sak == 1 ? e % TK : e / TM;
+            const int gm = m0 + m, gk = k0 + k;
+            As[k][m] = gm < M && gk < K ? a[(long)gm * sam + (long)gk * sak] : 0.0f;
+        }
+        for (int e = lid; e < TN * TK; e += GX * GY) {
+            const int n = sbn == 1 ? e % TN : e / TK, k = sbn == 1 ? e / TN : e % TK;
+            const int gn = n0 + n, gk = k0 + k;
+            Bs[k][n] = gn < N && gk < K ? b[(long)gk * sbk + (long)gn * sbn] : 0.0f;
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+        for (int k = 0; k < TK; ++k) {
+            float av[WM], bv[WN];
+            for (int i = 0; i < WM; ++i)
+                av[i] = As[k][ty + i * GY];
+            for (int j = 0; j < WN; ++j)
+                bv[j] = Bs[k][tx + j * GX];
+            for (int i = 0; i < WM; ++i)
+                for (int j = 0; j < WN; ++j)
+                    acc[i][j] += av[i] * bv[j];
+        }
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+
+    c += off_c + (long)z * batch_c;
+    bias += off_bias;
+    for (int i = 0; i < WM; ++i) {
+        const int m = m0 + ty + i * GY;
+        for (int j = 0; j < WN; ++j) {
+            const int n = n0 + tx + j * GX;
+            if (m < M && n < N)
+                store_c(c + (long)m * ldc + n, bias, m, n, acc[i][j], bias_mode, relu, accumulate);
+        }
+    }
+}
