@@ -55,3 +55,24 @@ def test_info_and_unknown_device_in_cli(dev):
     assert ok.exit_code == 0 and dev.name in ok.output
     bad = CliRunner().invoke(main, ["info", "--device", "cl:nosuchvendor"])
     assert bad.exit_code != 0 and "nosuchvendor" in bad.output
+
+
+class _FakeDevice:
+    """Just what the spec matcher reads: two PoCL builds share a platform name."""
+
+    def __init__(self, ordinal, p, d, version, name, kind):
+        self.ordinal, self.platform_index, self.device_index = ordinal, p, d
+        self.platform_name, self.platform_version, self.name, self.type_name = \
+            "Portable Computing Language", version, name, kind
+        self.spec = f"cl:{p}:{d}"
+
+
+def test_same_named_platforms_are_told_apart_by_version_and_index():
+    devs = [_FakeDevice(0, 0, 0, "OpenCL 3.0 PoCL 3.0-rc2", "pthread-AMD EPYC", "CPU"),
+            _FakeDevice(1, 1, 0, "OpenCL 3.0 PoCL 3.1+debian", "cpu-haswell-AMD EPYC", "CPU")]
+    assert device_mod._match("cl:pocl", devs) is devs[0]
+    assert device_mod._match("cl:3.1", devs) is devs[1]
+    assert device_mod._match("cl:1:0", devs) is devs[1]
+    assert device_mod._match("cl:1", devs) is devs[1]
+    assert device_mod._match("cl:haswell", devs) is devs[1]
+    assert device_mod._match("gpu", devs) is None
