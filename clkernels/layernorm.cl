@@ -1,0 +1,108 @@
+/* Layer normalisation over the last C elements of each row of a contiguous (rows, C) tensor:
+ * y = (x - mean) * rstd * w + b, two-pass mean and variance for accuracy.
+ * Each row is handled by WG work-items; a group holds RPG rows.
+ *   CPU: WG=1, RPG=1 (one work-item walks a row in cache, no barriers)
+ *   GPU: WG=128, RPG=1 (a tree sum in local memory)
+ * With WG > 1, RPG must be 1 so that the row bounds guard is uniform over the group. */
+
+#ifndef WG
+#define WG 1
+#endif
+#ifndef RPG
+#define RPG 1
+#endif
+
+#if WG > 1
+/* Sum of v over the WG work-items of this row. */
+inline float row_sum(float v, __local float *buf, int lid)
+{
+    buf[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = WG / 2; s > 0; s >>= 1) {
+        if (lid < s) buf[lid] += buf[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    float total = buf[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+#define ROW_SUM(v) row_sum((v), red, lid)
+#else
+#define ROW_SUM(v) (v)
+#endif
+
+__kernel __attribute__((reqd_work_group_size(WG, RPG, 1)))
+void layernorm_fwd(const int rows, const int C, const float eps, const int has_w, const int has_b,
+                   __global const float *x, const int x_off, __global const float *w,
+                   __global const float *b, __global float *y, __global float *mean, __global float *rstd)
+{
+    const int row = get_global_id(1), lid = get_local_id(0);
+    if (row >= rows) return;
+#if WG > 1
+    __local float red[WG];
+#endif
+    __global const float *xr = x + x_off + (long)row * C;
+    __global float *yr = y + (long)row * C;
+    float s = 0.0f;
+    for (int c = lid; c < C; c += WG) s += xr[c];
+    const float mu = ROW_SUM(s) / C;
+    float ss = 0.0f;
+    for (int c = lid; c < C; c += WG) { const float d = xr[c] - mu; ss += d * d; }
+    const float r = rsqrt(ROW_SUM(ss) / C + eps);
+    for (int c = lid; c < C; c += WG) {
+        float v = (xr[c] - mu) * r;
+        if (has_w) v *= w[c];
+        if (has_b) v += b[c];
+        yr[c] = v;
+    }
+    if (lid == 0) { mean[row] = mu; rstd[row] = r; }
+}
+
+/* dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), gw = g * w */
+__kernel __attribute__((reqd_work_group_size(WG, RPG, 1)))
+void layernorm_bwd(const int rows, const int C, const int has_w,
+                   __global const float *x, const int x_off, __global const float *w,
+                   __global const float *g, __global const float *mean, __global const float *rstd,
+                   __global float *dx)
+{
+    const int row = get_global_id(1), lid = get_local_id(0);
+    if (row >= rows) return;
+#if WG > 1
+    __local float red[WG];
+#endif
+    __global const float *xr = x + x_off + (long)row * C;
+    __global const float *gr = g + (long)row * C;
+    __global float *dr = dx + (long)row * C;
+    const float mu = mean[row], r = rstd[row];
+    float s1 = 0.0f, s2 = 0.0f;
+    for (int c = lid; c < C; c += WG) {
+        const float gw = has_w ? gr[c] * w[c] : gr[c];
+        s1 += gw;
+        s2 += gw * (xr[c] - mu) * r;
+    }
+    const float m1 = ROW_SUM(s1) / C;
+    const float m2 = ROW_SUM(s2) / C;
+    for (int c = lid; c < C; c += WG) {
+        const float gw = has_w ? gr[c] * w[c] : gr[c];
+        dr[c] = r * (gw - m1 - (xr[c] - mu) * r * m2);
+    }
+}
+
+/* dw[c] = sum_rows g * xhat, db[c] = sum_rows g: one work-item per column (adjacent columns
+ * are adjacent work-items, so each row is read contiguously across the group). */
+__kernel void layernorm_bwd_params(const int rows, const int C,
+                                   __global const float *x, const int x_off, __global const float *g,
+                                   __global const float *mean, __global const float *rstd,
+                                   __global float *dw, __global float *db)
+{
+    const int c = get_global_id(0);
+    if (c >= C) return;
+    float sw = 0.0f, sb = 0.0f;
+    for (int row = 0; row < rows; ++row) {
+        const float gv = g[(long)row * C + c];
+        sw += gv * (x[x_off + (long)row * C + c] - mean[row]) * rstd[row];
+        sb += gv;
+    }
+    dw[c] = sw;
+    db[c] = sb;
+}

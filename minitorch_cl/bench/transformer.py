@@ -1,0 +1,59 @@
+"""nn.Transformer forward (eval, no grad) at the shape of "Attention Is All You Need": d_model 512,
+8 heads, 6 + 6 layers, feed-forward 2048, src length 512, tgt length 128 with a causal mask;
+next to PyTorch's nn.Transformer on the CPU when it is installed."""
+import os
+import warnings
+
+import numpy as np
+
+from . import median_time, torch_or_none
+
+BATCH = int(os.environ.get("MINITORCH_CL_TRANSFORMER_BATCH", "8"))
+NOTE = ((f"Batch {BATCH} rather than the article's 64, which takes tens of seconds per forward on a 2-core CPU "
+         "(set MINITORCH_CL_TRANSFORMER_BATCH=64 for the full shape). " if BATCH != 64 else "The article's batch 64. ")
+        + "Medians of 3; both sides in eval mode with the same weights. "
+        "--quick: d_model 128, 2 heads, 2+2 layers, src 128, tgt 32, batch 4.")
+
+
+def run(dev, quick=False):
+    import minitorch_cl as mt
+    from minitorch_cl import nn
+    torch = torch_or_none()
+    if quick:
+        cfg = dict(d_model=128, nhead=2, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=512)
+        S, T, B = 128, 32, 4
+    else:
+        cfg = dict(d_model=512, nhead=8, num_encoder_layers=6, num_decoder_layers=6, dim_feedforward=2048)
+        S, T, B = 512, 128, BATCH
+    E = cfg["d_model"]
+    rng = np.random.default_rng(0)
+    src = rng.standard_normal((S, B, E)).astype(np.float32)
+    tgt = rng.standard_normal((T, B, E)).astype(np.float32)
+    model = nn.Transformer(**cfg, device=dev).eval()
+    msrc, mtgt = mt.tensor(src, device=dev), mt.tensor(tgt, device=dev)
+    mmask = nn.Transformer.generate_square_subsequent_mask(T, device=dev)
+
+    def ours():
+        with mt.no_grad():
+            model(msrc, mtgt, tgt_mask=mmask, tgt_is_causal=True)
+
+    repeats = 3
+    t_ours = median_time(ours, repeats, 1, dev.synchronize)
+    row = {"shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})", "layers": f"{cfg['num_encoder_layers']}+"
+           f"{cfg['num_decoder_layers']}", "minitorch s": t_ours}
+    if torch is not None:
+        with warnings.catch_warnings():  # PyTorch's note about nested tensors with batch_first=False
+            warnings.simplefilter("ignore")
+            ref = torch.nn.Transformer(**cfg, dropout=0.1).eval()
+        model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+        tsrc, ttgt = torch.tensor(src), torch.tensor(tgt)
+        tmask = torch.nn.Transformer.generate_square_subsequent_mask(T)
+
+        def theirs():
+            with torch.no_grad():
+                ref(tsrc, ttgt, tgt_mask=tmask, tgt_is_causal=True)
+
+        t_ref = median_time(theirs, repeats, 1)
+        row["torch s"] = t_ref
+        row["ratio (ours/torch time)"] = t_ours / t_ref
+    return [row]

@@ -1,0 +1,157 @@
+"""Fused scaled_dot_product_attention against a NumPy float64 reference: values and q/k/v gradients."""
+import math
+
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+from minitorch_cl.nn.functional import scaled_dot_product_attention as sdpa
+
+
+def ref_attention(q, k, v, mask=None, causal=False, scale=None):
+    """(out, backward) in float64; mask is bool (True = attend) or additive float."""
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = q @ np.swapaxes(k, -1, -2) * scale
+    L, S = s.shape[-2:]
+    if causal:
+        s = s + np.where(np.tril(np.ones((L, S), dtype=bool)), 0.0, -np.inf)
+    if mask is not None:
+        s = s + (np.where(mask, 0.0, -np.inf) if mask.dtype == bool else mask)
+    s = s - s.max(-1, keepdims=True)
+    p = np.exp(s)
+    p /= p.sum(-1, keepdims=True)
+    out = p @ v
+
+    def backward(g):
+        dv = np.swapaxes(p, -1, -2) @ g
+        dp = g @ np.swapaxes(v, -1, -2)
+        ds = p * (dp - (dp * p).sum(-1, keepdims=True))
+        dq = ds @ k * scale
+        dk = np.swapaxes(ds, -1, -2) @ q * scale
+        return dq, dk, dv
+
+    return out, backward
+
+
+def _sum_to(g, shape):
+    while g.ndim > len(shape):
+        g = g.sum(0)
+    return g.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1), keepdims=True)
+
+
+def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitude=1.0, scale=None, permute=False):
+    # inputs rounded to float32 first, so the reference sees exactly the values the kernels see
+    q = (rng.standard_normal(qshape) * magnitude).astype(np.float32).astype(np.float64)
+    k = (rng.standard_normal(kshape) * magnitude).astype(np.float32).astype(np.float64)
+    v = rng.standard_normal(vshape).astype(np.float32).astype(np.float64)
+    tq, tk, tv = (mt.tensor(a, device=dev, requires_grad=True) for a in (q, k, v))
+    if permute:  # feed q as a strided view: stored (L, ..., D), viewed (..., L, D)
+        stored = mt.tensor(np.moveaxis(q, -2, 0).copy(), device=dev, requires_grad=True)
+        tq = stored
+        q_in = stored.permute(*range(1, q.ndim - 1), 0, q.ndim - 1)
+    else:
+        q_in = tq
+    tmask = mt.tensor(mask, device=dev) if mask is not None else None
+    out = sdpa(q_in, tk, tv, attn_mask=tmask, is_causal=causal, scale=scale)
+    ref, backward = ref_attention(q, k, v, mask, causal, scale)
+    assert tuple(out.shape) == ref.shape
+    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-5)
+    g = rng.standard_normal(ref.shape)
+    (out * mt.tensor(g, device=dev)).sum().backward()
+    dq, dk, dv = backward(g)
+    got_q = tq.grad.numpy()
+    if permute:
+        got_q = np.moveaxis(got_q, 0, -2)
+    for name, got, want, shape in (("q", got_q, dq, qshape), ("k", tk.grad.numpy(), dk, kshape),
+                                   ("v", tv.grad.numpy(), dv, vshape)):
+        want = _sum_to(want, shape)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()),
+                                   err_msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("batch,L,S,D,causal", [
+    ((2, 3), 7, 33, 7, False),    # L != S, head dim not a multiple of 8
+    ((2,), 33, 7, 65, True),      # causal with L > S, head dim past a bucket edge
+    ((1, 2), 65, 65, 33, True),   # causal square, tails in every block
+    ((), 1, 1, 1, False),         # no batch dims, single element
+    ((3,), 1, 65, 16, False),     # one query row
+])
+def test_values_and_gradients(dev, rng, batch, L, S, D, causal):
+    run_case(dev, rng, batch + (L, D), batch + (S, D), batch + (S, D), causal=causal)
+
+
+def test_bool_mask_broadcast(dev, rng):
+    B, H, L, S, D = 2, 3, 33, 65, 16
+    mask = rng.random((B, 1, L, S)) < 0.7
+    mask[..., 0] = True  # every row attends to something
+    run_case(dev, rng, (B, H, L, D), (B, H, S, D), (B, H, S, D), mask=mask)
+
+
+def test_float_mask_per_key_and_full(dev, rng):
+    B, H, L, S, D = 2, 2, 7, 33, 16
+    run_case(dev, rng, (B, H, L, D), (B, H, S, D), (B, H, S, D), mask=rng.standard_normal(S) * 3)
+    run_case(dev, rng, (B, H, L, D), (B, H, S, D), (B, H, S, D), mask=rng.standard_normal((B, H, L, S)))
+
+
+def test_large_scores_are_stable(dev, rng):
+    # scores of order 1e3: exp would overflow without the running max
+    run_case(dev, rng, (2, 33, 16), (2, 65, 16), (2, 65, 16), magnitude=12.0, scale=1.0)
+
+
+def test_strided_query_and_broadcast_key(dev, rng):
+    # q arrives as a permuted view; k and v broadcast over the first batch dim
+    run_case(dev, rng, (2, 3, 33, 16), (1, 3, 7, 16), (1, 3, 7, 16), permute=True)
+
+
+def test_fully_masked_row_gives_zero(dev, rng):
+    q, k, v = (rng.standard_normal((1, 4, 8)) for _ in range(3))
+    mask = np.ones((4, 4), dtype=bool)
+    mask[2] = False
+    tq, tk, tv = (mt.tensor(a, device=dev, requires_grad=True) for a in (q, k, v))
+    out = sdpa(tq, tk, tv, attn_mask=mt.tensor(mask, device=dev))
+    got = out.detach().numpy()
+    assert np.all(got[0, 2] == 0)
+    ref, _ = ref_attention(q[:, [0, 1, 3]], k, v)
+    np.testing.assert_allclose(got[0, [0, 1, 3]], ref[0], rtol=1e-4, atol=1e-5)
+    out.sum().backward()
+    assert np.all(np.isfinite(tq.grad.numpy())) and np.all(tq.grad.numpy()[0, 2] == 0)
+
+
+def test_unfused_fallbacks(dev, rng):
+    # value head dim != query head dim goes through matmul + softmax; dropout_p=1 drops everything
+    q, k = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 7, 8))
+    v = rng.standard_normal((2, 7, 3))
+    out = sdpa(mt.tensor(q, device=dev), mt.tensor(k, device=dev), mt.tensor(v, device=dev), is_causal=True)
+    np.testing.assert_allclose(out.numpy(), ref_attention(q, k, v, causal=True)[0], rtol=1e-4, atol=1e-5)
+    zero = sdpa(mt.tensor(q, device=dev), mt.tensor(k, device=dev), mt.tensor(v, device=dev), dropout_p=1.0)
+    assert np.all(zero.numpy() == 0)
+
+
+def test_bad_inputs(dev):
+    q = mt.zeros(2, 4, 8, device=dev)
+    with pytest.raises(ValueError, match=r"\(2, 4, 8\).*\(2, 4, 5\)"):
+        sdpa(q, mt.zeros(2, 4, 5, device=dev), mt.zeros(2, 4, 5, device=dev))
+    with pytest.raises(ValueError, match="attn_mask"):
+        sdpa(q, q, q, attn_mask=mt.zeros(3, 3, device=dev))
+    with pytest.raises(TypeError, match="float32"):
+        sdpa(q, q, q.long())
+
+
+def test_against_torch(dev, rng):
+    torch = pytest.importorskip("torch")
+    q, k, v = (rng.standard_normal((2, 3, 33, 16)).astype(np.float32) for _ in range(3))
+    mask = rng.random((33, 33)) < 0.8
+    mask[:, 0] = True
+    want = torch.nn.functional.scaled_dot_product_attention(*(torch.tensor(a) for a in (q, k, v)),
+                                                            attn_mask=torch.tensor(mask)).numpy()
+    got = sdpa(*(mt.tensor(a, device=dev) for a in (q, k, v)), attn_mask=mt.tensor(mask, device=dev)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_gpu_layout_runs_here(dev, rng, monkeypatch, causal):
+    # the GPU parameterisation (work-groups of 64 staging tiles in local memory) checked on this device
+    from minitorch_cl.ops import attention as A
+    monkeypatch.setattr(A, "_config", lambda d, head_dim: dict(DMAX=64, BQ=1, BK=32, WG=64, USE_LOCAL=1))
+    mask = None if causal else rng.standard_normal((33, 40))
+    run_case(dev, rng, (2, 33, 40), (2, 40, 40), (2, 40, 40), mask=mask, causal=causal)
