@@ -100,7 +100,7 @@ class MultiheadAttention(Module):
         k = k.reshape(*k.shape[:2], H, Dh).permute(*order)
         v = v.reshape(*v.shape[:2], H, Dh).permute(*order)
         mask = self._merge_masks(attn_mask, key_padding_mask, B, L, S)
-        causal = bool(is_causal) or bool(getattr(attn_mask, "_is_causal", False))
+        causal = bool(is_causal)
         if causal and attn_mask is not None:
             mask = _additive(key_padding_mask, "key_padding_mask")  # the kernel applies causality itself
             mask = mask.reshape(B, 1, 1, S) if mask is not None else None
@@ -150,6 +150,17 @@ class MultiheadAttention(Module):
 def _causal_mask(L, S, device):
     """(L, S) float mask, -inf where key j > query i (top-left aligned, as PyTorch's is_causal)."""
     return tensor(np.where(np.tril(np.ones((L, S), dtype=bool)), 0.0, -np.inf).astype(np.float32), device=device)
+
+
+def _detect_is_causal_mask(mask, is_causal):
+    """PyTorch's rule: with no hint, a float mask equal to the square subsequent mask is causal,
+    so the fused kernel can skip reading it (one small comparison that waits for the device)."""
+    if is_causal is not None or mask is None:
+        return bool(is_causal)
+    if mask.ndim != 2 or mask.shape[0] != mask.shape[1] or not mask.dtype.is_floating:
+        return False
+    causal = Transformer.generate_square_subsequent_mask(mask.shape[0], device=mask.device)
+    return bool((mask == causal).all().item())
 
 
 def _activation(activation):
@@ -278,7 +289,8 @@ class TransformerEncoder(Module):
     def forward(self, src, mask=None, src_key_padding_mask=None, is_causal=None):
         x = src
         for layer in self.layers:
-            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask, is_causal=bool(is_causal))
+            x = layer(x, src_mask=mask, src_key_padding_mask=src_key_padding_mask,
+                      is_causal=_detect_is_causal_mask(mask, is_causal))
         return self.norm(x) if self.norm is not None else x
 
 
@@ -297,7 +309,8 @@ class TransformerDecoder(Module):
         for layer in self.layers:
             x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                       tgt_key_padding_mask=tgt_key_padding_mask, memory_key_padding_mask=memory_key_padding_mask,
-                      tgt_is_causal=bool(tgt_is_causal), memory_is_causal=memory_is_causal)
+                      tgt_is_causal=_detect_is_causal_mask(tgt_mask, tgt_is_causal),
+                      memory_is_causal=memory_is_causal)
         return self.norm(x) if self.norm is not None else x
 
 
@@ -339,8 +352,6 @@ class Transformer(Module):
 
     @staticmethod
     def generate_square_subsequent_mask(sz, device=None, dtype=None):
-        """A float (sz, sz) mask: 0 on and below the diagonal, -inf above (marked as causal for the kernels)."""
+        """A float (sz, sz) mask: 0 on and below the diagonal, -inf above."""
         mask = np.triu(np.full((sz, sz), -np.inf, dtype=np.float32), k=1)
-        t = tensor(mask, dtype=dtype or dtypes.float32, device=device)
-        t._is_causal = True
-        return t
+        return tensor(mask, dtype=dtype or dtypes.float32, device=device)
