@@ -1,9 +1,11 @@
 /* GEMM: C[z] (=|+=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, driven by minitorch_cl/gemm.py.
  *
  *   gemm_pack    copies op(A), or op(B) transposed, into zero-padded panels laid out (panel, k, W),
- *                so that the CPU kernel reads both operands contiguously and never past an edge.
+ *                so that the CPU kernel reads both operands contiguously and never past an edge;
+ *                it can also lay a batch end to end along K, for a sum of products over the batch.
  *   gemm_packed  the CPU kernel: each work-item computes an MR x NR block of C (NR = 8*NV) in
- *                float8 registers from one A panel and one B panel.
+ *                float8 registers from one A panel and one B panel (or B's own rows, when they
+ *                already are whole, aligned panel rows).
  *   gemm_tiled   the GPU kernel: TM x TN tile of C per work-group, staged through local memory
  *                TK at a time, each work-item computing a WM x WN register block. Reads A and B
  *                straight through runtime strides and guards every edge.
@@ -56,21 +58,43 @@ inline void store_c(__global float *c, const __global float *bias, int m, int n,
 
 /* ---- packing ------------------------------------------------------------------------------ */
 
-/* dst[z][p][k][i] = src[off + z*batch_src + (p*W + i)*rs + k*ks] for i < W, 0 where p*W + i >= R.
- * One work-item per (k, panel): neighbouring work-items read neighbouring k. */
+/* dst[z][p][k][i] = src(z, p*W + i, k0 + k) for i < W, 0 where p*W + i >= R, with
+ * src(z, r, kk) = src[off + (z + kk / kin) * batch_src + r*rs + (kk % kin)*ks]: a k index past kin
+ * steps on to the next batch item, so that a sum over the batch is one long K (kin = K otherwise).
+ * One work-item per (PACK_KB k's, panel): its output is one contiguous (PACK_KB, W) block, and it
+ * reads along the smaller of the two source strides in its inner loop, so a gather of rows at a
+ * power-of-two pitch touches one source line at a time (not W lines in one cache set). */
+#define PACK_KB 8  /* gemm.py's PACK_KB */
 __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int off, int batch_src, int batch_dst,
-                        __global const float *src, __global float *dst)
+                        int kin, int k0, __global const float *src, __global float *dst)
 {
-    const int k = get_global_id(0), p = get_global_id(1), z = get_global_id(2);
-    if (k >= K || p * W >= R)
+    const int kb = get_global_id(0) * PACK_KB, p = get_global_id(1), z = get_global_id(2);
+    if (kb >= K || p * W >= R)
         return;
-    const __global float *s = src + off + (long)z * batch_src + (long)k * ks + (long)p * W * rs;
-    __global float *d = dst + (long)z * batch_dst + ((long)p * K + k) * W;
-    const int rows = min(W, R - p * W);
-    for (int i = 0; i < rows; ++i)
-        d[i] = s[(long)i * rs];
-    for (int i = rows; i < W; ++i)
-        d[i] = 0.0f;
+    const int nk = min(PACK_KB, K - kb), rows = min(W, R - p * W);
+    long so[PACK_KB];  /* source offset of each k of the block */
+    int kz = (k0 + kb) / kin, kr = k0 + kb - kz * kin;  /* batch item and k within it */
+    for (int j = 0; j < nk; ++j) {
+        so[j] = (long)(z + kz) * batch_src + (long)kr * ks;
+        if (++kr == kin) {
+            kr = 0;
+            ++kz;
+        }
+    }
+    const __global float *s = src + off + (long)p * W * rs;
+    __global float *d = dst + (long)z * batch_dst + ((long)p * K + kb) * W;
+    if (ks <= rs) {
+        for (int i = 0; i < rows; ++i)
+            for (int j = 0; j < nk; ++j)
+                d[j * W + i] = s[(long)i * rs + so[j]];
+    } else {
+        for (int j = 0; j < nk; ++j)
+            for (int i = 0; i < rows; ++i)
+                d[j * W + i] = s[(long)i * rs + so[j]];
+    }
+    for (int j = 0; j < nk; ++j)
+        for (int i = rows; i < W; ++i)
+            d[j * W + i] = 0.0f;
 }
 
 /* ---- CPU: register-blocked kernel on packed panels ----------------------------------------- */
@@ -113,7 +137,8 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int off, int batch_
  * PoCL, which spill every accumulator; a*b + c in one expression contracts to vfmadd. */
 #define LOADB_J(i, j) const float8 b##j = ((const __global float8 *)bp)[j];
 #define FMA_J(i, j) c##i##_##j += a##i * b##j;
-#define FMA(i) { const float a##i = ap[i]; FOR_NV(FMA_J, i) }
+#define AOFF(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
+#define FMA(i) { const float a##i = ap[oa##i]; FOR_NV(FMA_J, i) }
 #define STORE_J(i, j) store_row8(cr + 8 * j, bias, m0 + i, n0 + 8 * j, N - n0 - 8 * j, c##i##_##j, \
                                  bias_mode, relu, accumulate);
 #define STORE(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_J, i) }
@@ -135,10 +160,12 @@ inline void store_row8(__global float *c, const __global float *bias, int m, int
 /* One MR x NR block of C[z] per work-item: m-block get_global_id(0), n-block get_global_id(1).
  * Ap holds ceil(M/MR) panels (K, MR) per batch item, Bp ceil(N/NR) panels (K, NR).
  * PoCL runs the work-items of a group one after another, m-block fastest: they share one B panel
- * and the group's few A panels, which stay in L2 even for K in the thousands (a K-chunked variant,
- * with a barrier per chunk to interleave the work-items, measured no faster). */
-__kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int batch_ap, int batch_bp,
-                          int batch_c, int off_bias, int bias_mode, int relu, int accumulate,
+ * and the group's few A panels, which stay in L2 for K up to ~1000 (gemm.py splits a longer K into
+ * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
+ * work-items, measured no faster). */
+__kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int off_ap, int sai, int sak, int aps,
+                          int batch_ap, int off_bp, int ldbp, int bps, int batch_bp, int batch_c,
+                          int off_bias, int bias_mode, int relu, int accumulate,
                           __global const float *Ap, __global const float *Bp,
                           __global const float *bias, __global float *c)
 {
@@ -146,14 +173,19 @@ __kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int batch_ap,
     const int m0 = bm * MR, n0 = bn * NR;
     if (m0 >= M || n0 >= N)
         return;
-    const __global float *ap = Ap + (long)z * batch_ap + (long)bm * K * MR;
-    const __global float *bp = Bp + (long)z * batch_bp + (long)bn * K * NR;
+    /* Row i of A block bm at k: ap[i*sai + k*sak]: packed (sai = 1, sak = MR, aps = K*MR), or A
+     * itself (its strides, aps = MR*sam); rows past M read row M-1 and are never stored. */
+    const __global float *ap = Ap + off_ap + (long)z * batch_ap + (long)bm * aps;
+    FOR_MR(AOFF)
+    /* B panel bn's row k at bp + k*ldbp: packed (ldbp = NR, bps = K*NR), or B itself when it is
+     * row-major with N % NR == 0 and 8-aligned rows (ldbp = ldb, bps = NR). */
+    const __global float *bp = Bp + off_bp + (long)z * batch_bp + (long)bn * bps;
     FOR_MR(DECL)
     for (int k = 0; k < K; ++k) {
         FOR_NV(LOADB_J, 0)
         FOR_MR(FMA)
-        ap += MR;
-        bp += NR;
+        ap += sak;
+        bp += ldbp;
     }
     c += off_c + (long)z * batch_c + n0;
     bias += off_bias;

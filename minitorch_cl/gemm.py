@@ -4,9 +4,14 @@ Two paths over clkernels/matmul.cl, both built from one program per device:
   * CPU: gemm_pack copies op(A) and op(B)^T into zero-padded panels (from the memory
     pool), then gemm_packed computes MR x NR blocks of C in float8 registers. Packing makes both
     operands contiguous whatever their transposes and strides, and costs O(MK + KN) against the
-    O(MNK) product.
+    O(MNK) product. A small row-major B whose rows are whole aligned panel rows is read in place
+    instead, and a long K runs in chunks so that the panels in use stay in L2.
   * GPU: gemm_tiled, local-memory tiles with register blocking, reading A and B in place through
     strides.
+A constant B used by many calls (an RNN's recurrent weight) can be laid out once with pack_b() and
+passed as gemm(b_packed=...): its panels are then reused, or on a GPU its buffer is read in place.
+gemm(sum_batch=True) sums the batch's products into one C (a weight gradient over a batch): on a
+CPU the packing lays the batch end to end along K, on a GPU it is one launch per batch item.
 Every kernel has one fixed local size (PoCL compiles a kernel again for each new one) and all
 sizes, strides and the epilogue are runtime arguments, so a device builds matmul.cl once.
 """
@@ -17,10 +22,18 @@ import numpy as np
 CPU_DEFINES = {"MR": 6, "NV": 2}
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
 PACK_GROUP = (64, 1, 1)
+PACK_KB = 8  # k's per gemm_pack work-item (as in matmul.cl)
 # A CPU takes the packed path from this many multiply-adds (M*N*K) up, i.e. always: gemm_tiled's
 # barriers cost PoCL ~50 us per work-group and K tile, packing ~50 us in all. Tests raise it to
 # run gemm_tiled on a CPU.
 PACKED_MIN_WORK = 0
+# Read a row-major B with whole, aligned panels in place, not packed, when (rows of a K chunk) *
+# (row pitch) is at most this many floats: batched conv GEMMs skip a pass over col (-35%), square
+# 256 gains 5%, square 512 and 1024 lose 15% and 70% (their panels spread over L2's sets).
+DIRECT_B_SPAN = 1 << 17
+DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements
+K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
+CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements
 
 _i32 = np.int32
 _CONFIGS = {}  # Device -> (defines, use the packed path)
@@ -40,9 +53,32 @@ def _config(dev):
     return cfg
 
 
-def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb, ldc,
+class PackedB:
+    """op(B) (K, N), the same for every batch item, laid out once by pack_b() for gemm(b_packed=)."""
+
+    def __init__(self, dev, K, N, buf, off, trans, ld, panels):
+        self.dev, self.K, self.N = dev, K, N
+        self.buf, self.off, self.trans, self.ld = buf, off, trans, ld  # panels, or B as given
+        self.panels = panels  # True: buf holds ceil(N/NR) zero-padded (K, NR) panels
+
+
+def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
+    """op(B) (K, N) from buffer b (see gemm) as a PackedB: packed panels on the CPU path, else b itself.
+    Enqueues the packing only; the result keeps its buffer alive, and is stale once b changes."""
+    K, N = int(K), int(N)
+    defines, packed = _config(dev)
+    if not (packed and K > 0 and N > 0):
+        return PackedB(dev, K, N, b, off_b, trans_b, ldb, False)
+    sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
+    pack = dev.kernel("matmul.cl", "gemm_pack", defines)
+    buf, _ = _pack(dev, pack, N, K, 8 * defines["NV"], b, sbn, sbk, off_b, 1, 0, K, 0)
+    return PackedB(dev, K, N, buf, 0, False, None, True)
+
+
+def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, ldc,
          off_a=0, off_b=0, off_c=0, batch=1, batch_a=0, batch_b=0, batch_c=0,
-         bias=None, off_bias=0, bias_mode=0, relu=False, accumulate=False):
+         bias=None, off_bias=0, bias_mode=0, relu=False, accumulate=False, b_packed=None,
+         sum_batch=False):
     """C[z] (= or +=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, for z in range(batch).
 
     a, b, c, bias: OpenCL buffers (pooled). All offsets/strides in elements (float32).
@@ -54,11 +90,25 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb, ldc,
     C = relu?((C if accumulate else 0) + op(A) @ op(B) + bias): relu applies after bias; accumulate
     adds the product into C (gradient accumulation). K == 0 gives C = bias or 0 (or C unchanged
     when accumulating without bias); M or N == 0 does nothing.
+    b_packed: a PackedB of shape (K, N) from pack_b(), used for every z in place of b/trans_b/ldb/
+    off_b/batch_b (which are then ignored).
+    sum_batch: one C = sum over z of op(A[z]) @ op(B[z]) (a weight gradient over a batch); batch_c
+    is ignored.
     Enqueues kernels only: never waits on the device, and builds matmul.cl once per device.
     """
     M, N, K, batch = int(M), int(N), int(K), int(batch)
     if M <= 0 or N <= 0 or batch <= 0:
         return
+    if b_packed is not None:
+        if (b_packed.K, b_packed.N) != (K, N) or b_packed.dev != dev:
+            raise ValueError(f"gemm: packed B is ({b_packed.K}, {b_packed.N}) on {b_packed.dev.spec}, "
+                             f"the product needs ({K}, {N}) on {dev.spec}")
+        if sum_batch:
+            raise ValueError("gemm: sum_batch does not take a packed B")
+        b, trans_b, ldb, off_b, batch_b = b_packed.buf, b_packed.trans, b_packed.ld, b_packed.off, 0
+    elif ldb is None:
+        raise TypeError("gemm: ldb is required unless b_packed is given")
+    b_panels = b_packed is not None and b_packed.panels
     if bias is None:
         bias, off_bias, bias_mode = c, 0, 0  # never read, but the kernel needs a buffer
     # op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn]
@@ -66,40 +116,83 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb, ldc,
     sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
     epilogue = (_i32(off_bias), _i32(bias_mode), _i32(bool(relu)), _i32(bool(accumulate)))
     defines, packed = _config(dev)
-    if packed and M * N * K >= PACKED_MIN_WORK:
+    if packed and (M * N * K >= PACKED_MIN_WORK or b_panels):
         _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                     batch, batch_a, batch_b, batch_c, bias, epilogue)
-    else:
-        kernel = dev.kernel("matmul.cl", "gemm_tiled", defines)
-        tm, tn = defines["TM"], defines["TN"]
-        gx, gy = tn // defines["WN"], tm // defines["WM"]
-        dev.launch(kernel, (-(-N // tn) * gx, -(-M // tm) * gy, batch), (gx, gy, 1),
-                   *map(_i32, (M, N, K, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                               batch_a, batch_b, batch_c)), *epilogue, a, b, bias, c)
+                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch)
+        return
+    kernel = dev.kernel("matmul.cl", "gemm_tiled", defines)
+    tm, tn = defines["TM"], defines["TN"]
+    gx, gy = tn // defines["WN"], tm // defines["WM"]
+    # a sum over the batch is one launch per item, each adding into C
+    parts = [(z, 1) for z in range(batch)] if sum_batch and batch > 1 else [(0, batch)]
+    for i, (z, n) in enumerate(parts):
+        dev.launch(kernel, (-(-N // tn) * gx, -(-M // tm) * gy, n), (gx, gy, 1),
+                   *map(_i32, (M, N, K, sam, sak, sbk, sbn, ldc, off_a + z * batch_a, off_b + z * batch_b,
+                               off_c, batch_a, batch_b, batch_c)),
+                   *_part_epilogue(epilogue, i == 0, i == len(parts) - 1), a, b, bias, c)
 
 
-def _pack(dev, kernel, R, K, W, src, rs, ks, off, batch, batch_src):
-    """Panels (ceil(R/W), K, W) of src for each of `batch` items (1 when batch_src is 0)."""
+def _part_epilogue(epilogue, first, last):
+    """The epilogue for one of several products summed into C: the bias with the first, the relu
+    after the last, and every later one adds into C."""
+    off_bias, bias_mode, relu, accumulate = epilogue
+    return (off_bias, bias_mode if first else _i32(0), relu if last else _i32(0),
+            accumulate if first else _i32(1))
+
+
+def _pack(dev, kernel, R, K, W, src, rs, ks, off, batch, batch_src, kin, k0):
+    """Panels (ceil(R/W), K, W) of src, rows k0.. of op, for each of `batch` items (1 when batch_src
+    is 0); k indices past kin continue in the next batch item (see gemm_pack)."""
     n = batch if batch_src else 1
     per_item = -(-R // W) * W * K
     dst = dev.alloc(4 * per_item * n)
-    dev.launch(kernel, (K, -(-R // W), n), PACK_GROUP,
-               *map(_i32, (R, K, W, rs, ks, off, batch_src, per_item)), src, dst)
+    dev.launch(kernel, (-(-K // PACK_KB), -(-R // W), n), PACK_GROUP,
+               *map(_i32, (R, K, W, rs, ks, off, batch_src, per_item, kin, k0)), src, dst)
     return dst, (per_item if batch_src else 0)
 
 
 def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                 batch, batch_a, batch_b, batch_c, bias, epilogue):
+                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch):
+    """Pack and multiply; a long K goes in chunks of at most K_CHUNK, each adding into C, so that a
+    work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
+    sum_batch packs the batch end to end along K: one product with K * batch."""
     mr, nr = defines["MR"], 8 * defines["NV"]
     pack = dev.kernel("matmul.cl", "gemm_pack", defines)
-    # The panels go back to the pool when this returns: the queue is in order, so any later user
-    # of the same memory runs after gemm_packed has read it.
-    if K:
-        ap, batch_ap = _pack(dev, pack, M, K, mr, a, sam, sak, off_a, batch, batch_a)
-        bp, batch_bp = _pack(dev, pack, N, K, nr, b, sbn, sbk, off_b, batch, batch_b)
-    else:  # the epilogue alone: the panels are never read
-        ap, bp, batch_ap, batch_bp = c, c, 0, 0
     kernel = dev.kernel("matmul.cl", "gemm_packed", defines)
-    dev.launch(kernel, (-(-M // mr), -(-N // nr), batch), CPU_GROUP,
-               *map(_i32, (M, N, K, ldc, off_c, batch_ap, batch_bp, batch_c)), *epilogue,
-               ap, bp, bias, c)
+    kin = K
+    if sum_batch:  # z runs along K; the pack kernel steps batch_a/batch_b at every kin rows
+        K, batch = K * batch, 1
+    # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
+    chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
+    step = max(-(-K // max(chunks, 1)), 1)
+    # float8 loads of B in place need whole panels and 32-byte aligned rows; a panel spanning more
+    # than L2 thrashes it (power-of-two row pitches), and one pack then pays for itself
+    direct_b = not (b_is_panels or sum_batch) and sbn == 1 and N % nr == 0 and \
+        (sbk % 8, off_b % 8, batch_b % 8) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
+    # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
+    # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
+    direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    for k0 in range(0, max(K, 1), step):
+        kc = min(step, K - k0)
+        ep = _part_epilogue(epilogue, k0 == 0, k0 + kc >= K)
+        # The panels go back to the pool when this returns: the queue is in order, so any later
+        # user of the same memory runs after gemm_packed has read it.
+        off_bp, ldbp, bps = 0, nr, kc * nr  # B packed into panels
+        off_ap, sai, sakp, aps = 0, 1, mr, kc * mr  # A packed into panels
+        if not kc:  # the epilogue alone: the panels are never read
+            ap, bp, batch_ap, batch_bp = c, c, 0, 0
+        else:
+            if direct_a:  # A's rows are read in place through its strides
+                ap, batch_ap, off_ap, sai, sakp, aps = a, batch_a, off_a + k0 * sak, sam, sak, mr * sam
+            else:
+                ap, batch_ap = _pack(dev, pack, M, kc, mr, a, sam, sak, off_a, batch, batch_a, kin, k0)
+            if b_is_panels:
+                bp, batch_bp = b, 0
+            elif direct_b:  # B's rows are already panel rows: read B in place
+                bp, batch_bp, off_bp, ldbp, bps = b, batch_b, off_b + k0 * sbk, sbk, nr
+            else:
+                bp, batch_bp = _pack(dev, pack, N, kc, nr, b, sbn, sbk, off_b, batch, batch_b, kin, k0)
+        dev.launch(kernel, (-(-M // mr), -(-N // nr), batch), CPU_GROUP,
+                   *map(_i32, (M, N, kc, ldc, off_c, off_ap, sai, sakp, aps, batch_ap, off_bp, ldbp, bps,
+                               batch_bp, batch_c)), *ep,
+                   ap, bp, bias, c)

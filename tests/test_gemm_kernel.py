@@ -12,12 +12,25 @@ def gdev():
     return device()
 
 
-@pytest.fixture(params=["auto", "tiled"])
+@pytest.fixture(params=["auto", "packed", "tiled"])
 def path(request, monkeypatch):
-    """auto: the device's own choice (packed panels on a CPU); tiled: the
+    """auto: the device's own choice (on a CPU: panels, with small operands read in place);
+    packed: on a CPU, both operands packed into panels whatever their size; tiled: the
     local-memory kernel for every size, so a CPU run covers the GPU kernel too."""
+    if request.param == "packed":
+        monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+        monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
     if request.param == "tiled":
         monkeypatch.setattr(gemm_mod, "PACKED_MIN_WORK", float("inf"))
+    return request.param
+
+
+@pytest.fixture(params=["auto", "gpu-like"])
+def device_kind(request, monkeypatch):
+    """gpu-like: the device is treated as one without the packed path (pack_b keeps B as given)."""
+    if request.param == "gpu-like":
+        config = gemm_mod._config
+        monkeypatch.setattr(gemm_mod, "_config", lambda dev: (config(dev)[0], False))
     return request.param
 
 
@@ -34,22 +47,31 @@ def _download(dev, buf, n):
 
 
 def _run(dev, rng, M, N, K, *, trans_a=False, trans_b=False, batch=1, bcast_a=False, bcast_b=False,
-         pad=0, off=0, bias_mode=0, relu=False, accumulate=False):
-    """Random operands laid out as asked (row pitch +pad, leading offset off), gemm, and compare."""
+         pad=0, off=0, bias_mode=0, relu=False, accumulate=False, packed_b=False,
+         sum_batch=False):
+    """Random operands laid out as asked (row pitch +pad, leading offset off), gemm, and compare.
+    packed_b: B goes through pack_b() once (so it must be the same for every batch item).
+    sum_batch: one C, the sum of the batch's products."""
     nb_a, nb_b = (1 if bcast_a else batch), (1 if bcast_b else batch)
     ra, ca = (K, M) if trans_a else (M, K)
     rb, cb = (N, K) if trans_b else (K, N)
     lda, ldb, ldc = ca + pad, cb + pad, N + pad
     A = rng.standard_normal((nb_a, ra, lda)).astype(np.float32)
     B = rng.standard_normal((nb_b, rb, ldb)).astype(np.float32)
-    C0 = rng.standard_normal((batch, M, ldc)).astype(np.float32)
+    C0 = rng.standard_normal((1 if sum_batch else batch, M, ldc)).astype(np.float32)
     bias = rng.standard_normal(M if bias_mode == 2 else N).astype(np.float32)
     flat = lambda x: np.concatenate([np.full(off, np.nan, np.float32), x.ravel()])
     a, b, c, bb = (_upload(dev, flat(x)) for x in (A, B, C0, bias))
+    pb = None
+    if packed_b:
+        assert bcast_b or batch == 1
+        pb = gemm_mod.pack_b(dev, K, N, b, trans_b=trans_b, ldb=ldb, off_b=off)
+        b = _upload(dev, np.full(4, np.nan, np.float32))  # never read
     gemm_mod.gemm(dev, M, N, K, a, b, c, trans_a=trans_a, trans_b=trans_b, lda=lda, ldb=ldb, ldc=ldc,
                   off_a=off, off_b=off, off_c=off, batch=batch, batch_a=0 if bcast_a else ra * lda,
                   batch_b=0 if bcast_b else rb * ldb, batch_c=M * ldc, bias=bb if bias_mode else None,
-                  off_bias=off, bias_mode=bias_mode, relu=relu, accumulate=accumulate)
+                  off_bias=off, bias_mode=bias_mode, relu=relu, accumulate=accumulate, b_packed=pb,
+                  sum_batch=sum_batch)
     got = _download(dev, c, off + C0.size)
     assert np.isnan(got[:off]).all()
     got = got[off:].reshape(C0.shape)
@@ -59,6 +81,8 @@ def _run(dev, rng, M, N, K, *, trans_a=False, trans_b=False, batch=1, bcast_a=Fa
     opb = B[..., :cb].astype(np.float64)
     opb = np.swapaxes(opb, -1, -2) if trans_b else opb
     want = np.broadcast_to(opa @ opb, (batch, M, N)).copy()
+    if sum_batch:
+        want = want.sum(0, keepdims=True)
     if accumulate:
         want += C0[..., :N]
     if bias_mode == 1:
@@ -68,7 +92,7 @@ def _run(dev, rng, M, N, K, *, trans_a=False, trans_b=False, batch=1, bcast_a=Fa
     if relu:
         want = np.maximum(want, 0)
     # Each output is a K-term float32 dot product: its rounding error grows like sqrt(K).
-    tol = 1e-5 * np.sqrt(max(K, 1)) * (1 + np.abs(want))
+    tol = 1e-5 * np.sqrt(max(K * (batch if sum_batch else 1), 1)) * (1 + np.abs(want))
     np.testing.assert_array_less(np.abs(got[..., :N] - want), tol + 1e-6)
     np.testing.assert_array_equal(got[..., N:], C0[..., N:])  # the row padding is never written
 
@@ -117,6 +141,61 @@ def test_k_zero(gdev, path, kw):
     _run(gdev, np.random.default_rng(8), 9, 17, 0, **kw)
 
 
+@pytest.mark.parametrize("tb", [False, True])
+@pytest.mark.parametrize("mnk", [(65, 33, 127), (7, 48, 1), (1, 257, 33)])
+def test_packed_b(gdev, device_kind, tb, mnk):
+    """A B packed once by pack_b, reused by a batch with an epilogue, against NumPy."""
+    _run(gdev, np.random.default_rng(9), *mnk, trans_b=tb, pad=3, off=5, packed_b=True, batch=2, bcast_b=True,
+         bias_mode=1, accumulate=True)
+
+
+def test_packed_b_reused_and_checked(gdev, rng):
+    """One PackedB serves several products; a mismatched shape is refused with both shapes named."""
+    K, N = 37, 50
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    pb = gemm_mod.pack_b(gdev, K, N, _upload(gdev, B), ldb=N)
+    for M in (1, 13):
+        A = rng.standard_normal((M, K)).astype(np.float32)
+        c = _upload(gdev, np.zeros(M * N, np.float32))
+        gemm_mod.gemm(gdev, M, N, K, _upload(gdev, A), None, c, lda=K, ldc=N, b_packed=pb)
+        want = A.astype(np.float64) @ B
+        np.testing.assert_allclose(_download(gdev, c, M * N).reshape(M, N), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match=r"\(37, 50\).*\(36, 50\)"):
+        gemm_mod.gemm(gdev, 2, N, K - 1, c, None, c, lda=K, ldc=N, b_packed=pb)
+
+
+@pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True},
+                                {"trans_b": True, "accumulate": True, "bias_mode": 1, "relu": True},
+                                {"batch": 2, "pad": 8, "off": 8}])
+def test_k_chunks(gdev, path, monkeypatch, kw):
+    """A K longer than K_CHUNK runs as several products adding into C; the epilogue applies once."""
+    monkeypatch.setattr(gemm_mod, "K_CHUNK", 40)
+    monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
+    _run(gdev, np.random.default_rng(10), 13, 32, 127, **kw)
+
+
+@pytest.mark.parametrize("kw", [{"pad": 8, "off": 8, "batch": 3}, {"pad": 8, "off": 16, "bcast_b": True, "batch": 2},
+                                {"pad": 3}, {"off": 3}])
+def test_b_read_in_place(gdev, path, kw):
+    """N a multiple of the panel width: B is read in place when its rows are aligned, packed when not."""
+    _run(gdev, np.random.default_rng(11), 19, 48, 33, bias_mode=1, relu=True, **kw)
+
+
+@pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True, "off": 3},
+                                {"trans_b": True, "accumulate": True, "bias_mode": 1, "pad": 2},
+                                {"bcast_a": True, "trans_b": True, "relu": True}, {"bcast_b": True, "pad": 8}])
+def test_sum_batch(gdev, path, kw):
+    """C = the sum over the batch of the products (conv's weight gradient), as one long K."""
+    _run(gdev, np.random.default_rng(12), 13, 27, 65, batch=5, sum_batch=True, **kw)
+
+
+def test_sum_batch_in_k_chunks(gdev, monkeypatch):
+    """Chunks of the long K split batch items (K_CHUNK not a multiple of K)."""
+    monkeypatch.setattr(gemm_mod, "K_CHUNK", 50)
+    monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
+    _run(gdev, np.random.default_rng(13), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
+
+
 def test_empty_is_noop(gdev):
     c = _upload(gdev, np.arange(4, dtype=np.float32))
     for M, N in [(0, 2), (2, 0)]:
@@ -128,3 +207,34 @@ def test_one_build_per_device(gdev):
     """Every size and layout above shares one program: no build on the hot path."""
     progs = {key for key in gdev._programs if key[0] == "matmul.cl"}
     assert len(progs) <= 1
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gemm_into_packed_tensor(gdev, rng, transposed):
+    """ops.matmul.pack_b on a tensor (a transposed view too) feeds gemm_into, batched, accumulating."""
+    import minitorch_cl as mt
+    from minitorch_cl.ops.matmul import gemm_into, pack_b
+    K, N = 33, 65
+    W = rng.standard_normal((N, K) if transposed else (K, N)).astype(np.float32)
+    w = mt.tensor(W, device=gdev)
+    packed = pack_b(w.T if transposed else w)
+    Bm = (W.T if transposed else W).astype(np.float64)
+    A = rng.standard_normal((3, 7, K)).astype(np.float32)
+    C0 = rng.standard_normal((3, 7, N)).astype(np.float32)
+    out = mt.tensor(C0, device=gdev)
+    gemm_into(out, mt.tensor(A, device=gdev), packed, accumulate=True)
+    np.testing.assert_allclose(out.numpy(), C0 + A.astype(np.float64) @ Bm, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="2-D"):
+        pack_b(mt.tensor(A, device=gdev))
+
+
+def test_gemm_into_sum_batch(gdev, rng):
+    """gemm_into(sum_batch=True): out (M, N) = sum over the broadcast batch of a @ b (a transposed view)."""
+    import minitorch_cl as mt
+    from minitorch_cl.ops.matmul import gemm_into
+    A = rng.standard_normal((2, 3, 33, 7)).astype(np.float32)
+    B = rng.standard_normal((3, 33, 65)).astype(np.float32)
+    out = mt.zeros(7, 65, device=gdev)
+    gemm_into(out, mt.tensor(A, device=gdev).mT, mt.tensor(B, device=gdev), sum_batch=True)
+    want = (np.swapaxes(A, -1, -2).astype(np.float64) @ B).sum((0, 1))
+    np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-3)

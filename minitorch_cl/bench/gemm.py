@@ -1,7 +1,6 @@
 """Square float32 GEMM: minitorch_cl's matmul against NumPy's (its BLAS) in the same run.
 
-The two are timed alternately, repeat by repeat, so that load from other processes on a shared
-machine hits both alike; the table gives medians and their ratio.
+Ours is timed at every size first, then NumPy's (see run); the table gives medians and their ratio.
 """
 import statistics
 import time
@@ -10,8 +9,7 @@ import numpy as np
 
 import minitorch_cl as mt
 
-# Idle time before each timed call: OpenBLAS's threads spin for a while after a call, and would
-# otherwise eat into whichever call is timed next.
+# Idle time before each timed call.
 PAUSE = 0.02
 NOTE = "GFLOP/s = 2*n^3 / median time; ratio = minitorch_cl / NumPy (higher is better for us)."
 
@@ -21,29 +19,34 @@ def run(dev, sizes=(256, 512, 1024, 2048), repeats=7, quick=False):
     if quick:
         sizes, repeats = tuple(s for s in sizes if s <= 1024), min(repeats, 3)
     rng = np.random.default_rng(0)
+    hosts = {n: (rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32))
+             for n in sizes}
+    reps = {n: max(3, repeats if n <= 1024 else (repeats + 1) // 2) for n in sizes}
+    # Every size of ours first, then NumPy's: after a multi-threaded OpenBLAS call its idle threads
+    # keep spinning for over a second and halve the speed of whatever runs next on 2 cores, so
+    # timing the two alternately measured us at ~0.5x of our own speed.
+    ours, got = {}, {}
+    for n in sizes:
+        a, b = (mt.tensor(x, device=dev) for x in hosts[n])
+        got[n] = (a @ b).numpy()  # also keeps the build and first-launch compile out of the timings
+        ours[n] = _median(lambda: ((a @ b), dev.synchronize()), reps[n])
     rows = []
     for n in sizes:
-        a_host = rng.standard_normal((n, n), dtype=np.float32)
-        b_host = rng.standard_normal((n, n), dtype=np.float32)
-        a, b = mt.tensor(a_host, device=dev), mt.tensor(b_host, device=dev)
-
-        def ours():
-            (a @ b)
-            dev.synchronize()
-
-        got = (a @ b).numpy()  # also keeps the build and first-launch compile out of the timings
+        a_host, b_host = hosts[n]
+        t_np = _median(lambda: np.matmul(a_host, b_host), reps[n])
         want = a_host.astype(np.float64) @ b_host
-        err = float(np.abs(got - want).max() / np.abs(want).max())
-        reps = max(3, repeats if n <= 1024 else (repeats + 1) // 2)
-        t_ours, t_np = [], []
-        for _ in range(reps):
-            for fn, times in ((ours, t_ours), (lambda: np.matmul(a_host, b_host), t_np)):
-                time.sleep(PAUSE)
-                start = time.perf_counter()
-                fn()
-                times.append(time.perf_counter() - start)
-        g_ours = 2.0 * n ** 3 / statistics.median(t_ours) / 1e9
-        g_np = 2.0 * n ** 3 / statistics.median(t_np) / 1e9
+        err = float(np.abs(got[n] - want).max() / np.abs(want).max())
+        g_ours, g_np = 2.0 * n ** 3 / ours[n] / 1e9, 2.0 * n ** 3 / t_np / 1e9
         rows.append({"size": n, "minitorch_cl GFLOP/s": g_ours, "NumPy GFLOP/s": g_np,
                      "ratio": g_ours / g_np, "max rel err": err})
     return rows
+
+
+def _median(fn, reps):
+    times = []
+    for _ in range(reps):
+        time.sleep(PAUSE)
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -1,7 +1,7 @@
 """conv2d as im2col (clkernels/conv.cl) + one batched GEMM over the whole batch, bias and ReLU
 fused into the GEMM's epilogue; the GEMM writes (N, C, H, W) directly, so nothing is transposed.
-Backward: dX = col2im(W^T @ g) and dW = sum over images of g @ col^T, both batched GEMMs reading
-transposed views."""
+Backward: dX = col2im(W^T @ g), a batched GEMM, and dW^T = sum over images of col @ g^T, one GEMM
+summing over the batch; both read transposed views."""
 import numpy as np
 import pyopencl.cltypes as cltypes
 
@@ -89,9 +89,11 @@ class Conv2d(Function):
             gemm_into(dcol, w2.T, g3)  # dcol[n] (K, P) = W^T (K, OC) @ g[n] (OC, P)
             gx = col2im(dcol, xshape, wshape[2], wshape[3], stride, padding, dilation, OH, OW)
         if ctx.needs_input_grad[1]:
-            per_image = empty(N, OC, col.shape[1], device=g.device)
-            gemm_into(per_image, g3, col.mT)  # g[n] (OC, P) @ col[n]^T (P, K)
-            gw = (per_image[0] if N == 1 else per_image.sum(0)).reshape(wshape)
+            # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
+            # all N*P positions (no per-image products to sum), with the wider K*KH*KW as its M
+            gw_t = empty(col.shape[1], OC, device=g.device)
+            gemm_into(gw_t, col, g3.mT, sum_batch=True)
+            gw = gw_t.T.contiguous().reshape(wshape)
         if ctx.needs_input_grad[2]:
             gb = g3.sum(2).sum(0)  # two plain reductions beat one over non-adjacent dims
         return gx, gw, gb, None, None, None, None

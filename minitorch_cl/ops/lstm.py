@@ -8,7 +8,7 @@ from ..autograd import Function
 from ..backend import MAP_LOCAL
 from ..tensor import Tensor, empty, zeros
 from .dropout import dropout
-from .matmul import gemm_into
+from .matmul import gemm_into, pack_b
 from .shape import cat, stack
 
 __all__ = ["lstm", "lstm_cell"]
@@ -59,7 +59,7 @@ class LSTMLayer(Function):
         out = empty(T, B, H, device=dev)
         cs = empty(T, B, H, device=dev)
         cell = dev.kernel("lstm.cl", "lstm_cell_fwd")
-        w_hh_t = w_hh.T
+        w_hh_t = pack_b(w_hh.T)  # (H, 4H), laid out once for the T steps
         gates_t, out_t, size = _steps(gates), _steps(out), _cells(B, H)
         steps = range(T - 1, -1, -1) if reverse else range(T)
         h_prev, c_buf, c_off = h0, c0.buffer, c0.offset
@@ -87,6 +87,7 @@ class LSTMLayer(Function):
         cell = dev.kernel("lstm.cl", "lstm_cell_bwd")
         first = T - 1 if reverse else 0  # the step that read h0 and c0
         dgates_t, size = _steps(dgates), _cells(B, H)
+        w_hh_p = pack_b(w_hh)  # (4H, H), laid out once for the T steps
         steps = range(T) if reverse else range(T - 1, -1, -1)
         for t in steps:
             prev = t + 1 if reverse else t - 1
@@ -95,7 +96,7 @@ class LSTMLayer(Function):
                        cs.buffer, _i32(t * BH), c_buf, _i32(c_off), d_out.buffer, _i32(d_out.offset + t * BH),
                        dh.buffer, dc.buffer, dgates.buffer, _i32(t * BG))
             if t != first or need[1]:
-                gemm_into(dh, dgates_t[t], w_hh)  # (B, 4H) @ (4H, H): grad of h_{t-1}
+                gemm_into(dh, dgates_t[t], w_hh_p)  # (B, 4H) @ (4H, H): grad of h_{t-1}
         dg2 = dgates.reshape(T * B, 4 * H)
         dx = gemm_into(empty(T * B, I, device=dev), dg2, w_ih).reshape(T, B, I) if need[0] else None
         dw_ih = gemm_into(empty(4 * H, I, device=dev), dg2.T, x2) if need[3] else None

@@ -2,7 +2,7 @@
 transposed operands are passed to it as strides, never copied."""
 from .. import dtypes, layout
 from ..autograd import Function
-from ..gemm import gemm
+from ..gemm import PackedB, gemm, pack_b as _pack_b
 from ..tensor import Tensor, empty
 
 
@@ -31,18 +31,34 @@ def _check(a, b):
         raise TypeError(f"matmul supports float32, got {a.dtype!r} and {b.dtype!r}")
 
 
-def gemm_into(out, a, b, bias=None, bias_mode=0, relu=False, accumulate=False):
-    """out (contiguous, batch+(M,N)) = a @ b (+ bias) (relu) with a (..,M,K), b (..,K,N)."""
-    batch_shape = out.shape[:-2]
+def pack_b(b):
+    """A constant 2-D right operand (K, N) laid out once, for many gemm_into(out, a, packed) calls."""
+    if b.ndim != 2 or b.dtype is not dtypes.float32:
+        raise ValueError(f"pack_b needs a 2-D float32 tensor, got shape {b.shape} and {b.dtype!r}")
+    b, tb, ldb, _ = _operand(b, ())
+    return _pack_b(b.device, b.shape[0], b.shape[1], b.buffer, trans_b=tb, ldb=ldb, off_b=b.offset)
+
+
+def gemm_into(out, a, b, bias=None, bias_mode=0, relu=False, accumulate=False, sum_batch=False):
+    """out (contiguous, batch+(M,N)) = a @ b (+ bias) (relu) with a (..,M,K), b (..,K,N) or pack_b(b);
+    sum_batch: out (M, N) = the sum over a and b's broadcast batch of a @ b."""
+    packed = b if isinstance(b, PackedB) else None
+    if sum_batch and packed is not None:
+        raise ValueError("gemm_into: sum_batch needs b as a tensor, not packed")
+    batch_shape = layout.broadcast_shapes(a.shape[:-2], b.shape[:-2]) if sum_batch else out.shape[:-2]
     M, N = out.shape[-2:]
     K = a.shape[-1]
     a, ta, lda, sa = _operand(a, batch_shape)
-    b, tb, ldb, sb = _operand(b, batch_shape)
+    if packed is None:
+        b, tb, ldb, sb = _operand(b, batch_shape)
+        b_buf, b_off = b.buffer, b.offset
+    else:
+        tb, ldb, sb, b_buf, b_off = False, None, 0, None, 0
     bias_buf, bias_off = (bias.buffer, bias.offset) if bias is not None else (out.buffer, 0)
-    gemm(out.device, M, N, K, a.buffer, b.buffer, out.buffer, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=max(N, 1),
-         off_a=a.offset, off_b=b.offset, off_c=out.offset, batch=layout.numel(batch_shape),
+    gemm(out.device, M, N, K, a.buffer, b_buf, out.buffer, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=max(N, 1),
+         off_a=a.offset, off_b=b_off, off_c=out.offset, batch=layout.numel(batch_shape),
          batch_a=sa, batch_b=sb, batch_c=M * N, bias=bias_buf, off_bias=bias_off, bias_mode=bias_mode,
-         relu=relu, accumulate=accumulate)
+         relu=relu, accumulate=accumulate, b_packed=packed, sum_batch=sum_batch)
     return out
 
 
