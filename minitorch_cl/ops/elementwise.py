@@ -198,28 +198,15 @@ def compare(name, a, b):
     return backend.map1(_COMPARE[name] + "_S", a, out_dtype=dtypes.bool_, alpha=b)
 
 
-def eq(a, b):
-    return compare("eq", a, b)
+def _comparison(name):
+    def fn(a, b):
+        return compare(name, a, b)
+    fn.__name__ = name
+    fn.__doc__ = f"Element-wise `{name}` as a bool mask."
+    return fn
 
 
-def ne(a, b):
-    return compare("ne", a, b)
-
-
-def lt(a, b):
-    return compare("lt", a, b)
-
-
-def le(a, b):
-    return compare("le", a, b)
-
-
-def gt(a, b):
-    return compare("gt", a, b)
-
-
-def ge(a, b):
-    return compare("ge", a, b)
+eq, ne, lt, le, gt, ge = (_comparison(name) for name in _COMPARE)
 
 
 def logical(op, a, b):
