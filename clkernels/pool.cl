@@ -46,6 +46,52 @@ __kernel void maxpool_fwd(int4 size, int4 osize, int4 conv, int4 dil, int4 xs,
     }
 }
 
+/* The ConvNet's case, 2x2 windows with stride 2 and no padding, as straight-line code over a
+ * (OW, OH, N*C) grid: no per-cell integer division (slow, and not vectorised on CPUs), and PoCL
+ * vectorises across neighbouring cells. Scan order and tie/NaN rules are those of maxpool_fwd. */
+__kernel void maxpool2x2_fwd(int4 size, int4 osize, int4 xs,
+                             __global const float *x, int x_off, __global float *y, __global int *idx)
+{
+    const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
+    const int OH = osize.s0, OW = osize.s1, W = size.s3;
+    if (ow >= OW || oh >= OH)
+        return;
+    const int c = nc % size.s1, n = nc / size.s1;  /* uniform over the work-group */
+    const int h = 2 * oh, w = 2 * ow;
+    __global const float *p = x + x_off + n * xs.s0 + c * xs.s1 + h * xs.s2 + w * xs.s3;
+    const float v[4] = {p[0], p[xs.s3], p[xs.s2], p[xs.s2 + xs.s3]};
+    float best = v[0];
+    int k = 0;
+    for (int j = 1; j < 4; ++j)  /* v != v is isnan(v) without a call (PoCL does not inline it) */
+        if (v[j] > best || (v[j] != v[j] && best == best)) {
+            best = v[j];
+            k = j;
+        }
+    const int i = (nc * OH + oh) * OW + ow;
+    y[i] = best;
+    idx[i] = (h + (k >> 1)) * W + w + (k & 1);
+}
+
+/* Its gradient over the same grid: each output cell writes its four dx cells, g at the arg-max
+ * and 0 elsewhere. Cells no window covers (an odd last row or column) must be zeroed beforehand. */
+__kernel void maxpool2x2_bwd(int4 size, int4 osize, int4 gs,
+                             __global const float *g, int g_off, __global const int *idx, __global float *dx)
+{
+    const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
+    const int OH = osize.s0, OW = osize.s1, H = size.s2, W = size.s3;
+    if (ow >= OW || oh >= OH)
+        return;
+    const int c = nc % size.s1, n = nc / size.s1;
+    const float gv = g[g_off + n * gs.s0 + c * gs.s1 + oh * gs.s2 + ow * gs.s3];
+    const int arg = idx[(nc * OH + oh) * OW + ow];
+    const int top = 2 * oh * W + 2 * ow;
+    __global float *d = dx + (long)nc * H * W + top;
+    d[0] = arg == top ? gv : 0.0f;
+    d[1] = arg == top + 1 ? gv : 0.0f;
+    d[W] = arg == top + W ? gv : 0.0f;
+    d[W + 1] = arg == top + W + 1 ? gv : 0.0f;
+}
+
 /* dx[n,c,h,w] = sum of g over the output cells whose arg-max is (h, w): a gather over the
  * windows that can contain (h, w), so no atomics. */
 __kernel void maxpool_bwd(int4 size, int4 osize, int4 conv, int4 dil, int4 gs,

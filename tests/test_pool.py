@@ -51,6 +51,7 @@ def np_avg_pool(x, k, s, p, include_pad, g):
 
 
 MAX_CASES = [  # (N, C, H, W), kernel, stride, padding, dilation
+    ((2, 3, 7, 9), 2, 2, 0, 1),  # odd sizes: the last row and column belong to no window
     ((2, 3, 8, 8), 2, 2, 0, 1),
     ((1, 2, 7, 9), 3, 2, 1, 1),
     ((3, 1, 11, 6), 3, 1, 1, 2),

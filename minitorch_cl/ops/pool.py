@@ -31,6 +31,14 @@ def _geometry(x, kernel_size, stride, padding, dilation, name):
     return k, s, p, d, OH, OW
 
 
+GRID_LOCAL = (16, 4, 1)  # the 2x2 kernels' (ow, oh, n*c) work-group
+
+
+def _is_2x2(k, s, p, d):
+    """The ConvNet's pooling (2x2 windows, stride 2, no padding or dilation) has its own kernels."""
+    return tuple(k) == (2, 2) and tuple(s) == (2, 2) and tuple(p) == (0, 0) and tuple(d) == (1, 1)
+
+
 class MaxPool2d(Function):
     @staticmethod
     def forward(ctx, x, k, s, p, d, OH, OW, indices_out):
@@ -38,7 +46,11 @@ class MaxPool2d(Function):
         dev = x.device
         y = empty(N, C, OH, OW, device=dev)
         idx = empty(N, C, OH, OW, dtype=dtypes.int32, device=dev)
-        if y.numel():
+        if y.numel() and _is_2x2(k, s, p, d):
+            dev.launch(dev.kernel("pool.cl", "maxpool2x2_fwd"), (OW, OH, N * C), GRID_LOCAL,
+                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*x.strides),
+                       x.buffer, np.int32(x.offset), y.buffer, idx.buffer)
+        elif y.numel():
             dev.launch(dev.kernel("pool.cl", "maxpool_fwd"), (N * C * OH,), (backend.MAP_LOCAL,),
                        _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*x.strides),
                        x.buffer, np.int32(x.offset), y.buffer, idx.buffer)
@@ -61,6 +73,11 @@ class MaxPool2d(Function):
                          for i in range(2))
             if not covers:
                 dx.zero_()
+            if _is_2x2(k, s, p, d):
+                dev.launch(dev.kernel("pool.cl", "maxpool2x2_bwd"), (OW, OH, shape[0] * shape[1]), GRID_LOCAL,
+                           _vec4(*shape), _vec4(OH, OW, *k), _vec4(*g.strides), g.buffer, np.int32(g.offset),
+                           idx.buffer, dx.buffer)
+                return dx, None, None, None, None, None, None, None
             dev.launch(dev.kernel("pool.cl", "maxpool_bwd_disjoint"), (y_numel(shape, OH, OW),),
                        (backend.MAP_LOCAL,), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d),
                        _vec4(*g.strides), g.buffer, np.int32(g.offset), idx.buffer, dx.buffer)
