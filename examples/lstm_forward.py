@@ -1,22 +1,13 @@
 """Time nn.LSTM at the article's shape (sequence 100, batch 64, input 512, hidden 256):
 forward, and forward+backward, on the device chosen by --device."""
-import time
-
 import click
 
 import minitorch_cl as mt
+from minitorch_cl.bench import median_time
 
 
 def _median_ms(fn, dev, repeats):
-    fn()  # warm-up: kernel builds and first-launch compiles
-    dev.synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        dev.synchronize()
-        times.append(time.perf_counter() - start)
-    return 1e3 * sorted(times)[len(times) // 2]
+    return 1e3 * median_time(fn, repeats, warmup=1, sync=dev.synchronize)
 
 
 @click.command()
