@@ -5,12 +5,13 @@
 /* SGD: d = g + wd * p; buf = first ? d : momentum * buf + (1 - dampening) * d;
  * d = nesterov ? d + momentum * buf : buf (when momentum != 0); p -= lr * d. */
 __kernel void sgd_step(int n, float lr, float momentum, float dampening, float weight_decay,
-                       int nesterov, int first, __global const float *g, __global float *p,
-                       __global float *buf)
+                       int nesterov, int first, __global const float *g, int g_off,
+                       __global float *p, int p_off, __global float *buf, int buf_off)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
+    g += g_off; p += p_off; buf += buf_off;
     float d = g[i];
     if (weight_decay != 0.0f)
         d += weight_decay * p[i];
@@ -28,12 +29,14 @@ __kernel void sgd_step(int n, float lr, float momentum, float dampening, float w
  *   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps),  step_size = lr / (1 - b1^t). */
 __kernel void adam_step(int n, float lr, float beta1, float beta2, float eps, float weight_decay,
                         int decoupled, int amsgrad, float step_size, float bc2_sqrt,
-                        __global const float *g, __global float *p, __global float *m,
-                        __global float *v, __global float *vmax)
+                        __global const float *g, int g_off, __global float *p, int p_off,
+                        __global float *m, int m_off, __global float *v, int v_off,
+                        __global float *vmax, int vmax_off)
 {
     const int i = get_global_id(0);
     if (i >= n)
         return;
+    g += g_off; p += p_off; m += m_off; v += v_off; vmax += vmax_off;
     float gi = g[i], pi = p[i];
     if (weight_decay != 0.0f) {
         if (decoupled)

@@ -5,7 +5,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.tools
 
-from . import kernels
+from . import device_profile, kernels
 
 ENV_VAR = "MINITORCH_CL_DEVICE"
 NO_PLATFORM_HELP = (
@@ -31,6 +31,8 @@ class Device:
         self._programs = {}
         self._kernels = {}
         self._typed = set()
+        self._profile = None
+        self._launch_plans = {}  # launch.py's per-kernel argument plans
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -70,11 +72,21 @@ class Device:
 
     @property
     def has_fp16(self):
-        return "cl_khr_fp16" in self.cl_device.extensions
+        return self.profile.fp16
 
     @property
     def has_fp64(self):
-        return "cl_khr_fp64" in self.cl_device.extensions
+        return self.profile.fp64
+
+    @property
+    def profile(self):
+        """This device's DeviceProfile: local sizes, kernel variants and tiles, fp16/fp64."""
+        if self._profile is None:
+            d = self.cl_device
+            self._profile = device_profile.for_device(
+                self.type_name, max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
+                mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+        return self._profile
 
     def __repr__(self):
         return f"device('{self.spec}')  # {self.name} [{self.platform_name}]"
@@ -132,7 +144,6 @@ class Device:
         """Enqueue kernel; global_size is rounded up to a multiple of local_size."""
         if local_size is not None:
             global_size = tuple(-(-g // l) * l for g, l in zip(global_size, local_size))
-        kernels.debug_launch(kernel, global_size, local_size)
         if id(kernel) not in self._typed:
             # Declaring scalar arg types once makes pyopencl's set_args ~30x faster per launch.
             kernel.set_scalar_arg_dtypes([a.dtype if isinstance(a, (np.generic, np.ndarray)) else None for a in args])

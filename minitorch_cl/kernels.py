@@ -36,7 +36,7 @@ def build(context, cl_device, filename, defines, directory=None):
     directory = Path(directory) if directory else kernel_dir()
     path = directory / filename
     source = path.read_text()
-    options = define_options(defines) + ["-I", str(directory), "-cl-std=CL1.2"]
+    options = define_options(defines) + ["-I", str(directory), "-cl-std=CL1.2", "-cl-kernel-arg-info"]
     start = time.perf_counter()
     try:
         program = cl.Program(context, source).build(options=options, devices=[cl_device])
@@ -48,7 +48,7 @@ def build(context, cl_device, filename, defines, directory=None):
     return program
 
 
-def debug_launch(kernel, global_size, local_size):
-    if DEBUG:
-        print(f"[minitorch_cl] launch {kernel.function_name} global={global_size} local={local_size}",
-              file=sys.stderr)
+def short_defines(defines):
+    """A launch variant in short: 'OP=OP_ADD T=float' from {"OP": "OP_ADD", "T": "float"} or its items."""
+    items = defines.items() if isinstance(defines, dict) else defines
+    return " ".join(f"{k}={v}" if v is not None else k for k, v in sorted(items))

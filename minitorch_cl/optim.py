@@ -6,6 +6,7 @@ import math
 import numpy as np
 
 from . import backend, dtypes
+from .launch import launch
 from .autograd import no_grad
 from .tensor import Tensor, zeros_like
 
@@ -122,10 +123,8 @@ def _state_value(v, p, key):
 
 
 def _launch(p, name, *args):
-    dev = p.device
     n = p.numel()
-    if n:
-        dev.launch(dev.kernel("optim.cl", name), (n,), (backend.MAP_LOCAL,), np.int32(n), *args)
+    launch(p.device, "optim.cl", name, (n,), n, *args)
 
 
 class SGD(Optimizer):
@@ -154,10 +153,8 @@ class SGD(Optimizer):
                 first = buf is None
                 if momentum != 0 and first:
                     buf = state["momentum_buffer"] = zeros_like(p)  # the kernel writes d into it
-                _launch(p, "sgd_step", np.float32(group["lr"]), np.float32(momentum),
-                        np.float32(group["dampening"]), np.float32(group["weight_decay"]),
-                        np.int32(bool(group["nesterov"])), np.int32(first), g.buffer, p.buffer,
-                        (buf if buf is not None else p).buffer)
+                _launch(p, "sgd_step", group["lr"], momentum, group["dampening"], group["weight_decay"],
+                        bool(group["nesterov"]), first, g, p, buf if buf is not None else p)
                 if momentum == 0:
                     state["momentum_buffer"] = None
         return loss
@@ -195,10 +192,9 @@ class Adam(Optimizer):
                 step_size = group["lr"] / (1 - beta1 ** t)
                 bc2_sqrt = math.sqrt(1 - beta2 ** t)
                 vmax = state.get("max_exp_avg_sq", state["exp_avg_sq"])
-                _launch(p, "adam_step", np.float32(group["lr"]), np.float32(beta1), np.float32(beta2),
-                        np.float32(group["eps"]), np.float32(group["weight_decay"]), np.int32(self._decoupled),
-                        np.int32(amsgrad), np.float32(step_size), np.float32(bc2_sqrt), g.buffer, p.buffer,
-                        state["exp_avg"].buffer, state["exp_avg_sq"].buffer, vmax.buffer)
+                _launch(p, "adam_step", group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                        self._decoupled, amsgrad, step_size, bc2_sqrt, g, p, state["exp_avg"],
+                        state["exp_avg_sq"], vmax)
         return loss
 
 

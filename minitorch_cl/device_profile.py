@@ -1,0 +1,61 @@
+"""What the engine decides per device, in one table per device type, clamped to the device's limits.
+
+A new device quirk is one entry here; the autotuner writes its winners into the same object
+(`DeviceProfile.update`). Nothing here talks to OpenCL: `for_device` reads the limits it is given.
+"""
+import dataclasses
+
+MAXDIM = 8        # dims of the layout structs (clkernels/common.h gets it as -D MAXDIM)
+PACK_KB = 8       # k's per gemm_pack work-item (clkernels/matmul.cl gets it as -D PACK_KB)
+LSTM_VEC = 8      # hidden units per LSTM cell work-item (clkernels/lstm.cl's float8)
+
+
+@dataclasses.dataclass
+class DeviceProfile:
+    map_local: int            # work-group of element-wise and other one-item-per-output kernels
+    reduce_wg: int            # work-group of the cooperative (one group per output) reduction
+    gemm_tiles: dict          # -D tile sizes of matmul.cl's gemm_tiled (GPU path)
+    gemm_packed: bool         # the CPU path: packed panels and float8 register blocks
+    gemm_cpu_block: dict      # -D register block of gemm_packed (rows MR, float8 vectors NV)
+    attention_local: bool     # attention.cl stages K/V tiles in local memory (GPU) or not (CPU)
+    attention_bq: int         # query rows per work-item (CPU) / per group (GPU)
+    layernorm_wg: int         # work-items per LayerNorm row (1: a work-item owns a row)
+    fp16: bool                # cl_khr_fp16: native half arithmetic
+    fp64: bool                # cl_khr_fp64: float64 tensors
+
+    def update(self, **entries):
+        """Overwrite entries (the autotuner's winners); unknown names are an error."""
+        unknown = set(entries) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise KeyError(f"unknown device profile entries: {sorted(unknown)}")
+        for k, v in entries.items():
+            setattr(self, k, v)
+
+
+_BY_TYPE = {
+    "CPU": dict(map_local=256, reduce_wg=64, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
+                gemm_packed=True, gemm_cpu_block=dict(MR=6, NV=2), attention_local=False, attention_bq=12,
+                layernorm_wg=1),
+    "GPU": dict(map_local=256, reduce_wg=256, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
+                gemm_packed=False, gemm_cpu_block=dict(MR=6, NV=2), attention_local=True, attention_bq=1,
+                layernorm_wg=128),
+}
+
+
+def for_device(type_name, *, max_work_group_size, local_mem_size, mem_base_addr_align, extensions):
+    """The profile of a device of this type ('CPU', 'GPU', ...), clamped to its limits."""
+    entry = dict(_BY_TYPE.get(type_name, _BY_TYPE["GPU"]))
+    entry["gemm_tiles"] = dict(entry["gemm_tiles"])
+    wg = max_work_group_size
+    # Every fixed local size must fit the device's work-group limit (powers of two all).
+    for key in ("map_local", "reduce_wg", "layernorm_wg"):
+        while entry[key] > wg:
+            entry[key] //= 2
+    tiles = entry["gemm_tiles"]
+    if wg < 256 or 4 * tiles["TK"] * (tiles["TM"] + tiles["TN"]) > local_mem_size:
+        tiles.update(TM=32, TN=32)  # an 8 x 8 work-group and half the local memory
+    # The packed CPU path loads aligned float8 vectors from pool buffers.
+    entry["gemm_packed"] = entry["gemm_packed"] and mem_base_addr_align >= 256
+    if entry["attention_local"] and wg < 64:
+        entry["attention_local"] = False
+    return DeviceProfile(**entry, fp16="cl_khr_fp16" in extensions, fp64="cl_khr_fp64" in extensions)

@@ -1,0 +1,116 @@
+"""The one way to run a kernel: launch(device, file, name, grid, *args, local=..., defines=...).
+
+Arguments go in the kernel's own order. A tensor becomes two kernel arguments, its buffer and its
+element offset (every `__global T *x` in clkernels/ is followed by `int x_off`), so a view reaches a
+kernel as it is. Python numbers are converted to the scalar type the kernel declares (read once per
+kernel from the OpenCL argument info), NumPy structs (layout.layout_struct) pass as they are.
+This is also the single place where launches are traced (MINITORCH_CL_DEBUG) and profiled.
+"""
+import sys
+
+import numpy as np
+import pyopencl as cl
+
+from . import kernels
+
+_SCALARS = {"char": np.int8, "uchar": np.uint8, "short": np.int16, "ushort": np.uint16, "int": np.int32,
+            "uint": np.uint32, "long": np.int64, "ulong": np.uint64, "float": np.float32,
+            "double": np.float64}
+_GLOBAL = cl.kernel_arg_address_qualifier.GLOBAL
+_LOCAL = cl.kernel_arg_address_qualifier.LOCAL
+
+observers = []  # callables (device, kernel_key, event, grid, local) -- the profiler's hook
+
+
+class KernelArgumentError(TypeError):
+    """A launch whose arguments do not fit the kernel's declared parameters."""
+
+
+class _Plan:
+    """What one kernel's parameters are: for each, 'tensor', 'local', 'struct' or a scalar dtype."""
+    __slots__ = ("kinds", "key")
+
+    def __init__(self, kernel, key):
+        self.key = key
+        kinds = []
+        n = kernel.num_args
+        i = 0
+        while i < n:
+            qual = kernel.get_arg_info(i, cl.kernel_arg_info.ADDRESS_QUALIFIER)
+            tname = kernel.get_arg_info(i, cl.kernel_arg_info.TYPE_NAME).strip()
+            if qual == _GLOBAL:
+                nxt = kernel.get_arg_info(i + 1, cl.kernel_arg_info.TYPE_NAME).strip() if i + 1 < n else ""
+                if nxt != "int":
+                    raise KernelArgumentError(f"{_name(key)}: buffer argument {i} ({tname}) must be followed "
+                                              f"by its int element offset, found {nxt or 'nothing'}")
+                kinds.append("tensor")
+                i += 2
+                continue
+            kinds.append("local" if qual == _LOCAL else _SCALARS.get(tname, "struct"))
+            i += 1
+        self.kinds = tuple(kinds)
+        scalar_dtypes = []
+        for kind in kinds:
+            if kind == "tensor":
+                scalar_dtypes += [None, np.int32]
+            else:
+                scalar_dtypes.append(kind if isinstance(kind, type) else None)
+        kernel.set_scalar_arg_dtypes(scalar_dtypes)
+
+
+def _name(key):
+    file, name, defines = key
+    return f"{file}:{name}" + (f" ({kernels.short_defines(defines)})" if defines else "")
+
+
+def _plan(device, kernel, key):
+    plan = device._launch_plans.get(key)
+    if plan is None:
+        plan = device._launch_plans[key] = _Plan(kernel, key)
+    return plan
+
+
+def _kernel_args(plan, args):
+    if len(args) != len(plan.kinds):
+        raise KernelArgumentError(f"{_name(plan.key)} takes {len(plan.kinds)} arguments "
+                                  f"(a tensor counts once), got {len(args)}")
+    out = []
+    for i, (kind, a) in enumerate(zip(plan.kinds, args)):
+        if kind == "tensor":
+            try:
+                out += (a.buffer, a.offset)
+            except AttributeError:
+                raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is a buffer, "
+                                          f"got {type(a).__name__}") from None
+        else:
+            if hasattr(a, "buffer"):
+                raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is a scalar or struct, got a tensor")
+            out.append(a)
+    return out
+
+
+def launch(device, file, name, grid, *args, local=None, defines=None):
+    """Enqueue clkernels/<file>'s kernel `name` over `grid` (rounded up to a multiple of `local`).
+
+    `local` defaults to the device profile's element-wise work-group for 1-D grids; n-D grids name
+    theirs. An empty grid enqueues nothing and returns None; otherwise the event is returned."""
+    grid = tuple(int(g) for g in grid)
+    if 0 in grid:
+        return None
+    if local is None:
+        if len(grid) != 1:
+            raise ValueError(f"{file}:{name}: an {len(grid)}-D grid needs an explicit local size")
+        local = (device.profile.map_local,)
+    local = tuple(local)
+    grid = tuple(-(-g // l) * l for g, l in zip(grid, local))
+    defines = defines or {}
+    kernel = device.kernel(file, name, defines)
+    key = (file, name, tuple(sorted(defines.items())))
+    plan = _plan(device, kernel, key)
+    kernel.set_args(*_kernel_args(plan, args))
+    event = cl.enqueue_nd_range_kernel(device.queue, kernel, grid, local)
+    if kernels.DEBUG:
+        print(f"[minitorch_cl] launch {_name(key)} global={grid} local={local}", file=sys.stderr)
+    for observe in observers:
+        observe(device, key, event, grid, local)
+    return event
