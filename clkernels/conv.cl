@@ -12,8 +12,9 @@
 /* col[n, k, oh, :] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW] for every ow, 0 outside the
  * image: one work-item per output row, so the index math happens once per OW elements. */
 __kernel void im2col_fwd(int4 size, int4 osize, int4 conv, int4 dil, int4 xs,
-                         __global const float *x, int x_off, __global float *col)
+                         __global const float *x, int x_off, __global float *col, const int col_off)
 {
+    col += col_off;
     const int OH = osize.s0, OW = osize.s1, KH = osize.s2, KW = osize.s3;
     const int K = size.s1 * KH * KW;
     const int rows = size.s0 * K * OH;
@@ -41,8 +42,9 @@ __kernel void im2col_fwd(int4 size, int4 osize, int4 conv, int4 dil, int4 xs,
 /* dx[n, c, h, :] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
  * so no atomics; one work-item per input row. dx is contiguous (N, C, H, W). */
 __kernel void im2col_bwd(int4 size, int4 osize, int4 conv, int4 dil,
-                         __global const float *dcol, __global float *dx)
+                         __global const float *dcol, const int dcol_off, __global float *dx, const int dx_off)
 {
+    dcol += dcol_off; dx += dx_off;
     const int C = size.s1, H = size.s2, W = size.s3;
     const int OH = osize.s0, OW = osize.s1, KH = osize.s2, KW = osize.s3;
     const int rows = size.s0 * C * H;

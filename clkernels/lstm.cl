@@ -7,7 +7,9 @@
  * tanh only on vector types: ~7x faster than scalar); the last partial block of a row goes scalar.
  * Offsets are in elements; every (B, H) / (B, 4H) operand is contiguous from its offset. */
 
-#define VW 8
+#ifndef VW
+#error "build with -D VW (shared_constants.LSTM_VW)"
+#endif
 
 inline float8 sigmoid8(float8 x)
 {
@@ -67,10 +69,11 @@ __kernel void lstm_cell_bwd(const int B, const int H,
                             __global const float *c, const int c_off,
                             __global const float *c_prev, const int c_prev_off,
                             __global const float *dh_out, const int dh_out_off,
-                            __global const float *dh_rec,
-                            __global float *dc,
+                            __global const float *dh_rec, const int dh_rec_off,
+                            __global float *dc, const int dc_off,
                             __global float *dgates, const int dgates_off)
 {
+    dh_rec += dh_rec_off; dc += dc_off;
     int nb = (H + VW - 1) / VW;
     int t = get_global_id(0);
     if (t >= B * nb) return;
@@ -108,8 +111,9 @@ __kernel void lstm_cell_bwd(const int B, const int H,
  * Short chunks keep each work-group's rows in cache (one long strided walk per column block is
  * ~5x slower on a CPU, and a ones-row GEMM ~5x slower too). */
 __kernel void lstm_bias_bwd(const int R, const int N, const int RC,
-                            __global const float *x, __global float *out)
+                            __global const float *x, const int x_off, __global float *out, const int out_off)
 {
+    x += x_off; out += out_off;
     int nb = (N + VW - 1) / VW;
     int nc = (R + RC - 1) / RC;
     int t = get_global_id(0);

@@ -11,8 +11,9 @@
 /* y[n,c,oh,ow] = max over the window; idx = h*W + w of the winner (first one on ties).
  * One work-item per output row (n, c, oh): the index math happens once per OW cells. */
 __kernel void maxpool_fwd(int4 size, int4 osize, int4 conv, int4 dil, int4 xs,
-                          __global const float *x, int x_off, __global float *y, __global int *idx)
+                          __global const float *x, int x_off, __global float *y, const int y_off, __global int *idx, const int idx_off)
 {
+    y += y_off; idx += idx_off;
     const int OH = osize.s0, OW = osize.s1, H = size.s2, W = size.s3;
     const int rows = size.s0 * size.s1 * OH;
     const int r = get_global_id(0);
@@ -50,8 +51,9 @@ __kernel void maxpool_fwd(int4 size, int4 osize, int4 conv, int4 dil, int4 xs,
  * (OW, OH, N*C) grid: no per-cell integer division (slow, and not vectorised on CPUs), and PoCL
  * vectorises across neighbouring cells. Scan order and tie/NaN rules are those of maxpool_fwd. */
 __kernel void maxpool2x2_fwd(int4 size, int4 osize, int4 xs,
-                             __global const float *x, int x_off, __global float *y, __global int *idx)
+                             __global const float *x, int x_off, __global float *y, const int y_off, __global int *idx, const int idx_off)
 {
+    y += y_off; idx += idx_off;
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     const int OH = osize.s0, OW = osize.s1, W = size.s3;
     if (ow >= OW || oh >= OH)
@@ -75,8 +77,9 @@ __kernel void maxpool2x2_fwd(int4 size, int4 osize, int4 xs,
 /* Its gradient over the same grid: each output cell writes its four dx cells, g at the arg-max
  * and 0 elsewhere. Cells no window covers (an odd last row or column) must be zeroed beforehand. */
 __kernel void maxpool2x2_bwd(int4 size, int4 osize, int4 gs,
-                             __global const float *g, int g_off, __global const int *idx, __global float *dx)
+                             __global const float *g, int g_off, __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
 {
+    idx += idx_off; dx += dx_off;
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     const int OH = osize.s0, OW = osize.s1, H = size.s2, W = size.s3;
     if (ow >= OW || oh >= OH)
@@ -95,8 +98,9 @@ __kernel void maxpool2x2_bwd(int4 size, int4 osize, int4 gs,
 /* dx[n,c,h,w] = sum of g over the output cells whose arg-max is (h, w): a gather over the
  * windows that can contain (h, w), so no atomics. */
 __kernel void maxpool_bwd(int4 size, int4 osize, int4 conv, int4 dil, int4 gs,
-                          __global const float *g, int g_off, __global const int *idx, __global float *dx)
+                          __global const float *g, int g_off, __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
 {
+    idx += idx_off; dx += dx_off;
     const int H = size.s2, W = size.s3, OH = osize.s0, OW = osize.s1;
     const int total = size.s0 * size.s1 * H * W;
     const int i = get_global_id(0);
@@ -129,9 +133,10 @@ __kernel void maxpool_bwd(int4 size, int4 osize, int4 conv, int4 dil, int4 gs,
  * writes its whole window, g at the arg-max and 0 elsewhere, with no index search. Cells no
  * window covers must be zeroed beforehand. dx is contiguous (N, C, H, W). */
 __kernel void maxpool_bwd_disjoint(int4 size, int4 osize, int4 conv, int4 dil, int4 gs,
-                                   __global const float *g, int g_off, __global const int *idx,
-                                   __global float *dx)
+                                   __global const float *g, int g_off, __global const int *idx, const int idx_off,
+                                   __global float *dx, const int dx_off)
 {
+    idx += idx_off; dx += dx_off;
     const int OH = osize.s0, OW = osize.s1, H = size.s2, W = size.s3;
     const int total = size.s0 * size.s1 * OH * OW;
     const int i = get_global_id(0);
@@ -171,8 +176,9 @@ inline int avg_count(int h0, int w0, int4 size, int4 osize, int4 conv, int inclu
 }
 
 __kernel void avgpool_fwd(int4 size, int4 osize, int4 conv, int include_pad, int4 xs,
-                          __global const float *x, int x_off, __global float *y)
+                          __global const float *x, int x_off, __global float *y, const int y_off)
 {
+    y += y_off;
     const int OH = osize.s0, OW = osize.s1;
     const int total = size.s0 * size.s1 * OH * OW;
     const int i = get_global_id(0);
@@ -190,8 +196,9 @@ __kernel void avgpool_fwd(int4 size, int4 osize, int4 conv, int include_pad, int
 }
 
 __kernel void avgpool_bwd(int4 size, int4 osize, int4 conv, int include_pad, int4 gs,
-                          __global const float *g, int g_off, __global float *dx)
+                          __global const float *g, int g_off, __global float *dx, const int dx_off)
 {
+    dx += dx_off;
     const int H = size.s2, W = size.s3, OH = osize.s0, OW = osize.s1;
     const int total = size.s0 * size.s1 * H * W;
     const int i = get_global_id(0);

@@ -2,11 +2,11 @@
 fused into the GEMM's epilogue; the GEMM writes (N, C, H, W) directly, so nothing is transposed.
 Backward: dX = col2im(W^T @ g), a batched GEMM, and dW^T = sum over images of col @ g^T, one GEMM
 summing over the batch; both read transposed views."""
-import numpy as np
 import pyopencl.cltypes as cltypes
 
-from .. import backend, dtypes
+from .. import dtypes
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty
 from .matmul import gemm_into
 
@@ -40,9 +40,7 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     col = empty(N, K, OH * OW, device=dev)
     rows = N * K * OH
     if rows and OW:
-        dev.launch(dev.kernel("conv.cl", "im2col_fwd"), (rows,), (backend.MAP_LOCAL,),
-                   _vec4(N, C, H, W), _vec4(OH, OW, KH, KW), _vec4(*stride, *padding), _vec4(*dilation),
-                   _vec4(*x.strides), x.buffer, np.int32(x.offset), col.buffer)
+        launch(dev, "conv.cl", "im2col_fwd", (rows,), _vec4(N, C, H, W), _vec4(OH, OW, KH, KW), _vec4(*stride, *padding), _vec4(*dilation), _vec4(*x.strides), x, col)
     return col
 
 
@@ -52,9 +50,7 @@ def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
     dx = empty(*shape, device=dev)
     rows = shape[0] * shape[1] * shape[2]
     if rows and shape[3]:
-        dev.launch(dev.kernel("conv.cl", "im2col_bwd"), (rows,), (backend.MAP_LOCAL,),
-                   _vec4(*shape), _vec4(OH, OW, KH, KW), _vec4(*stride, *padding), _vec4(*dilation),
-                   dcol.buffer, dx.buffer)
+        launch(dev, "conv.cl", "im2col_bwd", (rows,), _vec4(*shape), _vec4(OH, OW, KH, KW), _vec4(*stride, *padding), _vec4(*dilation), dcol, dx)
     return dx
 
 

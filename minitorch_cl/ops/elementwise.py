@@ -1,5 +1,7 @@
 """Element-wise ops and their gradients: every forward is one map kernel, every backward is
 written with the engine's own ops."""
+import math
+
 from .. import backend, dtypes
 from ..autograd import Function
 from ..tensor import Tensor, full
@@ -118,7 +120,6 @@ class Scalar(Function):
         if op == "OP_POW_S":
             return g * s * a ** (s - 1) if s != 1 else g, None, None
         if op == "OP_RPOW_S":
-            import math
             return g * out * math.log(s), None, None
         raise NotImplementedError(op)
 

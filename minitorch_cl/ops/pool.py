@@ -1,9 +1,8 @@
 """max_pool2d and avg_pool2d: one kernel each way (clkernels/pool.cl). Inputs may have any
 strides (a conv's channel-major output is read in place); outputs are contiguous."""
-import numpy as np
-
-from .. import backend, dtypes
+from .. import dtypes
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty
 from .conv import _pair, _vec4, output_size
 
@@ -47,13 +46,9 @@ class MaxPool2d(Function):
         y = empty(N, C, OH, OW, device=dev)
         idx = empty(N, C, OH, OW, dtype=dtypes.int32, device=dev)
         if y.numel() and _is_2x2(k, s, p, d):
-            dev.launch(dev.kernel("pool.cl", "maxpool2x2_fwd"), (OW, OH, N * C), GRID_LOCAL,
-                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*x.strides),
-                       x.buffer, np.int32(x.offset), y.buffer, idx.buffer)
+            launch(dev, "pool.cl", "maxpool2x2_fwd", (OW, OH, N * C), _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*x.strides), x, y, idx, local=GRID_LOCAL)
         elif y.numel():
-            dev.launch(dev.kernel("pool.cl", "maxpool_fwd"), (N * C * OH,), (backend.MAP_LOCAL,),
-                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*x.strides),
-                       x.buffer, np.int32(x.offset), y.buffer, idx.buffer)
+            launch(dev, "pool.cl", "maxpool_fwd", (N * C * OH,), _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*x.strides), x, y, idx)
         ctx.save_for_backward(idx)
         ctx.geom = (x.shape, k, s, p, d, OH, OW)
         indices_out.append(idx)  # a side channel, so autograd never makes a zero gradient for idx
@@ -74,17 +69,11 @@ class MaxPool2d(Function):
             if not covers:
                 dx.zero_()
             if _is_2x2(k, s, p, d):
-                dev.launch(dev.kernel("pool.cl", "maxpool2x2_bwd"), (OW, OH, shape[0] * shape[1]), GRID_LOCAL,
-                           _vec4(*shape), _vec4(OH, OW, *k), _vec4(*g.strides), g.buffer, np.int32(g.offset),
-                           idx.buffer, dx.buffer)
+                launch(dev, "pool.cl", "maxpool2x2_bwd", (OW, OH, shape[0] * shape[1]), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*g.strides), g, idx, dx, local=GRID_LOCAL)
                 return dx, None, None, None, None, None, None, None
-            dev.launch(dev.kernel("pool.cl", "maxpool_bwd_disjoint"), (y_numel(shape, OH, OW),),
-                       (backend.MAP_LOCAL,), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d),
-                       _vec4(*g.strides), g.buffer, np.int32(g.offset), idx.buffer, dx.buffer)
+            launch(dev, "pool.cl", "maxpool_bwd_disjoint", (y_numel(shape, OH, OW),), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*g.strides), g, idx, dx)
         else:
-            dev.launch(dev.kernel("pool.cl", "maxpool_bwd"), (dx.numel(),), (backend.MAP_LOCAL,),
-                       _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*g.strides),
-                       g.buffer, np.int32(g.offset), idx.buffer, dx.buffer)
+            launch(dev, "pool.cl", "maxpool_bwd", (dx.numel(),), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*g.strides), g, idx, dx)
         return dx, None, None, None, None, None, None, None
 
 
@@ -95,9 +84,7 @@ class AvgPool2d(Function):
         dev = x.device
         y = empty(N, C, OH, OW, device=dev)
         if y.numel():
-            dev.launch(dev.kernel("pool.cl", "avgpool_fwd"), (y.numel(),), (backend.MAP_LOCAL,),
-                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), np.int32(include_pad),
-                       _vec4(*x.strides), x.buffer, np.int32(x.offset), y.buffer)
+            launch(dev, "pool.cl", "avgpool_fwd", (y.numel(),), _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), include_pad, _vec4(*x.strides), x, y)
         ctx.geom = (x.shape, k, s, p, include_pad, OH, OW)
         return y
 
@@ -107,9 +94,7 @@ class AvgPool2d(Function):
         dev = g.device
         dx = empty(*shape, device=dev)
         if dx.numel():
-            dev.launch(dev.kernel("pool.cl", "avgpool_bwd"), (dx.numel(),), (backend.MAP_LOCAL,),
-                       _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), np.int32(include_pad),
-                       _vec4(*g.strides), g.buffer, np.int32(g.offset), dx.buffer)
+            launch(dev, "pool.cl", "avgpool_bwd", (dx.numel(),), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), include_pad, _vec4(*g.strides), g, dx)
         return dx, None, None, None, None, None, None
 
 
