@@ -51,7 +51,6 @@
 #define OP_NOT 28
 #define OP_RSQRT 29
 #define OP_GELU_GRAD 30
-#define OP_AFFINE 31
 /* binary */
 #define OP_ADD 40
 #define OP_SUB 41
@@ -72,8 +71,6 @@
 #define OP_AND 56
 #define OP_OR 57
 #define OP_XOR 58
-#define OP_ADD_SCALED 59   /* a + alpha * b */
-#define OP_ATAN2 60
 
 #if OP == OP_COPY
 #define F1(x) (x)
@@ -99,8 +96,6 @@
 #define F1(x) ((x) + alpha)
 #elif OP == OP_MUL_S
 #define F1(x) ((x) * alpha)
-#elif OP == OP_AFFINE
-#define F1(x) ((x) * alpha + beta)
 #elif OP == OP_RSUB_S
 #define F1(x) (alpha - (x))
 #elif OP == OP_RDIV_S
@@ -176,10 +171,6 @@
 #define F2(x, y) ((x) || (y))
 #elif OP == OP_XOR
 #define F2(x, y) ((!(x)) != (!(y)))
-#elif OP == OP_ADD_SCALED
-#define F2(x, y) ((x) + alpha * (y))
-#elif OP == OP_ATAN2
-#define F2(x, y) atan2((x), (y))
 #endif
 
 #ifdef F1

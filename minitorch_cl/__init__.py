@@ -8,9 +8,7 @@ from .tensor import (Tensor, arange, empty, empty_like, full, full_like, linspac
                      zeros, zeros_like)
 from .random import manual_seed, rand, randint, randn, randperm
 from . import tensor_methods  # noqa: F401  (attaches the Tensor's operators and op methods)
-from .ops.elementwise import (abs, add, clamp, cos, div, eq, exp, ge, gelu, gt, le, log, lt, masked_fill,
-                              maximum, minimum, mul, ne, neg, pow, relu, rsqrt, sigmoid, sign, sin, sqrt,
-                              sub, tanh, where)
+from .ops.elementwise import *  # noqa: F401,F403  (every element-wise op of the table: exp, add, ...)
 from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, std, sum, var
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)

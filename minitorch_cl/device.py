@@ -122,6 +122,15 @@ class Device:
         self._ensure_context()
         return self._pool.allocate(max(int(nbytes), 4))
 
+    def upload(self, buffer, host, nbytes_offset=0):
+        """Start copying a contiguous host array into buffer; the returned event keeps `host` alive."""
+        return cl.enqueue_copy(self.queue, buffer, host, dst_offset=nbytes_offset, is_blocking=False)
+
+    def download(self, host, buffer, nbytes_offset=0):
+        """Copy buffer (from a byte offset) into a contiguous host array, waiting for the device."""
+        cl.enqueue_copy(self.queue, host, buffer, src_offset=nbytes_offset, is_blocking=True)
+        return host
+
     def program(self, filename, defines=None):
         """The built program for (file, defines), built once per device."""
         key = (filename, tuple(sorted((defines or {}).items())))

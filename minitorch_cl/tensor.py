@@ -7,7 +7,6 @@ table by minitorch_cl/tensor_methods.py."""
 import numbers
 
 import numpy as np
-import pyopencl as cl
 
 from . import dtypes, layout
 from .device import device as resolve_device
@@ -39,7 +38,7 @@ class Tensor:
         host = np.ascontiguousarray(arr, dtype=dt.np)
         t = empty(host.shape, dtype=dt, device=dev)
         if host.size:
-            t._upload = cl.enqueue_copy(dev.queue, t.buffer, host, is_blocking=False)
+            t._upload = dev.upload(t.buffer, host)
         return t
 
     # ---- metadata ---------------------------------------------------------------------------
@@ -102,8 +101,7 @@ class Tensor:
         t = self if self.is_contiguous() else self.contiguous()
         host = np.empty(t.shape, dtype=t.dtype.np)
         if host.size:
-            cl.enqueue_copy(t.device.queue, host, t.buffer, src_offset=t.offset * t.dtype.itemsize,
-                            is_blocking=True)
+            t.device.download(host, t.buffer, t.offset * t.dtype.itemsize)
         return host.astype(bool) if t.dtype is dtypes.bool_ else host
 
     def item(self):

@@ -159,15 +159,11 @@ METHODS = {
     "__invert__": elementwise.logical_not, "__and__": _logical("OP_AND"), "__or__": _logical("OP_OR"),
     "__xor__": _logical("OP_XOR"),
     # element-wise
-    "add": elementwise.add, "sub": elementwise.sub, "mul": elementwise.mul, "div": elementwise.div,
-    "pow": elementwise.pow, "neg": elementwise.neg, "exp": elementwise.exp, "log": elementwise.log,
-    "sqrt": elementwise.sqrt, "rsqrt": elementwise.rsqrt, "tanh": elementwise.tanh,
-    "sigmoid": elementwise.sigmoid, "relu": elementwise.relu, "abs": elementwise.abs,
-    "sin": elementwise.sin, "cos": elementwise.cos, "sign": elementwise.sign,
-    "clamp": elementwise.clamp, "clip": elementwise.clamp, "maximum": elementwise.maximum,
-    "minimum": elementwise.minimum, "masked_fill": elementwise.masked_fill, "eq": elementwise.eq,
-    "ne": elementwise.ne, "lt": elementwise.lt, "le": elementwise.le, "gt": elementwise.gt,
-    "ge": elementwise.ge, "logical_not": elementwise.logical_not, "relu_backward": _relu_backward,
+    # (every op of the element-wise table is a method too: added below)
+    "sign": elementwise.sign, "clamp": elementwise.clamp, "clip": elementwise.clamp,
+    "masked_fill": elementwise.masked_fill, "eq": elementwise.eq, "ne": elementwise.ne, "lt": elementwise.lt,
+    "le": elementwise.le, "gt": elementwise.gt, "ge": elementwise.ge, "logical_not": elementwise.logical_not,
+    "relu_backward": _relu_backward,
     # reductions
     "sum": reduce.sum, "mean": reduce.mean, "max": reduce.max, "min": reduce.min, "amax": reduce.amax,
     "amin": reduce.amin, "argmax": reduce.argmax, "argmin": reduce.argmin, "var": reduce.var,
@@ -182,6 +178,8 @@ METHODS = {
     # matmul
     "matmul": matmul.matmul, "mm": matmul.mm, "bmm": matmul.bmm, "dot": matmul.dot,
 }
+
+METHODS.update({op.name: getattr(elementwise, op.name) for op in elementwise.UNARY + elementwise.BINARY})
 
 for _name, _fn in METHODS.items():
     setattr(Tensor, _name, _fn)
