@@ -16,6 +16,12 @@ typedef struct { int ndim; int size[MAXDIM]; } Shape;
  * travels beside its buffer, as for every kernel buffer argument. */
 typedef struct { int stride[MAXDIM]; } Strides;
 
+/* A 2-D sliding window (convolution, pooling): input (N, C, H, W), output (OH, OW), window
+ * (KH, KW), stride, padding and dilation. */
+typedef struct { int N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW; } Window;
+/* The element strides of an (N, C, H, W) operand. */
+typedef struct { int n, c, h, w; } Strides4;
+
 /* Element offset of the i-th element (row-major over shape) in an operand with strides st. */
 inline int strided_offset(const Shape *shape, const Strides *st, int i)
 {

@@ -12,7 +12,8 @@
  *
  * Transposes are runtime strides: op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn].
  * The epilogue is runtime too (it runs once per element of C, outside the hot loop):
- *   C = relu?( (accumulate ? C : 0) + product + bias ), bias_mode 0 none, 1 bias[n], 2 bias[m].
+ *   C = relu?( (accumulate ? C : 0) + product + bias ), bias_mode BIAS_NONE, BIAS_PER_COLUMN (bias[n])
+ *   or BIAS_PER_ROW (bias[m]), all -D from shared_constants.py.
  * Only tile shapes are -D options, each with a default below so the file compiles alone. */
 #include "common.h"
 
@@ -47,9 +48,9 @@ inline void store_c(__global float *c, const __global float *bias, int m, int n,
 {
     if (accumulate)
         v += *c;
-    if (bias_mode == 1)
+    if (bias_mode == BIAS_PER_COLUMN)
         v += bias[n];
-    else if (bias_mode == 2)
+    else if (bias_mode == BIAS_PER_ROW)
         v += bias[m];
     if (relu)
         v = fmax(v, 0.0f);
@@ -150,7 +151,7 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
 inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
                        float8 v, int bias_mode, int relu, int accumulate)
 {
-    if (cols >= 8 && !bias_mode && !relu && !accumulate) {
+    if (cols >= 8 && bias_mode == BIAS_NONE && !relu && !accumulate) {
         vstore8(v, 0, c);
         return;
     }

@@ -15,7 +15,7 @@ CPU the packing lays the batch end to end along K, on a GPU it is one launch per
 Every kernel has one fixed local size (PoCL compiles a kernel again for each new one) and all
 sizes, strides and the epilogue are runtime arguments, so a device builds matmul.cl once.
 """
-from .shared_constants import PACK_KB
+from .shared_constants import BIAS_NONE, PACK_KB
 from .launch import At, launch
 
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
@@ -65,7 +65,7 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
 
 def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, ldc,
          off_a=0, off_b=0, off_c=0, batch=1, batch_a=0, batch_b=0, batch_c=0,
-         bias=None, off_bias=0, bias_mode=0, relu=False, accumulate=False, b_packed=None,
+         bias=None, off_bias=0, bias_mode=BIAS_NONE, relu=False, accumulate=False, b_packed=None,
          sum_batch=False):
     """C[z] (= or +=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, for z in range(batch).
 
@@ -74,7 +74,7 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     op(B) is (K,N): B[k*ldb + n] when not trans_b, B[n*ldb + k] when trans_b.
     C[m*ldc + n]. batch_a/b/c: element stride between batch items (0 = the same matrix for every z;
     batch_c must not be 0 when batch > 1).
-    bias_mode 0 none, 1 one bias per column n (bias[n], Linear), 2 one bias per row m (bias[m], conv).
+    bias_mode (shared_constants): BIAS_NONE, BIAS_PER_COLUMN (bias[n], Linear) or BIAS_PER_ROW (bias[m], conv).
     C = relu?((C if accumulate else 0) + op(A) @ op(B) + bias): relu applies after bias; accumulate
     adds the product into C (gradient accumulation). K == 0 gives C = bias or 0 (or C unchanged
     when accumulating without bias); M or N == 0 does nothing.
@@ -98,7 +98,7 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
         raise TypeError("gemm: ldb is required unless b_packed is given")
     b_panels = b_packed is not None and b_packed.panels
     if bias is None:
-        bias, off_bias, bias_mode = c, 0, 0  # never read, but the kernel needs a buffer
+        bias, off_bias, bias_mode = c, 0, BIAS_NONE  # never read, but the kernel needs a buffer
     # op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn]
     sam, sak = (1, lda) if trans_a else (lda, 1)
     sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
@@ -124,7 +124,7 @@ def _part_epilogue(epilogue, first, last):
     """The epilogue for one of several products summed into C: the bias with the first, the relu
     after the last, and every later one adds into C."""
     bias_mode, relu, accumulate = epilogue
-    return bias_mode if first else 0, relu if last else False, accumulate if first else True
+    return bias_mode if first else BIAS_NONE, relu if last else False, accumulate if first else True
 
 
 def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):

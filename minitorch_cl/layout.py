@@ -132,5 +132,23 @@ def layout_struct(shape, strides_list):
     return out
 
 
+def window_struct(input_shape, out_hw, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    """common.h's Window: a 2-D sliding window's geometry, passed by value."""
+    w = np.zeros((), WINDOW_DTYPE)
+    for name, v in zip(WINDOW_DTYPE.names, (*input_shape, *out_hw, *kernel, *stride, *padding, *dilation)):
+        w[name] = v
+    return w
+
+
+def strides4_struct(strides):
+    """common.h's Strides4: an (N, C, H, W) operand's element strides."""
+    s = np.zeros((), STRIDES4_DTYPE)
+    s["n"], s["c"], s["h"], s["w"] = strides
+    return s
+
+
 SHAPE_DTYPE = np.dtype([("ndim", np.int32), ("size", np.int32, MAXDIM)])
 STRIDES_DTYPE = np.dtype([("stride", np.int32, MAXDIM)])
+WINDOW_DTYPE = np.dtype([(n, np.int32) for n in ("N", "C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW",
+                                                   "DH", "DW")])
+STRIDES4_DTYPE = np.dtype([(n, np.int32) for n in "nchw"])

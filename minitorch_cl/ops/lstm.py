@@ -5,7 +5,7 @@ from .. import dtypes
 from ..autograd import Function
 from ..tensor import Tensor, empty, zeros
 from ..launch import At, launch
-from ..shared_constants import LSTM_VW as VW
+from ..shared_constants import BIAS_NONE, BIAS_PER_COLUMN, LSTM_VW as VW
 from .dropout import dropout
 from .matmul import gemm_into, linear, pack_b
 from .shape import cat, stack
@@ -56,7 +56,7 @@ class LSTMLayer(Function):
         h0, c0 = h0.contiguous(), c0.contiguous()
         gates = empty(T, B, 4 * H, device=dev)  # pre-activations, then activations (kept for backward)
         bias = b_ih + b_hh if b_ih is not None else None
-        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias, bias_mode=0 if bias is None else 1)
+        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias, bias_mode=BIAS_NONE if bias is None else BIAS_PER_COLUMN)
         out = empty(T, B, H, device=dev)
         cs = empty(T, B, H, device=dev)
         w_hh_t = pack_b(w_hh.T)  # (H, 4H), laid out once for the T steps
