@@ -1,7 +1,6 @@
 """OpenCL devices: discovery, the spec parser, and the per-device context, queue, pool and programs."""
 import os
 
-import numpy as np
 import pyopencl as cl
 import pyopencl.tools
 
@@ -30,7 +29,6 @@ class Device:
         self._context = None
         self._programs = {}
         self._kernels = {}
-        self._typed = set()
         self._profile = None
         self._launch_plans = {}  # launch.py's per-kernel argument plans
 
@@ -148,17 +146,6 @@ class Device:
             k = getattr(self.program(filename, defines), name)
             self._kernels[key] = k
         return k
-
-    def launch(self, kernel, global_size, local_size, *args):
-        """Enqueue kernel; global_size is rounded up to a multiple of local_size."""
-        if local_size is not None:
-            global_size = tuple(-(-g // l) * l for g, l in zip(global_size, local_size))
-        if id(kernel) not in self._typed:
-            # Declaring scalar arg types once makes pyopencl's set_args ~30x faster per launch.
-            kernel.set_scalar_arg_dtypes([a.dtype if isinstance(a, (np.generic, np.ndarray)) else None for a in args])
-            self._typed.add(id(kernel))
-        kernel.set_args(*args)
-        return cl.enqueue_nd_range_kernel(self.queue, kernel, global_size, local_size)
 
     def synchronize(self):
         self.queue.finish()
