@@ -160,10 +160,11 @@ inline float8 fexp2(float8 x)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_fwd(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-              const int causal, const int has_mask, const RowStrides qs, const RowStrides vs, const RowStrides ms,
-              const int mss, const RowStrides os,
-              __global const float *q, const int q_off, __global const float *kt, const int kt_off, __global const float *v, const int v_off,
-              __global const float *mask, const int mask_off, __global float *o, const int o_off, __global float *lse, const int lse_off)
+              const int causal, const int has_mask, const RowStrides qs, const RowStrides vs,
+              const RowStrides ms, const int mss, const RowStrides os,
+              __global const float *q, const int q_off, __global const float *kt, const int kt_off,
+              __global const float *v, const int v_off, __global const float *mask, const int mask_off,
+              __global float *o, const int o_off, __global float *lse, const int lse_off)
 {
     q += q_off; kt += kt_off; v += v_off; mask += mask_off; o += o_off; lse += lse_off;
     const int n = get_global_id(1);
@@ -261,8 +262,10 @@ void attn_fwd(const int N, const int NB1, const int L, const int S, const int D,
 }
 
 /* delta[n, i] = sum_d dO[n, i, d] * O[n, i, d] */
-__kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int D, const RowStrides gs, const RowStrides os,
-                             __global const float *g, const int g_off, __global const float *o, const int o_off, __global float *delta, const int delta_off)
+__kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int D, const RowStrides gs,
+                             const RowStrides os, __global const float *g, const int g_off,
+                             __global const float *o, const int o_off,
+                             __global float *delta, const int delta_off)
 {
     g += g_off; o += o_off; delta += delta_off;
     const int i = get_global_id(0), n = get_global_id(1);
@@ -277,13 +280,16 @@ __kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int 
 /* dQ for BQ query rows: recompute P from lse, dP = dO V^T, dS = P (dP - delta), dQ = scale dS K. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-                 const int causal, const int has_mask, const RowStrides qs, const RowStrides ks, const RowStrides gs,
-                 const RowStrides ms, const int mss,
-                 __global const float *q, const int q_off, __global const float *k, const int k_off, __global const float *kt, const int kt_off,
-                 __global const float *vt, const int vt_off, __global const float *g, const int g_off, __global const float *mask, const int mask_off,
-                 __global const float *lse, const int lse_off, __global const float *delta, const int delta_off, __global float *dq, const int dq_off)
+                 const int causal, const int has_mask, const RowStrides qs, const RowStrides ks,
+                 const RowStrides gs, const RowStrides ms, const int mss,
+                 __global const float *q, const int q_off, __global const float *k, const int k_off,
+                 __global const float *kt, const int kt_off, __global const float *vt, const int vt_off,
+                 __global const float *g, const int g_off, __global const float *mask, const int mask_off,
+                 __global const float *lse, const int lse_off,
+                 __global const float *delta, const int delta_off, __global float *dq, const int dq_off)
 {
-    q += q_off; k += k_off; kt += kt_off; vt += vt_off; g += g_off; mask += mask_off; lse += lse_off; delta += delta_off; dq += dq_off;
+    q += q_off; k += k_off; kt += kt_off; vt += vt_off; g += g_off; mask += mask_off; lse += lse_off;
+    delta += delta_off; dq += dq_off;
     const int n = get_global_id(1);
     if (n >= N) return;
     const int r0 = get_global_id(0) * BQ;
@@ -342,14 +348,18 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
  * P^T = exp2(K Q^T - lse), dV = P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-                   const int causal, const int has_mask, const RowStrides qs, const RowStrides ks, const RowStrides vs,
-                   const RowStrides gs, const RowStrides ms, const int mss,
-                   __global const float *q, const int q_off, __global const float *k, const int k_off, __global const float *v, const int v_off,
-                   __global const float *g, const int g_off, __global const float *qt, const int qt_off, __global const float *gt, const int gt_off,
-                   __global const float *mask, const int mask_off, __global const float *lse, const int lse_off, __global const float *delta, const int delta_off,
-                   __global float *dk, const int dk_off, __global float *dv, const int dv_off)
+                   const int causal, const int has_mask, const RowStrides qs, const RowStrides ks,
+                   const RowStrides vs, const RowStrides gs, const RowStrides ms, const int mss,
+                   __global const float *q, const int q_off, __global const float *k, const int k_off,
+                   __global const float *v, const int v_off, __global const float *g, const int g_off,
+                   __global const float *qt, const int qt_off, __global const float *gt, const int gt_off,
+                   __global const float *mask, const int mask_off,
+                   __global const float *lse, const int lse_off,
+                   __global const float *delta, const int delta_off, __global float *dk, const int dk_off,
+                   __global float *dv, const int dv_off)
 {
-    q += q_off; k += k_off; v += v_off; g += g_off; qt += qt_off; gt += gt_off; mask += mask_off; lse += lse_off; delta += delta_off; dk += dk_off; dv += dv_off;
+    q += q_off; k += k_off; v += v_off; g += g_off; qt += qt_off; gt += gt_off; mask += mask_off;
+    lse += lse_off; delta += delta_off; dk += dk_off; dv += dv_off;
     const int n = get_global_id(1);
     if (n >= N) return;
     const int c0 = get_global_id(0) * BQ;   /* first key row of this work-item */
@@ -425,7 +435,8 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
 /* out[n, d, j] = x[n, j, d]: a strided (N, R, D) operand as a contiguous (N, D, R) copy, so that
  * the kernels above can read 8 consecutive rows as one vector. 8 rows x 8 columns per step. */
 __kernel void attn_transpose(const int N, const int NB1, const int R, const int D, const RowStrides xs,
-                             __global const float *x, const int x_off, __global float *out, const int out_off)
+                             __global const float *x, const int x_off,
+                             __global float *out, const int out_off)
 {
     x += x_off; out += out_off;
     const int j0 = get_global_id(0) * 8, n = get_global_id(1);

@@ -7,8 +7,8 @@
 
 /* col[n, k, oh, :] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW] for every ow, 0 outside the
  * image: one work-item per output row, so the index math happens once per OW elements. */
-__kernel void im2col_fwd(const Window win, const Strides4 xs,
-                         __global const float *x, int x_off, __global float *col, const int col_off)
+__kernel void im2col_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                         __global float *col, const int col_off)
 {
     col += col_off;
     const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
@@ -37,8 +37,8 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs,
 
 /* dx[n, c, h, :] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
  * so no atomics; one work-item per input row. dx is contiguous (N, C, H, W). */
-__kernel void im2col_bwd(const Window win,
-                         __global const float *dcol, const int dcol_off, __global float *dx, const int dx_off)
+__kernel void im2col_bwd(const Window win, __global const float *dcol, const int dcol_off,
+                         __global float *dx, const int dx_off)
 {
     dcol += dcol_off; dx += dx_off;
     const int C = win.C, H = win.H, W = win.W;

@@ -174,9 +174,8 @@
 #endif
 
 #ifdef F1
-__kernel void map1(const int n, const Shape shape, const Strides sa, const Strides so,
-                   const T alpha, const T beta,
-                   __global const TA *a, const int a_off, __global TO *out, const int out_off)
+__kernel void map1(const int n, const Shape shape, const Strides sa, const Strides so, const T alpha,
+                   const T beta, __global const TA *a, const int a_off, __global TO *out, const int out_off)
 {
     a += a_off; out += out_off;
     int i = get_global_id(0);
@@ -188,8 +187,8 @@ __kernel void map1(const int n, const Shape shape, const Strides sa, const Strid
 
 #ifdef F2
 __kernel void map2(const int n, const Shape shape, const Strides sa, const Strides sb, const Strides so,
-                   const T alpha,
-                   __global const TA *a, const int a_off, __global const TB *b, const int b_off, __global TO *out, const int out_off)
+                   const T alpha, __global const TA *a, const int a_off,
+                   __global const TB *b, const int b_off, __global TO *out, const int out_off)
 {
     a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
@@ -201,9 +200,9 @@ __kernel void map2(const int n, const Shape shape, const Strides sa, const Strid
 #endif
 
 /* out = cond ? a : b */
-__kernel void where3(const int n, const Shape shape, const Strides sc, const Strides sa,
-                     const Strides sb, const Strides so,
-                     __global const uchar *cond, const int cond_off, __global const TA *a, const int a_off, __global const TB *b, const int b_off,
+__kernel void where3(const int n, const Shape shape, const Strides sc, const Strides sa, const Strides sb,
+                     const Strides so, __global const uchar *cond, const int cond_off,
+                     __global const TA *a, const int a_off, __global const TB *b, const int b_off,
                      __global TO *out, const int out_off)
 {
     cond += cond_off; a += a_off; b += b_off; out += out_off;
@@ -230,8 +229,8 @@ inline float uniform01(uint seed, uint counter)
 
 /* mode 0: uniform [lo, hi); mode 1: normal(lo, hi) by Box-Muller; mode 2: bernoulli(keep = lo)
  * scaled by hi (dropout masks). */
-__kernel void random_fill(const int n, const int mode, const uint seed, const float lo,
-                          const float hi, __global float *out, const int out_off)
+__kernel void random_fill(const int n, const int mode, const uint seed, const float lo, const float hi,
+                          __global float *out, const int out_off)
 {
     out += out_off;
     int i = get_global_id(0);

@@ -8,8 +8,8 @@
 #endif
 
 __kernel void index_select(const int outer, const int n_idx, const int inner, const int rows,
-                           __global const T *x, const int x_off, __global const long *idx,
-                           const int idx_off, __global T *out, const int out_off)
+                           __global const T *x, const int x_off, __global const long *idx, const int idx_off,
+                           __global T *out, const int out_off)
 {
     out += out_off;
     int t = get_global_id(0);
@@ -36,8 +36,8 @@ inline void atomic_add_float(volatile __global float *p, float v)
 }
 
 __kernel void index_add(const int outer, const int n_idx, const int inner, const int rows,
-                        __global const float *g, const int g_off, __global const long *idx, const int idx_off,
-                        __global float *out, const int out_off)
+                        __global const float *g, const int g_off,
+                        __global const long *idx, const int idx_off, __global float *out, const int out_off)
 {
     g += g_off; out += out_off;
     int t = get_global_id(0);

@@ -68,8 +68,8 @@ inline void store_c(__global float *c, const __global float *bias, int m, int n,
 #ifndef PACK_KB
 #error "build with -D PACK_KB (shared_constants.PACK_KB)"
 #endif
-__kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int batch_dst,
-                        int kin, int k0, __global const float *src, const int src_off, __global float *dst, const int dst_off)
+__kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int batch_dst, int kin, int k0,
+                        __global const float *src, const int src_off, __global float *dst, const int dst_off)
 {
     src += src_off; dst += dst_off;
     const int kb = get_global_id(0) * PACK_KB, p = get_global_id(1), z = get_global_id(2);
@@ -167,10 +167,10 @@ inline void store_row8(__global float *c, const __global float *bias, int m, int
  * and the group's few A panels, which stay in L2 for K up to ~1000 (gemm.py splits a longer K into
  * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
  * work-items, measured no faster). */
-__kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps,
-                          int batch_ap, int ldbp, int bps, int batch_bp, int batch_c,
-                          int bias_mode, int relu, int accumulate,
-                          __global const float *Ap, const int Ap_off, __global const float *Bp, const int Bp_off,
+__kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
+                          int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate,
+                          __global const float *Ap, const int Ap_off,
+                          __global const float *Bp, const int Bp_off,
                           __global const float *bias, const int bias_off, __global float *c, const int c_off)
 {
     Ap += Ap_off; Bp += Bp_off; bias += bias_off; c += c_off;
@@ -201,9 +201,8 @@ __kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int ap
 /* One TM x TN tile of C[get_group_id(2)] per work-group of (GX, GY); work-item (tx, ty) owns rows
  * ty + i*GY and columns tx + j*GX, so its stores and local reads are spread over neighbours. */
 __kernel __attribute__((reqd_work_group_size(GX, GY, 1)))
-void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc,
-                int batch_a, int batch_b, int batch_c,
-                int bias_mode, int relu, int accumulate,
+void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc, int batch_a, int batch_b,
+                int batch_c, int bias_mode, int relu, int accumulate,
                 __global const float *a, const int a_off, __global const float *b, const int b_off,
                 __global const float *bias, const int bias_off, __global float *c, const int c_off)
 {

@@ -6,8 +6,8 @@
 
 /* y[n,c,oh,ow] = max over the window; idx = h*W + w of the winner (first one on ties).
  * One work-item per output row (n, c, oh): the index math happens once per OW cells. */
-__kernel void maxpool_fwd(const Window win, const Strides4 xs,
-                          __global const float *x, int x_off, __global float *y, const int y_off, __global int *idx, const int idx_off)
+__kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                          __global float *y, const int y_off, __global int *idx, const int idx_off)
 {
     y += y_off; idx += idx_off;
     const int OH = win.OH, OW = win.OW, H = win.H, W = win.W;
@@ -46,8 +46,8 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs,
 /* The ConvNet's case, 2x2 windows with stride 2 and no padding, as straight-line code over a
  * (OW, OH, N*C) grid: no per-cell integer division (slow, and not vectorised on CPUs), and PoCL
  * vectorises across neighbouring cells. Scan order and tie/NaN rules are those of maxpool_fwd. */
-__kernel void maxpool2x2_fwd(const Window win, const Strides4 xs,
-                             __global const float *x, int x_off, __global float *y, const int y_off, __global int *idx, const int idx_off)
+__kernel void maxpool2x2_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                             __global float *y, const int y_off, __global int *idx, const int idx_off)
 {
     y += y_off; idx += idx_off;
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
@@ -72,8 +72,9 @@ __kernel void maxpool2x2_fwd(const Window win, const Strides4 xs,
 
 /* Its gradient over the same grid: each output cell writes its four dx cells, g at the arg-max
  * and 0 elsewhere. Cells no window covers (an odd last row or column) must be zeroed beforehand. */
-__kernel void maxpool2x2_bwd(const Window win, const Strides4 gs,
-                             __global const float *g, int g_off, __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
+__kernel void maxpool2x2_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
+                             __global const int *idx, const int idx_off,
+                             __global float *dx, const int dx_off)
 {
     idx += idx_off; dx += dx_off;
     const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
@@ -93,8 +94,8 @@ __kernel void maxpool2x2_bwd(const Window win, const Strides4 gs,
 
 /* dx[n,c,h,w] = sum of g over the output cells whose arg-max is (h, w): a gather over the
  * windows that can contain (h, w), so no atomics. */
-__kernel void maxpool_bwd(const Window win, const Strides4 gs,
-                          __global const float *g, int g_off, __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
+__kernel void maxpool_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
+                          __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
 {
     idx += idx_off; dx += dx_off;
     const int H = win.H, W = win.W, OH = win.OH, OW = win.OW;
@@ -128,8 +129,8 @@ __kernel void maxpool_bwd(const Window win, const Strides4 gs,
 /* The same gradient when windows do not overlap (stride >= dilated window): each output cell
  * writes its whole window, g at the arg-max and 0 elsewhere, with no index search. Cells no
  * window covers must be zeroed beforehand. dx is contiguous (N, C, H, W). */
-__kernel void maxpool_bwd_disjoint(const Window win, const Strides4 gs,
-                                   __global const float *g, int g_off, __global const int *idx, const int idx_off,
+__kernel void maxpool_bwd_disjoint(const Window win, const Strides4 gs, __global const float *g, int g_off,
+                                   __global const int *idx, const int idx_off,
                                    __global float *dx, const int dx_off)
 {
     idx += idx_off; dx += dx_off;

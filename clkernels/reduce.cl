@@ -57,8 +57,8 @@ inline void store(__global TO *out, __global long *index, int o, ACC best, long 
 }
 
 __kernel void reduce_serial(const int outer, const int R, const int inner, const ACC scale,
-                            __global const T *x, const int x_off,
-                            __global TO *out, const int out_off, __global long *index, const int index_off)
+                            __global const T *x, const int x_off, __global TO *out, const int out_off,
+                            __global long *index, const int index_off)
 {
     out += out_off; index += index_off;
     int o = get_global_id(0);
@@ -80,8 +80,8 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void reduce_group(const int outer, const int R, const int inner, const ACC scale,
-                  __global const T *x, const int x_off,
-                  __global TO *out, const int out_off, __global long *index, const int index_off)
+                  __global const T *x, const int x_off, __global TO *out, const int out_off,
+                  __global long *index, const int index_off)
 {
     out += out_off; index += index_off;
     __local ACC vals[WG];

@@ -61,8 +61,8 @@ class Conv2d(Function):
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K)
         out = empty(N, OC, OH, OW, device=x.device)
         # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
-        gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias, bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE,
-                  relu=relu)
+        gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias,
+                  bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE, relu=relu)
         ctx.save_for_backward(col, w2, out if relu else None)
         ctx.geom = (x.shape, weight.shape, stride, padding, dilation, OH, OW, relu)
         return out

@@ -56,7 +56,8 @@ class LSTMLayer(Function):
         h0, c0 = h0.contiguous(), c0.contiguous()
         gates = empty(T, B, 4 * H, device=dev)  # pre-activations, then activations (kept for backward)
         bias = b_ih + b_hh if b_ih is not None else None
-        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias, bias_mode=BIAS_NONE if bias is None else BIAS_PER_COLUMN)
+        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias,
+                  bias_mode=BIAS_NONE if bias is None else BIAS_PER_COLUMN)
         out = empty(T, B, H, device=dev)
         cs = empty(T, B, H, device=dev)
         w_hh_t = pack_b(w_hh.T)  # (H, 4H), laid out once for the T steps

@@ -127,7 +127,8 @@ class Linear(Function):
         out = empty(x.shape[:-1] + (weight.shape[0],), device=x.device)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         out2 = out.reshape(-1, weight.shape[0])
-        gemm_into(out2, x2, weight.T, bias=bias, bias_mode=BIAS_PER_COLUMN if bias is not None else BIAS_NONE, relu=relu)
+        gemm_into(out2, x2, weight.T, bias=bias, bias_mode=BIAS_PER_COLUMN if bias is not None else BIAS_NONE,
+                  relu=relu)
         ctx.save_for_backward(x, weight, out if relu else None)
         ctx.relu = relu
         return out

@@ -21,7 +21,9 @@ class _LayerNorm(Function):
         y = empty(x.shape, device=dev)
         mean, rstd = empty(rows, device=dev), empty(rows, device=dev)
         if rows and C:
-            launch(dev, "layernorm.cl", "layernorm_fwd", (cfg["WG"], rows), rows, C, eps, weight is not None, bias is not None, x, weight if weight is not None else x, bias if bias is not None else x, y, mean, rstd, local=(cfg["WG"], cfg["RPG"]), defines=cfg)
+            w, b = (weight if weight is not None else x), (bias if bias is not None else x)  # unread stand-ins
+            launch(dev, "layernorm.cl", "layernorm_fwd", (cfg["WG"], rows), rows, C, eps, weight is not None,
+                   bias is not None, x, w, b, y, mean, rstd, local=(cfg["WG"], cfg["RPG"]), defines=cfg)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.sizes = (rows, C, bias is not None)
         return y
@@ -37,11 +39,14 @@ class _LayerNorm(Function):
         if ctx.needs_input_grad[0]:
             dx = empty(x.shape, device=dev)
             if rows and C:
-                launch(dev, "layernorm.cl", "layernorm_bwd", (cfg["WG"], rows), rows, C, weight is not None, x, weight if weight is not None else x, g, mean, rstd, dx, local=(cfg["WG"], cfg["RPG"]), defines=cfg)
+                launch(dev, "layernorm.cl", "layernorm_bwd", (cfg["WG"], rows), rows, C, weight is not None, x,
+                       weight if weight is not None else x, g, mean, rstd, dx, local=(cfg["WG"], cfg["RPG"]),
+                       defines=cfg)
         if weight is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
             dw, db = empty(weight.shape, device=dev), empty(weight.shape, device=dev)
             if rows:
-                launch(dev, "layernorm.cl", "layernorm_bwd_params", (C,), rows, C, x, g, mean, rstd, dw, db, defines=cfg)
+                launch(dev, "layernorm.cl", "layernorm_bwd_params", (C,), rows, C, x, g, mean, rstd, dw, db,
+                       defines=cfg)
             else:
                 dw.zero_(), db.zero_()
         elif has_bias and ctx.needs_input_grad[2]:

@@ -93,8 +93,8 @@ class AvgPool2d(Function):
         dev = x.device
         y = empty(N, C, OH, OW, device=dev)
         if y.numel():
-            launch(dev, "pool.cl", "avgpool_fwd", (y.numel(),), _window(x.shape, (k, s, p, (1, 1), OH, OW)), include_pad,
-                   layout.strides4_struct(x.strides), x, y)
+            launch(dev, "pool.cl", "avgpool_fwd", (y.numel(),), _window(x.shape, (k, s, p, (1, 1), OH, OW)),
+                   include_pad, layout.strides4_struct(x.strides), x, y)
         ctx.geom = (x.shape, k, s, p, include_pad, OH, OW)
         return y
 
@@ -104,8 +104,8 @@ class AvgPool2d(Function):
         dev = g.device
         dx = empty(*shape, device=dev)
         if dx.numel():
-            launch(dev, "pool.cl", "avgpool_bwd", (dx.numel(),), _window(shape, (k, s, p, (1, 1), OH, OW)), include_pad,
-                   layout.strides4_struct(g.strides), g, dx)
+            launch(dev, "pool.cl", "avgpool_bwd", (dx.numel(),), _window(shape, (k, s, p, (1, 1), OH, OW)),
+                   include_pad, layout.strides4_struct(g.strides), g, dx)
         return dx, None, None, None, None, None, None
 
 
