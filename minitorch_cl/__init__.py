@@ -1,11 +1,11 @@
 """minitorch_cl: a PyTorch-like tensor/autograd engine whose every op is an OpenCL kernel."""
-from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd import Function
 from .device import Device, DeviceError, device, devices
 from .dtypes import bool_ as bool, float16, float32, int32, int64
 from .kernels import KernelBuildError
-from .tensor import (Tensor, arange, empty, empty_like, full, full_like, linspace, ones, ones_like, tensor,
-                     zeros, zeros_like)
+from .tensor import (Tensor, arange, as_tensor, empty, empty_like, from_numpy, full, full_like, linspace, ones,
+                     ones_like, tensor, zeros, zeros_like)
 from .random import manual_seed, rand, randint, randn, randperm
 from . import tensor_methods  # noqa: F401  (attaches the Tensor's operators and op methods)
 from .ops.elementwise import *  # noqa: F401,F403  (every element-wise op of the table: exp, add, ...)

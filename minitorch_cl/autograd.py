@@ -7,20 +7,43 @@ class Context:
     """What forward leaves for backward."""
 
     def __init__(self):
-        self.saved_tensors = ()
+        self._saved, self._versions = (), ()
         self.needs_input_grad = ()
 
     def save_for_backward(self, *tensors):
-        self.saved_tensors = tensors
+        self._saved = tensors
+        self._versions = tuple(None if t is None else t._version for t in tensors)
+
+    @property
+    def saved_tensors(self):
+        """The saved tensors, checked unchanged since forward (PyTorch's version-counter check)."""
+        for t, v in zip(self._saved, self._versions):
+            if t is not None and t._version != v:
+                raise RuntimeError(
+                    "one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: [{t.dtype.name} {list(t.shape)}] is at version {t._version}; expected version "
+                    f"{v} instead")
+        return self._saved
 
 
 class Node:
-    """One recorded call: the Function, its context, its tensor inputs and its outputs' metadata."""
-    __slots__ = ("fn", "ctx", "inputs", "out_meta")
+    """One recorded call: the Function, its context, an Edge per input and its outputs' metadata."""
+    __slots__ = ("fn", "ctx", "inputs", "out_meta", "hooks")
 
     def __init__(self, fn, ctx, inputs, outputs):
-        self.fn, self.ctx, self.inputs = fn, ctx, inputs
+        self.fn, self.ctx, self.hooks = fn, ctx, {}  # hooks: output index -> [hook(grad)]
+        self.inputs = [Edge(t) if t is not None and t.requires_grad else None for t in inputs]
         self.out_meta = [(o.shape, o.dtype, o.device) for o in outputs]
+
+
+class Edge:
+    """Where an input's gradient goes: the node that made it (and which output), or the leaf
+    itself. Taken when the op is recorded, so a later in-place op that gives the tensor a new
+    history does not rewire this one."""
+    __slots__ = ("tensor", "node", "index", "shape")
+
+    def __init__(self, t):
+        self.tensor, self.node, self.index, self.shape = t, t._node, t._out_index, t.shape
 
 
 class Function:
@@ -42,6 +65,8 @@ class Function:
                 if isinstance(o, Tensor) and o.dtype.is_floating:
                     o.requires_grad = True
                     o._node, o._out_index = node, i
+                    if any(t is not None and t.buffer is o.buffer for t in tensors):
+                        o._is_view = True  # in place through it would bypass its base's history
         return out
 
     @staticmethod
@@ -60,7 +85,7 @@ def _topological_order(root_node):
     while stack:
         node, it = stack[-1]
         for t in it:
-            child = t._node if t is not None else None
+            child = t.node if t is not None else None
             if child is not None and id(child) not in seen:
                 seen.add(id(child))
                 stack.append((child, iter(child.inputs)))
@@ -97,21 +122,23 @@ def backward(tensor, grad=None, retain_graph=False):
                 raise RuntimeError("trying to backward through the graph a second time; "
                                    "pass retain_graph=True to the first backward()")
             grads = [g if g is not None else _zeros(meta) for g, meta in zip(grads, node.out_meta)]
+            for i, hooks in node.hooks.items():
+                grads[i] = _run_hooks(hooks, grads[i])
             in_grads = node.fn.backward(node.ctx, *grads)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
             if not retain_graph:
                 node.ctx = None
-            for t, g in zip(node.inputs, in_grads):
-                if t is None or g is None or not t.requires_grad:
+            for e, g in zip(node.inputs, in_grads):
+                if e is None or g is None:
                     continue
-                g = _sum_to_shape(g, t.shape)
-                if t._node is None:
-                    _accumulate_leaf(t, g)
+                g = _sum_to_shape(g, e.shape)
+                if e.node is None:
+                    if e.tensor.requires_grad:
+                        _accumulate_leaf(e.tensor, g)
                 else:
-                    slot = pending.setdefault(id(t._node), [None] * len(t._node.out_meta))
-                    i = t._out_index
-                    slot[i] = g if slot[i] is None else slot[i] + g
+                    slot = pending.setdefault(id(e.node), [None] * len(e.node.out_meta))
+                    slot[e.index] = g if slot[e.index] is None else slot[e.index] + g
 
 
 def _zeros(meta):
@@ -131,7 +158,35 @@ def _sum_to_shape(g, shape):
     return g.reshape(shape)
 
 
+def _run_hooks(hooks, g):
+    for hook in list(hooks):
+        out = hook(g)
+        g = g if out is None else out
+    return g
+
+
+class RemovableHandle:
+    """What register_hook returns: .remove() takes the hook off again."""
+
+    def __init__(self, hooks, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self):
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+def register_hook(t, hook):
+    """hook(grad) runs when t's gradient is computed; a returned tensor replaces the gradient."""
+    if not t.requires_grad:
+        raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+    hooks = t._grad_hooks if t._node is None else t._node.hooks.setdefault(t._out_index, [])
+    hooks.append(hook)
+    return RemovableHandle(hooks, hook)
+
+
 def _accumulate_leaf(t, g):
+    g = _run_hooks(t._grad_hooks, g)
     if g.dtype is not t.dtype:
         g = g.to(t.dtype)
     # A fresh buffer: g may be shared with another leaf, and .grad may be changed in place later.

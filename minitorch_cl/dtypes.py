@@ -81,3 +81,12 @@ def cl_defines(device, **types):
             raise TypeError(f"device {device.spec} ({device.name}) has no cl_khr_fp16: float16 is not available")
         defines["HAS_FP16"] = 1
     return defines
+
+
+def can_cast(src, dst):
+    """PyTorch's rule for writing a result into an existing tensor: no float into an integer or bool
+    tensor, no integer into a bool one."""
+    kind = {False: 1, True: 2}
+    src_kind = 0 if src is bool_ else kind[src.is_floating]
+    dst_kind = 0 if dst is bool_ else kind[dst.is_floating]
+    return src_kind <= dst_kind

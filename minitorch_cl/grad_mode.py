@@ -37,6 +37,13 @@ class enable_grad(no_grad):
     _enabled = True
 
 
+class inference_mode(no_grad):
+    """inference_mode(mode=True): torch's faster no_grad; here the same as no_grad when mode is True."""
+
+    def __init__(self, mode=True):
+        self._enabled = not mode
+
+
 class set_grad_enabled(no_grad):
     """set_grad_enabled(mode): as a context manager, recording per `mode` in the block; as a call, from now on."""
 

@@ -122,8 +122,10 @@ def _state_value(v, p, key):
 
 
 def _launch(p, name, *args):
+    """One fused update of parameter p; like any in-place write it bumps p's version."""
     n = p.numel()
     launch(p.device, "optim.cl", name, (n,), n, *args)
+    p._bump_version()
 
 
 class SGD(Optimizer):

@@ -25,6 +25,8 @@ class Tensor:
         self.requires_grad = False
         self.grad = None
         self._node, self._out_index = None, 0
+        self._is_view = False  # a recorded view of another tensor (autograd sets it)
+        self._grad_hooks = []  # a leaf's register_hook hooks (a non-leaf's live on its node)
         self._upload = None  # the pending host->device copy keeps its host array alive
 
     # ---- construction ---------------------------------------------------------------------
@@ -35,11 +37,20 @@ class Tensor:
         dev = resolve_device(device)
         arr = np.asarray(data)
         dt = dtypes.as_dtype(dtype) or _infer_dtype(arr)
-        host = np.ascontiguousarray(arr, dtype=dt.np)
+        host = np.array(arr, dtype=dt.np, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         t = empty(host.shape, dtype=dt, device=dev)
         if host.size:
             t._upload = dev.upload(t.buffer, host)
         return t
+
+    # ---- the version counter: in-place writes bump it, backward checks what it saved -------
+    @property
+    def _version(self):
+        """How many in-place writes this tensor's memory has had (shared by every view of it)."""
+        return getattr(self.buffer, "_mt_version", 0)
+
+    def _bump_version(self):
+        self.buffer._mt_version = self._version + 1
 
     # ---- metadata ---------------------------------------------------------------------------
     @property
@@ -225,6 +236,20 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
     """A tensor from a (nested) list, NumPy array, Python scalar or another tensor."""
     t = Tensor.from_data(data, dtype=dtype, device=device)
     return t.requires_grad_(requires_grad) if requires_grad else t
+
+
+def from_numpy(array, device=None):
+    """A tensor with the array's values and dtype (a copy on the device: OpenCL memory is not host memory)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    return Tensor.from_data(array, device=device)
+
+
+def as_tensor(data, dtype=None, device=None):
+    """data itself when it is already a tensor of that dtype and device, else a new tensor."""
+    if isinstance(data, Tensor):
+        return data.to(device=device or data.device, dtype=dtype or data.dtype)
+    return Tensor.from_data(data, dtype=dtype, device=device)
 
 
 def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):

@@ -1,11 +1,11 @@
 """Every Tensor method beyond its data (tensor.py): the operators, conversions, in-place updates and
 the op methods, attached to the class once, here, from the ops that implement them."""
-from . import autograd, backend, dtypes, ops
+from . import autograd, backend, dtypes, layout, ops
 from .device import Device, device as resolve_device
 from .grad_mode import is_grad_enabled, no_grad
 from .ops import elementwise, matmul, reduce, shape
 from .random import rand, randn
-from .tensor import Tensor, full
+from .tensor import Tensor, empty, full, ones, tensor, zeros
 
 
 # ---- conversion ------------------------------------------------------------------------------
@@ -56,26 +56,105 @@ def backward(self, gradient=None, retain_graph=False):
     autograd.backward(self, gradient, retain_graph=retain_graph)
 
 
-# ---- in place (no autograd; for optimizers, initialisation and loading weights) ---------------
-def _check_inplace(t):
-    if is_grad_enabled() and t.requires_grad and t.is_leaf:
-        raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; "
-                           "wrap it in `with mt.no_grad():`")
+# ---- in place: PyTorch's semantics ------------------------------------------------------------
+# Without a graph to record (grad mode off, or nothing involved requires grad) the kernel writes
+# straight into the tensor. With one, the op runs out of place as usual and its result is written
+# back, the tensor taking over the result's history. Either way the version counter is bumped, so a
+# backward that saved the old values raises instead of computing with the new ones.
+def _check_writable(t, graph):
+    if graph and t.requires_grad and t.is_leaf:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation; "
+                           "wrap the update in `with mt.no_grad():`")
+    if graph and t._is_view:
+        raise NotImplementedError(f"in-place update of a view (shape {t.shape}) whose base requires grad: its "
+                                  "base's history cannot be rewritten; use out-of-place ops")
+    if any(st == 0 and n > 1 for st, n in zip(t.strides, t.shape)):
+        raise RuntimeError(f"unsupported operation: more than one element of the written-to tensor (shape {t.shape}, "
+                           f"strides {t.strides}) refers to a single memory location; clone() it first")
+
+
+def _needs_graph(*tensors):
+    return is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in tensors)
+
+
+def _write_result(self, result):
+    """self[...] = result, with its history when it has one."""
+    if not dtypes.can_cast(result.dtype, self.dtype):
+        raise RuntimeError(f"result type {result.dtype.name} can't be cast to the desired output type "
+                           f"{self.dtype.name}")
+    if layout.broadcast_shapes(self.shape, result.shape) != tuple(self.shape):
+        raise RuntimeError(f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                           f"{list(layout.broadcast_shapes(self.shape, result.shape))}")
+    backend.copy_(self, result.detach())
+    self._bump_version()
+    if result.requires_grad:
+        self._node, self._out_index, self.requires_grad = result._node, result._out_index, True
+    return self
+
+
+def _inplace(fn):
+    """The in-place form of fn(self, *args): fn's result written into self."""
+    def update(self, *args, **kwargs):
+        graph = _needs_graph(self, *args)
+        _check_writable(self, graph)
+        if graph:
+            return _write_result(self, fn(self, *args, **kwargs))
+        with no_grad():
+            return _write_result(self, fn(self, *args, **kwargs))
+    update.__name__ = fn.__name__ + "_"
+    update.__doc__ = f"In-place {fn.__name__}."
+    return update
+
+
+def _fast_binary(op, fn):
+    """add_/sub_/mul_/div_ without a graph: one kernel writing into self (optimizer loops, `p -= lr * g`)."""
+    slow = _inplace(fn)
+
+    def update(self, other, **kwargs):
+        if kwargs or _needs_graph(self, other) or not isinstance(other, (Tensor, int, float, bool)):
+            return slow(self, other, **kwargs)
+        _check_writable(self, False)
+        if isinstance(other, Tensor):
+            result = dtypes.promote(self.dtype, other.dtype)
+        else:
+            result = dtypes.result_type(self.dtype, other)
+        if op == "OP_DIV" and not result.is_floating:
+            result = dtypes.float32
+        if not dtypes.can_cast(result, self.dtype) or (isinstance(other, Tensor) and other.device != self.device):
+            return slow(self, other)  # raises the dtype error / moves nothing silently
+        other = other if isinstance(other, Tensor) else full((), other, dtype=result, device=self.device)
+        if layout.broadcast_shapes(self.shape, other.shape) != tuple(self.shape):
+            return slow(self, other)
+        backend.map2(op, self, other, out=self, compute_dtype=result)
+        self._bump_version()
+        return self
+    update.__name__ = slow.__name__
+    update.__doc__ = slow.__doc__
+    return update
 
 
 def copy_(self, src):
-    _check_inplace(self)
+    graph = _needs_graph(self, src)
+    _check_writable(self, graph)
     if not isinstance(src, Tensor):
         src = Tensor.from_data(src, dtype=self.dtype, device=self.device)
     elif src.device != self.device:
         src = src.to(self.device)
+    if graph:  # self's values come from src: d self / d src is the identity (cast and broadcast)
+        return _write_result(self, src.to(dtype=self.dtype).expand(*self.shape))
     backend.copy_(self, src)
+    self._bump_version()
     return self
 
 
 def fill_(self, value):
-    _check_inplace(self)
+    graph = _needs_graph(self, value)
+    _check_writable(self, graph)
+    if graph or isinstance(value, Tensor):
+        return copy_(self, value if isinstance(value, Tensor) else full((), value, dtype=self.dtype,
+                                                                         device=self.device))
     backend.fill_(self, value)
+    self._bump_version()
     return self
 
 
@@ -83,17 +162,11 @@ def zero_(self):
     return self.fill_(0)
 
 
-def _inplace(op):
-    def update(self, other):
-        _check_inplace(self)
-        other = other if isinstance(other, Tensor) else full((), other, dtype=self.dtype, device=self.device)
-        backend.map2(op, self, other, out=self, compute_dtype=self.dtype)
-        return self
-    return update
-
-
 def add_(self, other, alpha=1):
-    return _inplace("OP_ADD")(self, other * alpha if alpha != 1 else other)
+    return _add_inplace(self, other * alpha if alpha != 1 else other)
+
+
+_add_inplace = _fast_binary("OP_ADD", elementwise.add)
 
 
 def uniform_(self, a=0.0, b=1.0):
@@ -105,14 +178,38 @@ def normal_(self, mean=0.0, std=1.0):
 
 
 def setitem(self, index, value):
-    if isinstance(index, Tensor):
-        raise NotImplementedError("assignment through a tensor index; use where() or masked_fill()")
-    target = self[index]
-    with no_grad():
-        if isinstance(value, Tensor):
-            target.copy_(value)
-        else:
-            target.fill_(value)
+    """self[index] = value (a number or a broadcastable tensor), recorded by autograd when needed."""
+    graph = _needs_graph(self, value)
+    _check_writable(self, graph)
+    if graph:
+        return _write_result(self, shape.setitem(self, index, value))
+    if isinstance(value, Tensor) and value.device != self.device:
+        value = value.to(self.device)
+    target = shape.indexed_view(self, index)
+    if target is None:  # a tensor index: write through a select
+        with no_grad():
+            return _write_result(self, shape.setitem(self, index, value))
+    if isinstance(value, Tensor):
+        backend.copy_(target, value)
+    else:
+        backend.fill_(target, value)
+    self._bump_version()
+
+
+def _new(factory):
+    def new(self, *size, dtype=None, device=None, requires_grad=False, **kwargs):
+        return factory(*size, **kwargs, dtype=dtype or self.dtype, device=device or self.device,
+                       requires_grad=requires_grad)
+    new.__doc__ = f"A {factory.__name__} tensor with this tensor's dtype and device by default."
+    return new
+
+
+def new_full(self, size, fill_value, dtype=None, device=None, requires_grad=False):
+    return full(size, fill_value, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
+
+
+def new_tensor(self, data, dtype=None, device=None, requires_grad=False):
+    return tensor(data, dtype=dtype or self.dtype, device=device or self.device, requires_grad=requires_grad)
 
 
 def _reflected(fn):
@@ -143,9 +240,13 @@ METHODS = {
     "to": to, "float": _to_dtype(dtypes.float32), "half": _to_dtype(dtypes.float16),
     "long": _to_dtype(dtypes.int64), "int": _to_dtype(dtypes.int32), "bool": _to_dtype(dtypes.bool_),
     "type": type_, "cpu": cpu, "clone": clone, "contiguous": contiguous, "backward": backward,
-    "copy_": copy_, "fill_": fill_, "zero_": zero_, "add_": add_, "sub_": _inplace("OP_SUB"),
-    "mul_": _inplace("OP_MUL"), "div_": _inplace("OP_DIV"), "uniform_": uniform_, "normal_": normal_,
-    "__setitem__": setitem, "__getitem__": shape.getitem,
+    "copy_": copy_, "fill_": fill_, "zero_": zero_, "add_": add_, "sub_": _fast_binary("OP_SUB", elementwise.sub),
+    "mul_": _fast_binary("OP_MUL", elementwise.mul), "div_": _fast_binary("OP_DIV", elementwise.div),
+    "pow_": _inplace(elementwise.pow), "clamp_": _inplace(elementwise.clamp), "clip_": _inplace(elementwise.clamp),
+    "masked_fill_": _inplace(elementwise.masked_fill), "uniform_": uniform_, "normal_": normal_,
+    "__setitem__": setitem, "__getitem__": shape.getitem, "register_hook": autograd.register_hook,
+    "new_zeros": _new(zeros), "new_ones": _new(ones), "new_empty": _new(empty), "new_full": new_full,
+    "new_tensor": new_tensor,
     # operators
     "__add__": elementwise.add, "__radd__": _reflected(elementwise.add),
     "__sub__": elementwise.sub, "__rsub__": _reflected(elementwise.sub),
@@ -180,6 +281,12 @@ METHODS = {
 }
 
 METHODS.update({op.name: getattr(elementwise, op.name) for op in elementwise.UNARY + elementwise.BINARY})
+METHODS.update({op.name + "_": _inplace(getattr(elementwise, op.name)) for op in elementwise.UNARY})
+# augmented assignment is in place, as in PyTorch: `p -= lr * p.grad` updates p
+METHODS.update({"__iadd__": METHODS["add_"], "__isub__": METHODS["sub_"], "__imul__": METHODS["mul_"],
+                "__itruediv__": METHODS["div_"], "__ipow__": METHODS["pow_"],
+                "__iand__": _inplace(_logical("OP_AND")), "__ior__": _inplace(_logical("OP_OR")),
+                "__ixor__": _inplace(_logical("OP_XOR"))})
 
 for _name, _fn in METHODS.items():
     setattr(Tensor, _name, _fn)

@@ -107,10 +107,12 @@ def _function(op, arity):
             out = backend.map2(op.macro, a, b, compute_dtype=_float_dtype(ct) if op.floating else ct)
         ctx.number = args[1] if arity == 1 and len(args) > 1 else None
         if op.saves:
-            ctx.inputs, ctx.out = tensors, out
+            ctx.save_for_backward(*tensors, out)
         return out
 
     def backward(ctx, g):
+        if op.saves:
+            *ctx.inputs, ctx.out = ctx.saved_tensors
         grads = op.grad(ctx, g)
         grads = grads if isinstance(grads, tuple) else (grads,)
         return grads + (None,) * (1 if arity == 1 else 0)

@@ -6,6 +6,7 @@ from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..launch import launch
 from ..tensor import Tensor, empty, tensor, zeros
+from .elementwise import where
 
 
 def _view(x, shape, strides, offset=None):
@@ -266,6 +267,57 @@ def getitem(x, index):
     if not isinstance(idx, Tensor):
         idx = tensor(np.asarray(idx, dtype=np.int64), device=x.device)
     return index_select(y, dim, idx)
+
+
+def indexed_view(x, index):
+    """x[index] as a plain view for basic indices (ints, slices, None, ...); None when a tensor
+    index is involved."""
+    index = _expand_index(x, index)
+    if any(_is_advanced(i) for i in index):
+        return None
+    return _view(x, *_basic_view(x, tuple(index)))
+
+
+class SetItem(Function):
+    """x with x[index] = value (a tensor or a number) for basic indices, out of place."""
+
+    @staticmethod
+    def forward(ctx, x, value, index):
+        out = backend.map1("OP_COPY", x)
+        target = _view(out, *_basic_view(out, index))
+        if isinstance(value, Tensor):
+            backend.copy_(target, value)
+        else:
+            backend.fill_(target, value)
+        ctx.index = index
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = backend.map1("OP_COPY", g)
+        backend.fill_(_view(gx, *_basic_view(gx, ctx.index)), 0)  # overwritten values get no gradient
+        gv = _view(g, *_basic_view(g, ctx.index)) if ctx.needs_input_grad[1] else None
+        return gx, gv, None
+
+
+def setitem(x, index, value):
+    """x with x[index] = value, out of place (Tensor.__setitem__ writes it back into x)."""
+    if isinstance(value, Tensor) and value.device != x.device:
+        raise RuntimeError(f"assigning a tensor on {value.device.spec} into one on {x.device.spec}")
+    expanded = _expand_index(x, index)
+    if not any(_is_advanced(i) for i in expanded):
+        return SetItem.apply(x, value, tuple(expanded))
+    mask = index if isinstance(index, Tensor) else None
+    if mask is not None and mask.dtype is dtypes.bool_ and tuple(mask.shape) == tuple(x.shape[:mask.ndim]):
+        if isinstance(value, Tensor) and value.numel() != 1:
+            raise NotImplementedError(f"x[mask] = value with a value of shape {value.shape} (masked_scatter); "
+                                      "assign a number or a one-element tensor")
+        if isinstance(value, Tensor):
+            value = value.reshape(())
+        cond = mask.reshape(tuple(mask.shape) + (1,) * (x.ndim - mask.ndim))
+        return where(cond, value, x)
+    raise NotImplementedError("assignment through an integer tensor index (index_put); use a boolean mask, "
+                              "slices or where()")
 
 
 class IndexSelect(Function):
