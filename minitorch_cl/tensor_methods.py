@@ -97,8 +97,9 @@ def _inplace(fn):
     def update(self, *args, **kwargs):
         graph = _needs_graph(self, *args)
         _check_writable(self, graph)
-        if graph:
-            return _write_result(self, fn(self, *args, **kwargs))
+        if graph:  # fn reads a copy of self, so its backward may use the values self had before
+            src = self.clone()
+            return _write_result(self, fn(src, *(src if a is self else a for a in args), **kwargs))
         with no_grad():
             return _write_result(self, fn(self, *args, **kwargs))
     update.__name__ = fn.__name__ + "_"
