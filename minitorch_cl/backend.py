@@ -31,7 +31,8 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TO=out_dtype))
     shape, sa, so = _operands(out, a)
-    launch(a.device, "elementwise.cl", "map1", (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines)
+    launch(a.device, "elementwise.cl", "map1", (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines,
+           nbytes=n * (a.dtype.itemsize + out.dtype.itemsize))
     return out
 
 
@@ -45,7 +46,8 @@ def map2(op, a, b, out_dtype=None, compute_dtype=None, alpha=0, out=None):
     _check_size(n)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TB=b.dtype, TO=out.dtype))
     shape, sa, sb, so = _operands(out, a, b)
-    launch(a.device, "elementwise.cl", "map2", (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines)
+    launch(a.device, "elementwise.cl", "map2", (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
+           nbytes=n * (a.dtype.itemsize + b.dtype.itemsize + out.dtype.itemsize))
     return out
 
 
@@ -61,7 +63,8 @@ def where3(cond, a, b):
         cond = map1("OP_NE_S", cond, dtypes.bool_, 0)
     defines = dtypes.cl_defines(a.device, T=dtypes.compute_dtype(ot), TA=a.dtype, TB=b.dtype, TO=ot)
     shape, sc, sa, sb, so = _operands(out, cond, a, b)
-    launch(a.device, "elementwise.cl", "where3", (n,), n, shape, sc, sa, sb, so, cond, a, b, out, defines=defines)
+    launch(a.device, "elementwise.cl", "where3", (n,), n, shape, sc, sa, sb, so, cond, a, b, out, defines=defines,
+           nbytes=n * (1 + a.dtype.itemsize + b.dtype.itemsize + out.dtype.itemsize))
     return out
 
 
@@ -77,7 +80,7 @@ def random_fill(out, mode, seed, lo, hi):
     """Fill a contiguous float32 tensor: RANDOM_UNIFORM [lo, hi), RANDOM_NORMAL (mean lo, std hi),
     or RANDOM_KEEP_MASK (hi with probability lo, else 0: dropout masks)."""
     n = out.numel()
-    launch(out.device, "elementwise.cl", "random_fill", (n,), n, mode, seed & 0xFFFFFFFF, lo, hi, out)
+    launch(out.device, "elementwise.cl", "random_fill", (n,), n, mode, seed & 0xFFFFFFFF, lo, hi, out, nbytes=4 * n)
     return out
 
 

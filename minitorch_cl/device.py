@@ -1,5 +1,6 @@
 """OpenCL devices: discovery, the spec parser, and the per-device context, queue, pool and programs."""
 import os
+import time
 
 import pyopencl as cl
 import pyopencl.tools
@@ -12,6 +13,11 @@ NO_PLATFORM_HELP = (
     "`pip install 'minitorch_cl[pocl]'` (or `pip install pocl-binary-distribution`), "
     "or a vendor driver (NVIDIA, AMD ROCm, Intel compute-runtime)."
 )
+
+
+# Callables (device, kind 'upload'/'download', nbytes, event, host_seconds) after every transfer: the
+# profiler's hook, as launch.observers is for kernels.
+transfer_observers = []
 
 
 class DeviceError(RuntimeError):
@@ -31,6 +37,7 @@ class Device:
         self._kernels = {}
         self._profile = None
         self._launch_plans = {}  # launch.py's per-kernel argument plans
+        self._profiling = False  # the queue records event timestamps (set_profiling)
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -102,8 +109,10 @@ class Device:
     def _ensure_context(self):
         if self._context is None:
             self._context = cl.Context([self.cl_device])
-            self._queue = cl.CommandQueue(self._context)
-            self._pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self._queue))
+            self._plain_queue = self._queue = cl.CommandQueue(self._context)
+            if self._profiling:
+                self._queue = cl.CommandQueue(self._context, properties=cl.command_queue_properties.PROFILING_ENABLE)
+            self._pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self._plain_queue))
         return self._context
 
     @property
@@ -115,6 +124,17 @@ class Device:
         self._ensure_context()
         return self._queue
 
+    def set_profiling(self, enabled):
+        """Finish the queue and swap in one that records event timestamps (or the plain one back):
+        OpenCL 1.2 cannot turn profiling on for an existing queue, so normal runs pay nothing."""
+        if self._profiling == bool(enabled):
+            return
+        self._profiling = bool(enabled)
+        if self._context is not None:
+            self._queue.finish()
+            self._queue = self._plain_queue if not enabled else cl.CommandQueue(
+                self._context, properties=cl.command_queue_properties.PROFILING_ENABLE)
+
     def alloc(self, nbytes):
         """A buffer of at least nbytes from the device's memory pool."""
         self._ensure_context()
@@ -122,11 +142,18 @@ class Device:
 
     def upload(self, buffer, host, nbytes_offset=0):
         """Start copying a contiguous host array into buffer; the returned event keeps `host` alive."""
-        return cl.enqueue_copy(self.queue, buffer, host, dst_offset=nbytes_offset, is_blocking=False)
+        start = time.perf_counter()
+        event = cl.enqueue_copy(self.queue, buffer, host, dst_offset=nbytes_offset, is_blocking=False)
+        for observe in transfer_observers:
+            observe(self, "upload", host.nbytes, event, time.perf_counter() - start)
+        return event
 
     def download(self, host, buffer, nbytes_offset=0):
         """Copy buffer (from a byte offset) into a contiguous host array, waiting for the device."""
-        cl.enqueue_copy(self.queue, host, buffer, src_offset=nbytes_offset, is_blocking=True)
+        start = time.perf_counter()
+        event = cl.enqueue_copy(self.queue, host, buffer, src_offset=nbytes_offset, is_blocking=True)
+        for observe in transfer_observers:
+            observe(self, "download", host.nbytes, event, time.perf_counter() - start)
         return host
 
     def program(self, filename, defines=None):

@@ -117,7 +117,8 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
         launch(dev, "matmul.cl", "gemm_tiled", (-(-N // tn) * gx, -(-M // tm) * gy, n),
                M, N, K, sam, sak, sbk, sbn, ldc, batch_a, batch_b, batch_c,
                *_part_epilogue(epilogue, i == 0, i == len(parts) - 1), At(a, off_a + z * batch_a),
-               At(b, off_b + z * batch_b), bias, At(c, off_c), local=(gx, gy, 1), defines=defines)
+               At(b, off_b + z * batch_b), bias, At(c, off_c), local=(gx, gy, 1), defines=defines,
+               flops=2 * M * N * K * n)
 
 
 def _part_epilogue(epilogue, first, last):
@@ -134,7 +135,7 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
     per_item = -(-R // W) * W * K
     dst = dev.alloc(4 * per_item * n)
     launch(dev, "matmul.cl", "gemm_pack", (-(-K // PACK_KB), -(-R // W), n), R, K, W, rs, ks, batch_src,
-           per_item, kin, k0, src, At(dst, 0), local=PACK_GROUP, defines=defines)
+           per_item, kin, k0, src, At(dst, 0), local=PACK_GROUP, defines=defines, nbytes=8 * per_item * n)
     return At(dst, 0), (per_item if batch_src else 0)
 
 
@@ -179,4 +180,4 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
                 bp, batch_bp = _pack(dev, defines, N, kc, nr, At(b, off_b), sbn, sbk, batch, batch_b, kin, k0)
         launch(dev, "matmul.cl", "gemm_packed", (-(-M // mr), -(-N // nr), batch),
                M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep,
-               ap, bp, bias, At(c, off_c), local=CPU_GROUP, defines=defines)
+               ap, bp, bias, At(c, off_c), local=CPU_GROUP, defines=defines, flops=2 * M * N * kc * batch)

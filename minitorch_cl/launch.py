@@ -21,7 +21,10 @@ _INTEGERS = {t for t in _SCALARS.values() if np.issubdtype(t, np.integer)}
 _GLOBAL = cl.kernel_arg_address_qualifier.GLOBAL
 _LOCAL = cl.kernel_arg_address_qualifier.LOCAL
 
-observers = []  # callables (device, kernel_key, event, grid, local) -- the profiler's hook
+# Callables (device, kernel_key, event, grid, local, work) called after every enqueue: the hook of the
+# profiler (and of any tracing). work is (flops, nbytes) as the launch states them (None each
+# when unstated).
+observers = []
 
 
 class At(NamedTuple):
@@ -101,11 +104,13 @@ def _kernel_args(plan, args):
     return out
 
 
-def launch(device, file, name, grid, *args, local=None, defines=None):
+def launch(device, file, name, grid, *args, local=None, defines=None, flops=None, nbytes=None):
     """Enqueue clkernels/<file>'s kernel `name` over `grid` (rounded up to a multiple of `local`).
 
     `local` defaults to the device profile's element-wise work-group for 1-D grids; n-D grids name
-    theirs. An empty grid enqueues nothing and returns None; otherwise the event is returned."""
+    theirs. `flops`/`nbytes` state the launch's work for the profiler's GFLOP/s and GB/s (only
+    observers read them). An empty grid enqueues nothing and returns None; otherwise the event is
+    returned."""
     grid = tuple(int(g) for g in grid)
     if 0 in grid:
         return None
@@ -124,5 +129,5 @@ def launch(device, file, name, grid, *args, local=None, defines=None):
     if kernels.DEBUG:
         print(f"[minitorch_cl] launch {_name(key)} global={grid} local={local}", file=sys.stderr)
     for observe in observers:
-        observe(device, key, event, grid, local)
+        observe(device, key, event, grid, local, (flops, nbytes))
     return event
