@@ -64,7 +64,8 @@ def info(spec):
 @click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "attention", "transformer"]))
 @click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
 @click.option("--quick", is_flag=True, help="Fewer sizes and repeats (a smoke run).")
-def bench(name, spec, quick):
+@click.option("--profile", "profile", is_flag=True, help="Then print the kernel profiler's table of the run.")
+def bench(name, spec, quick, profile):
     """Time minitorch_cl next to NumPy (and PyTorch when installed) in the same run."""
     from .bench import format_table
     try:
@@ -73,11 +74,41 @@ def bench(name, spec, quick):
         raise click.ClickException(str(err))
     module = importlib.import_module(f"minitorch_cl.bench.{name}")
     click.echo(f"# {name} on {d.spec}: {d.name} [{d.platform_name} {d.platform_version}]")
-    rows = module.run(d, quick=quick)
+    if profile:
+        from . import profiler
+        with profiler.profile() as prof:
+            rows = module.run(d, quick=quick)
+    else:
+        rows = module.run(d, quick=quick)
     click.echo(format_table(rows))
     note = getattr(module, "NOTE", "")
     if note:
         click.echo(note)
+    if profile:
+        click.echo("\n# kernel profile of the whole run (profiling queue on: the figures above include its cost)")
+        click.echo(prof.key_averages().table(sort_by="device_time_total", row_limit=20))
+
+
+@main.command()
+@click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
+@click.option("--budget", default=120.0, show_default=True, help="Seconds after which no new candidate starts.")
+@click.option("--show", is_flag=True, help="Print the stored tuning records and exit.")
+def tune(spec, budget, show):
+    """Autotune GEMM for a device and store the winners (applied in every later run on it)."""
+    from . import tuner
+    if show:
+        click.echo("\n".join(tuner.show()))
+        return
+    try:
+        d = resolve_device(spec)
+    except DeviceError as err:
+        raise click.ClickException(str(err))
+    entry, space = tuner.search_space(d)
+    click.echo(f"# tuning {entry} on {d.spec}: {d.name} [{d.platform_name}], {len(space)} candidates, "
+               f"{len(tuner.MODEL_SHAPES)} shapes, budget {budget:g} s (first = built-in default)")
+    record = tuner.tune(d, budget=budget, log=click.echo)
+    click.echo(f"stored {record['entries']} ({record['speedup']:.2f}x the defaults) in "
+               f"{tuner.tuned_profile.cache_path()}")
 
 
 if __name__ == "__main__":

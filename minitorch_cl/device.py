@@ -5,7 +5,7 @@ import time
 import pyopencl as cl
 import pyopencl.tools
 
-from . import device_profile, kernels
+from . import device_profile, kernels, tuned_profile
 
 ENV_VAR = "MINITORCH_CL_DEVICE"
 NO_PLATFORM_HELP = (
@@ -38,6 +38,7 @@ class Device:
         self._profile = None
         self._launch_plans = {}  # launch.py's per-kernel argument plans
         self._profiling = False  # the queue records event timestamps (set_profiling)
+        self._tuned = {}
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -85,13 +86,31 @@ class Device:
 
     @property
     def profile(self):
-        """This device's DeviceProfile: local sizes, kernel variants and tiles, fp16/fp64."""
+        """This device's DeviceProfile: local sizes, kernel variants and tiles, fp16/fp64, with the
+        autotuner's stored winners applied."""
         if self._profile is None:
-            d = self.cl_device
-            self._profile = device_profile.for_device(
-                self.type_name, max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
-                mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+            self._profile = self.default_profile()
+            self._tuned = tuned_profile.apply(self._profile, self.tuning_key)
         return self._profile
+
+    @property
+    def tuned(self):
+        """The autotuner's stored entries that the profile applies ({} for a device never tuned)."""
+        self.profile  # built on first use, which applies the stored record
+        return self._tuned
+
+    def default_profile(self):
+        """A new DeviceProfile with the built-in entries for this device, nothing tuned."""
+        d = self.cl_device
+        return device_profile.for_device(
+            self.type_name, max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
+            mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+
+    @property
+    def tuning_key(self):
+        """The autotuner's key for this device: platform name and version, device name, driver version."""
+        return tuned_profile.device_key(self.platform_name, self.platform_version, self.name,
+                                        self.cl_device.driver_version)
 
     def __repr__(self):
         return f"device('{self.spec}')  # {self.name} [{self.platform_name}]"

@@ -16,11 +16,12 @@ KERNELS = PKG.parent / "clkernels" if (PKG.parent / "clkernels").is_dir() else P
 # Lower layers never import higher ones (docs/ARCHITECTURE.md's diagram).
 LAYERS = [
     {"shared_constants", "dtypes", "grad_mode", "device_profile"},
-    {"layout", "kernels"},
+    {"layout", "kernels", "tuned_profile"},
     {"device"},
     {"launch"},
     {"tensor"},
-    {"backend", "autograd", "gemm", "random"},
+    {"backend", "autograd", "gemm", "random", "profiler"},
+    {"tuner"},
 ]
 LAZY_OK = {"cli.py", "bench"}  # the command line imports its subcommands lazily
 

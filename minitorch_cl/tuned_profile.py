@@ -1,0 +1,95 @@
+"""The autotuner's stored winners: one JSON file in $XDG_CACHE_HOME/minitorch_cl (~/.cache/minitorch_cl),
+one record per device keyed by platform name + version, device name and driver version.
+
+Device.profile applies a device's record when it first builds the profile, so a tuned device runs
+tuned with no flag. A record is stale (and ignored) when its schema or the hash of the kernels it was
+tuned on (matmul.cl) differs; a file that does not parse is ignored with a warning; a device never
+tuned runs on the built-in defaults. The file is written to a temporary file and renamed.
+"""
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+
+from . import kernels
+
+SCHEMA = 1
+FILENAME = "tuned.json"
+TUNED_FILES = ("matmul.cl",)  # the kernels whose -D parameters the records hold
+
+
+def cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "minitorch_cl")
+
+
+def cache_path():
+    return os.path.join(cache_dir(), FILENAME)
+
+
+def device_key(platform_name, platform_version, device_name, driver_version):
+    return " | ".join(s.strip() for s in (platform_name, platform_version, device_name, driver_version))
+
+
+def kernels_hash():
+    h = hashlib.sha256()
+    for name in TUNED_FILES:
+        h.update((kernels.kernel_dir() / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def read_all():
+    """Every stored record by device key; {} when there is no file, or (with a warning) a corrupt one."""
+    path = cache_path()
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise ValueError("not an object of records")
+        return data
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as err:
+        warnings.warn(f"minitorch_cl: ignoring the corrupt tuning cache {path} ({err}); "
+                      "built-in defaults apply (rerun `minitorch-cl tune`)", RuntimeWarning, stacklevel=2)
+        return {}
+
+
+def is_current(record):
+    return record.get("schema") == SCHEMA and record.get("kernels") == kernels_hash() and \
+        isinstance(record.get("entries"), dict)
+
+
+def lookup(key):
+    """The profile entries stored for this device key when its record is current, else {}."""
+    record = read_all().get(key)
+    return dict(record["entries"]) if record and is_current(record) else {}
+
+
+def apply(profile, key):
+    """Update a DeviceProfile with the device's stored winners; returns what was applied ({} if none)."""
+    entries = lookup(key)
+    if entries:
+        try:
+            profile.update(**entries)
+        except KeyError as err:
+            warnings.warn(f"minitorch_cl: ignoring the tuning record for {key}: {err}", RuntimeWarning)
+            return {}
+    return entries
+
+
+def store(key, entries, **details):
+    """Write (replace) this device's record, keeping the others; written atomically."""
+    records = read_all()
+    records[key] = dict(schema=SCHEMA, kernels=kernels_hash(), entries=entries, **details)
+    os.makedirs(cache_dir(), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".tuned-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(records, f, indent=1, sort_keys=True)
+        os.replace(tmp, cache_path())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return records[key]
