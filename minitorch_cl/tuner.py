@@ -7,6 +7,7 @@ rejected, never chosen), scores each by the geometric mean of its time over the 
 the best in the tuning cache (tuned_profile), which Device.profile applies in every later run.
 The device's profile is left as it was.
 """
+import contextlib
 import math
 import statistics
 import time
@@ -52,6 +53,8 @@ GPU_TILES = [dict(TM=tm, TN=tn, TK=tk, WM=wm, WN=wn) for tm, tn, tk, wm, wn in (
     (64, 64, 16, 4, 4), (64, 64, 8, 4, 4), (64, 64, 32, 4, 4), (128, 64, 16, 8, 4), (64, 128, 16, 4, 8),
     (128, 128, 16, 8, 8), (128, 128, 8, 8, 8), (64, 64, 16, 8, 8), (128, 128, 32, 8, 8), (32, 32, 16, 2, 2),
     (32, 32, 16, 4, 4), (32, 32, 32, 4, 4))]
+FINALISTS = 3  # the baseline and the best two are timed again, in turns, before one is chosen
+MARGIN = 0.98  # a candidate replaces the baseline only when its score is below this (noise)
 REL_TOL = 2e-4  # max |C - C_ref| / max |C_ref| that a candidate may reach (float32 sums run ~1e-6)
 
 
@@ -67,6 +70,18 @@ def search_space(dev):
                  4 * t["TK"] * (t["TM"] + t["TN"]) <= lmem]
     default = dict(getattr(dev.default_profile(), entry))
     return entry, [default] + [c for c in space if c != default]
+
+
+@contextlib.contextmanager
+def profile_entries(dev, **entries):
+    """Run the body with these device profile entries, then put the previous ones back."""
+    prof = dev.profile
+    saved = {k: getattr(prof, k) for k in entries}
+    prof.update(**entries)
+    try:
+        yield prof
+    finally:
+        prof.update(**saved)
 
 
 class _Operands:
@@ -110,42 +125,52 @@ def _rel_error(got, ref):
     return float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
 
 
-def tune(dev, budget=60.0, shapes=MODEL_SHAPES, candidates=None, repeats=3, store=True, log=print):
+def tune(dev, budget=60.0, shapes=MODEL_SHAPES, candidates=None, repeats=3, rounds=2, store=True, log=print):
     """Search the device's GEMM entry, store the winner (store=True) and return the record.
 
     budget: seconds after which no new candidate is started (the first is always measured).
     candidates: entry dicts to try instead of search_space's; the first correct one is the baseline
-    that scores are relative to (search_space puts the built-in default first)."""
+    that scores are relative to (search_space puts the built-in default first). rounds: how many
+    more times the finalists are timed in turns (each shape keeps its fastest time)."""
     entry, space = search_space(dev)
     if candidates is not None:
         space = [dict(c) for c in candidates]
-    prof = dev.profile
-    saved = dict(getattr(prof, entry))
     rng = np.random.default_rng(0)
     operands = [_Operands(dev, s, rng) for s in shapes]
     start = time.perf_counter()
     results, base = [], None
-    try:
-        for cfg in space:
-            if results and time.perf_counter() - start > budget:
-                results.append(dict(config=cfg, status="not tried (budget)"))
-                continue
-            prof.update(**{entry: dict(cfg)})
+    for cfg in space:
+        if results and time.perf_counter() - start > budget:
+            results.append(dict(config=cfg, status="not tried (budget)"))
+            continue
+        with profile_entries(dev, **{entry: dict(cfg)}):
             res = _measure(dev, shapes, operands, repeats)
-            res["config"] = cfg
-            if res["status"] == "ok":
-                if base is None:
-                    base = res["times"]
-                res["score"] = math.exp(statistics.fmean(math.log(t / b) for t, b in zip(res["times"], base)))
-            results.append(res)
-            if log:
-                log(f"  {_cfg_text(cfg):30s} " + (f"{res['score']:.3f} x default" if "score" in res else res["status"]))
-    finally:
-        prof.update(**{entry: saved})
+        res["config"] = cfg
+        if res["status"] == "ok":
+            if base is None:
+                base = res["times"]
+            res["score"] = math.exp(statistics.fmean(math.log(t / b) for t, b in zip(res["times"], base)))
+        results.append(res)
+        if log:
+            log(f"  {_cfg_text(cfg):30s} " + (f"{res['score']:.3f} x baseline time" if "score" in res
+                                               else res["status"]))
     ok = [r for r in results if "score" in r]
     if not ok:
         raise RuntimeError(f"tune: no {entry} candidate computed correct products on {dev.name}")
-    best = min(ok, key=lambda r: r["score"])
+    finalists = [ok[0]] + sorted(ok[1:], key=lambda r: r["score"])[:FINALISTS - 1]
+    for _ in range(rounds if len(finalists) > 1 else 0):
+        for r in finalists:
+            with profile_entries(dev, **{entry: dict(r["config"])}):
+                again = [_time_shape(dev, s, ops, repeats) for s, ops in zip(shapes, operands)]
+            r["times"] = [min(t, u) for t, u in zip(r["times"], again)]
+    base = ok[0]["times"]
+    for r in finalists:
+        r["score"] = math.exp(statistics.fmean(math.log(t / b) for t, b in zip(r["times"], base)))
+    best = min(finalists, key=lambda r: r["score"])
+    if best["score"] > MARGIN:
+        best = ok[0]
+    if log and len(finalists) > 1:
+        log("  finalists, timed again: " + ", ".join(f"{_cfg_text(r['config'])} {r['score']:.3f}" for r in finalists))
     shapes_out = [dict(label=s.label, M=s.M, N=s.N, K=s.K, batch=s.batch, default_gflops=s.flops / b / 1e9,
                        tuned_gflops=s.flops / t / 1e9) for s, b, t in zip(shapes, base, best["times"])]
     record = dict(device=dev.name, entries={entry: best["config"]}, budget_s=budget,

@@ -73,7 +73,7 @@ def test_a_wrong_candidate_is_never_chosen(dev, monkeypatch):
     monkeypatch.setattr(tuner, "_time_shape", bad_looks_fastest)
     record = tuner.tune(dev, budget=30, shapes=SHAPES, candidates=cands, repeats=1, log=None)
     assert record["entries"][entry] != bad
-    assert bad not in timed and len(timed) == 2 * len(SHAPES)
+    assert bad not in timed and len(timed) >= 2 * len(SHAPES)
     status = {json.dumps(c["config"], sort_keys=True): c["status"] for c in record["candidates"]}
     assert status[json.dumps(bad, sort_keys=True)].startswith("wrong result")
 
