@@ -74,7 +74,8 @@ def bench(name, spec, quick, profile):
         raise click.ClickException(str(err))
     module = importlib.import_module(f"minitorch_cl.bench.{name}")
     click.echo(f"# {name} on {d.spec}: {d.name} [{d.platform_name} {d.platform_version}]")
-    if profile:
+    step = getattr(module, "profile_step", None) if profile else None
+    if profile and step is None:  # no step of its own: the whole run, PyTorch's part included
         from . import profiler
         with profiler.profile() as prof:
             rows = module.run(d, quick=quick)
@@ -85,8 +86,8 @@ def bench(name, spec, quick, profile):
     if note:
         click.echo(note)
     if profile:
-        click.echo("\n# kernel profile of the whole run (profiling queue on: the figures above include its cost)")
-        click.echo(prof.key_averages().table(sort_by="device_time_total", row_limit=20))
+        from .bench import profile_table
+        click.echo(profile_table(d, step, prof if step is None else None))
 
 
 @main.command()

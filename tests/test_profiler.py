@@ -132,3 +132,16 @@ def test_environment_variable_profiles_a_whole_run(dev, tmp_path):
     assert "elementwise.cl:map1" in out.stderr and "reduce.cl:reduce" in out.stderr and "launches" in out.stderr
     names = {e["name"] for e in json.loads(trace.read_text())["traceEvents"]}
     assert "elementwise.cl:map1" in names
+
+
+def test_bench_profile_table_profiles_the_modules_step(dev):
+    from minitorch_cl.bench import PROFILE_STEPS, profile_table
+
+    def profile_step(d):
+        """two small products"""
+        a = mt.ones(40, 30, device=d)
+        return lambda: (a @ a.T).sum()
+
+    text = profile_table(dev, profile_step)
+    assert f"{PROFILE_STEPS} x two small products" in text
+    assert "matmul.cl:gemm" in text and "reduce.cl:" in text

@@ -22,6 +22,25 @@ def median_time(fn, repeats=5, warmup=1, sync=None):
     return statistics.median(times)
 
 
+PROFILE_STEPS = 5
+
+
+def profile_table(dev, step=None, prof=None):
+    """`bench NAME --profile`: the profiler's table of PROFILE_STEPS calls of the module's
+    profile_step (after one warm-up), or of `prof`, a profile of the whole run."""
+    from .. import profiler
+    title = "the whole run (PyTorch's part counts as host time)"
+    if step is not None:
+        fn = step(dev)
+        fn()
+        dev.synchronize()
+        with profiler.profile() as prof:
+            for _ in range(PROFILE_STEPS):
+                fn()
+        title = f"{PROFILE_STEPS} x {step.__doc__.strip()} (after one warm-up)"
+    return f"\n# kernel profile of {title}\n" + prof.key_averages().table(sort_by="device_time_total", row_limit=20)
+
+
 def torch_or_none():
     try:
         import torch

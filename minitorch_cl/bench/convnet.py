@@ -52,6 +52,11 @@ def _mt_step(dev):
     return {"forward": forward, "forward+backward": fwd_bwd, "train step": step}
 
 
+def profile_step(dev):
+    """one ConvNet training step (forward, backward, SGD) at batch 64"""
+    return _mt_step(dev)["train step"]
+
+
 def _torch_step(torch):
     nn = torch.nn
     torch.manual_seed(0)

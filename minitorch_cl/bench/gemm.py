@@ -55,6 +55,12 @@ def run(dev, sizes=(256, 512, 1024, 2048), repeats=7, quick=False):
     return rows
 
 
+def profile_step(dev):
+    """one square 1024 matmul"""
+    a, b = (mt.randn(1024, 1024, device=dev) for _ in range(2))
+    return lambda: a @ b
+
+
 def _median(fn, reps):
     times = []
     for _ in range(reps):

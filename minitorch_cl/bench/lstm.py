@@ -8,6 +8,24 @@ NOTE = ("forward runs under no_grad; forward+backward is out.sum().backward() wi
         "ratio = minitorch_cl time / PyTorch time (lower is better).")
 
 
+def _model(dev, T, B, I, H):
+    import minitorch_cl as mt
+    mt.manual_seed(0)
+    model = mt.nn.LSTM(I, H).to(dev)
+    xg = mt.randn(T, B, I, device=dev, requires_grad=True)
+
+    def train_step():
+        model.zero_grad()
+        out, _ = model(xg)
+        out.sum().backward()
+    return train_step
+
+
+def profile_step(dev):
+    """one LSTM forward+backward at (T 100, B 64, I 512, H 256)"""
+    return _model(dev, 100, 64, 512, 256)
+
+
 def _ours(dev, T, B, I, H, repeats):
     import minitorch_cl as mt
     mt.manual_seed(0)
