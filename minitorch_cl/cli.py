@@ -104,9 +104,8 @@ def tune(spec, budget, show):
         d = resolve_device(spec)
     except DeviceError as err:
         raise click.ClickException(str(err))
-    entry, space = tuner.search_space(d)
-    click.echo(f"# tuning {entry} on {d.spec}: {d.name} [{d.platform_name}], {len(space)} candidates, "
-               f"{len(tuner.MODEL_SHAPES)} shapes, budget {budget:g} s (first = built-in default)")
+    click.echo(f"# tuning {d.spec}: {d.name} [{d.platform_name}], budget {budget:g} s "
+               "(each search's first candidate is the built-in default)")
     record = tuner.tune(d, budget=budget, log=click.echo)
     click.echo(f"stored {record['entries']} ({record['speedup']:.2f}x the defaults) in "
                f"{tuner.tuned_profile.cache_path()}")

@@ -21,8 +21,7 @@ LAYERS = [
     {"launch"},
     {"tensor"},
     {"backend", "autograd", "gemm", "random", "profiler"},
-    {"tuner"},
-]
+]  # everything else (ops/, nn/, tuner, ...) sits above them
 LAZY_OK = {"cli.py", "bench"}  # the command line imports its subcommands lazily
 
 

@@ -23,7 +23,7 @@ def cache(tmp_path, monkeypatch):
 
 def _candidates(dev):
     """Three candidates of the device's entry, none of them its built-in default."""
-    entry, _ = tuner.search_space(dev)
+    entry = tuner.search_space(dev).entry
     if entry == "gemm_cpu_block":
         return entry, [dict(MR=4, NV=1), dict(MR=3, NV=1), dict(MR=5, NV=1)]
     return entry, [dict(TM=32, TN=32, TK=16, WM=4, WN=4), dict(TM=32, TN=32, TK=8, WM=4, WN=4),
@@ -39,7 +39,7 @@ def _fresh(dev):
 def test_tune_stores_a_record_that_a_new_process_applies(dev, cache):
     entry, cands = _candidates(dev)
     before = dict(getattr(dev.profile, entry))
-    record = tuner.tune(dev, budget=30, shapes=SHAPES, candidates=cands, repeats=1, log=None)
+    record = tuner.tune(dev, budget=600, searches=[tuner.Search(entry, cands, SHAPES)], repeats=1, log=None)
     assert getattr(dev.profile, entry) == before  # the running profile is left as it was
     winner = record["entries"][entry]
     assert winner in cands
@@ -61,17 +61,17 @@ def test_a_wrong_candidate_is_never_chosen(dev, monkeypatch):
     bad = cands[1]
     product, timed = tuner._product, []
 
-    def wrong_for_bad(d, shape, ops):
-        c = product(d, shape, ops)
-        return c + 1.0 if getattr(d.profile, entry) == bad else c
+    def wrong_for_bad(d, case):
+        outs = product(d, case)
+        return [o + 1.0 for o in outs] if getattr(d.profile, entry) == bad else outs
 
-    def bad_looks_fastest(d, shape, ops, repeats):
+    def bad_looks_fastest(d, case, repeats):
         timed.append(dict(getattr(d.profile, entry)))
         return 1e-9 if getattr(d.profile, entry) == bad else 1.0
 
     monkeypatch.setattr(tuner, "_product", wrong_for_bad)
     monkeypatch.setattr(tuner, "_time_shape", bad_looks_fastest)
-    record = tuner.tune(dev, budget=30, shapes=SHAPES, candidates=cands, repeats=1, log=None)
+    record = tuner.tune(dev, budget=600, searches=[tuner.Search(entry, cands, SHAPES)], repeats=1, log=None)
     assert record["entries"][entry] != bad
     assert bad not in timed and len(timed) >= 2 * len(SHAPES)
     status = {json.dumps(c["config"], sort_keys=True): c["status"] for c in record["candidates"]}
@@ -115,3 +115,15 @@ def test_tune_show_prints_what_is_stored(dev):
     assert out.exit_code == 0, out.output
     assert dev.tuning_key in out.output and "1.25x" in out.output
     assert " ".join(f"{k}={v}" for k, v in cands[2].items()) in out.output
+
+
+def test_attention_rows_are_checked_and_tuned(dev):
+    search = tuner.attention_space(dev)
+    assert search.entry == "attention_bq" and search.candidates[0] == dev.default_profile().attention_bq
+    shapes = (tuner.AttentionShape("tiny", 1, 2, 33, 16), tuner.AttentionShape("causal", 1, 1, 40, 32, causal=True))
+    cands = search.candidates[:3]
+    record = tuner.tune(dev, budget=600, searches=[tuner.Search("attention_bq", cands, shapes)], repeats=1,
+                        rounds=1, store=False, log=None)
+    assert record["entries"]["attention_bq"] in cands
+    assert [c["status"] for c in record["candidates"]] == ["ok"] * len(cands)
+    assert dev.profile.attention_bq == dev.default_profile().attention_bq
