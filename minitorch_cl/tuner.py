@@ -241,43 +241,67 @@ def tune(dev, budget=120.0, searches=None, repeats=3, rounds=2, store=True, log=
 
 
 def _search(dev, search, budget, repeats, rounds, log):
-    """(best candidate, every candidate's result, baseline times, best times) of one Search."""
-    entry, shapes = search.entry, search.shapes
+    """(best candidate, every candidate's result, baseline times, best times) of one Search.
+
+    Each candidate is timed in turns with the baseline, shape by shape (on a loaded machine the two
+    then see the same load), and keeps its fastest time per shape; so does the baseline over all."""
+    entry = search.entry
     rng = np.random.default_rng(0)
-    cases = [s.prepare(dev, rng) for s in shapes]
+    cases = [s.prepare(dev, rng) for s in search.shapes]
     start = time.perf_counter()
-    results = []
+    results, base = [], None
     for cfg in search.candidates:
-        if results and time.perf_counter() - start > budget:
+        if base is not None and time.perf_counter() - start > budget:
             results.append(dict(config=cfg, status="not tried (budget)"))
             continue
-        with profile_entries(dev, **{entry: _copy(cfg)}):
-            res = _measure(dev, cases, repeats)
-        res["config"] = cfg
+        res = dict(config=cfg, status=_validate(dev, entry, cfg, cases))
         results.append(res)
-        ok = [r for r in results if r["status"] == "ok"]
         if res["status"] == "ok":
-            res["score"] = _score(res["times"], ok[0]["times"])
+            if base is None:
+                base = res
+                res["times"], res["score"] = [math.inf] * len(cases), 1.0
+            _time_against(dev, entry, base, res, cases, repeats)
         if log:
             log(f"  {_cfg_text(cfg):30s} " + (f"{res['score']:.3f} x baseline time" if "score" in res
                                                else res["status"]))
-    ok = [r for r in results if "score" in r]
-    if not ok:
+    if base is None:
         raise RuntimeError(f"tune: no {entry} candidate computed correct results on {dev.name}")
-    finalists = [ok[0]] + sorted(ok[1:], key=lambda r: r["score"])[:FINALISTS - 1]
-    for _ in range(rounds if len(finalists) > 1 else 0):
+    others = sorted((r for r in results if "score" in r and r is not base), key=lambda r: r["score"])
+    finalists = others[:FINALISTS - 1]
+    for _ in range(rounds):
         for r in finalists:
-            with profile_entries(dev, **{entry: _copy(r["config"])}):
-                again = [_time_shape(dev, c, repeats) for c in cases]
-            r["times"] = [min(t, u) for t, u in zip(r["times"], again)]
+            _time_against(dev, entry, base, r, cases, repeats)
     for r in finalists:
-        r["score"] = _score(r["times"], ok[0]["times"])
-    best = min(finalists, key=lambda r: r["score"])
+        r["score"] = _score(r["times"], base["times"])
+    best = min(finalists, key=lambda r: r["score"], default=base)
     if best["score"] > MARGIN:
-        best = ok[0]
-    if log and len(finalists) > 1:
+        best = base
+    if log and finalists:
         log("  finalists, timed again: " + ", ".join(f"{_cfg_text(r['config'])} {r['score']:.3f}" for r in finalists))
-    return best["config"], results, ok[0]["times"], best["times"]
+    return best["config"], results, base["times"], best["times"]
+
+
+def _validate(dev, entry, cfg, cases):
+    """'ok' when every case's outputs with this entry match NumPy's, else why not."""
+    try:
+        with profile_entries(dev, **{entry: _copy(cfg)}):
+            for c in cases:
+                err = _rel_error(_product(dev, c), c.ref)
+                if not err <= REL_TOL:
+                    return f"wrong result ({c.label}: rel. error {err:.2g})"
+    except (KernelBuildError, cl.Error) as exc:
+        return f"failed ({str(exc).splitlines()[0]})"
+    return "ok"
+
+
+def _time_against(dev, entry, base, res, cases, repeats):
+    """Time res's and base's entries in turns on each case; both keep their fastest time per case."""
+    res.setdefault("times", [math.inf] * len(cases))
+    for i, c in enumerate(cases):
+        for r in (base, res) if res is not base else (base,):
+            with profile_entries(dev, **{entry: _copy(r["config"])}):
+                r["times"][i] = min(r["times"][i], _time_shape(dev, c, repeats))
+    res["score"] = _score(res["times"], base["times"])
 
 
 def _score(times, base):
@@ -287,18 +311,6 @@ def _score(times, base):
 
 def _copy(cfg):
     return dict(cfg) if isinstance(cfg, dict) else cfg
-
-
-def _measure(dev, cases, repeats):
-    """Validate the current entries on every case, then time them: {'status', 'times'}."""
-    try:
-        for c in cases:
-            err = _rel_error(_product(dev, c), c.ref)
-            if not err <= REL_TOL:
-                return dict(status=f"wrong result ({c.label}: rel. error {err:.2g})")
-        return dict(status="ok", times=[_time_shape(dev, c, repeats) for c in cases])
-    except (KernelBuildError, cl.Error) as exc:
-        return dict(status=f"failed ({str(exc).splitlines()[0]})")
 
 
 def _cfg_text(cfg):
