@@ -35,36 +35,46 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
     }
 }
 
-/* dx[n, c, h, :] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
- * so no atomics; one work-item per input row. dx is contiguous (N, C, H, W). */
+/* dx[n, c, h, w] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
+ * so no atomics; one work-item per input element over a (W, H, N*C) grid, each written once (one
+ * work-item per row summing into global memory ran ~2x slower). Stride 1 takes a path without
+ * integer division (runtime divisors cost more than the loads here). The taps are summed in
+ * (kh, kw) order on both paths. dx is contiguous (N, C, H, W). */
 __kernel void im2col_bwd(const Window win, __global const float *dcol, const int dcol_off,
                          __global float *dx, const int dx_off)
 {
     dcol += dcol_off; dx += dx_off;
     const int C = win.C, H = win.H, W = win.W;
     const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int rows = win.N * C * H;
-    const int r = get_global_id(0);
-    if (r >= rows)
+    const int w = get_global_id(0), h = get_global_id(1), nc = get_global_id(2);
+    if (w >= W || h >= H || nc >= win.N * C)
         return;
-    const int h = r % H, c = (r / H) % C, n = r / (H * C);
-    __global float *out = dx + (long)r * W;
-    for (int w = 0; w < W; ++w)
-        out[w] = 0.0f;
-    for (int kh = 0; kh < KH; ++kh) {
-        const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
-        if (th < 0 || th % win.SH || th / win.SH >= OH)
-            continue;
-        const int oh = th / win.SH;
-        for (int kw = 0; kw < KW; ++kw) {
-            const int k = (c * KH + kh) * KW + kw;
-            __global const float *src = dcol + (((long)n * C * KH * KW + k) * OH + oh) * OW;
-            const int w0 = kw * win.DW - win.PW;  /* w = w0 + ow * SW */
-            for (int ow = 0; ow < OW; ++ow) {
-                const int w = w0 + ow * win.SW;
-                if (w >= 0 && w < W)
-                    out[w] += src[ow];
+    const int c = nc % C, n = nc / C;
+    __global const float *src = dcol + ((long)n * C + c) * KH * KW * OH * OW;
+    float acc = 0.0f;
+    if (win.SH == 1 && win.SW == 1) {
+        for (int kh = 0; kh < KH; ++kh) {
+            const int oh = h + win.PH - kh * win.DH;
+            if (oh < 0 || oh >= OH)
+                continue;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int ow = w + win.PW - kw * win.DW;
+                if (ow >= 0 && ow < OW)
+                    acc += src[((long)(kh * KW + kw) * OH + oh) * OW + ow];
+            }
+        }
+    } else {
+        for (int kh = 0; kh < KH; ++kh) {
+            const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
+            if (th < 0 || th % win.SH || th / win.SH >= OH)
+                continue;
+            const int oh = th / win.SH;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int tw = w + win.PW - kw * win.DW;  /* = ow * SW when this tap reads column w */
+                if (tw >= 0 && tw % win.SW == 0 && tw / win.SW < OW)
+                    acc += src[((long)(kh * KW + kw) * OH + oh) * OW + tw / win.SW];
             }
         }
     }
+    dx[((long)nc * H + h) * W + w] = acc;
 }

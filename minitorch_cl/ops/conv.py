@@ -10,6 +10,7 @@ from ..tensor import Tensor, empty
 from .matmul import gemm_into
 
 __all__ = ["conv2d"]
+COL2IM_LOCAL = (16, 16, 1)  # im2col_bwd: (w, h, (n, c)) per work-group
 
 
 def _pair(v, name):
@@ -46,7 +47,8 @@ def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
     rows = shape[0] * shape[1] * shape[2]
     if rows and shape[3]:
         win = layout.window_struct(shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_bwd", (rows,), win, dcol, dx)
+        launch(dev, "conv.cl", "im2col_bwd", (shape[3], shape[2], shape[0] * shape[1]), win, dcol, dx,
+               local=COL2IM_LOCAL)
     return dx
 
 
