@@ -79,7 +79,7 @@ def _op_name():
     while frame is not None and depth < 64:
         code = frame.f_code
         if code.co_filename == _AUTOGRAD_FILE:
-            if inner is None and code.co_qualname == "Function.apply":
+            if inner is None and code.co_name == "apply":  # Function.apply, the only one there
                 inner = frame.f_locals["cls"].__name__
             else:
                 node = frame.f_locals.get("node")
@@ -101,6 +101,7 @@ class profile:
         self.record_ops = record_ops
         self.events = []
         self._pending = 0  # events[_pending:] may still hold unresolved OpenCL events
+        self._harvest_at = _HARVEST_EVERY
         self._devices = ()
 
     def __enter__(self):
@@ -146,14 +147,13 @@ class profile:
 
     def _record(self, e):
         self.events.append(e)
-        if len(self.events) - self._pending >= _HARVEST_EVERY:
-            pending = self.events
-            i = self._pending
-            while i < len(pending) and pending[i].event is not None and \
-                    pending[i].event.command_execution_status == _COMPLETE:
-                pending[i].resolve()
+        if len(self.events) >= self._harvest_at:  # resolve the completed prefix, then wait a while
+            events, i = self.events, self._pending
+            while i < len(events) and events[i].event is not None and \
+                    events[i].event.command_execution_status == _COMPLETE:
+                events[i].resolve()
                 i += 1
-            self._pending = i
+            self._pending, self._harvest_at = i, len(events) + _HARVEST_EVERY
 
     # ---- results ------------------------------------------------------------------------------
     @property

@@ -145,3 +145,17 @@ def test_bench_profile_table_profiles_the_modules_step(dev):
     text = profile_table(dev, profile_step)
     assert f"{PROFILE_STEPS} x two small products" in text
     assert "matmul.cl:gemm" in text and "reduce.cl:" in text
+
+
+def test_a_long_profile_reads_finished_events_as_it_goes(dev, monkeypatch):
+    monkeypatch.setattr(mt.profiler, "_HARVEST_EVERY", 4)
+    x = mt.ones(64, device=dev)
+    with mt.profiler.profile() as prof:
+        for _ in range(3):
+            x = x + 1.0
+        dev.synchronize()
+        for _ in range(3):
+            x = x + 1.0
+        assert prof.events[0].event is None and prof.events[0].start_ns is not None  # read, released
+    assert len(prof.events) == 6 and all(e.event is None and e.end_ns >= e.start_ns for e in prof.events)
+    np.testing.assert_array_equal(x.numpy(), np.full(64, 7.0, np.float32))
