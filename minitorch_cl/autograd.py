@@ -1,6 +1,16 @@
 """Reverse-mode autograd: Function (forward and backward side by side) and the tape walk."""
-from .grad_mode import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+import os
+import threading
+import traceback
+
+import numpy as np
+
+from .grad_mode import (detect_anomaly, enable_grad, grad_mode, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
+                        no_grad, set_detect_anomaly, set_grad_enabled)
 from .tensor import Tensor, ones, zeros
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_backward_running = threading.local()  # anomaly mode checks the Functions' results there, not each op inside
 
 
 class Context:
@@ -28,10 +38,10 @@ class Context:
 
 class Node:
     """One recorded call: the Function, its context, an Edge per input and its outputs' metadata."""
-    __slots__ = ("fn", "ctx", "inputs", "out_meta", "hooks")
+    __slots__ = ("fn", "ctx", "inputs", "out_meta", "hooks", "trace")
 
-    def __init__(self, fn, ctx, inputs, outputs):
-        self.fn, self.ctx, self.hooks = fn, ctx, {}  # hooks: output index -> [hook(grad)]
+    def __init__(self, fn, ctx, inputs, outputs, trace=None):
+        self.fn, self.ctx, self.hooks, self.trace = fn, ctx, {}, trace  # hooks: output index -> [hook(grad)]
         self.inputs = [Edge(t) if t is not None and t.requires_grad else None for t in inputs]
         self.out_meta = [(o.shape, o.dtype, o.device) for o in outputs]
 
@@ -58,9 +68,15 @@ class Function:
         record = is_grad_enabled() and any(ctx.needs_input_grad)
         with grad_mode(False):
             out = cls.forward(ctx, *args, **kwargs)
+        trace = None
+        if is_anomaly_enabled() and not getattr(_backward_running, "on", False):
+            trace = _user_trace()
+            for i, o in enumerate(out if isinstance(out, tuple) else (out,)):
+                _check_finite(o, f"Function '{cls.__name__}' returned nan or inf values in its {_nth(i)} output "
+                                 f"in forward", trace)
         if record:
             outputs = out if isinstance(out, tuple) else (out,)
-            node = Node(cls, ctx, tensors, outputs)
+            node = Node(cls, ctx, tensors, outputs, trace)
             for i, o in enumerate(outputs):
                 if isinstance(o, Tensor) and o.dtype.is_floating:
                     o.requires_grad = True
@@ -113,8 +129,17 @@ def backward(tensor, grad=None, retain_graph=False):
         return
     pending = {id(tensor._node): [None] * len(tensor._node.out_meta)}
     pending[id(tensor._node)][tensor._out_index] = grad
+    _backward_running.on = True
+    try:
+        _run_backward(pending, tensor._node, retain_graph)
+    finally:
+        _backward_running.on = False
+    tensor.device.check_errors()  # a bad index in forward or backward surfaces here at the latest
+
+
+def _run_backward(pending, root, retain_graph):
     with grad_mode(False):
-        for node in _topological_order(tensor._node):
+        for node in _topological_order(root):
             grads = pending.pop(id(node), None)
             if grads is None or all(g is None for g in grads):
                 continue
@@ -127,6 +152,10 @@ def backward(tensor, grad=None, retain_graph=False):
             in_grads = node.fn.backward(node.ctx, *grads)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
+            if is_anomaly_enabled():
+                for i, g in enumerate(in_grads):
+                    _check_finite(g, f"Function '{node.fn.__name__}Backward' returned nan or inf values in its "
+                                     f"{_nth(i)} output", node.trace)
             if not retain_graph:
                 node.ctx = None
             for e, g in zip(node.inputs, in_grads):
@@ -139,6 +168,23 @@ def backward(tensor, grad=None, retain_graph=False):
                 else:
                     slot = pending.setdefault(id(e.node), [None] * len(e.node.out_meta))
                     slot[e.index] = g if slot[e.index] is None else slot[e.index] + g
+
+
+def _user_trace():
+    """The caller's stack without the package's own frames: where the user's code made this op."""
+    frames = [f for f in traceback.extract_stack()[:-2] if not f.filename.startswith(_PACKAGE_DIR)]
+    return "".join(traceback.format_list(frames[-8:]))
+
+
+def _nth(i):
+    return f"{i}{'th' if 10 <= i % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(i % 10, 'th')}"
+
+
+def _check_finite(t, what, trace):
+    if isinstance(t, Tensor) and t.dtype.is_floating and t.numel():
+        if not np.isfinite(t._to_host()).all():  # on the host: no op here may record or check again
+            where = f"\nIt was created in forward at:\n{trace}" if trace else ""
+            raise RuntimeError(f"{what}.{where}")
 
 
 def _zeros(meta):

@@ -1,10 +1,13 @@
 """OpenCL devices: discovery, the spec parser, and the per-device context, queue, pool and programs."""
 import os
+import resource
 
+import numpy as np
 import pyopencl as cl
 import pyopencl.tools
 
 from . import device_profile, kernels
+from .shared_constants import ERR_CROSS_ENTROPY, ERR_EMBEDDING, ERR_INDEX_SELECT, ERR_INDEXING, ERR_NLL_LOSS
 
 ENV_VAR = "MINITORCH_CL_DEVICE"
 NO_PLATFORM_HELP = (
@@ -16,6 +19,41 @@ NO_PLATFORM_HELP = (
 
 class DeviceError(RuntimeError):
     """A device spec that matches nothing, or no OpenCL at all."""
+
+
+class OutOfMemoryError(RuntimeError, MemoryError):
+    """A buffer the device (or, for a CPU runtime, the host) cannot hold; torch.cuda.OutOfMemoryError."""
+
+
+HOST_HEADROOM = 256 << 20  # what a CPU runtime needs beside our buffers (kernel builds, its own state)
+
+
+def _host_available_bytes():
+    """What this process may still map: the address-space limit (ulimit -v) and the free RAM."""
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+            limits.append(soft - used)
+    except OSError:  # not Linux: the runtime's own limits are all there is
+        return None
+    return min(limits) if limits else None
+
+
+# What a bad index reported by a kernel (common.h's report_bad_index) says, PyTorch's way.
+_INDEX_ERRORS = {
+    ERR_INDEXING: "index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_SELECT: "index_select(): index {value} is out of range for a dimension of size {bound}",
+    ERR_EMBEDDING: "Embedding: index {value} is out of range (num_embeddings = {bound})",
+    ERR_CROSS_ENTROPY: "Target {value} is out of bounds (cross_entropy over {bound} classes).",
+    ERR_NLL_LOSS: "Target {value} is out of bounds (nll_loss over {bound} classes).",
+}
 
 
 class Device:
@@ -30,6 +68,10 @@ class Device:
         self._programs = {}
         self._kernels = {}
         self._profile = None
+        self._errors = None  # the device error buffer, made by the first kernel that checks indices
+        self.memory_fraction = 1.0  # set_per_process_memory_fraction
+        self.peak_bytes = 0
+        self._host_checked = 0  # pool size up to which the host's limits were last found fine
         self._launch_plans = {}  # launch.py's per-kernel argument plans
 
     # ---- identity -------------------------------------------------------------------------
@@ -116,9 +158,60 @@ class Device:
         return self._queue
 
     def alloc(self, nbytes):
-        """A buffer of at least nbytes from the device's memory pool."""
+        """A buffer of at least nbytes from the device's memory pool; OutOfMemoryError (never an abort
+        in the runtime) when the device, the memory fraction or the host cannot hold it."""
         self._ensure_context()
-        return self._pool.allocate(max(int(nbytes), 4))
+        nbytes = max(int(nbytes), 4)
+        pool = self._pool
+        single = self.cl_device.max_mem_alloc_size
+        if nbytes > single:
+            raise self._oom(nbytes, f"the device's single-allocation limit is {_size(single)}")
+        if pool.active_bytes + nbytes > self.memory_limit or not self._host_can_hold(nbytes):
+            pool.free_held()  # cached blocks first, then look again
+            if pool.active_bytes + nbytes > self.memory_limit:
+                raise self._oom(nbytes, f"{_size(pool.active_bytes)} are in use of a limit of "
+                                        f"{_size(self.memory_limit)}")
+            if not self._host_can_hold(nbytes):
+                raise self._oom(nbytes, f"the host can map only {_size(_host_available_bytes() or 0)} more")
+        try:
+            buf = pool.allocate(nbytes)
+        except cl.Error:
+            pool.free_held()
+            try:
+                buf = pool.allocate(nbytes)
+            except cl.Error as err:
+                raise self._oom(nbytes, f"the runtime refused it ({err})") from None
+        self.peak_bytes = max(self.peak_bytes, pool.active_bytes)
+        return buf
+
+    def _pool_stats(self):
+        """(bytes in use, bytes held from the runtime) of the memory pool."""
+        if self._context is None:
+            return 0, 0
+        return self._pool.active_bytes, self._pool.managed_bytes
+
+    @property
+    def memory_limit(self):
+        """Bytes this process may keep in use on the device: its memory times the memory fraction."""
+        return int(self.cl_device.global_mem_size * self.memory_fraction)
+
+    def _host_can_hold(self, nbytes):
+        """A CPU runtime's buffers are host memory: past the host's limits it would abort, so ask first
+        (only when the pool grows past the level last found fine, so it costs nothing per launch)."""
+        if not self.is_cpu or self._pool.managed_bytes + nbytes <= self._host_checked:
+            return True
+        free = _host_available_bytes()
+        if free is not None and nbytes + HOST_HEADROOM > free:
+            return False
+        self._host_checked = self._pool.managed_bytes + nbytes + (free - nbytes - HOST_HEADROOM) // 2 \
+            if free is not None else float("inf")
+        return True
+
+    def _oom(self, nbytes, why):
+        pool = self._pool
+        return OutOfMemoryError(f"{self.spec} ({self.name}): cannot allocate {_size(nbytes)}: {why}; the memory "
+                                f"pool holds {_size(pool.active_bytes)} in use and {_size(pool.managed_bytes - pool.active_bytes)} "
+                                f"cached. Free tensors, use a smaller batch, or call empty_cache().")
 
     def upload(self, buffer, host, nbytes_offset=0):
         """Start copying a contiguous host array into buffer; the returned event keeps `host` alive."""
@@ -147,8 +240,35 @@ class Device:
             self._kernels[key] = k
         return k
 
+    @property
+    def error_buffer(self):
+        """Four int64s that kernels report the first bad index into: (flag, op, value, bound)."""
+        if self._errors is None:
+            self._errors = self.alloc(32)
+            cl.enqueue_copy(self.queue, self._errors, np.zeros(4, np.int64), is_blocking=True)
+        return self._errors
+
+    def check_errors(self):
+        """Raise the first bad index a kernel reported since the last check (waits for the device)."""
+        if self._errors is None:
+            return
+        err = self.download(np.zeros(4, np.int64), self._errors)
+        if err[0]:
+            cl.enqueue_copy(self.queue, self._errors, np.zeros(4, np.int64), is_blocking=True)
+            template = _INDEX_ERRORS.get(int(err[1]), "index {value} out of range (bound {bound})")
+            raise IndexError(template.format(value=int(err[2]), bound=int(err[3])))
+
     def synchronize(self):
+        """Wait for every queued kernel; raises what the kernels reported (a bad index)."""
         self.queue.finish()
+        self.check_errors()
+
+
+def _size(n):
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.2f} {unit}"
+        n /= 1024
 
 
 _DEVICES = None

@@ -113,6 +113,7 @@ class Tensor:
         host = np.empty(t.shape, dtype=t.dtype.np)
         if host.size:
             t.device.download(host, t.buffer, t.offset * t.dtype.itemsize)
+        t.device.check_errors()  # a bad index behind these values is raised here, the next wait on the device
         return host.astype(bool) if t.dtype is dtypes.bool_ else host
 
     def item(self):
