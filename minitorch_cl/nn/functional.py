@@ -8,3 +8,4 @@ from ..ops.softmax import *  # noqa: F401,F403  softmax, log_softmax, cross_entr
 from ..ops.lstm import *  # noqa: F401,F403
 from ..ops.attention import *  # noqa: F401,F403  scaled_dot_product_attention
 from ..ops.norm import *  # noqa: F401,F403  layer_norm
+from ..ops.batchnorm import *  # noqa: F401,F403  batch_norm, group_norm

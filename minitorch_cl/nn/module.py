@@ -225,4 +225,5 @@ def _as_tensor(value, like):
         return value.to(like.device)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
         value = value.detach().cpu().numpy()
-    return tensor(np.asarray(value), dtype=like.dtype, device=like.device)
+    # reshape: tensor() makes a 0-d array (num_batches_tracked) 1-D, as np.ascontiguousarray does
+    return tensor(np.asarray(value), dtype=like.dtype, device=like.device).reshape(like.shape)
