@@ -4,7 +4,8 @@
  *   CPU: WG=1, a work-item walks its channel with nested loops (no division per element);
  *   GPU: WG=128..256, the group strides over the flattened index and tree-sums in local memory.
  * Forward: two-pass mean and variance, y = (x - mean) * rstd * w + b, the running statistics
- * updated in the same launch; backward: dw, db and dx in one kernel (reduce, then write). */
+ * updated in the same launch; backward: dw, db and dx in one kernel (reduce, then write dx; one
+ * pass in eval mode). */
 
 #ifndef WG
 #define WG 1
@@ -86,7 +87,7 @@ void batchnorm_fwd(const int N, const int C, const int S, const int sN, const in
 }
 
 /* db = sum g, dw = sum g * xhat; dx = w * rstd * (g - db / M - xhat * dw / M) with batch
- * statistics, w * rstd * g with running ones. g is read through its own strides (gN, gC, gS);
+ * statistics, w * rstd * g (written during the reduction) with running ones. g is read through its own strides (gN, gC, gS);
  * dx is contiguous (N, C, S) and written only when need_dx. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void batchnorm_bwd(const int N, const int C, const int S, const int sN, const int sC, const int sS,
@@ -108,19 +109,21 @@ void batchnorm_bwd(const int N, const int C, const int S, const int sN, const in
     dx += dx_off + (long)c * S;
     w += w_off; mean += mean_off; rstd += rstd_off; dw += dw_off; db += db_off;
     const float mu = mean[c], r = rstd[c];
+    const float k = has_w ? w[c] * r : r;
+    const int dx_now = need_dx && !use_batch;  /* with running statistics dx needs no sums: one pass */
     float sg = 0.0f, sgx = 0.0f;
     FOR_NS
         const float gv = g[(long)n * gN + (long)s * gS];
         sg += gv;
         sgx += gv * (x[(long)n * sN + (long)s * sS] - mu);
+        if (dx_now) dx[(long)n * C * S + s] = k * gv;
     END_NS
     sg = GROUP_SUM(sg);
     sgx = GROUP_SUM(sgx) * r;
     if (lid == 0) { db[c] = sg; dw[c] = sgx; }
-    if (!need_dx) return;
-    const float k = has_w ? w[c] * r : r;
+    if (!need_dx || !use_batch) return;
     const int M = N * S;
-    const float mg = use_batch ? sg / M : 0.0f, mgx = use_batch ? sgx * r / M : 0.0f;
+    const float mg = sg / M, mgx = sgx * r / M;
     FOR_NS
         const float xc = x[(long)n * sN + (long)s * sS] - mu;
         dx[(long)n * C * S + s] = k * (g[(long)n * gN + (long)s * gS] - mg - xc * mgx);

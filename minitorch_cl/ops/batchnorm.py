@@ -28,7 +28,7 @@ def _or(t, other):
     return other if t is None else t
 
 
-class _BatchNorm(Function):
+class BatchNormFn(Function):
     """x (N, C, *spatial) -> y; running_mean / running_var (C,) and the int64 counter nbt are
     updated in place when given with use_batch."""
 
@@ -104,7 +104,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if update and (not t.is_contiguous() or t.requires_grad):
             raise ValueError(f"batch_norm updates {name} in place: it must be a contiguous tensor without grad")
     m = -1.0 if momentum is None else float(momentum)
-    return _BatchNorm.apply(input, _vec(weight), _vec(bias), running_mean, running_var, num_batches_tracked,
+    return BatchNormFn.apply(input, _vec(weight), _vec(bias), running_mean, running_var, num_batches_tracked,
                             bool(use_batch), m, float(eps))
 
 
@@ -115,7 +115,7 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     N, C = input.shape[:2]
     if num_groups < 1 or C % num_groups:
         raise ValueError(f"group_norm: {C} channels do not split into {num_groups} groups")
-    y = _BatchNorm.apply(input.reshape(1, N * num_groups, -1), None, None, None, None, None, True, 0.0,
+    y = BatchNormFn.apply(input.reshape(1, N * num_groups, -1), None, None, None, None, None, True, 0.0,
                          float(eps)).reshape(input.shape)
     per_channel = (1, C) + (1,) * (input.ndim - 2)
     if weight is not None:
