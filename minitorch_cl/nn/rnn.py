@@ -172,48 +172,9 @@ class LSTM(_RNNBase):
         return self._output(out, batched), (h_n, c_n)
 
 
-class LSTMCell(Module):
-    """One LSTM step with torch.nn.LSTMCell's parameters: (x, (h, c)) -> (h', c')."""
-
-    def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
-        super().__init__()
-        self.input_size, self.hidden_size, self.bias = input_size, hidden_size, bias
-        self.weight_ih = Parameter(empty(4 * hidden_size, input_size, device=device))
-        self.weight_hh = Parameter(empty(4 * hidden_size, hidden_size, device=device))
-        if bias:
-            self.bias_ih = Parameter(empty(4 * hidden_size, device=device))
-            self.bias_hh = Parameter(empty(4 * hidden_size, device=device))
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        _init_uniform(self)
-
-    def forward(self, input, hx=None):
-        """input (B, I) or (I,); hx = (h, c), each (B, H) or (H,)."""
-        if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(f"LSTMCell expected input of shape (B, {self.input_size}), got {input.shape}")
-        batched = input.ndim == 2
-        x = input if batched else input.unsqueeze(0)
-        if hx is None:
-            h = c = zeros(x.shape[0], self.hidden_size, device=x.device)
-        else:
-            h, c = hx if batched else (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
-            for name, t in (("h", h), ("c", c)):
-                if tuple(t.shape) != (x.shape[0], self.hidden_size):
-                    raise ValueError(f"LSTMCell expected {name} of shape {(x.shape[0], self.hidden_size)}, "
-                                     f"got {t.shape}")
-        h, c = lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
-
-    def extra_repr(self):
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
-
-
 class _CellBase(Module):
-    """RNNCell and GRUCell: weight_ih (G, I), weight_hh (G, H), bias_ih, bias_hh; (x, h) -> h'."""
+    """RNNCell, GRUCell, LSTMCell: weight_ih (G, I), weight_hh (G, H), bias_ih, bias_hh (G = `_gates`
+    blocks of hidden_size rows); forward (x, h) -> h' through `_step`."""
     _gates = 1
 
     def __init__(self, input_size, hidden_size, bias=True, device=None, dtype=None):
@@ -270,3 +231,25 @@ class GRUCell(_CellBase):
 
     def _step(self, x, h):
         return gru_cell(x, h, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+class LSTMCell(_CellBase):
+    """One LSTM step with torch.nn.LSTMCell's parameters: (x, (h, c)) -> (h', c')."""
+    _gates = 4
+
+    def forward(self, input, hx=None):
+        """input (B, I) or (I,); hx = (h, c), each (B, H) or (H,)."""
+        if input.ndim not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(f"LSTMCell expected input of shape (B, {self.input_size}), got {input.shape}")
+        batched = input.ndim == 2
+        x = input if batched else input.unsqueeze(0)
+        state = (x.shape[0], self.hidden_size)
+        if hx is None:
+            h = c = zeros(*state, device=x.device)
+        else:
+            h, c = hx if batched else (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
+            for name, t in (("h", h), ("c", c)):
+                if tuple(t.shape) != state:
+                    raise ValueError(f"LSTMCell expected {name} of shape {state}, got {t.shape}")
+        h, c = lstm_cell(x, h, c, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
