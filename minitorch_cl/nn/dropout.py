@@ -19,7 +19,8 @@ class Dropout(Module):
 
 
 class Dropout2d(Dropout):
-    """Zeroes whole channels of (N, C, H, W) (or (C, H, W)) with probability p, scales the rest by 1/(1-p)."""
+    """Zeroes whole channels of (N, C, H, W) with probability p, scales the rest by 1/(1-p); a 3-D input
+    is read as (N, C, L), as PyTorch 2 does (with its warning)."""
     _fn = staticmethod(dropout2d)
 
     def forward(self, x):

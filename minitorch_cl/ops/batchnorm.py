@@ -98,8 +98,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if use_batch and input.numel() // max(C, 1) <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size {input.shape}")
     update = use_batch and running_mean is not None
-    if update and momentum is None and num_batches_tracked is None:
-        raise ValueError("batch_norm with momentum=None needs num_batches_tracked")
+    if update and momentum is None and (num_batches_tracked is None or num_batches_tracked.dtype is not dtypes.int64):
+        raise ValueError("batch_norm with momentum=None needs num_batches_tracked, an int64 tensor")
     for name, t in (("running_mean", running_mean), ("running_var", running_var)):
         if update and (not t.is_contiguous() or t.requires_grad):
             raise ValueError(f"batch_norm updates {name} in place: it must be a contiguous tensor without grad")

@@ -1,4 +1,6 @@
 """Dropout: a counter-based random keep-mask generated on the device, scaled by 1/(1-p)."""
+import warnings
+
 from .. import backend
 from ..autograd import Function
 from ..tensor import empty, next_seed
@@ -53,7 +55,11 @@ def dropout1d(x, p=0.5, training=True, inplace=False):
 
 
 def dropout2d(x, p=0.5, training=True, inplace=False):
-    """Channel-wise dropout of (N, C, H, W) or (C, H, W)."""
+    """Channel-wise dropout of (N, C, H, W); a 3-D input is read as (N, C, L), as torch 2 does."""
+    if x.ndim == 3:
+        warnings.warn("dropout2d: a 3-D input is read as (N, C, L), as PyTorch does; use dropout1d for that",
+                      UserWarning, stacklevel=2)
+        return _feature_dropout(x, p, training, 1, "dropout2d")
     return _feature_dropout(x, p, training, 2, "dropout2d")
 
 
