@@ -195,3 +195,38 @@ def test_group_norm_against_torch(dev, rng):
     np.testing.assert_allclose(model.weight.grad.numpy(), ref.weight.grad.numpy(), rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="divisible"):
         nn.GroupNorm(4, 6)
+
+
+def test_convnet_training_steps_against_torch(dev, rng):
+    """Conv -> BatchNorm2d -> ReLU -> Linear, three SGD steps with torch's weights: the batch norm
+    inside a graph (gradients arriving from a GEMM, flowing into a convolution), then eval."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+
+    def build(lib):
+        return lib.nn.Sequential(lib.nn.Conv2d(3, 6, 3, padding=1), lib.nn.BatchNorm2d(6), lib.nn.ReLU(),
+                                 lib.nn.Flatten(), lib.nn.Linear(6 * 5 * 5, 4))
+
+    ref, model = build(torch), build(mt).to(dev)
+    model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    opt = mt.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(3):
+        x = rng.standard_normal((7, 3, 5, 5)).astype(np.float32)
+        y = rng.integers(0, 4, 7)
+        opt_ref.zero_grad()
+        loss_ref = torch.nn.functional.cross_entropy(ref(torch.tensor(x)), torch.tensor(y))
+        loss_ref.backward()
+        opt_ref.step()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(mt.tensor(x, device=dev)), mt.tensor(y, device=dev))
+        loss.backward()
+        opt.step()
+        np.testing.assert_allclose(loss.item(), loss_ref.item(), rtol=1e-4)
+    for k, v in ref.state_dict().items():
+        np.testing.assert_allclose(model.state_dict()[k].numpy(), v.numpy(), rtol=1e-4, atol=1e-5, err_msg=k)
+    ref.eval()
+    model.eval()
+    x = rng.standard_normal((2, 3, 5, 5)).astype(np.float32)
+    np.testing.assert_allclose(model(mt.tensor(x, device=dev)).detach().numpy(),
+                               ref(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)

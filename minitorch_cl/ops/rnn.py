@@ -36,7 +36,7 @@ def _input_and_weight_grads(need, x2, h0, out, w_ih, dg_x, dg_h, reverse):
     dw_hh = None
     if need[3]:
         dw_hh = empty(G, H, device=dev)
-        first = T - 1 if reverse else 0
+        first = _order(T, reverse)[1]
         if T > 1:  # every step but the first read h from the output of its previous step
             dg_rest, h_rest = (dg_h[:-1], out[1:]) if reverse else (dg_h[1:], out[:-1])
             gemm_into(dw_hh, dg_rest.reshape(-1, G).T, h_rest.reshape(-1, H))
