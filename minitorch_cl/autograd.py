@@ -1,4 +1,5 @@
 """Reverse-mode autograd: Function (forward and backward side by side), the tape walk, no_grad."""
+import collections
 import contextlib
 import threading
 
@@ -118,15 +119,24 @@ def backward(tensor, grad=None, retain_graph=False):
         grad = Tensor.from_data(grad, dtype=tensor.dtype, device=tensor.device)
     if tuple(grad.shape) != tuple(tensor.shape):
         raise RuntimeError(f"gradient of shape {grad.shape} does not match the tensor's shape {tensor.shape}")
+    _state.callbacks = []
     if tensor._node is None:
-        _accumulate_leaf(tensor, grad)
+        _accumulate_leaf(tensor, grad, collections.Counter([id(tensor)]), set())
+        _run_callbacks()
         return
     pending = {id(tensor._node): [None] * len(tensor._node.out_meta)}
     pending[id(tensor._node)][tensor._out_index] = grad
+    order = list(_topological_order(tensor._node))
+    # Edges still to come into each leaf: its post-accumulate-grad hooks run once, after the last.
+    uses = collections.Counter(id(t) for n in order for t in n.inputs if t is not None and t._node is None)
+    received = set()
     with _grad_mode(False):
-        for node in _topological_order(tensor._node):
+        for node in order:
             grads = pending.pop(id(node), None)
             if grads is None or all(g is None for g in grads):
+                for t in node.inputs:
+                    if t is not None and t._node is None:
+                        _accumulate_leaf(t, None, uses, received)
                 continue
             if node.ctx is None:
                 raise RuntimeError("trying to backward through the graph a second time; "
@@ -138,15 +148,16 @@ def backward(tensor, grad=None, retain_graph=False):
             if not retain_graph:
                 node.ctx = None
             for t, g in zip(node.inputs, in_grads):
-                if t is None or g is None or not t.requires_grad:
+                if t is None:
                     continue
-                g = _sum_to_shape(g, t.shape)
+                g = _sum_to_shape(g, t.shape) if g is not None and t.requires_grad else None
                 if t._node is None:
-                    _accumulate_leaf(t, g)
-                else:
+                    _accumulate_leaf(t, g, uses, received)
+                elif g is not None:
                     slot = pending.setdefault(id(t._node), [None] * len(t._node.out_meta))
                     i = t._out_index
                     slot[i] = g if slot[i] is None else slot[i] + g
+    _run_callbacks()
 
 
 def _zeros(meta):
@@ -167,8 +178,50 @@ def _sum_to_shape(g, shape):
     return g.reshape(shape)
 
 
-def _accumulate_leaf(t, g):
-    if g.dtype is not t.dtype:
-        g = g.to(t.dtype)
-    # A fresh buffer: g may be shared with another leaf, and .grad may be changed in place later.
-    t.grad = g.contiguous().clone() if t.grad is None else (t.grad + g).detach()
+def _accumulate_leaf(t, g, uses, received):
+    """Add g (None: this edge brought nothing) into t.grad; after t's last edge, run its hooks."""
+    if g is not None:
+        if g.dtype is not t.dtype:
+            g = g.to(t.dtype)
+        # A fresh buffer: g may be shared with another leaf, and .grad may be changed in place later.
+        t.grad = g.contiguous().clone() if t.grad is None else (t.grad + g).detach()
+        received.add(id(t))
+    uses[id(t)] -= 1
+    if uses[id(t)] == 0 and id(t) in received:
+        for hook in list(t.__dict__.get("_post_accumulate_grad_hooks", {}).values()):
+            hook(t)
+
+
+class RemovableHandle:
+    """What register_*_hook returns: .remove() unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
+def register_post_accumulate_grad_hook(t, hook):
+    """hook(t) runs once per backward, after every contribution has been added to the leaf's .grad."""
+    if t._node is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    hooks = t.__dict__.setdefault("_post_accumulate_grad_hooks", {})
+    key = max(hooks, default=-1) + 1
+    hooks[key] = hook
+    return RemovableHandle(hooks, key)
+
+
+def queue_callback(fn):
+    """Run fn() when the backward pass in progress has finished (PyTorch's engine.queue_callback)."""
+    callbacks = getattr(_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback can only be called during a backward pass")
+    callbacks.append(fn)
+
+
+def _run_callbacks():
+    callbacks = _state.callbacks
+    while callbacks:  # a callback may queue another
+        callbacks.pop(0)()
+    _state.callbacks = None

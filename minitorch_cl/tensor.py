@@ -206,6 +206,10 @@ class Tensor:
     def backward(self, gradient=None, retain_graph=False):
         autograd.backward(self, gradient, retain_graph=retain_graph)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """hook(self) runs after backward has accumulated all of this leaf's gradient into .grad."""
+        return autograd.register_post_accumulate_grad_hook(self, hook)
+
     # ---- in-place (no autograd; for optimizers, initialisation and loading weights) ---------
     def _check_inplace(self):
         if autograd.is_grad_enabled() and self.requires_grad and self.is_leaf:
