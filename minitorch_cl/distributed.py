@@ -5,6 +5,7 @@ mapped (zero-copy on CPU devices, one transfer each way on a GPU), MPI works on 
 place, and unmapping hands it back. mpi4py is imported by init_process_group, never by
 `import minitorch_cl`.
 """
+import os
 import sys
 
 import numpy as np
@@ -15,7 +16,7 @@ from .autograd import no_grad
 from .tensor import Tensor
 
 __all__ = ["ReduceOp", "Work", "init_process_group", "is_initialized", "is_available", "get_rank",
-           "get_world_size", "barrier", "destroy_process_group", "all_reduce", "broadcast", "all_gather",
+           "get_world_size", "barrier", "quiet_unless_rank0", "destroy_process_group", "all_reduce", "broadcast", "all_gather",
            "reduce_scatter"]
 
 
@@ -90,6 +91,13 @@ def get_world_size():
 
 def barrier():
     _require().comm.Barrier()
+
+
+def quiet_unless_rank0():
+    """Send stdout of every rank but 0 to os.devnull, so a job prints one progress report
+    (errors still reach stderr)."""
+    if _require().rank != 0:
+        sys.stdout = open(os.devnull, "w")
 
 
 def destroy_process_group():
