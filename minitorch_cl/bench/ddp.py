@@ -40,12 +40,12 @@ class Net(nn.Module):
         return self.fc2(F.relu(self.fc1(mt.flatten(x, 1))))
 
 
-def _worker(out_path, steps, warmup):
-    """One rank's timed training steps; rank 0 writes the medians to out_path."""
+def _worker(out_path, steps, warmup, wrap):
+    """One rank's timed training steps; rank 0 writes the medians to out_path. Without wrap: no DDP."""
     dist.init_process_group("mpi")
     dev = mt.device()
     mt.manual_seed(0)
-    model = DistributedDataParallel(Net().to(dev))
+    model = DistributedDataParallel(Net().to(dev)) if wrap else Net().to(dev)
     opt = SGD(model.parameters(), lr=0.001, momentum=0.9)
     rng = np.random.default_rng(dist.get_rank())
     x = mt.tensor(rng.standard_normal((BATCH, 3, 32, 32)).astype(np.float32), device=dev)
@@ -61,16 +61,19 @@ def _worker(out_path, steps, warmup):
         opt.step()
         dev.synchronize()
         t1 = time.perf_counter()
-        s = model.last_step
+        s = getattr(model, "last_step", None)
         if i >= warmup:
             steps_s.append(t1 - t0)
+        if i >= warmup and s:
             overlap.append((s["backward_done"] - s["launched"][0]) / (s["backward_done"] - tb))
             tail.append(s["reduced"] - s["backward_done"])
     if dist.get_rank() == 0:
         with open(out_path, "w") as f:
             json.dump({"world": dist.get_world_size(), "step": statistics.median(steps_s),
-                       "overlap": statistics.median(overlap), "tail": statistics.median(tail),
-                       "bytes": model.last_step["bytes"], "buckets": len(model._buckets)}, f)
+                       "overlap": statistics.median(overlap) if wrap else None,
+                       "tail": statistics.median(tail) if wrap else None,
+                       "bytes": model.last_step["bytes"] if wrap else 0,
+                       "buckets": len(model._buckets) if wrap else 0}, f)
     dist.destroy_process_group()
 
 
@@ -83,22 +86,23 @@ def run(dev, quick=False):
         raise RuntimeError("bench ddp needs mpi4py and mpiexec: pip install 'minitorch_cl[mpi]'")
     steps, warmup = (4, 2) if quick else (15, 3)
     rows = []
-    for n in (1, 2):
+    for n, wrap in ((1, False), (1, True), (2, True)):
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, "ddp.json")
             env = dict(os.environ, MINITORCH_CL_DEVICE=dev.spec)
             cmd = [_mpiexec(), "-n", str(n), sys.executable, "-m", "minitorch_cl.bench.ddp", out, str(steps),
-                   str(warmup)]
+                   str(warmup), "ddp" if wrap else "plain"]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
             if proc.returncode != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
             with open(out) as f:
                 r = json.load(f)
-        rows.append({"ranks": n, "batch/rank": BATCH, "step ms": 1e3 * r["step"],
-                     "img/s (job)": n * BATCH / r["step"], "overlap": r["overlap"], "tail ms": 1e3 * r["tail"],
+        rows.append({"ranks": n if wrap else "1, no DDP", "batch/rank": BATCH, "step ms": 1e3 * r["step"],
+                     "img/s (job)": n * BATCH / r["step"], "overlap": r["overlap"],
+                     "tail ms": 1e3 * r["tail"] if wrap else None,
                      "MB reduced/step": r["bytes"] / 1e6, "buckets": r["buckets"]})
     return rows
 
 
 if __name__ == "__main__":
-    _worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    _worker(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "ddp")
