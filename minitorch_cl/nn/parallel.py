@@ -229,10 +229,11 @@ class DataParallel(Module):
         if n < k:
             raise ValueError(f"DataParallel: a batch of {n} cannot be split over {k} devices")
         chunks = [x.chunk(k, self.dim) if isinstance(x, Tensor) else (x,) * k for x in inputs]
-        outs = []
-        for i, (d, m) in enumerate(zip(self.device_ids, [self.module] + self._replicas)):
-            args = [c[i].to(d) if isinstance(c[i], Tensor) else c[i] for c in chunks]
-            outs.append(m(*args, **kwargs))
+        # Every chunk is moved before any replica runs: a later copy off the first device would wait
+        # for replica 0's forward on that device's queue.
+        args = [[c[i].to(d) if isinstance(c[i], Tensor) else c[i] for c in chunks]
+                for i, d in enumerate(self.device_ids)]
+        outs = [m(*a, **kwargs) for m, a in zip([self.module] + self._replicas, args)]
         if not all(isinstance(o, Tensor) for o in outs):
             raise TypeError("DataParallel supports modules that return one tensor")
         return _Gather.apply(self.device_ids[0], self.dim, *outs)
