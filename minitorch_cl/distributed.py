@@ -16,7 +16,7 @@ from .autograd import no_grad
 from .tensor import Tensor
 
 __all__ = ["ReduceOp", "Work", "init_process_group", "is_initialized", "is_available", "get_rank",
-           "get_world_size", "barrier", "quiet_unless_rank0", "destroy_process_group", "all_reduce", "broadcast", "all_gather",
+           "get_world_size", "get_node_local_rank", "barrier", "quiet_unless_rank0", "destroy_process_group", "all_reduce", "broadcast", "all_gather",
            "reduce_scatter"]
 
 
@@ -30,6 +30,9 @@ class _World:
     def __init__(self, MPI):
         self.MPI, self.comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self.comm.Get_rank(), self.comm.Get_size()
+        node = self.comm.Split_type(MPI.COMM_TYPE_SHARED)  # the ranks on this machine
+        self.local_rank = node.Get_rank()
+        node.Free()
         self.previous_excepthook = sys.excepthook
 
 
@@ -87,6 +90,11 @@ def get_rank():
 
 def get_world_size():
     return _require().size
+
+
+def get_node_local_rank():
+    """This rank's index among the ranks on its machine (pick a GPU by it)."""
+    return _require().local_rank
 
 
 def barrier():

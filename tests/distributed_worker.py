@@ -77,7 +77,7 @@ def train(case, world=1, rank=0, ddp=False, seed=1):
     x, y = case_data(model_name)
     mt.manual_seed(seed)
     model = MODELS[model_name][0]()
-    net = DistributedDataParallel(model, bucket_cap_mb=0.001) if ddp else model  # small buckets: several
+    net = DistributedDataParallel(model, bucket_cap_mb=0.0002) if ddp else model  # small buckets: several
     params = list(model.parameters())
     opt = SGD(params, lr=0.1, momentum=0.9) if opt_name == "sgd" else Adam(params, lr=0.01)
     m = B // micro
@@ -161,8 +161,9 @@ def check_collectives(rank, world):
     return failures
 
 
-def check_no_sync(rank, world):
-    """Inside no_sync() no collective is issued, and each rank keeps its own gradient."""
+def check_ddp(rank, world):
+    """Inside no_sync() no collective is issued and each rank keeps its own gradient; outside it,
+    the first bucket's all-reduce starts before the backward walk ends."""
     calls = []
     real = dist.all_reduce
     dist.all_reduce = lambda *a, **k: calls.append(1) or real(*a, **k)
@@ -178,8 +179,15 @@ def check_no_sync(rank, world):
     outs = [mt.zeros(g.shape) for _ in range(world)]
     dist.all_gather(outs, g)
     differ = not np.allclose(outs[0].numpy(), outs[-1].numpy())
+    small = DistributedDataParallel(SmallConvNet(), bucket_cap_mb=0.0002)
+    F.cross_entropy(small(mt.tensor(x[rank::world])), mt.tensor(y[rank::world])).backward()
+    step = small.last_step
+    keys = list(small.state_dict())
     return {"no_sync_all_reduce_calls": len(calls), "no_sync_grads_differ": differ,
-            "buckets": len(model._buckets)}
+            "buckets": len(small._buckets), "launched_before_walk_end": sum(t < step["backward_done"]
+                                                                            for t in step["launched"]),
+            "bytes": step["bytes"], "param_bytes": 4 * sum(p.numel() for p in small.module.parameters()),
+            "keys_prefixed": keys == ["module." + k for k in small.module.state_dict()] and bool(keys)}
 
 
 def main(mode, out_dir):
@@ -194,7 +202,7 @@ def main(mode, out_dir):
     cases = ["convnet_sgd"] if mode == "single" else list(CASES)
     if mode == "all":
         report["failures"] = check_collectives(rank, world)
-        report.update(check_no_sync(rank, world))
+        report.update(check_ddp(rank, world))
     for case in cases:
         np.savez(os.path.join(out_dir, f"rank{rank}_{case}.npz"),
                  **train(case, world, rank, ddp=True, seed=1 + rank))  # rank 1's own init is overwritten

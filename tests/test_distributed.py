@@ -81,6 +81,16 @@ def test_no_sync_communicates_nothing(job):
 
 
 @needs_mpi
+def test_buckets_start_during_backward(job):
+    _, reports = job
+    for rep in reports:
+        assert rep["buckets"] >= 3
+        assert rep["launched_before_walk_end"] >= rep["buckets"] - 1  # only the last may wait for the end
+        assert rep["bytes"] == rep["param_bytes"]
+        assert rep["keys_prefixed"]
+
+
+@needs_mpi
 def test_without_mpiexec_a_world_of_one(tmp_path):
     result = _run("single", tmp_path, ranks=0, timeout=120)
     assert result.returncode == 0, result.stderr

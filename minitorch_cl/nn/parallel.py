@@ -71,7 +71,7 @@ class DistributedDataParallel(Module):
 
     Args:
         module: the model, already on its device.
-        bucket_cap_mb: bucket size in MiB (the first bucket is 1 MiB, as in PyTorch).
+        bucket_cap_mb: bucket size in MiB (the first bucket holds at most 1 MiB, as in PyTorch).
         broadcast_buffers: also broadcast rank 0's buffers at every forward.
     """
 
@@ -84,7 +84,8 @@ class DistributedDataParallel(Module):
             for t in list(module.parameters()) + list(module.buffers()):
                 dist.broadcast(t, 0)
         params = [p for p in module.parameters() if p.requires_grad]
-        self._buckets = _bucket_params(reversed(params), int(bucket_cap_mb * 2 ** 20), FIRST_BUCKET_BYTES)
+        cap = int(bucket_cap_mb * 2 ** 20)
+        self._buckets = _bucket_params(reversed(params), cap, min(cap, FIRST_BUCKET_BYTES))
         self._bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self.require_backward_grad_sync = True
         self._sync_this_pass = True
