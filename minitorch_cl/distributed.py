@@ -2,9 +2,12 @@
 
 A device buffer reaches MPI through host memory with as few copies as the device allows: it is
 mapped (zero-copy on CPU devices, one transfer each way on a GPU), MPI works on the mapping in
-place, and unmapping hands it back. mpi4py is imported by init_process_group, never by
+place, and unmapping hands it back. The map is enqueued without waiting; the MPI call starts once
+the device has reached it, collectives always starting in the order they were issued (MPI matches
+them across ranks by order). mpi4py is imported by init_process_group, never by
 `import minitorch_cl`.
 """
+import collections
 import os
 import sys
 
@@ -34,6 +37,7 @@ class _World:
         self.local_rank = node.Get_rank()
         node.Free()
         self.previous_excepthook = sys.excepthook
+        self.queued = collections.deque()  # issued Work not yet handed to MPI, oldest first
 
 
 _world = None
@@ -98,7 +102,9 @@ def get_node_local_rank():
 
 
 def barrier():
-    _require().comm.Barrier()
+    w = _require()
+    _start_queued()
+    w.comm.Barrier()
 
 
 def quiet_unless_rank0():
@@ -128,13 +134,15 @@ def _check(t, name="tensor"):
 
 
 class _Mapped:
-    """A contiguous tensor's buffer mapped into host memory as a flat NumPy array."""
+    """A contiguous tensor's buffer mapped into host memory as a flat NumPy array, valid once
+    `event` has completed."""
 
     def __init__(self, t, write=True):
         self.t = t
         flags = cl.map_flags.READ | (cl.map_flags.WRITE if write else 0)
-        self.array, _ = cl.enqueue_map_buffer(t.device.queue, t.buffer, flags, t.offset * t.dtype.itemsize,
-                                              (t.numel(),), t.dtype.np, is_blocking=True)
+        self.array, self.event = cl.enqueue_map_buffer(t.device.queue, t.buffer, flags, t.offset * t.dtype.itemsize,
+                                                       (t.numel(),), t.dtype.np, is_blocking=False)
+        t.device.queue.flush()
 
     def release(self):
         self.array.base.release(self.t.device.queue)
@@ -158,26 +166,51 @@ def _upload(t, host):
 
 
 class Work:
-    """A collective in flight (async_op=True): wait() completes it and writes the result back."""
+    """A collective (async_op=True returns it): start() makes the MPI call once `ready` (an OpenCL
+    event, or None) has completed; wait() completes it and finish() writes the result back."""
 
-    def __init__(self, request=None, finish=None):
-        self._request, self._finish = request, finish
-        self._done = request is None and finish is None
+    def __init__(self, start=None, finish=None, ready=None):
+        self._start, self._finish, self._ready = start, finish, ready
+        self._request = None
+        self._done = start is None
+        if start is not None:
+            _world.queued.append(self)
+            _start_queued(only_ready=True)
 
     def is_completed(self):
-        """True when the result has been written back; tests (and so progresses) MPI otherwise."""
-        if not self._done and (self._request is None or self._request.Test()):
-            self.wait()
+        """True when the result has been written back; otherwise starts what it can and tests
+        (which is what makes MPI progress a non-blocking collective)."""
+        if not self._done:
+            _start_queued(only_ready=True)
+            if self._request is not None and self._request.Test():
+                self.wait()
         return self._done
 
     def wait(self):
         if not self._done:
-            if self._request is not None:
-                self._request.Wait()
+            _start_queued(until=self)
+            self._request.Wait()
             if self._finish is not None:
                 self._finish()
             self._done = True
         return True
+
+
+_COMPLETE = cl.command_execution_status.COMPLETE
+
+
+def _start_queued(only_ready=False, until=None):
+    """Hand queued collectives to MPI, oldest first: those whose input is ready (only_ready), those
+    up to `until`, or all."""
+    queued = _world.queued
+    while queued and (until is None or until._request is None):
+        head = queued[0]
+        if head._ready is not None:
+            if only_ready and head._ready.command_execution_status != _COMPLETE:
+                return
+            head._ready.wait()
+        queued.popleft()
+        head._request = head._start()
 
 
 def _run(work, async_op):
@@ -208,7 +241,9 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
         return _run(Work(), async_op)
     buf = _writable(tensor)
     mapped = _Mapped(buf)
-    request = w.comm.Iallreduce(w.MPI.IN_PLACE, mapped.array, op=mpi_op)
+
+    def start():
+        return w.comm.Iallreduce(w.MPI.IN_PLACE, mapped.array, op=mpi_op)
 
     def finish():
         if op == ReduceOp.AVG:
@@ -217,7 +252,7 @@ def all_reduce(tensor, op=ReduceOp.SUM, group=None, async_op=False):
         if buf is not tensor:
             with no_grad():
                 tensor.copy_(buf)
-    return _run(Work(request, finish), async_op)
+    return _run(Work(start, finish, mapped.event), async_op)
 
 
 def broadcast(tensor, src, group=None, async_op=False):
@@ -230,14 +265,16 @@ def broadcast(tensor, src, group=None, async_op=False):
         return _run(Work(), async_op)
     buf = _writable(tensor)
     mapped = _Mapped(buf)
-    request = w.comm.Ibcast(mapped.array, root=src)
+
+    def start():
+        return w.comm.Ibcast(mapped.array, root=src)
 
     def finish():
         mapped.release()
         if buf is not tensor:
             with no_grad():
                 tensor.copy_(buf)
-    return _run(Work(request, finish), async_op)
+    return _run(Work(start, finish, mapped.event), async_op)
 
 
 def all_gather(tensor_list, tensor, group=None, async_op=False):
@@ -253,14 +290,17 @@ def all_gather(tensor_list, tensor, group=None, async_op=False):
                              f"{tensor.dtype!r} {tensor.shape}")
     if tensor.numel() == 0:
         return _run(Work(), async_op)
-    send = tensor.detach().numpy().reshape(-1)
-    recv = np.empty((w.size, send.size), dtype=send.dtype)
-    request = w.comm.Iallgather(send, recv)
+    send = _Mapped(tensor.contiguous(), write=False)
+    recv = np.empty((w.size, tensor.numel()), dtype=tensor.dtype.np)
+
+    def start():
+        return w.comm.Iallgather(send.array, recv)
 
     def finish():
+        send.release()
         for out, row in zip(tensor_list, recv):
             _upload(out, row)
-    return _run(Work(request, finish), async_op)
+    return _run(Work(start, finish, send.event), async_op)
 
 
 def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=False):
@@ -279,10 +319,12 @@ def reduce_scatter(output, input_list, op=ReduceOp.SUM, group=None, async_op=Fal
         return _run(Work(), async_op)
     send = np.concatenate([t.detach().numpy().reshape(-1) for t in input_list])
     recv = np.empty(output.numel(), dtype=send.dtype)
-    request = w.comm.Ireduce_scatter_block(send, recv, op=mpi_op)
+
+    def start():
+        return w.comm.Ireduce_scatter_block(send, recv, op=mpi_op)
 
     def finish():
         if op == ReduceOp.AVG:
             recv[...] /= w.size
         _upload(output, recv)
-    return _run(Work(request, finish), async_op)
+    return _run(Work(start, finish), async_op)
