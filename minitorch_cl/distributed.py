@@ -10,6 +10,7 @@ them across ranks by order). mpi4py is imported by init_process_group, never by
 import collections
 import os
 import sys
+import time
 
 import numpy as np
 import pyopencl as cl
@@ -173,6 +174,7 @@ class Work:
         self._start, self._finish, self._ready = start, finish, ready
         self._request = None
         self._done = start is None
+        self.started_at = self.completed_at = None  # perf_counter() times, for profiling
         if start is not None:
             _world.queued.append(self)
             _start_queued(only_ready=True)
@@ -190,6 +192,7 @@ class Work:
         if not self._done:
             _start_queued(until=self)
             self._request.Wait()
+            self.completed_at = time.perf_counter()
             if self._finish is not None:
                 self._finish()
             self._done = True
@@ -211,6 +214,7 @@ def _start_queued(only_ready=False, until=None):
             head._ready.wait()
         queued.popleft()
         head._request = head._start()
+        head.started_at = time.perf_counter()
 
 
 def _run(work, async_op):

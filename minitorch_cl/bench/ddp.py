@@ -19,10 +19,11 @@ from minitorch_cl.nn.parallel import DistributedDataParallel
 from minitorch_cl.optim import SGD
 
 NOTE = ("ConvNet of `bench convnet`, SGD(momentum=0.9), batch per rank as shown, DDP buckets as PyTorch's "
-        "(1 MiB first, then 25 MiB). 'overlap' = share of backward's wall time (backward() call to the end "
-        "of the graph walk) during which a bucket's all-reduce was in flight; 'tail ms' = waiting for the "
-        "all-reduces after the walk. On one machine with 2 cores, 2 ranks share the cores with each other "
-        "and with MPI's polling: a correctness check of the path, not a speed claim.")
+        "(1 MiB first, then 25 MiB). Backward ends (on the device) when the last bucket's gradients are "
+        "ready, i.e. when its all-reduce starts; 'overlap' = share of backward (from the backward() call) "
+        "during which an all-reduce was in flight; 'tail ms' = from the end of backward until every "
+        "all-reduce has completed (the communication left exposed). On one machine with 2 cores, 2 ranks "
+        "share the cores with each other and with MPI's polling: a correctness check, not a speed claim.")
 
 BATCH = 32
 
@@ -65,8 +66,9 @@ def _worker(out_path, steps, warmup, wrap):
         if i >= warmup:
             steps_s.append(t1 - t0)
         if i >= warmup and s:
-            overlap.append((s["backward_done"] - s["launched"][0]) / (s["backward_done"] - tb))
-            tail.append(s["reduced"] - s["backward_done"])
+            end = s["mpi"][-1][0]
+            overlap.append(_covered([(a, min(b, end)) for a, b in s["mpi"]]) / (end - tb))
+            tail.append(s["reduced"] - end)
     if dist.get_rank() == 0:
         with open(out_path, "w") as f:
             json.dump({"world": dist.get_world_size(), "step": statistics.median(steps_s),
@@ -75,6 +77,16 @@ def _worker(out_path, steps, warmup, wrap):
                        "bytes": model.last_step["bytes"] if wrap else 0,
                        "buckets": len(model._buckets) if wrap else 0}, f)
     dist.destroy_process_group()
+
+
+def _covered(intervals):
+    """Length of the union of (start, end) intervals."""
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if b > max(a, reach):
+            total += b - max(a, reach)
+            reach = b
+    return total
 
 
 def _mpiexec():

@@ -134,7 +134,7 @@ class DistributedDataParallel(Module):
         if bucket.flat is None:  # no parameter of this bucket got a gradient on this rank
             bucket.flat = zeros(bucket.numel, device=bucket.params[0].device)
         bucket.work = dist.all_reduce(bucket.flat, dist.ReduceOp.AVG, async_op=True)
-        self.last_step["launched"].append(time.perf_counter())
+        self.last_step["launched"].append(time.perf_counter())  # when the bucket's map was enqueued
         self.last_step["bytes"] += bucket.numel * bucket.flat.dtype.itemsize
         self._next += 1
 
@@ -142,8 +142,10 @@ class DistributedDataParallel(Module):
         self.last_step["backward_done"] = time.perf_counter()
         while self._next < len(self._buckets):  # buckets holding parameters unused in this pass
             self._launch(self._buckets[self._next])
+        self.last_step["mpi"] = []  # (start, done) of each bucket's all-reduce
         for b in self._buckets:
             b.work.wait()
+            self.last_step["mpi"].append((b.work.started_at, b.work.completed_at))
             for p, off in zip(b.params, b.offsets):
                 p.grad = b.flat[off:off + p.numel()].view(p.shape)
             b.reset()
