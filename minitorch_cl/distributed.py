@@ -75,6 +75,7 @@ def init_process_group(backend="mpi", **kwargs):
 def _abort_on_uncaught(exc_type, exc, tb):
     _world.previous_excepthook(exc_type, exc, tb)
     sys.stderr.flush()
+    time.sleep(0.5)  # lets the launcher forward the traceback before Abort tears the job down
     _world.comm.Abort(1)
 
 

@@ -104,8 +104,8 @@ def test_without_mpiexec_a_world_of_one(tmp_path):
 def test_a_failing_rank_aborts_the_job(tmp_path):
     start = time.perf_counter()
     result = _run("crash", tmp_path, timeout=60)
-    assert result.returncode != 0
-    assert "rank 1 fails on purpose" in result.stderr, result.stderr
+    assert result.returncode != 0, (result.stdout, result.stderr)
+    assert "rank 1 fails on purpose" in result.stderr, (result.returncode, result.stdout, result.stderr)
     assert time.perf_counter() - start < 60
 
 
