@@ -67,10 +67,12 @@ class DistributedDataParallel(Module):
     earlier layers. Buckets start in the same order on every rank, as MPI requires. A callback
     queued on the backward pass waits for every bucket when the pass ends, so the optimizer step
     sees averaged gradients. Inside no_sync() nothing is communicated and gradients accumulate
-    locally until the next synchronised backward.
+    locally until the next synchronised backward. Parameters that get no gradient in a pass are
+    averaged as zeros (PyTorch's find_unused_parameters=True behaviour, without the flag).
 
     Args:
-        module: the model, already on its device.
+        module: the model, already on its device (device_ids and output_device are accepted for
+            PyTorch's signature; the module's device is used).
         bucket_cap_mb: bucket size in MiB (the first bucket holds at most 1 MiB, as in PyTorch).
         broadcast_buffers: also broadcast rank 0's buffers at every forward.
     """
