@@ -14,10 +14,11 @@ import click
 import numpy as np
 
 import minitorch_cl as mt
-from minitorch_cl import nn
-from minitorch_cl.data import Compose, DataLoader, Normalize, ToTensor
+from minitorch_cl import distributed as dist, nn
+from minitorch_cl.data import Compose, DataLoader, DistributedSampler, Normalize, ToTensor
 from minitorch_cl.datasets import CIFAR10, DatasetError, Digits
 from minitorch_cl.nn import functional as F
+from minitorch_cl.nn.parallel import DistributedDataParallel
 from minitorch_cl.optim import SGD
 from minitorch_cl.serialization import load, save
 
@@ -91,7 +92,9 @@ def evaluate(model, loader):
               help="Save model and optimizer here after every epoch.")
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint's saved epoch.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed):
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel over the ranks of `mpiexec -n N` (--batch-size is per rank); rank 0 reports.")
+def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed, distributed):
     """Train the article's ConvNet on CIFAR-10 (or digits) and report test accuracy."""
     epochs = DEFAULTS[dataset]["epochs"] if epochs is None else epochs
     lr = DEFAULTS[dataset]["lr"] if lr is None else lr
@@ -102,6 +105,9 @@ def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint
         train_set, test_set = datasets(dataset, data_dir, download)
     except (mt.DeviceError, DatasetError) as err:
         raise click.ClickException(str(err))
+    if distributed:
+        dist.init_process_group("mpi")
+        dist.quiet_unless_rank0()
     mt.manual_seed(seed)
     model = Net().to(dev)
     criterion = nn.CrossEntropyLoss()
@@ -113,18 +119,23 @@ def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint
         optimizer.load_state_dict(state["optimizer"])
         first_epoch = state["epoch"] + 1
         click.echo(f"resumed from {checkpoint} after epoch {state['epoch']}")
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed + first_epoch, device=dev)
+    net = DistributedDataParallel(model) if distributed else model  # model's state_dict keys stay unprefixed
+    sampler = DistributedSampler(train_set, seed=seed) if distributed else None
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, seed=seed + first_epoch,
+                              device=dev, sampler=sampler)
     test_loader = DataLoader(test_set, batch_size=256, device=dev)
     click.echo(f"{dataset}: {len(train_set)} train / {len(test_set)} test images on {dev.spec} ({dev.name}); "
                f"lr {lr}, batch {batch_size}, epochs {first_epoch}..{epochs}")
     accuracy, start, rate = None, time.perf_counter(), 0.0
     for epoch in range(first_epoch, epochs + 1):
         t0 = time.perf_counter()
-        loss, rate = train_epoch(model, train_loader, criterion, optimizer, f"epoch {epoch}/{epochs}")
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loss, rate = train_epoch(net, train_loader, criterion, optimizer, f"epoch {epoch}/{epochs}")
         accuracy = evaluate(model, test_loader)
         click.echo(f"epoch {epoch}: train loss {loss:.4f}, test accuracy {100 * accuracy:.2f}%, "
                    f"{time.perf_counter() - t0:.1f} s")
-        if checkpoint:
+        if checkpoint and (not distributed or dist.get_rank() == 0):
             save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                   "dataset": dataset, "accuracy": accuracy}, checkpoint)
     if accuracy is None:

@@ -61,7 +61,7 @@ def info(spec):
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "gru", "attention", "transformer"]))
+@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp"]))
 @click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
 @click.option("--quick", is_flag=True, help="Fewer sizes and repeats (a smoke run).")
 def bench(name, spec, quick):

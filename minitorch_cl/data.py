@@ -1,10 +1,13 @@
 """Datasets, a DataLoader that batches on the host and moves each batch to the device in one
 transfer per tensor, and torchvision-style transforms on NumPy arrays."""
+import math
+
 import numpy as np
 
+from . import distributed
 from .tensor import Tensor, tensor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "ToTensor", "Normalize", "Compose"]
+__all__ = ["Dataset", "TensorDataset", "DistributedSampler", "DataLoader", "ToTensor", "Normalize", "Compose"]
 
 
 class Dataset:
@@ -37,24 +40,68 @@ class TensorDataset(Dataset):
         return len(self.arrays[0])
 
 
+class DistributedSampler:
+    """torch.utils.data.DistributedSampler: rank's share of the indices, the same length on every rank.
+
+    Without drop_last the index list is padded by repeating its start until it divides evenly;
+    with it the tail is dropped. The shuffled order depends only on (seed, epoch), so every rank
+    draws the same permutation; call set_epoch(e) at the start of each epoch."""
+
+    def __init__(self, dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False):
+        num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
+        rank = distributed.get_rank() if rank is None else rank
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValueError(f"Invalid rank {rank}, rank should be in the interval [0, {num_replicas - 1}]")
+        self.dataset, self.num_replicas, self.rank = dataset, num_replicas, rank
+        self.shuffle, self.seed, self.drop_last, self.epoch = shuffle, seed, drop_last, 0
+        n = len(dataset)
+        if drop_last and n % num_replicas:
+            self.num_samples = math.ceil((n - num_replicas) / num_replicas)
+        else:
+            self.num_samples = math.ceil(n / num_replicas)
+        self.total_size = self.num_samples * num_replicas
+
+    def __iter__(self):
+        n = len(self.dataset)
+        indices = np.random.default_rng(self.seed + self.epoch).permutation(n) if self.shuffle else np.arange(n)
+        if self.drop_last:
+            indices = indices[:self.total_size]
+        elif self.total_size > n:
+            indices = np.resize(indices, self.total_size)  # repeats from the start, as torch pads
+        return iter(indices[self.rank:self.total_size:self.num_replicas].tolist())
+
+    def __len__(self):
+        return self.num_samples
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+
 class DataLoader:
     """Iterates over (shuffled) batches; each field is stacked on the host and uploaded in one copy."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, seed=None,
-                 device=None):
+                 device=None, sampler=None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
+        self.sampler = sampler
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.device = shuffle, drop_last, device
         self.generator = generator if generator is not None else np.random.default_rng(seed)
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self):
-        n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        else:
+            n = len(self.dataset)
+            order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        n = len(order)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:

@@ -27,6 +27,7 @@ class Tensor:
         self._node, self._out_index = None, 0
         self._is_view = False  # a recorded view of another tensor (autograd sets it)
         self._grad_hooks = []  # a leaf's register_hook hooks (a non-leaf's live on its node)
+        self._post_accumulate_grad_hooks = []
         self._upload = None  # the pending host->device copy keeps its host array alive
 
     # ---- construction ---------------------------------------------------------------------

@@ -246,6 +246,7 @@ METHODS = {
     "pow_": _inplace(elementwise.pow), "clamp_": _inplace(elementwise.clamp), "clip_": _inplace(elementwise.clamp),
     "masked_fill_": _inplace(elementwise.masked_fill), "uniform_": uniform_, "normal_": normal_,
     "__setitem__": setitem, "__getitem__": shape.getitem, "register_hook": autograd.register_hook,
+    "register_post_accumulate_grad_hook": autograd.register_post_accumulate_grad_hook,
     "new_zeros": _new(zeros), "new_ones": _new(ones), "new_empty": _new(empty), "new_full": new_full,
     "new_tensor": new_tensor,
     # operators
