@@ -1,10 +1,16 @@
-"""Datasets, a DataLoader that batches on the host and moves each batch to the device in one
-transfer per tensor, and torchvision-style transforms on NumPy arrays."""
+"""Datasets and a DataLoader that batches on the host (in worker processes when num_workers > 0) and
+moves each batch to the device in one transfer per array; the transforms' old home (now vision)."""
+import collections.abc
+import numbers
+
 import numpy as np
 
+from .data_workers import WorkerPool, get_worker_info
+from .ops.shape import stack
 from .tensor import Tensor, tensor
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "ToTensor", "Normalize", "Compose"]
+__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate", "get_worker_info", "ToTensor",
+           "Normalize", "Compose"]
 
 
 class Dataset:
@@ -38,44 +44,130 @@ class TensorDataset(Dataset):
 
 
 class DataLoader:
-    """Iterates over (shuffled) batches; each field is stacked on the host and uploaded in one copy."""
+    """torch.utils.data.DataLoader over a map-style data set: batches of batch_size (optionally
+    shuffled from `generator`/`seed`), collated on the host and uploaded to `device`, one copy per
+    array. With num_workers > 0, worker processes fetch and collate batches ahead (prefetch_factor
+    each) while the main process computes; batches arrive in the same order as with num_workers=0.
+
+    collate_fn(samples) runs where the batch is fetched (in a worker when num_workers > 0) and
+    should return NumPy arrays, numbers, or tuples/lists/dicts of them; every NumPy array in the
+    result is then uploaded to `device` in the main process. Without collate_fn, a data set's
+    __getitems__(indices) (a whole batch at once) is used when it has one, else default collation.
+    Each worker seeds NumPy's global generator, `random` and mt.manual_seed with base_seed + id
+    (base_seed drawn from `generator` per epoch), so a seed reproduces random transforms.
+    pin_memory is accepted and ignored (uploads already go straight from host memory)."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, seed=None,
-                 device=None):
+                 device=None, collate_fn=None, num_workers=0, pin_memory=False, timeout=0, worker_init_fn=None,
+                 prefetch_factor=None, persistent_workers=False, multiprocessing_context=None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be non-negative, got {num_workers}")
+        if num_workers == 0 and (prefetch_factor is not None or persistent_workers):
+            raise ValueError("prefetch_factor and persistent_workers need num_workers > 0")
+        if prefetch_factor is not None and prefetch_factor < 1:
+            raise ValueError(f"prefetch_factor must be positive, got {prefetch_factor}")
         self.dataset, self.batch_size = dataset, batch_size
         self.shuffle, self.drop_last, self.device = shuffle, drop_last, device
         self.generator = generator if generator is not None else np.random.default_rng(seed)
+        self.collate_fn, self.num_workers, self.pin_memory = collate_fn, num_workers, pin_memory
+        self.timeout, self.worker_init_fn = timeout, worker_init_fn
+        self.prefetch_factor = 2 if prefetch_factor is None and num_workers else prefetch_factor
+        self.persistent_workers, self.multiprocessing_context = persistent_workers, multiprocessing_context
+        self._pool = None  # the persistent workers, once started
 
     def __len__(self):
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
-    def __iter__(self):
+    def _batches(self):
+        """The index arrays of one epoch."""
         n = len(self.dataset)
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
                 return
-            yield self._to_device(self._fetch(idx))
+            yield idx
 
-    def _fetch(self, idx):
-        if hasattr(self.dataset, "__getitems__"):
-            return self.dataset.__getitems__(idx)
-        samples = [self.dataset[int(i)] for i in idx]
-        if isinstance(samples[0], (tuple, list)):
-            return tuple(np.stack([np.asarray(s[k]) for s in samples]) for k in range(len(samples[0])))
-        return np.stack([np.asarray(s) for s in samples])
+    def __iter__(self):
+        base_seed = int(self.generator.integers(2 ** 62))  # drawn in both modes: the same shuffles follow
+        if self.num_workers == 0:
+            for idx in self._batches():
+                yield self._to_device(fetch(self.dataset, idx, self.collate_fn))
+            return
+        pool = self._pool
+        if pool is None or not pool.alive():
+            pool = WorkerPool(self, base_seed, fetch)
+            if self.persistent_workers:
+                self._pool = pool
+        try:
+            for batch in pool.run(self._batches()):
+                yield self._to_device(batch)
+        finally:
+            if not self.persistent_workers:
+                pool.shutdown()
 
     def _to_device(self, batch):
-        if isinstance(batch, tuple):
-            return tuple(self._to_device(b) for b in batch)
-        arr = np.asarray(batch)
-        if arr.dtype.kind in "iu" and arr.dtype != np.int32:
-            arr = arr.astype(np.int64)  # labels: int64, as PyTorch's collate gives
-        return tensor(arr, device=self.device)
+        return to_device(batch, self.device)
+
+    def __del__(self):
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown()
+
+
+def fetch(dataset, idx, collate_fn=None):
+    """One batch on the host: collate_fn(samples), a data set's __getitems__, or default collation."""
+    if collate_fn is not None:
+        return collate_fn([dataset[int(i)] for i in idx])
+    if hasattr(dataset, "__getitems__"):
+        return dataset.__getitems__(idx)
+    return collate_numpy([dataset[int(i)] for i in idx])
+
+
+def collate_numpy(samples):
+    """PyTorch's default_collate on the host: arrays and numbers stack into one array, tuples, lists and
+    dicts are collated field by field, strings stay a list."""
+    elem = samples[0]
+    if isinstance(elem, Tensor):
+        return stack(samples)
+    if isinstance(elem, (np.ndarray, np.generic, numbers.Number)):
+        return np.stack([np.asarray(s) for s in samples])
+    if isinstance(elem, (str, bytes)) or elem is None:
+        return list(samples)
+    if isinstance(elem, collections.abc.Mapping):
+        return {k: collate_numpy([s[k] for s in samples]) for k in elem}
+    if isinstance(elem, (tuple, list)):
+        if any(len(s) != len(elem) for s in samples):
+            raise RuntimeError(f"each element in a batch should have the same length, got lengths "
+                               f"{sorted({len(s) for s in samples})}")
+        fields = [collate_numpy(list(f)) for f in zip(*samples)]
+        if isinstance(elem, tuple) and hasattr(elem, "_fields"):  # a namedtuple
+            return type(elem)(*fields)
+        return tuple(fields) if isinstance(elem, tuple) else fields
+    raise TypeError(f"default collate: a batch must contain NumPy arrays, numbers, strings, tensors or "
+                    f"dicts/lists/tuples of them; found {type(elem).__name__}")
+
+
+def to_device(batch, device=None):
+    """Upload every NumPy array in a (nested) batch; integer arrays become int64 (int32 stays int32)."""
+    if isinstance(batch, np.ndarray):
+        if batch.dtype.kind in "iu" and batch.dtype != np.int32:
+            batch = batch.astype(np.int64)  # labels: int64, as PyTorch's collate gives
+        return tensor(batch, device=device)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(to_device(b, device) for b in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def default_collate(samples, device=None):
+    """torch.utils.data.default_collate: a list of samples -> a batch of tensors."""
+    return to_device(collate_numpy(samples), device)
 
 
 class ToTensor:
