@@ -8,6 +8,7 @@ import numpy as np
 from .data_workers import WorkerPool, get_worker_info
 from .ops.shape import stack
 from .tensor import Tensor, tensor
+from .vision.transforms import Compose, Normalize, ToTensor  # their old home; see vision.transforms
 
 __all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate", "get_worker_info", "ToTensor",
            "Normalize", "Compose"]
@@ -168,39 +169,3 @@ def to_device(batch, device=None):
 def default_collate(samples, device=None):
     """torch.utils.data.default_collate: a list of samples -> a batch of tensors."""
     return to_device(collate_numpy(samples), device)
-
-
-class ToTensor:
-    """uint8 images (..., H, W, C) in [0, 255] -> float32 (..., C, H, W) in [0, 1], as torchvision's."""
-
-    def __call__(self, img):
-        img = np.asarray(img)
-        if img.ndim == 2:
-            img = img[..., None]
-        scale = 1 / 255.0 if img.dtype == np.uint8 else 1.0
-        return np.moveaxis(img, -1, -3).astype(np.float32) * np.float32(scale)
-
-
-class Normalize:
-    """(x - mean) / std per channel of (..., C, H, W) float arrays."""
-
-    def __init__(self, mean, std):
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1)
-        self.std = np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
-        if np.any(self.std == 0):
-            raise ValueError(f"Normalize: std must be non-zero, got {std}")
-
-    def __call__(self, x):
-        return (np.asarray(x, dtype=np.float32) - self.mean) / self.std
-
-
-class Compose:
-    """Apply transforms in order."""
-
-    def __init__(self, transforms):
-        self.transforms = list(transforms)
-
-    def __call__(self, x):
-        for t in self.transforms:
-            x = t(x)
-        return x
