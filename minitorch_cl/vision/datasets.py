@@ -115,6 +115,7 @@ class CIFAR10(_ImageDataset):
         try:
             with open(path, "rb") as f:
                 meta = pickle.load(f, encoding="latin1")
+            meta = {k.decode() if isinstance(k, bytes) else k: v for k, v in meta.items()}
             return [c.decode() if isinstance(c, bytes) else c for c in meta[self.meta["key"]]]
         except Exception as err:
             raise DatasetError(f"{self.name} meta file {path} is truncated or corrupt ({type(err).__name__}: "
