@@ -86,16 +86,31 @@ def load(path, map_location=None, weights_only=None):
 
 
 def _load_safetensors(path, device):
+    """A .safetensors file as {name: tensor}; BF16 entries (which NumPy lacks) are widened to float32."""
     try:
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
     except ImportError as err:
         raise ImportError(f"reading {path} needs the safetensors package: pip install safetensors") from err
     try:
-        arrays = load_file(path)
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        arrays = {}
+        with safe_open(path, framework="numpy") as st:
+            for k in st.keys():
+                arrays[k] = _bf16(path, 8 + n, header[k]) if header[k]["dtype"] == "BF16" else st.get_tensor(k)
     except Exception as err:
         raise ValueError(f"{path} is not a minitorch_cl, safetensors or torch checkpoint, or is damaged "
                          f"({type(err).__name__}: {err})") from None
     return {k: tensor(v, device=device) for k, v in arrays.items()}
+
+
+def _bf16(path, data_start, entry):
+    begin, end = entry["data_offsets"]
+    with open(path, "rb") as f:
+        f.seek(data_start + begin)
+        bits = np.frombuffer(f.read(end - begin), dtype="<u2")
+    return (bits.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
 
 
 def _load_npz(path, map_location):

@@ -173,3 +173,41 @@ def test_safetensors_written_by_the_package(dev, tmp_path):
     for k, v in arrays.items():
         np.testing.assert_array_equal(back[k].numpy().reshape(v.shape), v)
     assert back["b"].dtype is mt.int32 and back["f64"].dtype is mt.float32
+
+
+def test_safetensors_from_torch_with_bfloat16(dev, tmp_path):
+    torch = pytest.importorskip("torch")
+    stt = pytest.importorskip("safetensors.torch")
+    w = torch.tensor([[1.5, -2.25], [3.0, 1e-3]], dtype=torch.bfloat16)
+    stt.save_file({"w": w, "b": torch.arange(3, dtype=torch.int64)}, str(tmp_path / "t.safetensors"))
+    back = mt.load(tmp_path / "t.safetensors", map_location=dev)
+    assert back["w"].dtype is mt.float32 and back["b"].dtype is mt.int64
+    np.testing.assert_array_equal(back["w"].numpy(), w.float().numpy())
+    np.testing.assert_array_equal(back["b"].numpy(), [0, 1, 2])
+
+
+def test_torch_optimizer_state_resumes(dev, tmp_path):
+    """An Adam state_dict saved by torch (its 'step' is a 0-d tensor) continues here as it would in torch."""
+    torch = pytest.importorskip("torch")
+    from minitorch_cl import optim
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal(5).astype(np.float32)
+    grads = [rng.standard_normal(5).astype(np.float32) for _ in range(4)]
+    tp = torch.nn.Parameter(torch.tensor(p0))
+    topt = torch.optim.Adam([tp], lr=0.01)
+    for g in grads[:2]:
+        tp.grad = torch.tensor(g)
+        topt.step()
+    torch.save({"p": tp.detach(), "opt": topt.state_dict()}, tmp_path / "ckpt.pt")
+    for g in grads[2:]:
+        tp.grad = torch.tensor(g)
+        topt.step()
+    ckpt = mt.load(tmp_path / "ckpt.pt", map_location=dev)
+    p = nn.Parameter(ckpt["p"])
+    opt = optim.Adam([p], lr=0.5)
+    opt.load_state_dict(ckpt["opt"])
+    assert opt.param_groups[0]["lr"] == 0.01 and opt.state[p]["step"] == 2
+    for g in grads[2:]:
+        p.grad = mt.tensor(g, device=dev)
+        opt.step()
+    np.testing.assert_allclose(p.detach().numpy(), tp.detach().numpy(), rtol=1e-5, atol=1e-6)

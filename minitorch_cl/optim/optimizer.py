@@ -111,7 +111,10 @@ class Optimizer:
 
 
 def _state_value(v, p, key):
-    """A saved state entry on p's device: buffers become tensors shaped like p, scalars stay scalars."""
+    """A saved state entry on p's device: buffers become tensors shaped like p, scalars stay scalars
+    (torch keeps 'step' as a 0-d tensor: it becomes a float here)."""
+    if key == "step" and (isinstance(v, Tensor) or isinstance(v, np.ndarray)) and int(np.prod(v.shape)) == 1:
+        return float(v.item())
     if isinstance(v, Tensor) or isinstance(v, np.ndarray) and v.ndim > 0:
         arr = v if isinstance(v, Tensor) else tensor(v, dtype=p.dtype, device=p.device)
         if tuple(arr.shape) != tuple(p.shape):
