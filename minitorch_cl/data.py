@@ -45,8 +45,8 @@ class TensorDataset(Dataset):
 
 
 class DataLoader:
-    """torch.utils.data.DataLoader over a map-style data set: batches of batch_size (optionally
-    shuffled from `generator`/`seed`), collated on the host and uploaded to `device`, one copy per
+    """torch.utils.data.DataLoader over a map-style data set: batches of batch_size (single samples
+    when it is None; optionally shuffled from `generator`/`seed`), collated on the host and uploaded to `device`, one copy per
     array. With num_workers > 0, worker processes fetch and collate batches ahead (prefetch_factor
     each) while the main process computes; batches arrive in the same order as with num_workers=0.
 
@@ -61,8 +61,10 @@ class DataLoader:
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, generator=None, seed=None,
                  device=None, collate_fn=None, num_workers=0, pin_memory=False, timeout=0, worker_init_fn=None,
                  prefetch_factor=None, persistent_workers=False, multiprocessing_context=None):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be positive or None, got {batch_size}")
+        if batch_size is None and drop_last:
+            raise ValueError("drop_last needs a batch_size")
         if num_workers < 0:
             raise ValueError(f"num_workers must be non-negative, got {num_workers}")
         if num_workers == 0 and (prefetch_factor is not None or persistent_workers):
@@ -80,12 +82,17 @@ class DataLoader:
 
     def __len__(self):
         n = len(self.dataset)
+        if self.batch_size is None:
+            return n
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _batches(self):
         """The index arrays of one epoch."""
         n = len(self.dataset)
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        if self.batch_size is None:  # no batching: one sample at a time, as torch's batch_size=None
+            yield from (int(i) for i in order)
+            return
         for start in range(0, n, self.batch_size):
             idx = order[start:start + self.batch_size]
             if self.drop_last and len(idx) < self.batch_size:
@@ -119,7 +126,11 @@ class DataLoader:
 
 
 def fetch(dataset, idx, collate_fn=None):
-    """One batch on the host: collate_fn(samples), a data set's __getitems__, or default collation."""
+    """One batch on the host: collate_fn(samples), a data set's __getitems__, or default collation;
+    an int index (batch_size=None) is one sample, passed through collate_fn when there is one."""
+    if isinstance(idx, int):
+        sample = dataset[idx]
+        return collate_fn(sample) if collate_fn is not None else sample
     if collate_fn is not None:
         return collate_fn([dataset[int(i)] for i in idx])
     if hasattr(dataset, "__getitems__"):

@@ -139,6 +139,14 @@ def test_break_shuts_workers_down(dev):
     assert _no_children()
 
 
+def test_exception_in_the_loop_body_shuts_workers_down(dev):
+    with pytest.raises(ZeroDivisionError):
+        for _ in DataLoader(Items(200), batch_size=2, num_workers=2, device=dev):
+            1 / 0
+    gc.collect()
+    assert _no_children()
+
+
 def test_persistent_workers_survive_epochs_and_breaks(dev):
     class Pids(Items):
         def __getitem__(self, i):
@@ -179,6 +187,13 @@ def test_collate_fn_and_default_collate(dev):
         default_collate([(1, 2), (1,)])
     with pytest.raises(TypeError, match="found object"):
         default_collate([object()])
+
+
+def test_batch_size_none(dev):
+    for workers in (0, 2):
+        samples = list(DataLoader(Items(5), batch_size=None, num_workers=workers, device=dev))
+        assert len(samples) == 5 and samples[3]["x"].shape == (2, 3) and samples[3]["label"] == 3
+        assert isinstance(samples[3]["x"], mt.Tensor)
 
 
 def test_aliases_and_arguments():
