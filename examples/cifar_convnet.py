@@ -15,11 +15,12 @@ import numpy as np
 
 import minitorch_cl as mt
 from minitorch_cl import nn
-from minitorch_cl.data import Compose, DataLoader, Normalize, ToTensor
-from minitorch_cl.datasets import CIFAR10, DatasetError, Digits
 from minitorch_cl.nn import functional as F
 from minitorch_cl.optim import SGD
 from minitorch_cl.serialization import load, save
+from minitorch_cl.utils.data import DataLoader
+from minitorch_cl.vision.datasets import CIFAR10, DatasetError, Digits
+from minitorch_cl.vision.transforms import Compose, Normalize, ToTensor
 
 DEFAULTS = {"cifar10": {"lr": 0.001, "epochs": 2}, "digits": {"lr": 0.03, "epochs": 6}}
 
@@ -91,7 +92,9 @@ def evaluate(model, loader):
               help="Save model and optimizer here after every epoch.")
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint's saved epoch.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed):
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="DataLoader worker processes preparing batches ahead (0: in the main process).")
+def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed, workers):
     """Train the article's ConvNet on CIFAR-10 (or digits) and report test accuracy."""
     epochs = DEFAULTS[dataset]["epochs"] if epochs is None else epochs
     lr = DEFAULTS[dataset]["lr"] if lr is None else lr
@@ -113,7 +116,8 @@ def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint
         optimizer.load_state_dict(state["optimizer"])
         first_epoch = state["epoch"] + 1
         click.echo(f"resumed from {checkpoint} after epoch {state['epoch']}")
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed + first_epoch, device=dev)
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed + first_epoch, device=dev,
+                              num_workers=workers, persistent_workers=workers > 0)
     test_loader = DataLoader(test_set, batch_size=256, device=dev)
     click.echo(f"{dataset}: {len(train_set)} train / {len(test_set)} test images on {dev.spec} ({dev.name}); "
                f"lr {lr}, batch {batch_size}, epochs {first_epoch}..{epochs}")
