@@ -46,9 +46,10 @@ class TensorDataset(Dataset):
 
 class DataLoader:
     """torch.utils.data.DataLoader over a map-style data set: batches of batch_size (single samples
-    when it is None; optionally shuffled from `generator`/`seed`), collated on the host and uploaded to `device`, one copy per
-    array. With num_workers > 0, worker processes fetch and collate batches ahead (prefetch_factor
-    each) while the main process computes; batches arrive in the same order as with num_workers=0.
+    when it is None), optionally shuffled from `generator`/`seed`, collated on the host and uploaded
+    to `device`, one copy per array. With num_workers > 0, worker processes fetch and collate batches
+    ahead (prefetch_factor each) while the main process computes; batches arrive in the same order as
+    with num_workers=0. persistent_workers keeps the processes between epochs.
 
     collate_fn(samples) runs where the batch is fetched (in a worker when num_workers > 0) and
     should return NumPy arrays, numbers, or tuples/lists/dicts of them; every NumPy array in the

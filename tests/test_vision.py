@@ -177,7 +177,8 @@ def test_to_tensor_normalize(img):
     assert x.shape == (3, 13, 17) and x.dtype == np.float32
     np.testing.assert_allclose(x, img.transpose(2, 0, 1) / 255.0, rtol=1e-6)
     y = T.Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.5))(x)
-    want = (img.transpose(2, 0, 1) / 255.0 - np.array([0.5, 0.4, 0.3])[:, None, None]) / np.array([0.2, 0.25, 0.5])[:, None, None]
+    mean, std = np.array([0.5, 0.4, 0.3])[:, None, None], np.array([0.2, 0.25, 0.5])[:, None, None]
+    want = (img.transpose(2, 0, 1) / 255.0 - mean) / std
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-6)
     with pytest.raises(TypeError, match="ToTensor"):
         T.Normalize((0.5,), (0.5,))(img)
