@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 
 from .nn.parameter import Parameter
-from .tensor import tensor
+from .tensor import Tensor, tensor
 
 __all__ = ["is_torch_zip", "load_torch_zip", "UnsafeCheckpointError"]
 
@@ -106,6 +106,9 @@ class _Unpickler(pickle.Unpickler):
         return self.storages[key]
 
     def _rebuild_tensor(self, storage, offset, size, stride, *_):
+        if not isinstance(storage, np.ndarray) or storage.ndim != 1:
+            raise UnsafeCheckpointError(f"{self.path}: a tensor is rebuilt from a {type(storage).__name__}, "
+                                        f"not from a storage of the archive")
         size, stride = tuple(int(s) for s in size), tuple(int(s) for s in stride)
         numel = int(np.prod(size)) if size else 1
         last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if numel else offset - 1
@@ -121,6 +124,8 @@ class _Unpickler(pickle.Unpickler):
         return tensor(arr, device=self.device)
 
     def _rebuild_parameter(self, data, requires_grad, *_):
+        if not isinstance(data, Tensor):
+            raise UnsafeCheckpointError(f"{self.path}: a parameter is rebuilt from a {type(data).__name__}")
         return Parameter(data, requires_grad=bool(requires_grad))
 
     def _rebuild_from_type(self, func, cls, args, state):

@@ -128,6 +128,25 @@ def test_unsafe_pickles_refused(tmp_path, monkeypatch, payload, name):
     assert not (tmp_path / "pwned.txt").exists()
 
 
+def test_rebuild_from_a_non_storage_refused(tmp_path):
+    """_rebuild_tensor_v2 called by hand on a plain list with a huge offset: refused before any read."""
+    args = pickle.dumps(([1.0, 2.0], 10 ** 9, (2,), (1,), False, None), protocol=2)[2:-1]  # pushes the tuple
+    _zip_with_pickle(tmp_path / "fake.pt", b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n" + args + b"R.")
+    with pytest.raises(UnsafeCheckpointError, match="rebuilt from a list"):
+        mt.load(tmp_path / "fake.pt")
+
+
+def test_tensor_outside_its_storage_refused(tmp_path):
+    """A hand-written pickle whose tensor (size 3) reads past its 2-element storage."""
+    pid = b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x02tQ"
+    pkl = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(" + pid + b"K\x00K\x03\x85K\x01\x85\x89NtR."
+    with zipfile.ZipFile(tmp_path / "oob.pt", "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/data/0", np.array([1.0, 2.0], "<f4").tobytes())
+    with pytest.raises(ValueError, match=r"size \(3,\), stride \(1,\), offset 0 does not fit its storage of 2"):
+        mt.load(tmp_path / "oob.pt")
+
+
 def test_damaged_torch_zip(tmp_path):
     torch = pytest.importorskip("torch")
     torch.save({"w": torch.ones(3)}, tmp_path / "ok.pt")

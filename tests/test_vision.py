@@ -278,4 +278,6 @@ def test_transforms_on_tensors(dev, img):
 def test_lambda_compose_repr():
     tf = T.Compose([T.Lambda(lambda a: a + 1), T.Normalize((0.0,), (2.0,))])
     np.testing.assert_allclose(tf(np.zeros((1, 2, 2), np.float32)), 0.5)
-    assert "Normalize" in repr(tf) and not tf.handles_batches
+    assert "Normalize" in repr(tf) and not tf.handles_batches and tf.random
+    nested = T.Compose([T.Compose([T.ToTensor()]), T.Normalize((0.5,), (0.5,))])
+    assert nested.handles_batches and not nested.random

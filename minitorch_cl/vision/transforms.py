@@ -137,8 +137,12 @@ class Compose:
     def handles_batches(self):
         return all(getattr(t, "handles_batches", False) for t in self.transforms)
 
+    @property
+    def random(self):
+        return any(getattr(t, "random", True) for t in self.transforms)
+
     def __call__(self, x):
-        if _is_batch(x) and any(getattr(t, "random", True) for t in self.transforms):
+        if _is_batch(x) and self.random:
             return _stack([self(xi) for xi in x])
         for t in self.transforms:
             x = t(x)
