@@ -98,8 +98,9 @@ __kernel void grad_norm_finish(int m, float p, float max_norm, __global const fl
 __kernel void grad_scale(SIZES, __global const float *coef, int coef_off, GRADS())
 {
     OFFSETS
+    coef += coef_off;
     const int i = get_global_id(0), stride = get_global_size(0);
-    const float c = coef[coef_off];
+    const float c = coef[0];
     FOR_SLOTS(SCALE)
 }
 

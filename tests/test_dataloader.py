@@ -123,6 +123,18 @@ def test_worker_init_fn_error_and_dead_worker(dev):
     assert _no_children()
 
 
+class Slow(Items):
+    def __getitem__(self, i):
+        time.sleep(1.5)
+        return super().__getitem__(i)
+
+
+def test_timeout(dev):
+    with pytest.raises(RuntimeError, match=r"timed out after 0.3 s"):
+        next(iter(DataLoader(Slow(4), batch_size=1, num_workers=1, timeout=0.3, device=dev)))
+    assert _no_children()
+
+
 def test_unpicklable_batch_is_reported(dev):
     loader = DataLoader(Items(), batch_size=4, num_workers=1, collate_fn=lambda s: (lambda: s), device=dev)
     with pytest.raises(Exception, match=r"(?s)in DataLoader worker process 0.*pickle"):
