@@ -1,5 +1,6 @@
 """Datasets and a DataLoader that batches on the host (in worker processes when num_workers > 0) and
 moves each batch to the device in one transfer per array; the transforms' old home (now vision)."""
+import bisect
 import collections.abc
 import numbers
 
@@ -10,8 +11,8 @@ from .ops.shape import stack
 from .tensor import Tensor, tensor
 from .vision.transforms import Compose, Normalize, ToTensor  # their old home; see vision.transforms
 
-__all__ = ["Dataset", "TensorDataset", "DataLoader", "default_collate", "get_worker_info", "ToTensor",
-           "Normalize", "Compose"]
+__all__ = ["Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "DataLoader", "default_collate",
+           "get_worker_info", "ToTensor", "Normalize", "Compose"]
 
 
 class Dataset:
@@ -42,6 +43,63 @@ class TensorDataset(Dataset):
 
     def __len__(self):
         return len(self.arrays[0])
+
+
+class Subset(Dataset):
+    """The samples of `dataset` at `indices`, in that order."""
+
+    def __init__(self, dataset, indices):
+        self.dataset, self.indices = dataset, np.asarray(indices, dtype=np.int64)
+
+    def __getitem__(self, index):
+        return self.dataset[int(self.indices[index])]
+
+    def __getitems__(self, indices):
+        rows = self.indices[np.asarray(indices, dtype=np.int64)]
+        if hasattr(self.dataset, "__getitems__"):
+            return self.dataset.__getitems__(rows)
+        return collate_numpy([self.dataset[int(i)] for i in rows])
+
+    def __len__(self):
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Data sets one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset needs at least one data set")
+        self.cumulative_sizes = np.cumsum([len(d) for d in self.datasets]).tolist()
+
+    def __getitem__(self, index):
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is out of range for a ConcatDataset of {len(self)} samples")
+        k = bisect.bisect_right(self.cumulative_sizes, index)
+        return self.datasets[k][index - (self.cumulative_sizes[k - 1] if k else 0)]
+
+    def __len__(self):
+        return self.cumulative_sizes[-1]
+
+
+def random_split(dataset, lengths, generator=None):
+    """Subsets of a random permutation with the given lengths (or fractions summing to 1, the remainder
+    spread one by one over the first subsets, as torch). generator: a NumPy Generator (default: fresh)."""
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(0 <= f <= 1 for f in lengths) and abs(sum(lengths) - 1) < 1e-9 and sum(lengths) != n:
+        sizes = [int(np.floor(n * f)) for f in lengths]
+        for i in range(n - sum(sizes)):
+            sizes[i % len(sizes)] += 1
+        lengths = sizes
+    if sum(lengths) != n:
+        raise ValueError(f"random_split: the lengths {lengths} do not sum to the data set's {n} samples")
+    order = (generator if generator is not None else np.random.default_rng()).permutation(n)
+    ends = np.cumsum(lengths)
+    return [Subset(dataset, order[end - size:end]) for size, end in zip(lengths, ends)]
 
 
 class DataLoader:

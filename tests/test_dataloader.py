@@ -10,7 +10,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl.utils import data
-from minitorch_cl.utils.data import DataLoader, Dataset, TensorDataset, default_collate, get_worker_info
+from minitorch_cl.utils.data import DataLoader, Dataset, Subset, TensorDataset, default_collate, get_worker_info
 
 
 class Items(Dataset):
@@ -206,6 +206,27 @@ def test_batch_size_none(dev):
         samples = list(DataLoader(Items(5), batch_size=None, num_workers=workers, device=dev))
         assert len(samples) == 5 and samples[3]["x"].shape == (2, 3) and samples[3]["label"] == 3
         assert isinstance(samples[3]["x"], mt.Tensor)
+
+
+def test_subset_concat_random_split(dev):
+    x = np.arange(20, dtype=np.float32).reshape(10, 2)
+    ds = TensorDataset(x, np.arange(10))
+    a, b = data.random_split(ds, [0.7, 0.3], generator=np.random.default_rng(0))
+    assert (len(a), len(b)) == (7, 3)
+    seen = sorted(int(a[i][1]) for i in range(7)) + sorted(int(b[i][1]) for i in range(3))
+    assert sorted(seen) == list(range(10)) and seen != list(range(10))  # a partition, shuffled
+    parts = data.random_split(ds, [0.34, 0.33, 0.33], generator=np.random.default_rng(1))
+    assert [len(p) for p in parts] == [4, 3, 3]  # torch spreads the remainder over the first subsets
+    bx, by = next(iter(DataLoader(a, batch_size=7, device=dev)))
+    np.testing.assert_array_equal(bx.numpy(), x[by.numpy()])
+    cat = data.ConcatDataset([Items(3), Subset(Items(10), [9, 8])])
+    assert len(cat) == 5 and cat[3]["label"] == 9 % 5 and cat[-1]["label"] == 8 % 5
+    batch = next(iter(DataLoader(cat, batch_size=5, num_workers=1, device=dev)))
+    np.testing.assert_array_equal(batch["x"].numpy()[:, 0, 0], [0, 1, 2, 9, 8])
+    with pytest.raises(ValueError, match="do not sum"):
+        data.random_split(ds, [3, 3])
+    with pytest.raises(IndexError, match="out of range"):
+        cat[5]
 
 
 def test_aliases_and_arguments():

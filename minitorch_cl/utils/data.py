@@ -1,5 +1,7 @@
 """torch.utils.data's names; the implementation lives in minitorch_cl.data (also importable as such)."""
-from ..data import DataLoader, Dataset, TensorDataset, default_collate, get_worker_info
+from ..data import (ConcatDataset, DataLoader, Dataset, Subset, TensorDataset, default_collate, get_worker_info,
+                    random_split)
 from ..data_workers import WorkerInfo
 
-__all__ = ["DataLoader", "Dataset", "TensorDataset", "default_collate", "get_worker_info", "WorkerInfo"]
+__all__ = ["DataLoader", "Dataset", "TensorDataset", "Subset", "ConcatDataset", "random_split", "default_collate",
+           "get_worker_info", "WorkerInfo"]
