@@ -85,7 +85,8 @@ class _Unpickler(pickle.Unpickler):
             return _DTYPES[name]  # a torch.dtype object in the pickle: its minitorch_cl name
         raise UnsafeCheckpointError(
             f"{self.path}: refusing to load global {module}.{name}: a checkpoint may only contain tensors, "
-            f"storages, OrderedDict and plain containers (it could run code when unpickled)")
+            f"storages, OrderedDict and plain containers (it could run code when unpickled). A model saved "
+            f"whole with torch.save(model) loads here as torch.save(model.state_dict()) does")
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
