@@ -15,12 +15,13 @@ import numpy as np
 
 import minitorch_cl as mt
 from minitorch_cl import distributed as dist, nn
-from minitorch_cl.data import Compose, DataLoader, DistributedSampler, Normalize, ToTensor
-from minitorch_cl.datasets import CIFAR10, DatasetError, Digits
 from minitorch_cl.nn import functional as F
 from minitorch_cl.nn.parallel import DistributedDataParallel
 from minitorch_cl.optim import SGD
 from minitorch_cl.serialization import load, save
+from minitorch_cl.utils.data import DataLoader, DistributedSampler
+from minitorch_cl.vision.datasets import CIFAR10, DatasetError, Digits
+from minitorch_cl.vision.transforms import Compose, Normalize, ToTensor
 
 DEFAULTS = {"cifar10": {"lr": 0.001, "epochs": 2}, "digits": {"lr": 0.03, "epochs": 6}}
 
@@ -92,9 +93,11 @@ def evaluate(model, loader):
               help="Save model and optimizer here after every epoch.")
 @click.option("--resume", is_flag=True, help="Continue from --checkpoint's saved epoch.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="DataLoader worker processes preparing batches ahead (0: in the main process).")
 @click.option("--distributed", is_flag=True,
               help="Data-parallel over the ranks of `mpiexec -n N` (--batch-size is per rank); rank 0 reports.")
-def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed, distributed):
+def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed, workers, distributed):
     """Train the article's ConvNet on CIFAR-10 (or digits) and report test accuracy."""
     epochs = DEFAULTS[dataset]["epochs"] if epochs is None else epochs
     lr = DEFAULTS[dataset]["lr"] if lr is None else lr
@@ -122,7 +125,7 @@ def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint
     net = DistributedDataParallel(model) if distributed else model  # model's state_dict keys stay unprefixed
     sampler = DistributedSampler(train_set, seed=seed) if distributed else None
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, seed=seed + first_epoch,
-                              device=dev, sampler=sampler)
+                              device=dev, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
     test_loader = DataLoader(test_set, batch_size=256, device=dev)
     click.echo(f"{dataset}: {len(train_set)} train / {len(test_set)} test images on {dev.spec} ({dev.name}); "
                f"lr {lr}, batch {batch_size}, epochs {first_epoch}..{epochs}")

@@ -140,3 +140,42 @@ def test_errors(dev):
     opt = optim.SGD([p], lr=0.1)
     with pytest.raises(ValueError, match="parameter groups"):
         opt.load_state_dict({"state": {}, "param_groups": []})
+
+
+@pytest.mark.parametrize("name,kw", [
+    ("RMSprop", dict(lr=0.01)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, eps=1e-6, weight_decay=0.1)),
+    ("RMSprop", dict(lr=0.005, momentum=0.9)),
+    ("RMSprop", dict(lr=0.005, momentum=0.5, centered=True, weight_decay=0.05)),
+    ("Adagrad", dict(lr=0.1)),
+    ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.5, eps=1e-6)),
+])
+def test_rmsprop_adagrad_against_torch(dev, rng, name, kw):
+    torch = pytest.importorskip("torch")
+    p0, grads = _data(rng, (65, 3), steps=6)
+    got, opt, _ = _run(dev, getattr(optim, name), p0, grads, **kw)
+    tp = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float32))
+    topt = getattr(torch.optim, name)([tp], **kw)
+    for g in grads:
+        tp.grad = torch.tensor(g, dtype=torch.float32)
+        topt.step()
+    np.testing.assert_allclose(got, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+    ours, theirs = opt.state_dict()["state"][0], topt.state_dict()["state"][0]
+    assert sorted(ours) == sorted(theirs)  # same state layout: step, square_avg, momentum_buffer, grad_avg / sum
+    for k, v in theirs.items():
+        np.testing.assert_allclose(np.asarray(ours[k].numpy() if k != "step" else ours[k]), v.numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_rmsprop_state_dict_resume(dev, rng):
+    kw = dict(lr=0.01, momentum=0.9, centered=True)
+    p0, grads = _data(rng, steps=6)
+    straight, _, _ = _run(dev, optim.RMSprop, p0, grads, **kw)
+    half, opt, _ = _run(dev, optim.RMSprop, p0, grads[:3], **kw)
+    p = mt.nn.Parameter(mt.tensor(half, device=dev))
+    opt2 = optim.RMSprop([p], lr=1.0)
+    opt2.load_state_dict(opt.state_dict())
+    for g in grads[3:]:
+        p.grad = mt.tensor(g, dtype=mt.float32, device=dev)
+        opt2.step()
+    np.testing.assert_allclose(p.detach().numpy(), straight, rtol=1e-6, atol=1e-7)

@@ -1,5 +1,5 @@
 """torch.nn's names: Module, Parameter, layers and losses; one file per layer family."""
-from . import functional, init, parallel
+from . import functional, init, parallel, utils
 from .module import Module
 from .parameter import Parameter
 from .activation import *  # noqa: F401,F403
