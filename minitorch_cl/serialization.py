@@ -25,6 +25,7 @@ def save(obj, path):
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".mtcl")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600, made what open() would give
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
@@ -33,6 +34,12 @@ def save(obj, path):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def load(path, map_location=None):

@@ -106,3 +106,12 @@ def test_example_resume(dev, tmp_path, monkeypatch):
     assert load(ckpt, map_location=dev)["epoch"] == 2
     missing = runner.invoke(example.main, ["--dataset", "digits", "--resume"])
     assert missing.exit_code != 0 and "--checkpoint" in missing.output
+
+
+def test_checkpoint_mode_follows_the_umask(dev, tmp_path):
+    old = os.umask(0o022)
+    try:
+        save({"a": mt.ones(2, device=dev)}, tmp_path / "ckpt.mtcl")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ckpt.mtcl").stat().st_mode & 0o777 == 0o644
