@@ -170,3 +170,12 @@ def test_plot_without_matplotlib_is_one_line(seq2seq, dev, tmp_path, monkeypatch
                                 ["--plot", str(tmp_path / "x.png")])
     assert result.exit_code == 1
     assert result.output == "Error: --plot needs matplotlib: pip install 'minitorch_cl[plot]'\n"
+
+
+@pytest.mark.parametrize("name", ["cifar_convnet", "lstm_charlm", "transformer_seq2seq", "lstm_forward"])
+def test_bad_device_is_one_line(name, monkeypatch):
+    monkeypatch.setenv("MINITORCH_CL_DEVICE", "bogus")
+    result = CliRunner().invoke(_load(name).main, [])
+    assert result.exit_code == 1
+    assert result.output == ("Error: no OpenCL device matches MINITORCH_CL_DEVICE='bogus' "
+                             "(`minitorch-cl devices` lists them)\n")
