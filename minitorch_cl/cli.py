@@ -1,4 +1,4 @@
-"""The `minitorch-cl` command: devices, info, bench."""
+"""The `minitorch-cl` command: devices, info, bench, plot."""
 import importlib
 import platform
 import re
@@ -122,6 +122,19 @@ def bench(name, spec, quick):
     note = getattr(module, "NOTE", "")
     if note:
         click.echo(note)
+
+
+@main.command()
+@click.argument("csv_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("png_path", type=click.Path(dir_okay=False))
+def plot(csv_path, png_path):
+    """Draw an example's per-epoch metrics (the CSV beside its checkpoint) into a PNG."""
+    from .training import plot_metrics, read_csv
+    rows = read_csv(csv_path)
+    if not rows:
+        raise click.ClickException(f"{csv_path} has no epochs")
+    plot_metrics(rows, png_path, title=csv_path)
+    click.echo(f"plot {png_path}")
 
 
 if __name__ == "__main__":

@@ -198,21 +198,29 @@ _DEVICES = None
 def platform_library(cl_platform):
     """The file of the shared library that implements cl_platform ('' where it cannot be told).
 
-    An ICD platform handle points to a dispatch table of the vendor's own functions (cl_khr_icd), so
-    the mapping of the process that holds the first of them names the library (Linux)."""
+    An ICD platform handle points to the vendor's dispatch table (cl_khr_icd), whose entries are
+    functions inside the vendor's library; /proc/self/maps names the file mapped there (Linux). Each
+    address is checked to be in a readable mapping before it is read."""
     try:
-        table = ctypes.c_void_p.from_address(cl_platform.int_ptr).value
-        address = ctypes.c_void_p.from_address(table).value
-        with open("/proc/self/maps") as maps:
-            for line in maps:
+        with open("/proc/self/maps") as f:
+            maps = []
+            for line in f:
                 fields = line.split(None, 5)
-                if len(fields) == 6 and fields[5].startswith("/"):
-                    lo, hi = (int(x, 16) for x in fields[0].split("-"))
-                    if lo <= address < hi:
-                        return fields[5].strip()
-    except (OSError, ValueError, TypeError):
-        pass
-    return ""
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                maps.append((lo, hi, fields[1].startswith("r"), fields[5].strip() if len(fields) == 6 else ""))
+    except OSError:
+        return ""
+
+    def mapping(address):
+        return next((m for m in maps if m[0] <= address < m[1] and m[2]), None) if address else None
+
+    address = cl_platform.int_ptr
+    for _ in range(2):  # handle -> dispatch table -> its first function
+        if mapping(address) is None:
+            return ""
+        address = ctypes.c_void_p.from_address(address).value
+    found = mapping(address)
+    return found[3] if found and found[3].startswith("/") else ""
 
 
 def icd_file(library):

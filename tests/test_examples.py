@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from minitorch_cl import training
+from minitorch_cl.cli import main as cli_main
 from minitorch_cl.serialization import save
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -159,6 +160,10 @@ def test_csv_and_plot_of_a_short_run(seq2seq, dev, tmp_path):
     assert {"loss", "token_accuracy", "tokens_per_s", "lr"} <= set(rows[0])
     assert all(float(r["tokens_per_s"]) > 0 for r in rows)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    again = tmp_path / "again.png"
+    redraw = CliRunner().invoke(cli_main, ["plot", str(tmp_path / "run.csv"), str(again)])
+    assert redraw.exit_code == 0, redraw.output
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # no terminal: one line per epoch with the numbers, no progress bar
     epoch_lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
     assert len(epoch_lines) == 2 and all(" tok/s, " in line for line in epoch_lines)
