@@ -84,9 +84,13 @@ def main(device, epochs, checkpoint, resume, seed, plot, dataset, batch_size, lr
     --epochs defaults to 2 for cifar10 and 6 for digits."""
     dev = training.open_device(device)
     run = training.Run("cifar_convnet", dev, checkpoint=checkpoint, resume=resume, plot=plot)
-    dataset, seed = (run.config(dataset=dataset, seed=seed)[k] for k in ("dataset", "seed"))
+    fixed = run.config(dataset=dataset, seed=seed)
+    dataset, seed = fixed["dataset"], fixed["seed"]
     epochs = DEFAULTS[dataset]["epochs"] if epochs is None else epochs
     lr = DEFAULTS[dataset]["lr"] if lr is None else lr
+    todo = run.remaining(epochs)
+    if not todo:
+        return
     try:
         train_set, test_set = datasets(dataset, data_dir, download)
     except DatasetError as err:
@@ -98,9 +102,6 @@ def main(device, epochs, checkpoint, resume, seed, plot, dataset, batch_size, lr
     train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed, device=dev)
     test_loader = DataLoader(test_set, batch_size=256, device=dev)
     run.track(model, optimizer, generators=[train_loader.generator])
-    todo = run.remaining(epochs)
-    if not todo:
-        return
     click.echo(f"{dataset}: {len(train_set)} train / {len(test_set)} test images on {dev.spec} ({dev.name}); "
                f"lr {optimizer.param_groups[0]['lr']}, batch {batch_size}, epochs {todo.start}..{epochs}")
     for epoch in todo:
