@@ -13,7 +13,7 @@
  * (USE_LOCAL applies to the forward; the backward kernels read their operands from global memory.)
  *
  * Strided operands (q, k, v, do, mask, and the output o) are addressed by a batch index n split as
- * (n / NB1, n % NB1) with an int4 (offset, batch stride 0, batch stride 1, row stride); columns
+ * (n / NB1, n % NB1) with RowStrides (batch stride 0, batch stride 1, row stride); columns
  * are contiguous. Other outputs and the transposed copies are contiguous. */
 
 #ifndef DMAX
@@ -35,8 +35,12 @@
 #define LOG2E 1.4426950408889634f
 #define LN2 0.6931471805599453f
 
+/* How an operand's rows are found: batch item n is (n / NB1, n % NB1), each with its own stride;
+ * rows are `row` elements apart (the operand's element offset travels beside its buffer). */
+typedef struct { int batch0, batch1, row; } RowStrides;
+
 #define ROWPTR(p, st, n, i) \
-    ((p) + (st).x + ((n) / NB1) * (st).y + ((n) % NB1) * (st).z + (i) * (st).w)
+    ((p) + ((n) / NB1) * (st).batch0 + ((n) % NB1) * (st).batch1 + (i) * (st).row)
 
 /* PoCL's CPU build does not inline builtins such as vload8/fma/fmax on vectors, and a call per FMA
  * is ruinous; so the hot loops use operators (a * b + c contracts to an FMA) and 4-byte-aligned
@@ -156,11 +160,13 @@ inline float8 fexp2(float8 x)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_fwd(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-              const int causal, const int has_mask, const int4 qs, const int4 vs, const int4 ms,
-              const int mss, const int4 os,
-              __global const float *q, __global const float *kt, __global const float *v,
-              __global const float *mask, __global float *o, __global float *lse)
+              const int causal, const int has_mask, const RowStrides qs, const RowStrides vs,
+              const RowStrides ms, const int mss, const RowStrides os,
+              __global const float *q, const int q_off, __global const float *kt, const int kt_off,
+              __global const float *v, const int v_off, __global const float *mask, const int mask_off,
+              __global float *o, const int o_off, __global float *lse, const int lse_off)
 {
+    q += q_off; kt += kt_off; v += v_off; mask += mask_off; o += o_off; lse += lse_off;
     const int n = get_global_id(1);
     if (n >= N) return;  /* dim 1 has local size 1: the whole group leaves together */
     const int r0 = get_global_id(0) * BQ;
@@ -240,7 +246,7 @@ void attn_fwd(const int N, const int NB1, const int L, const int S, const int D,
                 UNROLL for (int r = 0; r < BQ; ++r) a[r] = (float8)(pr[r][j]) * v8 + a[r];
             }
 #else
-            ACCUM(a, pr, ROWPTR(v, vs, n, j0), vs.w, nk, e)
+            ACCUM(a, pr, ROWPTR(v, vs, n, j0), vs.row, nk, e)
 #endif
             UNROLL for (int r = 0; r < BQ; ++r) acc[r][e] = a[r];
         }
@@ -256,9 +262,12 @@ void attn_fwd(const int N, const int NB1, const int L, const int S, const int D,
 }
 
 /* delta[n, i] = sum_d dO[n, i, d] * O[n, i, d] */
-__kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int D, const int4 gs, const int4 os,
-                             __global const float *g, __global const float *o, __global float *delta)
+__kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int D, const RowStrides gs,
+                             const RowStrides os, __global const float *g, const int g_off,
+                             __global const float *o, const int o_off,
+                             __global float *delta, const int delta_off)
 {
+    g += g_off; o += o_off; delta += delta_off;
     const int i = get_global_id(0), n = get_global_id(1);
     if (i >= L || n >= N) return;
     __global const float *grow = ROWPTR(g, gs, n, i);
@@ -271,12 +280,16 @@ __kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int 
 /* dQ for BQ query rows: recompute P from lse, dP = dO V^T, dS = P (dP - delta), dQ = scale dS K. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-                 const int causal, const int has_mask, const int4 qs, const int4 ks, const int4 gs,
-                 const int4 ms, const int mss,
-                 __global const float *q, __global const float *k, __global const float *kt,
-                 __global const float *vt, __global const float *g, __global const float *mask,
-                 __global const float *lse, __global const float *delta, __global float *dq)
+                 const int causal, const int has_mask, const RowStrides qs, const RowStrides ks,
+                 const RowStrides gs, const RowStrides ms, const int mss,
+                 __global const float *q, const int q_off, __global const float *k, const int k_off,
+                 __global const float *kt, const int kt_off, __global const float *vt, const int vt_off,
+                 __global const float *g, const int g_off, __global const float *mask, const int mask_off,
+                 __global const float *lse, const int lse_off,
+                 __global const float *delta, const int delta_off, __global float *dq, const int dq_off)
 {
+    q += q_off; k += k_off; kt += kt_off; vt += vt_off; g += g_off; mask += mask_off; lse += lse_off;
+    delta += delta_off; dq += dq_off;
     const int n = get_global_id(1);
     if (n >= N) return;
     const int r0 = get_global_id(0) * BQ;
@@ -319,7 +332,7 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
         for (int e = 0; e < nd8; ++e) {
             float8 a[BQ];
             UNROLL for (int r = 0; r < BQ; ++r) a[r] = acc[r][e];
-            ACCUM(a, pr, ROWPTR(k, ks, n, j0), ks.w, nk, e)
+            ACCUM(a, pr, ROWPTR(k, ks, n, j0), ks.row, nk, e)
             UNROLL for (int r = 0; r < BQ; ++r) acc[r][e] = a[r];
         }
     }
@@ -335,13 +348,18 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
  * P^T = exp2(K Q^T - lse), dV = P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-                   const int causal, const int has_mask, const int4 qs, const int4 ks, const int4 vs,
-                   const int4 gs, const int4 ms, const int mss,
-                   __global const float *q, __global const float *k, __global const float *v,
-                   __global const float *g, __global const float *qt, __global const float *gt,
-                   __global const float *mask, __global const float *lse, __global const float *delta,
-                   __global float *dk, __global float *dv)
+                   const int causal, const int has_mask, const RowStrides qs, const RowStrides ks,
+                   const RowStrides vs, const RowStrides gs, const RowStrides ms, const int mss,
+                   __global const float *q, const int q_off, __global const float *k, const int k_off,
+                   __global const float *v, const int v_off, __global const float *g, const int g_off,
+                   __global const float *qt, const int qt_off, __global const float *gt, const int gt_off,
+                   __global const float *mask, const int mask_off,
+                   __global const float *lse, const int lse_off,
+                   __global const float *delta, const int delta_off, __global float *dk, const int dk_off,
+                   __global float *dv, const int dv_off)
 {
+    q += q_off; k += k_off; v += v_off; g += g_off; qt += qt_off; gt += gt_off; mask += mask_off;
+    lse += lse_off; delta += delta_off; dk += dk_off; dv += dv_off;
     const int n = get_global_id(1);
     if (n >= N) return;
     const int c0 = get_global_id(0) * BQ;   /* first key row of this work-item */
@@ -377,7 +395,7 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
                 __global const float *mcol = has_mask ? ROWPTR(mask, ms, n, i0) + j * mss : mask;
                 for (int ii = 0; ii < BK; ++ii) {
                     if (ii >= ni || j >= S || (causal && j > i0 + ii)) pt[r][ii] = -INFINITY;
-                    else if (has_mask) pt[r][ii] += LOG2E * mcol[ii * ms.w];
+                    else if (has_mask) pt[r][ii] += LOG2E * mcol[ii * ms.row];
                 }
             }
         }
@@ -397,8 +415,8 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
         for (int e = 0; e < nd8; ++e) {
             float8 a[BQ], b[BQ];
             UNROLL for (int r = 0; r < BQ; ++r) { a[r] = dva[r][e]; b[r] = dka[r][e]; }
-            ACCUM(a, pt, ROWPTR(g, gs, n, i0), gs.w, ni, e)
-            ACCUM(b, dpt, ROWPTR(q, qs, n, i0), qs.w, ni, e)
+            ACCUM(a, pt, ROWPTR(g, gs, n, i0), gs.row, ni, e)
+            ACCUM(b, dpt, ROWPTR(q, qs, n, i0), qs.row, ni, e)
             UNROLL for (int r = 0; r < BQ; ++r) { dva[r][e] = a[r]; dka[r][e] = b[r]; }
         }
     }
@@ -416,9 +434,11 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
 
 /* out[n, d, j] = x[n, j, d]: a strided (N, R, D) operand as a contiguous (N, D, R) copy, so that
  * the kernels above can read 8 consecutive rows as one vector. 8 rows x 8 columns per step. */
-__kernel void attn_transpose(const int N, const int NB1, const int R, const int D, const int4 xs,
-                             __global const float *x, __global float *out)
+__kernel void attn_transpose(const int N, const int NB1, const int R, const int D, const RowStrides xs,
+                             __global const float *x, const int x_off,
+                             __global float *out, const int out_off)
 {
+    x += x_off; out += out_off;
     const int j0 = get_global_id(0) * 8, n = get_global_id(1);
     if (j0 >= R || n >= N) return;
     const int cnt = IMIN(8, R - j0);
@@ -440,9 +460,10 @@ __kernel void attn_transpose(const int N, const int NB1, const int R, const int 
 
 /* out[n, j, :] = x[n, j, :]: strided rows (e.g. heads viewed inside a (L, B, 3E) projection) packed
  * densely, so that the kernels above walk neighbouring rows instead of rows pages apart. */
-__kernel void attn_pack(const int N, const int NB1, const int R, const int D, const int4 xs,
-                        __global const float *x, __global float *out)
+__kernel void attn_pack(const int N, const int NB1, const int R, const int D, const RowStrides xs,
+                        __global const float *x, const int x_off, __global float *out, const int out_off)
 {
+    x += x_off; out += out_off;
     const int j = get_global_id(0), n = get_global_id(1);
     if (j >= R || n >= N) return;
     __global const float *src = ROWPTR(x, xs, n, j);

@@ -6,17 +6,26 @@
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
 
-#define MAXDIM 8  /* must match layout.MAXDIM */
+#ifndef MAXDIM
+#error "build with -D MAXDIM (shared_constants.MAXDIM)"
+#endif
 
 /* The iteration shape, passed by value. */
 typedef struct { int ndim; int size[MAXDIM]; } Shape;
-/* One operand's view of that shape: element offset and per-dim element strides (0 = broadcast). */
-typedef struct { int offset; int stride[MAXDIM]; } Strides;
+/* One operand's view of that shape: per-dim element strides (0 = broadcast). Its element offset
+ * travels beside its buffer, as for every kernel buffer argument. */
+typedef struct { int stride[MAXDIM]; } Strides;
+
+/* A 2-D sliding window (convolution, pooling): input (N, C, H, W), output (OH, OW), window
+ * (KH, KW), stride, padding and dilation. */
+typedef struct { int N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW; } Window;
+/* The element strides of an (N, C, H, W) operand. */
+typedef struct { int n, c, h, w; } Strides4;
 
 /* Element offset of the i-th element (row-major over shape) in an operand with strides st. */
 inline int strided_offset(const Shape *shape, const Strides *st, int i)
 {
-    int off = st->offset;
+    int off = 0;
     for (int d = shape->ndim - 1; d > 0; --d) {
         int n = shape->size[d];
         off += (i % n) * st->stride[d];

@@ -51,7 +51,6 @@
 #define OP_NOT 28
 #define OP_RSQRT 29
 #define OP_GELU_GRAD 30
-#define OP_AFFINE 31
 /* binary */
 #define OP_ADD 40
 #define OP_SUB 41
@@ -72,8 +71,6 @@
 #define OP_AND 56
 #define OP_OR 57
 #define OP_XOR 58
-#define OP_ADD_SCALED 59   /* a + alpha * b */
-#define OP_ATAN2 60
 
 #if OP == OP_COPY
 #define F1(x) (x)
@@ -99,8 +96,6 @@
 #define F1(x) ((x) + alpha)
 #elif OP == OP_MUL_S
 #define F1(x) ((x) * alpha)
-#elif OP == OP_AFFINE
-#define F1(x) ((x) * alpha + beta)
 #elif OP == OP_RSUB_S
 #define F1(x) (alpha - (x))
 #elif OP == OP_RDIV_S
@@ -176,17 +171,13 @@
 #define F2(x, y) ((x) || (y))
 #elif OP == OP_XOR
 #define F2(x, y) ((!(x)) != (!(y)))
-#elif OP == OP_ADD_SCALED
-#define F2(x, y) ((x) + alpha * (y))
-#elif OP == OP_ATAN2
-#define F2(x, y) atan2((x), (y))
 #endif
 
 #ifdef F1
-__kernel void map1(const int n, const Shape shape, const Strides sa, const Strides so,
-                   const T alpha, const T beta,
-                   __global const TA *a, __global TO *out)
+__kernel void map1(const int n, const Shape shape, const Strides sa, const Strides so, const T alpha,
+                   const T beta, __global const TA *a, const int a_off, __global TO *out, const int out_off)
 {
+    a += a_off; out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
     T x = (T)a[strided_offset(&shape, &sa, i)];
@@ -196,9 +187,10 @@ __kernel void map1(const int n, const Shape shape, const Strides sa, const Strid
 
 #ifdef F2
 __kernel void map2(const int n, const Shape shape, const Strides sa, const Strides sb, const Strides so,
-                   const T alpha,
-                   __global const TA *a, __global const TB *b, __global TO *out)
+                   const T alpha, __global const TA *a, const int a_off,
+                   __global const TB *b, const int b_off, __global TO *out, const int out_off)
 {
+    a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
     T x = (T)a[strided_offset(&shape, &sa, i)];
@@ -208,11 +200,12 @@ __kernel void map2(const int n, const Shape shape, const Strides sa, const Strid
 #endif
 
 /* out = cond ? a : b */
-__kernel void where3(const int n, const Shape shape, const Strides sc, const Strides sa,
-                     const Strides sb, const Strides so,
-                     __global const uchar *cond, __global const TA *a, __global const TB *b,
-                     __global TO *out)
+__kernel void where3(const int n, const Shape shape, const Strides sc, const Strides sa, const Strides sb,
+                     const Strides so, __global const uchar *cond, const int cond_off,
+                     __global const TA *a, const int a_off, __global const TB *b, const int b_off,
+                     __global TO *out, const int out_off)
 {
+    cond += cond_off; a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
     out[strided_offset(&shape, &so, i)] = cond[strided_offset(&shape, &sc, i)]
@@ -236,9 +229,10 @@ inline float uniform01(uint seed, uint counter)
 
 /* mode 0: uniform [lo, hi); mode 1: normal(lo, hi) by Box-Muller; mode 2: bernoulli(keep = lo)
  * scaled by hi (dropout masks). */
-__kernel void random_fill(const int n, const int mode, const uint seed, const float lo,
-                          const float hi, __global float *out)
+__kernel void random_fill(const int n, const int mode, const uint seed, const float lo, const float hi,
+                          __global float *out, const int out_off)
 {
+    out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
     float u = uniform01(seed, (uint)(2 * i));

@@ -8,15 +8,16 @@
 #endif
 
 __kernel void index_select(const int outer, const int n_idx, const int inner, const int rows,
-                           __global const T *x, const int x_offset, __global const long *idx,
-                           const int idx_offset, __global T *out)
+                           __global const T *x, const int x_off, __global const long *idx, const int idx_off,
+                           __global T *out, const int out_off)
 {
+    out += out_off;
     int t = get_global_id(0);
     if (t >= outer * n_idx * inner) return;
     int i = t % inner, j = (t / inner) % n_idx, o = t / (inner * n_idx);
-    long r = idx[idx_offset + j];
+    long r = idx[idx_off + j];
     if (r < 0) r += rows;
-    out[t] = (r >= 0 && r < rows) ? x[x_offset + ((long)o * rows + r) * inner + i] : (T)NAN;
+    out[t] = (r >= 0 && r < rows) ? x[x_off + ((long)o * rows + r) * inner + i] : (T)NAN;
 }
 
 /* float atomic add through a compare-and-swap loop on the bits (OpenCL 1.2 has no float atomics);
@@ -35,13 +36,14 @@ inline void atomic_add_float(volatile __global float *p, float v)
 }
 
 __kernel void index_add(const int outer, const int n_idx, const int inner, const int rows,
-                        __global const float *g, __global const long *idx, const int idx_offset,
-                        __global float *out)
+                        __global const float *g, const int g_off,
+                        __global const long *idx, const int idx_off, __global float *out, const int out_off)
 {
+    g += g_off; out += out_off;
     int t = get_global_id(0);
     if (t >= outer * n_idx * inner) return;
     int i = t % inner, j = (t / inner) % n_idx, o = t / (inner * n_idx);
-    long r = idx[idx_offset + j];
+    long r = idx[idx_off + j];
     if (r < 0) r += rows;
     if (r >= 0 && r < rows)
         atomic_add_float(out + ((long)o * rows + r) * inner + i, g[t]);

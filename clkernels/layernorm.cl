@@ -33,9 +33,11 @@ inline float row_sum(float v, __local float *buf, int lid)
 
 __kernel __attribute__((reqd_work_group_size(WG, RPG, 1)))
 void layernorm_fwd(const int rows, const int C, const float eps, const int has_w, const int has_b,
-                   __global const float *x, const int x_off, __global const float *w,
-                   __global const float *b, __global float *y, __global float *mean, __global float *rstd)
+                   __global const float *x, const int x_off, __global const float *w, const int w_off,
+                   __global const float *b, const int b_off, __global float *y, const int y_off,
+                   __global float *mean, const int mean_off, __global float *rstd, const int rstd_off)
 {
+    w += w_off; b += b_off; y += y_off; mean += mean_off; rstd += rstd_off;
     const int row = get_global_id(1), lid = get_local_id(0);
     if (row >= rows) return;
 #if WG > 1
@@ -60,11 +62,12 @@ void layernorm_fwd(const int rows, const int C, const float eps, const int has_w
 
 /* dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat)), gw = g * w */
 __kernel __attribute__((reqd_work_group_size(WG, RPG, 1)))
-void layernorm_bwd(const int rows, const int C, const int has_w,
-                   __global const float *x, const int x_off, __global const float *w,
-                   __global const float *g, __global const float *mean, __global const float *rstd,
-                   __global float *dx)
+void layernorm_bwd(const int rows, const int C, const int has_w, __global const float *x, const int x_off,
+                   __global const float *w, const int w_off, __global const float *g, const int g_off,
+                   __global const float *mean, const int mean_off,
+                   __global const float *rstd, const int rstd_off, __global float *dx, const int dx_off)
 {
+    w += w_off; g += g_off; mean += mean_off; rstd += rstd_off; dx += dx_off;
     const int row = get_global_id(1), lid = get_local_id(0);
     if (row >= rows) return;
 #if WG > 1
@@ -90,11 +93,14 @@ void layernorm_bwd(const int rows, const int C, const int has_w,
 
 /* dw[c] = sum_rows g * xhat, db[c] = sum_rows g: one work-item per column (adjacent columns
  * are adjacent work-items, so each row is read contiguously across the group). */
-__kernel void layernorm_bwd_params(const int rows, const int C,
-                                   __global const float *x, const int x_off, __global const float *g,
-                                   __global const float *mean, __global const float *rstd,
-                                   __global float *dw, __global float *db)
+__kernel void layernorm_bwd_params(const int rows, const int C, __global const float *x, const int x_off,
+                                   __global const float *g, const int g_off,
+                                   __global const float *mean, const int mean_off,
+                                   __global const float *rstd, const int rstd_off,
+                                   __global float *dw, const int dw_off,
+                                   __global float *db, const int db_off)
 {
+    g += g_off; mean += mean_off; rstd += rstd_off; dw += dw_off; db += db_off;
     const int c = get_global_id(0);
     if (c >= C) return;
     float sw = 0.0f, sb = 0.0f;

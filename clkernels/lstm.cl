@@ -7,7 +7,9 @@
  * tanh only on vector types: ~7x faster than scalar); the last partial block of a row goes scalar.
  * Offsets are in elements; every (B, H) / (B, 4H) operand is contiguous from its offset. */
 
-#define VW 8
+#ifndef VW
+#error "build with -D VW (shared_constants.LSTM_VW)"
+#endif
 
 inline float8 sigmoid8(float8 x)
 {
@@ -19,10 +21,9 @@ inline float sigmoid1(float x)
     return 1.0f / (1.0f + exp(-x));
 }
 
-__kernel void lstm_cell_fwd(const int B, const int H,
-                            __global const float *c_prev, const int c_prev_off,
-                            __global float *gates, const int gates_off,   /* (B, 4H): in pre-act, out act */
-                            __global float *c, const int c_off,
+__kernel void lstm_cell_fwd(const int B, const int H, __global const float *c_prev, const int c_prev_off,
+                            __global float *gates, const int gates_off, /* (B, 4H): in pre-act,
+                            out act */ __global float *c, const int c_off,
                             __global float *h, const int h_off)
 {
     int nb = (H + VW - 1) / VW;  /* column blocks per row */
@@ -62,15 +63,15 @@ __kernel void lstm_cell_fwd(const int B, const int H,
 
 /* dh = dh_out[t] + dh_rec; dc (in: grad of c_t from step t+1, out: grad of c_{t-1}) is updated in
  * place, which is safe because each work item reads and writes only its own elements. */
-__kernel void lstm_cell_bwd(const int B, const int H,
-                            __global const float *gates, const int gates_off,   /* (B, 4H) activated */
-                            __global const float *c, const int c_off,
+__kernel void lstm_cell_bwd(const int B, const int H, __global const float *gates, const int gates_off,
+                            /* (B, 4H) activated */ __global const float *c, const int c_off,
                             __global const float *c_prev, const int c_prev_off,
                             __global const float *dh_out, const int dh_out_off,
-                            __global const float *dh_rec,
-                            __global float *dc,
+                            __global const float *dh_rec, const int dh_rec_off,
+                            __global float *dc, const int dc_off,
                             __global float *dgates, const int dgates_off)
 {
+    dh_rec += dh_rec_off; dc += dc_off;
     int nb = (H + VW - 1) / VW;
     int t = get_global_id(0);
     if (t >= B * nb) return;
@@ -107,9 +108,10 @@ __kernel void lstm_cell_bwd(const int B, const int H,
  * block over a chunk of RC rows into out[chunk, :]; a second launch with RC >= R sums the chunks.
  * Short chunks keep each work-group's rows in cache (one long strided walk per column block is
  * ~5x slower on a CPU, and a ones-row GEMM ~5x slower too). */
-__kernel void lstm_bias_bwd(const int R, const int N, const int RC,
-                            __global const float *x, __global float *out)
+__kernel void lstm_bias_bwd(const int R, const int N, const int RC, __global const float *x, const int x_off,
+                            __global float *out, const int out_off)
 {
+    x += x_off; out += out_off;
     int nb = (N + VW - 1) / VW;
     int nc = (R + RC - 1) / RC;
     int t = get_global_id(0);

@@ -12,7 +12,8 @@
  *
  * Transposes are runtime strides: op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn].
  * The epilogue is runtime too (it runs once per element of C, outside the hot loop):
- *   C = relu?( (accumulate ? C : 0) + product + bias ), bias_mode 0 none, 1 bias[n], 2 bias[m].
+ *   C = relu?( (accumulate ? C : 0) + product + bias ), bias_mode BIAS_NONE, BIAS_PER_COLUMN (bias[n])
+ *   or BIAS_PER_ROW (bias[m]), all -D from shared_constants.py.
  * Only tile shapes are -D options, each with a default below so the file compiles alone. */
 #include "common.h"
 
@@ -47,9 +48,9 @@ inline void store_c(__global float *c, const __global float *bias, int m, int n,
 {
     if (accumulate)
         v += *c;
-    if (bias_mode == 1)
+    if (bias_mode == BIAS_PER_COLUMN)
         v += bias[n];
-    else if (bias_mode == 2)
+    else if (bias_mode == BIAS_PER_ROW)
         v += bias[m];
     if (relu)
         v = fmax(v, 0.0f);
@@ -59,15 +60,18 @@ inline void store_c(__global float *c, const __global float *bias, int m, int n,
 /* ---- packing ------------------------------------------------------------------------------ */
 
 /* dst[z][p][k][i] = src(z, p*W + i, k0 + k) for i < W, 0 where p*W + i >= R, with
- * src(z, r, kk) = src[off + (z + kk / kin) * batch_src + r*rs + (kk % kin)*ks]: a k index past kin
+ * src(z, r, kk) = src[(z + kk / kin) * batch_src + r*rs + (kk % kin)*ks]: a k index past kin
  * steps on to the next batch item, so that a sum over the batch is one long K (kin = K otherwise).
  * One work-item per (PACK_KB k's, panel): its output is one contiguous (PACK_KB, W) block, and it
  * reads along the smaller of the two source strides in its inner loop, so a gather of rows at a
  * power-of-two pitch touches one source line at a time (not W lines in one cache set). */
-#define PACK_KB 8  /* gemm.py's PACK_KB */
-__kernel void gemm_pack(int R, int K, int W, int rs, int ks, int off, int batch_src, int batch_dst,
-                        int kin, int k0, __global const float *src, __global float *dst)
+#ifndef PACK_KB
+#error "build with -D PACK_KB (shared_constants.PACK_KB)"
+#endif
+__kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int batch_dst, int kin, int k0,
+                        __global const float *src, const int src_off, __global float *dst, const int dst_off)
 {
+    src += src_off; dst += dst_off;
     const int kb = get_global_id(0) * PACK_KB, p = get_global_id(1), z = get_global_id(2);
     if (kb >= K || p * W >= R)
         return;
@@ -81,7 +85,7 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int off, int batch_
             ++kz;
         }
     }
-    const __global float *s = src + off + (long)p * W * rs;
+    const __global float *s = src + (long)p * W * rs;
     __global float *d = dst + (long)z * batch_dst + ((long)p * K + kb) * W;
     if (ks <= rs) {
         for (int i = 0; i < rows; ++i)
@@ -147,7 +151,7 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int off, int batch_
 inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
                        float8 v, int bias_mode, int relu, int accumulate)
 {
-    if (cols >= 8 && !bias_mode && !relu && !accumulate) {
+    if (cols >= 8 && bias_mode == BIAS_NONE && !relu && !accumulate) {
         vstore8(v, 0, c);
         return;
     }
@@ -163,23 +167,24 @@ inline void store_row8(__global float *c, const __global float *bias, int m, int
  * and the group's few A panels, which stay in L2 for K up to ~1000 (gemm.py splits a longer K into
  * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
  * work-items, measured no faster). */
-__kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int off_ap, int sai, int sak, int aps,
-                          int batch_ap, int off_bp, int ldbp, int bps, int batch_bp, int batch_c,
-                          int off_bias, int bias_mode, int relu, int accumulate,
-                          __global const float *Ap, __global const float *Bp,
-                          __global const float *bias, __global float *c)
+__kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
+                          int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate,
+                          __global const float *Ap, const int Ap_off,
+                          __global const float *Bp, const int Bp_off,
+                          __global const float *bias, const int bias_off, __global float *c, const int c_off)
 {
+    Ap += Ap_off; Bp += Bp_off; bias += bias_off; c += c_off;
     const int bm = get_global_id(0), bn = get_global_id(1), z = get_global_id(2);
     const int m0 = bm * MR, n0 = bn * NR;
     if (m0 >= M || n0 >= N)
         return;
     /* Row i of A block bm at k: ap[i*sai + k*sak]: packed (sai = 1, sak = MR, aps = K*MR), or A
      * itself (its strides, aps = MR*sam); rows past M read row M-1 and are never stored. */
-    const __global float *ap = Ap + off_ap + (long)z * batch_ap + (long)bm * aps;
+    const __global float *ap = Ap + (long)z * batch_ap + (long)bm * aps;
     FOR_MR(AOFF)
     /* B panel bn's row k at bp + k*ldbp: packed (ldbp = NR, bps = K*NR), or B itself when it is
      * row-major with N % NR == 0 and 8-aligned rows (ldbp = ldb, bps = NR). */
-    const __global float *bp = Bp + off_bp + (long)z * batch_bp + (long)bn * bps;
+    const __global float *bp = Bp + (long)z * batch_bp + (long)bn * bps;
     FOR_MR(DECL)
     for (int k = 0; k < K; ++k) {
         FOR_NV(LOADB_J, 0)
@@ -187,8 +192,7 @@ __kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int off_ap, i
         ap += sak;
         bp += ldbp;
     }
-    c += off_c + (long)z * batch_c + n0;
-    bias += off_bias;
+    c += (long)z * batch_c + n0;
     FOR_MR(STORE)
 }
 
@@ -197,18 +201,18 @@ __kernel void gemm_packed(int M, int N, int K, int ldc, int off_c, int off_ap, i
 /* One TM x TN tile of C[get_group_id(2)] per work-group of (GX, GY); work-item (tx, ty) owns rows
  * ty + i*GY and columns tx + j*GX, so its stores and local reads are spread over neighbours. */
 __kernel __attribute__((reqd_work_group_size(GX, GY, 1)))
-void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc,
-                int off_a, int off_b, int off_c, int batch_a, int batch_b, int batch_c,
-                int off_bias, int bias_mode, int relu, int accumulate,
-                __global const float *a, __global const float *b,
-                __global const float *bias, __global float *c)
+void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc, int batch_a, int batch_b,
+                int batch_c, int bias_mode, int relu, int accumulate,
+                __global const float *a, const int a_off, __global const float *b, const int b_off,
+                __global const float *bias, const int bias_off, __global float *c, const int c_off)
 {
+    a += a_off; b += b_off; bias += bias_off; c += c_off;
     __local float As[TK][TM + 1];  /* +1: a column of the tile does not hit one bank */
     __local float Bs[TK][TN + 1];
     const int tx = get_local_id(0), ty = get_local_id(1), lid = ty * GX + tx;
     const int n0 = get_group_id(0) * TN, m0 = get_group_id(1) * TM, z = get_group_id(2);
-    a += off_a + (long)z * batch_a;
-    b += off_b + (long)z * batch_b;
+    a += (long)z * batch_a;
+    b += (long)z * batch_b;
     float acc[WM][WN];
     for (int i = 0; i < WM; ++i)
         for (int j = 0; j < WN; ++j)
@@ -240,8 +244,7 @@ void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc
         barrier(CLK_LOCAL_MEM_FENCE);
     }
 
-    c += off_c + (long)z * batch_c;
-    bias += off_bias;
+    c += (long)z * batch_c;
     for (int i = 0; i < WM; ++i) {
         const int m = m0 + ty + i * GY;
         for (int j = 0; j < WN; ++j) {

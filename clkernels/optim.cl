@@ -4,9 +4,9 @@
 
 /* SGD: d = g + wd * p; buf = first ? d : momentum * buf + (1 - dampening) * d;
  * d = nesterov ? d + momentum * buf : buf (when momentum != 0); p -= lr * d. */
-__kernel void sgd_step(int n, float lr, float momentum, float dampening, float weight_decay,
-                       int nesterov, int first, __global const float *g, int g_off,
-                       __global float *p, int p_off, __global float *buf, int buf_off)
+__kernel void sgd_step(int n, float lr, float momentum, float dampening, float weight_decay, int nesterov,
+                       int first, __global const float *g, int g_off, __global float *p, int p_off,
+                       __global float *buf, int buf_off)
 {
     const int i = get_global_id(0);
     if (i >= n)

@@ -57,13 +57,14 @@ inline void store(__global TO *out, __global long *index, int o, ACC best, long 
 }
 
 __kernel void reduce_serial(const int outer, const int R, const int inner, const ACC scale,
-                            __global const T *x, const int x_offset,
-                            __global TO *out, __global long *index)
+                            __global const T *x, const int x_off, __global TO *out, const int out_off,
+                            __global long *index, const int index_off)
 {
+    out += out_off; index += index_off;
     int o = get_global_id(0);
     if (o >= outer * inner) return;
     int oi = o / inner, ii = o % inner;
-    __global const T *row = x + x_offset + (long)oi * R * inner + ii;
+    __global const T *row = x + x_off + (long)oi * R * inner + ii;
 #if OP == RED_SUM
     ACC best = (ACC)0;
 #else
@@ -79,14 +80,15 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void reduce_group(const int outer, const int R, const int inner, const ACC scale,
-                  __global const T *x, const int x_offset,
-                  __global TO *out, __global long *index)
+                  __global const T *x, const int x_off, __global TO *out, const int out_off,
+                  __global long *index, const int index_off)
 {
+    out += out_off; index += index_off;
     __local ACC vals[WG];
     __local long idxs[WG];
     int o = get_group_id(0), lid = get_local_id(0);
     int oi = o / inner, ii = o % inner;
-    __global const T *row = x + x_offset + (long)oi * R * inner + ii;
+    __global const T *row = x + x_off + (long)oi * R * inner + ii;
     ACC best;
     long bi = lid;
 #if OP == RED_SUM

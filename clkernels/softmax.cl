@@ -9,9 +9,10 @@
 
 /* y = softmax(x) (or log_softmax when is_log) along D; one work-item per (outer, inner) row,
  * so neighbouring work-items read neighbouring addresses when inner > 1. */
-__kernel void softmax_fwd(int rows, int D, int inner, int is_log,
-                          __global const float *x, int x_off, __global float *y)
+__kernel void softmax_fwd(int rows, int D, int inner, int is_log, __global const float *x, int x_off,
+                          __global float *y, const int y_off)
 {
+    y += y_off;
     const int r = get_global_id(0);
     if (r >= rows)
         return;
@@ -38,9 +39,10 @@ __kernel void softmax_fwd(int rows, int D, int inner, int is_log,
 }
 
 /* softmax: dx = y * (g - sum(g * y)); log_softmax: dx = g - exp(y) * sum(g). */
-__kernel void softmax_bwd(int rows, int D, int inner, int is_log,
-                          __global const float *y, __global const float *g, __global float *dx)
+__kernel void softmax_bwd(int rows, int D, int inner, int is_log, __global const float *y, const int y_off,
+                          __global const float *g, const int g_off, __global float *dx, const int dx_off)
 {
+    y += y_off; g += g_off; dx += dx_off;
     const int r = get_global_id(0);
     if (r >= rows)
         return;
@@ -63,10 +65,14 @@ __kernel void softmax_bwd(int rows, int D, int inner, int is_log,
  * stats = (sum of row losses, number of rows not ignored); out[0] = sum, or sum / count when
  * mode == 2 (mean); mode 0 (none) leaves only row_loss. lse keeps (max_b, log sum exp(x_b - max_b)). */
 __kernel void cross_entropy_fwd(int B, int C, int ignore_index, float eps, int is_logp, int mode,
-                                __global const float *x, int x_off, __global const long *labels,
-                                __global float *row_loss, __global float *lse, __global float *stats,
-                                __global float *out)
+                                __global const float *x, int x_off,
+                                __global const long *labels, const int labels_off,
+                                __global float *row_loss, const int row_loss_off,
+                                __global float *lse, const int lse_off,
+                                __global float *stats, const int stats_off,
+                                __global float *out, const int out_off)
 {
+    labels += labels_off; row_loss += row_loss_off; lse += lse_off; stats += stats_off; out += out_off;
     __local float part_loss[WG], part_count[WG];
     const int lid = get_local_id(0);
     if (get_group_id(0) != 0)
@@ -120,10 +126,13 @@ __kernel void cross_entropy_fwd(int B, int C, int ignore_index, float eps, int i
 /* dx[b, c] = scale_b * (softmax(x_b)[c] - (1 - eps) * [c == y_b] - eps / C), 0 for ignored rows;
  * scale_b = g[b] (mode none), g[0] (sum) or g[0] / count (mean). With is_logp, no softmax term. */
 __kernel void cross_entropy_bwd(int B, int C, int ignore_index, float eps, int is_logp, int mode,
-                                __global const float *x, int x_off, __global const long *labels,
-                                __global const float *lse, __global const float *stats,
-                                __global const float *g, int g_off, __global float *dx)
+                                __global const float *x, int x_off,
+                                __global const long *labels, const int labels_off,
+                                __global const float *lse, const int lse_off,
+                                __global const float *stats, const int stats_off,
+                                __global const float *g, int g_off, __global float *dx, const int dx_off)
 {
+    labels += labels_off; lse += lse_off; stats += stats_off; dx += dx_off;
     const int i = get_global_id(0);
     if (i >= B * C)
         return;

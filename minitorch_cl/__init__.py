@@ -1,13 +1,14 @@
 """minitorch_cl: a PyTorch-like tensor/autograd engine whose every op is an OpenCL kernel."""
-from .autograd import Function, enable_grad, is_grad_enabled, no_grad
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .autograd import Function
 from .device import Device, DeviceError, device, devices
 from .dtypes import bool_ as bool, float16, float32, int32, int64
 from .kernels import KernelBuildError
-from .tensor import (Tensor, arange, empty, empty_like, full, full_like, linspace, manual_seed, ones,
-                     ones_like, rand, randint, randn, randperm, tensor, zeros, zeros_like)
-from .ops.elementwise import (abs, add, clamp, cos, div, eq, exp, ge, gelu, gt, le, log, lt, masked_fill,
-                              maximum, minimum, mul, ne, neg, pow, relu, rsqrt, sigmoid, sign, sin, sqrt,
-                              sub, tanh, where)
+from .tensor import (Tensor, arange, empty, empty_like, full, full_like, linspace, ones, ones_like, tensor,
+                     zeros, zeros_like)
+from .random import manual_seed, rand, randint, randn, randperm
+from . import tensor_methods  # noqa: F401  (attaches the Tensor's operators and op methods)
+from .ops.elementwise import *  # noqa: F401,F403  (every element-wise op of the table: exp, add, ...)
 from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, mean, min, std, sum, var
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)

@@ -1,39 +1,6 @@
-"""Reverse-mode autograd: Function (forward and backward side by side), the tape walk, no_grad."""
-import contextlib
-import threading
-
-_state = threading.local()
-
-
-def is_grad_enabled():
-    return getattr(_state, "enabled", True)
-
-
-@contextlib.contextmanager
-def _grad_mode(enabled):
-    previous = is_grad_enabled()
-    _state.enabled = enabled
-    try:
-        yield
-    finally:
-        _state.enabled = previous
-
-
-class no_grad(contextlib.ContextDecorator):
-    """Context manager and decorator that turns recording off."""
-
-    def __enter__(self):
-        self._cm = _grad_mode(False)
-        self._cm.__enter__()
-
-    def __exit__(self, *exc):
-        return self._cm.__exit__(*exc)
-
-
-class enable_grad(no_grad):
-    def __enter__(self):
-        self._cm = _grad_mode(True)
-        self._cm.__enter__()
+"""Reverse-mode autograd: Function (forward and backward side by side) and the tape walk."""
+from .grad_mode import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+from .tensor import Tensor, ones, zeros
 
 
 class Context:
@@ -62,12 +29,11 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **kwargs):
-        from .tensor import Tensor
         tensors = [a if isinstance(a, Tensor) else None for a in args]
         ctx = Context()
         ctx.needs_input_grad = tuple(t is not None and t.requires_grad for t in tensors)
         record = is_grad_enabled() and any(ctx.needs_input_grad)
-        with _grad_mode(False):
+        with grad_mode(False):
             out = cls.forward(ctx, *args, **kwargs)
         if record:
             outputs = out if isinstance(out, tuple) else (out,)
@@ -107,7 +73,6 @@ def _topological_order(root_node):
 
 def backward(tensor, grad=None, retain_graph=False):
     """Accumulate d(tensor)/d(leaf) into every leaf's .grad."""
-    from .tensor import Tensor, ones
     if not tensor.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
     if grad is None:
@@ -123,7 +88,7 @@ def backward(tensor, grad=None, retain_graph=False):
         return
     pending = {id(tensor._node): [None] * len(tensor._node.out_meta)}
     pending[id(tensor._node)][tensor._out_index] = grad
-    with _grad_mode(False):
+    with grad_mode(False):
         for node in _topological_order(tensor._node):
             grads = pending.pop(id(node), None)
             if grads is None or all(g is None for g in grads):
@@ -150,7 +115,6 @@ def backward(tensor, grad=None, retain_graph=False):
 
 
 def _zeros(meta):
-    from .tensor import zeros
     shape, dtype, device = meta
     return zeros(shape, dtype=dtype, device=device)
 

@@ -5,7 +5,6 @@ import glob
 import os
 import sys
 
-import numpy as np
 import pyopencl as cl
 import pyopencl.tools
 
@@ -40,7 +39,6 @@ class Device:
         self._context = None
         self._programs = {}
         self._kernels = {}
-        self._typed = set()
         self._profile = None
         self._origin = None
         self._compile_announced = False
@@ -152,6 +150,15 @@ class Device:
         self._ensure_context()
         return self._pool.allocate(max(int(nbytes), 4))
 
+    def upload(self, buffer, host, nbytes_offset=0):
+        """Start copying a contiguous host array into buffer; the returned event keeps `host` alive."""
+        return cl.enqueue_copy(self.queue, buffer, host, dst_offset=nbytes_offset, is_blocking=False)
+
+    def download(self, host, buffer, nbytes_offset=0):
+        """Copy buffer (from a byte offset) into a contiguous host array, waiting for the device."""
+        cl.enqueue_copy(self.queue, host, buffer, src_offset=nbytes_offset, is_blocking=True)
+        return host
+
     def program(self, filename, defines=None):
         """The built program for (file, defines), built once per device."""
         key = (filename, tuple(sorted((defines or {}).items())))
@@ -176,17 +183,6 @@ class Device:
             k = getattr(self.program(filename, defines), name)
             self._kernels[key] = k
         return k
-
-    def launch(self, kernel, global_size, local_size, *args):
-        """Enqueue kernel; global_size is rounded up to a multiple of local_size."""
-        if local_size is not None:
-            global_size = tuple(-(-g // l) * l for g, l in zip(global_size, local_size))
-        if id(kernel) not in self._typed:
-            # Declaring scalar arg types once makes pyopencl's set_args ~30x faster per launch.
-            kernel.set_scalar_arg_dtypes([a.dtype if isinstance(a, (np.generic, np.ndarray)) else None for a in args])
-            self._typed.add(id(kernel))
-        kernel.set_args(*args)
-        return cl.enqueue_nd_range_kernel(self.queue, kernel, global_size, local_size)
 
     def synchronize(self):
         self.queue.finish()

@@ -5,10 +5,6 @@ A new device quirk is one entry here; the autotuner writes its winners into the 
 """
 import dataclasses
 
-MAXDIM = 8        # dims of the layout structs (clkernels/common.h gets it as -D MAXDIM)
-PACK_KB = 8       # k's per gemm_pack work-item (clkernels/matmul.cl gets it as -D PACK_KB)
-LSTM_VEC = 8      # hidden units per LSTM cell work-item (clkernels/lstm.cl's float8)
-
 
 @dataclasses.dataclass
 class DeviceProfile:

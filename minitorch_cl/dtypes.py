@@ -66,3 +66,18 @@ def result_type(tensor_dtype, scalar):
     if isinstance(scalar, int) and not isinstance(scalar, bool) and tensor_dtype is bool_:
         return int64
     return tensor_dtype
+
+
+def compute_dtype(dt):
+    """The type a kernel computes in: float16 computes in float32, everything else in its own type."""
+    return float32 if dt is float16 else dt
+
+
+def cl_defines(device, **types):
+    """-D options naming OpenCL C types (T=float, TA=long, ...), with the fp16 extension where needed."""
+    defines = {k: v.cl for k, v in types.items()}
+    if any(v is float16 for v in types.values()):
+        if not device.has_fp16:
+            raise TypeError(f"device {device.spec} ({device.name}) has no cl_khr_fp16: float16 is not available")
+        defines["HAS_FP16"] = 1
+    return defines

@@ -15,14 +15,11 @@ CPU the packing lays the batch end to end along K, on a GPU it is one launch per
 Every kernel has one fixed local size (PoCL compiles a kernel again for each new one) and all
 sizes, strides and the epilogue are runtime arguments, so a device builds matmul.cl once.
 """
-import numpy as np
+from .shared_constants import BIAS_NONE, PACK_KB
+from .launch import At, launch
 
-# CPU register block, MR rows x 8*NV columns per work-item: 6x16 keeps 12 float8 accumulators,
-# 2 B vectors and 1 broadcast in AVX2's 16 registers (measured ahead of 8x8 and 4x24).
-CPU_DEFINES = {"MR": 6, "NV": 2}
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
 PACK_GROUP = (64, 1, 1)
-PACK_KB = 8  # k's per gemm_pack work-item (as in matmul.cl)
 # A CPU takes the packed path from this many multiply-adds (M*N*K) up, i.e. always: gemm_tiled's
 # barriers cost PoCL ~50 us per work-group and K tile, packing ~50 us in all. Tests raise it to
 # run gemm_tiled on a CPU.
@@ -35,22 +32,14 @@ DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many el
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
 CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements
 
-_i32 = np.int32
-_CONFIGS = {}  # Device -> (defines, use the packed path)
-
 
 def _config(dev):
-    """(defines, use_packed_path) for the device: one set of -D options, so one build."""
-    cfg = _CONFIGS.get(dev)
-    if cfg is None:
-        defines = {"TM": 64, "TN": 64, "TK": 16, "WM": 4, "WN": 4}  # work-group 16 x 16
-        if dev.max_work_group_size < 256:
-            defines.update(TM=32, TN=32)  # work-group 8 x 8
-        packed = dev.is_cpu and dev.cl_device.mem_base_addr_align >= 256  # aligned float8 loads
-        if packed:
-            defines.update(CPU_DEFINES)
-        cfg = _CONFIGS[dev] = (defines, packed)
-    return cfg
+    """(defines, use_packed_path) from the device profile: one set of -D options, so one build."""
+    prof = dev.profile
+    defines = dict(prof.gemm_tiles)
+    if prof.gemm_packed:
+        defines.update(prof.gemm_cpu_block)
+    return defines, prof.gemm_packed
 
 
 class PackedB:
@@ -70,14 +59,13 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
     if not (packed and K > 0 and N > 0):
         return PackedB(dev, K, N, b, off_b, trans_b, ldb, False)
     sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
-    pack = dev.kernel("matmul.cl", "gemm_pack", defines)
-    buf, _ = _pack(dev, pack, N, K, 8 * defines["NV"], b, sbn, sbk, off_b, 1, 0, K, 0)
-    return PackedB(dev, K, N, buf, 0, False, None, True)
+    buf, _ = _pack(dev, defines, N, K, 8 * defines["NV"], At(b, off_b), sbn, sbk, 1, 0, K, 0)
+    return PackedB(dev, K, N, buf.buffer, 0, False, None, True)
 
 
 def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, ldc,
          off_a=0, off_b=0, off_c=0, batch=1, batch_a=0, batch_b=0, batch_c=0,
-         bias=None, off_bias=0, bias_mode=0, relu=False, accumulate=False, b_packed=None,
+         bias=None, off_bias=0, bias_mode=BIAS_NONE, relu=False, accumulate=False, b_packed=None,
          sum_batch=False):
     """C[z] (= or +=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, for z in range(batch).
 
@@ -86,7 +74,7 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     op(B) is (K,N): B[k*ldb + n] when not trans_b, B[n*ldb + k] when trans_b.
     C[m*ldc + n]. batch_a/b/c: element stride between batch items (0 = the same matrix for every z;
     batch_c must not be 0 when batch > 1).
-    bias_mode 0 none, 1 one bias per column n (bias[n], Linear), 2 one bias per row m (bias[m], conv).
+    bias_mode (shared_constants): BIAS_NONE, BIAS_PER_COLUMN (bias[n], Linear) or BIAS_PER_ROW (bias[m], conv).
     C = relu?((C if accumulate else 0) + op(A) @ op(B) + bias): relu applies after bias; accumulate
     adds the product into C (gradient accumulation). K == 0 gives C = bias or 0 (or C unchanged
     when accumulating without bias); M or N == 0 does nothing.
@@ -110,45 +98,44 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
         raise TypeError("gemm: ldb is required unless b_packed is given")
     b_panels = b_packed is not None and b_packed.panels
     if bias is None:
-        bias, off_bias, bias_mode = c, 0, 0  # never read, but the kernel needs a buffer
+        bias, off_bias, bias_mode = c, 0, BIAS_NONE  # never read, but the kernel needs a buffer
     # op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn]
     sam, sak = (1, lda) if trans_a else (lda, 1)
     sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
-    epilogue = (_i32(off_bias), _i32(bias_mode), _i32(bool(relu)), _i32(bool(accumulate)))
+    bias = At(bias, off_bias)
+    epilogue = (bias_mode, bool(relu), bool(accumulate))
     defines, packed = _config(dev)
     if packed and (M * N * K >= PACKED_MIN_WORK or b_panels):
         _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
                      batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch)
         return
-    kernel = dev.kernel("matmul.cl", "gemm_tiled", defines)
     tm, tn = defines["TM"], defines["TN"]
     gx, gy = tn // defines["WN"], tm // defines["WM"]
     # a sum over the batch is one launch per item, each adding into C
     parts = [(z, 1) for z in range(batch)] if sum_batch and batch > 1 else [(0, batch)]
     for i, (z, n) in enumerate(parts):
-        dev.launch(kernel, (-(-N // tn) * gx, -(-M // tm) * gy, n), (gx, gy, 1),
-                   *map(_i32, (M, N, K, sam, sak, sbk, sbn, ldc, off_a + z * batch_a, off_b + z * batch_b,
-                               off_c, batch_a, batch_b, batch_c)),
-                   *_part_epilogue(epilogue, i == 0, i == len(parts) - 1), a, b, bias, c)
+        launch(dev, "matmul.cl", "gemm_tiled", (-(-N // tn) * gx, -(-M // tm) * gy, n),
+               M, N, K, sam, sak, sbk, sbn, ldc, batch_a, batch_b, batch_c,
+               *_part_epilogue(epilogue, i == 0, i == len(parts) - 1), At(a, off_a + z * batch_a),
+               At(b, off_b + z * batch_b), bias, At(c, off_c), local=(gx, gy, 1), defines=defines)
 
 
 def _part_epilogue(epilogue, first, last):
     """The epilogue for one of several products summed into C: the bias with the first, the relu
     after the last, and every later one adds into C."""
-    off_bias, bias_mode, relu, accumulate = epilogue
-    return (off_bias, bias_mode if first else _i32(0), relu if last else _i32(0),
-            accumulate if first else _i32(1))
+    bias_mode, relu, accumulate = epilogue
+    return bias_mode if first else BIAS_NONE, relu if last else False, accumulate if first else True
 
 
-def _pack(dev, kernel, R, K, W, src, rs, ks, off, batch, batch_src, kin, k0):
+def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
     """Panels (ceil(R/W), K, W) of src, rows k0.. of op, for each of `batch` items (1 when batch_src
     is 0); k indices past kin continue in the next batch item (see gemm_pack)."""
     n = batch if batch_src else 1
     per_item = -(-R // W) * W * K
     dst = dev.alloc(4 * per_item * n)
-    dev.launch(kernel, (-(-K // PACK_KB), -(-R // W), n), PACK_GROUP,
-               *map(_i32, (R, K, W, rs, ks, off, batch_src, per_item, kin, k0)), src, dst)
-    return dst, (per_item if batch_src else 0)
+    launch(dev, "matmul.cl", "gemm_pack", (-(-K // PACK_KB), -(-R // W), n), R, K, W, rs, ks, batch_src,
+           per_item, kin, k0, src, At(dst, 0), local=PACK_GROUP, defines=defines)
+    return At(dst, 0), (per_item if batch_src else 0)
 
 
 def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
@@ -157,8 +144,6 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
     work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
     sum_batch packs the batch end to end along K: one product with K * batch."""
     mr, nr = defines["MR"], 8 * defines["NV"]
-    pack = dev.kernel("matmul.cl", "gemm_pack", defines)
-    kernel = dev.kernel("matmul.cl", "gemm_packed", defines)
     kin = K
     if sum_batch:  # z runs along K; the pack kernel steps batch_a/batch_b at every kin rows
         K, batch = K * batch, 1
@@ -177,22 +162,21 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         ep = _part_epilogue(epilogue, k0 == 0, k0 + kc >= K)
         # The panels go back to the pool when this returns: the queue is in order, so any later
         # user of the same memory runs after gemm_packed has read it.
-        off_bp, ldbp, bps = 0, nr, kc * nr  # B packed into panels
-        off_ap, sai, sakp, aps = 0, 1, mr, kc * mr  # A packed into panels
+        ldbp, bps = nr, kc * nr  # B packed into panels
+        sai, sakp, aps = 1, mr, kc * mr  # A packed into panels
         if not kc:  # the epilogue alone: the panels are never read
-            ap, bp, batch_ap, batch_bp = c, c, 0, 0
+            ap, bp, batch_ap, batch_bp = At(c, 0), At(c, 0), 0, 0
         else:
             if direct_a:  # A's rows are read in place through its strides
-                ap, batch_ap, off_ap, sai, sakp, aps = a, batch_a, off_a + k0 * sak, sam, sak, mr * sam
+                ap, batch_ap, sai, sakp, aps = At(a, off_a + k0 * sak), batch_a, sam, sak, mr * sam
             else:
-                ap, batch_ap = _pack(dev, pack, M, kc, mr, a, sam, sak, off_a, batch, batch_a, kin, k0)
+                ap, batch_ap = _pack(dev, defines, M, kc, mr, At(a, off_a), sam, sak, batch, batch_a, kin, k0)
             if b_is_panels:
-                bp, batch_bp = b, 0
+                bp, batch_bp = At(b, off_b), 0
             elif direct_b:  # B's rows are already panel rows: read B in place
-                bp, batch_bp, off_bp, ldbp, bps = b, batch_b, off_b + k0 * sbk, sbk, nr
+                bp, batch_bp, ldbp, bps = At(b, off_b + k0 * sbk), batch_b, sbk, nr
             else:
-                bp, batch_bp = _pack(dev, pack, N, kc, nr, b, sbn, sbk, off_b, batch, batch_b, kin, k0)
-        dev.launch(kernel, (-(-M // mr), -(-N // nr), batch), CPU_GROUP,
-                   *map(_i32, (M, N, kc, ldc, off_c, off_ap, sai, sakp, aps, batch_ap, off_bp, ldbp, bps,
-                               batch_bp, batch_c)), *ep,
-                   ap, bp, bias, c)
+                bp, batch_bp = _pack(dev, defines, N, kc, nr, At(b, off_b), sbn, sbk, batch, batch_b, kin, k0)
+        launch(dev, "matmul.cl", "gemm_packed", (-(-M // mr), -(-N // nr), batch),
+               M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep,
+               ap, bp, bias, At(c, off_c), local=CPU_GROUP, defines=defines)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pyopencl as cl
 
+from .shared_constants import AS_DEFINES
+
 DEBUG = os.environ.get("MINITORCH_CL_DEBUG", "") not in ("", "0")
 SLOW_BUILD_S = 1.0  # a build still running after this long is a compile, not a compiler-cache hit
 
@@ -39,7 +41,7 @@ def build(context, cl_device, filename, defines, directory=None):
     directory = Path(directory) if directory else kernel_dir()
     path = directory / filename
     source = path.read_text()
-    options = define_options(defines) + ["-I", str(directory), "-cl-std=CL1.2", "-cl-kernel-arg-info"]
+    options = define_options({**AS_DEFINES, **defines}) + ["-I", str(directory), "-cl-std=CL1.2", "-cl-kernel-arg-info"]
     start = time.perf_counter()
     try:
         program = cl.Program(context, source).build(options=options, devices=[cl_device])

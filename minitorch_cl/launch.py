@@ -7,6 +7,7 @@ kernel from the OpenCL argument info), NumPy structs (layout.layout_struct) pass
 This is also the single place where launches are traced (MINITORCH_CL_DEBUG) and profiled.
 """
 import sys
+from typing import NamedTuple
 
 import numpy as np
 import pyopencl as cl
@@ -16,10 +17,17 @@ from . import kernels
 _SCALARS = {"char": np.int8, "uchar": np.uint8, "short": np.int16, "ushort": np.uint16, "int": np.int32,
             "uint": np.uint32, "long": np.int64, "ulong": np.uint64, "float": np.float32,
             "double": np.float64}
+_INTEGERS = {t for t in _SCALARS.values() if np.issubdtype(t, np.integer)}
 _GLOBAL = cl.kernel_arg_address_qualifier.GLOBAL
 _LOCAL = cl.kernel_arg_address_qualifier.LOCAL
 
 observers = []  # callables (device, kernel_key, event, grid, local) -- the profiler's hook
+
+
+class At(NamedTuple):
+    """A raw pool buffer and an element offset into it, for drivers that address buffers directly (gemm)."""
+    buffer: object
+    offset: int
 
 
 class KernelArgumentError(TypeError):
@@ -85,6 +93,10 @@ def _kernel_args(plan, args):
         else:
             if hasattr(a, "buffer"):
                 raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is a scalar or struct, got a tensor")
+            if type(a) is float and kind in _INTEGERS:
+                if not a.is_integer():
+                    raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is an integer, got {a}")
+                a = int(a)
             out.append(a)
     return out
 

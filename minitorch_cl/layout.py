@@ -1,7 +1,7 @@
 """Pure shape/stride index math: broadcasting, contiguity, views, dim coalescing."""
 import numpy as np
 
-MAXDIM = 8  # must match MAXDIM in clkernels/common.h
+from .shared_constants import MAXDIM
 
 
 def contiguous_strides(shape):
@@ -117,21 +117,38 @@ def normalize_dims(dim, ndim):
     return tuple(sorted({normalize_dim(d, ndim) for d in dim}))
 
 
-def layout_struct(shape, strides_list, offsets):
-    """NumPy structs passed by value to kernels: the shape and each operand's (offset, strides)."""
+def layout_struct(shape, strides_list):
+    """NumPy structs passed by value to kernels: the iteration shape and each operand's strides."""
     if len(shape) > MAXDIM:
         raise ValueError(f"tensors of more than {MAXDIM} dims are not supported after coalescing, got {shape}")
     sh = np.zeros((), SHAPE_DTYPE)
     sh["ndim"] = len(shape)
     sh["size"][: len(shape)] = shape
     out = [sh]
-    for st, off in zip(strides_list, offsets):
+    for st in strides_list:
         s = np.zeros((), STRIDES_DTYPE)
-        s["offset"] = off
         s["stride"][: len(st)] = st
         out.append(s)
     return out
 
 
+def window_struct(input_shape, out_hw, kernel, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
+    """common.h's Window: a 2-D sliding window's geometry, passed by value."""
+    w = np.zeros((), WINDOW_DTYPE)
+    for name, v in zip(WINDOW_DTYPE.names, (*input_shape, *out_hw, *kernel, *stride, *padding, *dilation)):
+        w[name] = v
+    return w
+
+
+def strides4_struct(strides):
+    """common.h's Strides4: an (N, C, H, W) operand's element strides."""
+    s = np.zeros((), STRIDES4_DTYPE)
+    s["n"], s["c"], s["h"], s["w"] = strides
+    return s
+
+
 SHAPE_DTYPE = np.dtype([("ndim", np.int32), ("size", np.int32, MAXDIM)])
-STRIDES_DTYPE = np.dtype([("offset", np.int32), ("stride", np.int32, MAXDIM)])
+STRIDES_DTYPE = np.dtype([("stride", np.int32, MAXDIM)])
+WINDOW_DTYPE = np.dtype([(n, np.int32) for n in ("N", "C", "H", "W", "OH", "OW", "KH", "KW", "SH", "SW", "PH", "PW",
+                                                   "DH", "DW")])
+STRIDES4_DTYPE = np.dtype([(n, np.int32) for n in "nchw"])

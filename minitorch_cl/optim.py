@@ -8,7 +8,7 @@ import numpy as np
 from . import backend, dtypes
 from .launch import launch
 from .autograd import no_grad
-from .tensor import Tensor, zeros_like
+from .tensor import Tensor, tensor, zeros_like
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -113,7 +113,6 @@ class Optimizer:
 def _state_value(v, p, key):
     """A saved state entry on p's device: buffers become tensors shaped like p, scalars stay scalars."""
     if isinstance(v, Tensor) or isinstance(v, np.ndarray) and v.ndim > 0:
-        from .tensor import tensor
         arr = v if isinstance(v, Tensor) else tensor(v, dtype=p.dtype, device=p.device)
         if tuple(arr.shape) != tuple(p.shape):
             raise ValueError(f"optimizer state {key!r} of shape {tuple(arr.shape)} does not match its parameter "

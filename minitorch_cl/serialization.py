@@ -1,6 +1,5 @@
 """mt.save / mt.load: nested dicts, lists and scalars with tensors stored as NumPy arrays in one
 .npz file (a JSON description of the structure beside the arrays; no pickle), written atomically."""
-import io
 import json
 import os
 import tempfile

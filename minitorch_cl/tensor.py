@@ -1,11 +1,16 @@
-"""Tensor: a pooled OpenCL buffer seen through (shape, strides, offset, dtype), plus autograd state."""
+"""Tensor's data: a pooled OpenCL buffer seen through (shape, strides, offset, dtype), autograd state,
+host transfer, and the factories that allocate (empty, full, zeros, tensor, arange, ...).
+
+This is the bottom layer: it imports nothing of the package above the device and the launcher. The
+Tensor's operators and op methods (`+`, `sum`, `view`, `to`, ...) are attached to the class in one
+table by minitorch_cl/tensor_methods.py."""
 import numbers
 
 import numpy as np
-import pyopencl as cl
 
-from . import autograd, backend, dtypes, layout
-from .device import Device, device as resolve_device
+from . import dtypes, layout
+from .device import device as resolve_device
+from .launch import launch
 
 
 class Tensor:
@@ -33,7 +38,7 @@ class Tensor:
         host = np.ascontiguousarray(arr, dtype=dt.np)
         t = empty(host.shape, dtype=dt, device=dev)
         if host.size:
-            t._upload = cl.enqueue_copy(dev.queue, t.buffer, host, is_blocking=False)
+            t._upload = dev.upload(t.buffer, host)
         return t
 
     # ---- metadata ---------------------------------------------------------------------------
@@ -96,8 +101,7 @@ class Tensor:
         t = self if self.is_contiguous() else self.contiguous()
         host = np.empty(t.shape, dtype=t.dtype.np)
         if host.size:
-            cl.enqueue_copy(t.device.queue, host, t.buffer, src_offset=t.offset * t.dtype.itemsize,
-                            is_blocking=True)
+            t.device.download(host, t.buffer, t.offset * t.dtype.itemsize)
         return host.astype(bool) if t.dtype is dtypes.bool_ else host
 
     def item(self):
@@ -142,50 +146,8 @@ class Tensor:
             extras.append("requires_grad=True")
         return f"tensor({body}, {', '.join(extras)})"
 
-    # ---- conversion ------------------------------------------------------------------------
-    def to(self, *args, device=None, dtype=None, copy=False):
-        """to(device), to(dtype), to(device, dtype), to(other_tensor)."""
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, Device) or (isinstance(a, str) and not dtypes.is_dtype_name(a)):
-                device = a
-            else:
-                dtype = a
-        dev = resolve_device(device) if device is not None else self.device
-        dt = dtypes.as_dtype(dtype) or self.dtype
-        out = self
-        if dt is not self.dtype:
-            out = _ops().shape.Cast.apply(out, dt)
-        if dev != self.device:
-            out = _ops().shape.ToDevice.apply(out, dev)
-        return out.clone() if copy and out is self else out
-
-    def float(self):
-        return self.to(dtype=dtypes.float32)
-
-    def half(self):
-        return self.to(dtype=dtypes.float16)
-
-    def long(self):
-        return self.to(dtype=dtypes.int64)
-
-    def int(self):
-        return self.to(dtype=dtypes.int32)
-
-    def bool(self):
-        return self.to(dtype=dtypes.bool_)
-
-    def type(self, dtype):
-        return self.to(dtype=dtype)
-
-    def cpu(self):
-        """No host tensor type exists; returns self so `.cpu().numpy()` works."""
-        return self
-
     def detach(self):
-        t = Tensor(self.buffer, self.shape, self.strides, self.offset, self.dtype, self.device)
-        return t
+        return Tensor(self.buffer, self.shape, self.strides, self.offset, self.dtype, self.device)
 
     def detach_(self):
         self._node, self.requires_grad = None, False
@@ -196,160 +158,6 @@ class Tensor:
             raise RuntimeError(f"only floating point tensors can require gradients, got {self.dtype!r}")
         self.requires_grad = requires_grad
         return self
-
-    def clone(self):
-        return _ops().shape.Clone.apply(self)
-
-    def contiguous(self):
-        return self if self.is_contiguous() else _ops().shape.Clone.apply(self)
-
-    def backward(self, gradient=None, retain_graph=False):
-        autograd.backward(self, gradient, retain_graph=retain_graph)
-
-    # ---- in-place (no autograd; for optimizers, initialisation and loading weights) ---------
-    def _check_inplace(self):
-        if autograd.is_grad_enabled() and self.requires_grad and self.is_leaf:
-            raise RuntimeError("a leaf tensor that requires grad is used in an in-place operation; "
-                               "wrap it in `with mt.no_grad():`")
-
-    def copy_(self, src):
-        self._check_inplace()
-        if not isinstance(src, Tensor):
-            src = Tensor.from_data(src, dtype=self.dtype, device=self.device)
-        elif src.device != self.device:
-            src = src.to(self.device)
-        backend.copy_(self, src)
-        return self
-
-    def fill_(self, value):
-        self._check_inplace()
-        backend.fill_(self, value)
-        return self
-
-    def zero_(self):
-        return self.fill_(0)
-
-    def _inplace(self, op, other):
-        self._check_inplace()
-        other = other if isinstance(other, Tensor) else full((), other, dtype=self.dtype, device=self.device)
-        backend.map2(op, self, other, out=self, compute_dtype=self.dtype)
-        return self
-
-    def add_(self, other, alpha=1):
-        return self._inplace("OP_ADD", other * alpha if alpha != 1 else other)
-
-    def sub_(self, other):
-        return self._inplace("OP_SUB", other)
-
-    def mul_(self, other):
-        return self._inplace("OP_MUL", other)
-
-    def div_(self, other):
-        return self._inplace("OP_DIV", other)
-
-    def uniform_(self, a=0.0, b=1.0):
-        return self.copy_(rand(*self.shape, device=self.device) * (b - a) + a)
-
-    def normal_(self, mean=0.0, std=1.0):
-        return self.copy_(randn(*self.shape, device=self.device) * std + mean)
-
-    def __setitem__(self, index, value):
-        target = self[index] if not isinstance(index, Tensor) else None
-        if target is None:
-            raise NotImplementedError("assignment through a tensor index; use where() or masked_fill()")
-        with autograd.no_grad():
-            if isinstance(value, Tensor):
-                target.copy_(value)
-            else:
-                target.fill_(value)
-
-    # ---- operators and methods: thin wrappers over minitorch_cl.ops ------------------------
-    def __add__(self, other):
-        return _ops().elementwise.add(self, other)
-
-    def __radd__(self, other):
-        return _ops().elementwise.add(other, self)
-
-    def __sub__(self, other):
-        return _ops().elementwise.sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().elementwise.sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().elementwise.mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().elementwise.mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().elementwise.div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().elementwise.div(other, self)
-
-    def __pow__(self, other):
-        return _ops().elementwise.pow(self, other)
-
-    def __rpow__(self, other):
-        return _ops().elementwise.pow(other, self)
-
-    def __neg__(self):
-        return _ops().elementwise.neg(self)
-
-    def __abs__(self):
-        return _ops().elementwise.abs(self)
-
-    def __matmul__(self, other):
-        return _ops().matmul.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul.matmul(other, self)
-
-    def __eq__(self, other):
-        return _ops().elementwise.compare("eq", self, other)
-
-    def __ne__(self, other):
-        return _ops().elementwise.compare("ne", self, other)
-
-    def __lt__(self, other):
-        return _ops().elementwise.compare("lt", self, other)
-
-    def __le__(self, other):
-        return _ops().elementwise.compare("le", self, other)
-
-    def __gt__(self, other):
-        return _ops().elementwise.compare("gt", self, other)
-
-    def __ge__(self, other):
-        return _ops().elementwise.compare("ge", self, other)
-
-    def __invert__(self):
-        return _ops().elementwise.logical_not(self)
-
-    def __and__(self, other):
-        return _ops().elementwise.logical("OP_AND", self, other)
-
-    def __or__(self, other):
-        return _ops().elementwise.logical("OP_OR", self, other)
-
-    def __xor__(self, other):
-        return _ops().elementwise.logical("OP_XOR", self, other)
-
-    def __getitem__(self, index):
-        return _ops().shape.getitem(self, index)
-
-    def __getattr__(self, name):
-        # Tensor methods that are module-level functions in minitorch_cl.ops (exp, sum, view, ...).
-        fn = _ops().METHODS.get(name)
-        if fn is None:
-            raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-        return fn.__get__(self)
-
-
-def _ops():
-    from . import ops
-    return ops
 
 
 def _infer_dtype(arr):
@@ -385,7 +193,7 @@ def full(size, fill_value, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = dtypes.scalar_dtype(fill_value)
     t = empty(*_shape_args((size,) if isinstance(size, int) else (tuple(size),)), dtype=dtype, device=device)
-    backend.fill_(t, fill_value)
+    fill_(t, fill_value)
     return t.requires_grad_(requires_grad) if requires_grad else t
 
 
@@ -431,46 +239,15 @@ def linspace(start, end, steps, dtype=None, device=None):
     return tensor(np.linspace(start, end, steps), dtype=dtype or dtypes.float32, device=device)
 
 
-class _Seed:
-    value = 0x5EED
-    counter = 0
 
 
-def manual_seed(seed):
-    """Seed every random op (rand, randn, dropout, initialisation, shuffling)."""
-    _Seed.value, _Seed.counter = int(seed), 0
-
-
-def next_seed():
-    """A fresh 32-bit seed for one random launch, derived from manual_seed's value."""
-    _Seed.counter += 1
-    return int(np.random.SeedSequence([_Seed.value & 0xFFFFFFFF, _Seed.counter]).generate_state(1)[0])
-
-
-def _random(size, mode, lo, hi, dtype, device, requires_grad):
-    t = empty(*_shape_args(size), dtype=dtypes.float32, device=device)
-    backend.random_fill(t, mode, next_seed(), lo, hi)
-    dt = dtypes.as_dtype(dtype) or dtypes.float32
-    if dt is not dtypes.float32:
-        t = t.to(dtype=dt)
-    return t.requires_grad_(requires_grad) if requires_grad else t
-
-
-def rand(*size, dtype=None, device=None, requires_grad=False):
-    return _random(size, 0, 0.0, 1.0, dtype, device, requires_grad)
-
-
-def randn(*size, dtype=None, device=None, requires_grad=False):
-    return _random(size, 1, 0.0, 1.0, dtype, device, requires_grad)
-
-
-def randint(low, high=None, size=(), dtype=None, device=None):
-    if high is None:
-        low, high = 0, low
-    rng = np.random.default_rng(next_seed())
-    return tensor(rng.integers(low, high, size=size), dtype=dtype or dtypes.int64, device=device)
-
-
-def randperm(n, dtype=None, device=None):
-    rng = np.random.default_rng(next_seed())
-    return tensor(rng.permutation(n), dtype=dtype or dtypes.int64, device=device)
+def fill_(t, value):
+    """t[...] = value in place, on any view: one element-wise kernel."""
+    n = t.numel()
+    if n:
+        shape, (st,) = layout.coalesce(t.shape, [t.strides])
+        sh, so = layout.layout_struct(shape, [st])
+        defines = dict(OP="OP_FILL", **dtypes.cl_defines(t.device, T=dtypes.compute_dtype(t.dtype), TA=t.dtype,
+                                                          TO=t.dtype))
+        launch(t.device, "elementwise.cl", "map1", (n,), n, sh, so, so, value, 0, t, t, defines=defines)
+    return t

@@ -12,7 +12,7 @@ from click.core import ParameterSource
 
 from .device import DeviceError, device as resolve_device
 from .serialization import load, save
-from .tensor import _Seed  # manual_seed's state: saved so that a resumed run draws what it would have
+from .random import _Seed  # manual_seed's state: saved so that a resumed run draws what it would have
 
 __all__ = ["options", "open_device", "Run", "Progress", "plot_metrics", "plural"]
 

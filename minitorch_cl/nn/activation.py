@@ -1,4 +1,5 @@
 from ..ops import elementwise
+from ..ops.softmax import log_softmax, softmax
 from .module import Module
 
 __all__ = ["ReLU", "GELU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
@@ -38,8 +39,7 @@ class Softmax(Module):
         self.dim = dim
 
     def forward(self, x):
-        from . import functional as F
-        return F.softmax(x, self.dim)
+        return softmax(x, self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -47,5 +47,4 @@ class Softmax(Module):
 
 class LogSoftmax(Softmax):
     def forward(self, x):
-        from . import functional as F
-        return F.log_softmax(x, self.dim)
+        return log_softmax(x, self.dim)

@@ -2,7 +2,7 @@
 import math
 
 from ..autograd import no_grad
-from ..tensor import rand, randn
+from ..random import rand, randn
 
 
 def _fan(t):

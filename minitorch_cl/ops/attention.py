@@ -3,11 +3,13 @@ unfused path (matmul, softmax, dropout, matmul) for dropout and shapes the kerne
 import math
 
 import numpy as np
-import pyopencl.cltypes as cltypes
 
 from .. import dtypes, layout
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty
+from .dropout import dropout
+from .elementwise import where
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -18,27 +20,34 @@ _ROW_LOCAL = 64                       # fixed local size of the per-row delta ke
 def _config(dev, head_dim):
     """-D parameters: CPU work-items own 12 query rows in registers; GPU groups stage tiles in local memory."""
     dmax = next(b for b in _HEAD_DIMS if head_dim <= b)
-    if dev.is_cpu:
-        return dict(DMAX=dmax, BQ=12, BK=32, WG=1, USE_LOCAL=0)
-    return dict(DMAX=dmax, BQ=1, BK=32 if dmax <= 128 else 16, WG=64, USE_LOCAL=1)
+    prof = dev.profile
+    if not prof.attention_local:
+        return dict(DMAX=dmax, BQ=prof.attention_bq, BK=32, WG=1, USE_LOCAL=0)
+    return dict(DMAX=dmax, BQ=prof.attention_bq, BK=32 if dmax <= 128 else 16, WG=64, USE_LOCAL=1)
 
 
-def _int4(*values):
-    return cltypes.make_int4(*(int(x) for x in values))
+_ROW_STRIDES = np.dtype([("batch0", np.int32), ("batch1", np.int32), ("row", np.int32)])
+
+
+def _rows(batch0, batch1, row):
+    """attention.cl's RowStrides: batch item n's rows start at (n // NB1) * batch0 + (n % NB1) * batch1."""
+    st = np.zeros((), _ROW_STRIDES)
+    st["batch0"], st["batch1"], st["row"] = batch0, batch1, row
+    return st
 
 
 def _addressing(t, batch, contiguous_cols=True):
-    """(t', int4(offset, batch stride 0, batch stride 1, row stride), column stride) reading
+    """(t', RowStrides(batch stride 0, batch stride 1, row stride), column stride) reading
     t (.., R, C) broadcast to batch + (R, C), with the batch index split as (n // batch[-1], n % batch[-1])."""
     for _ in range(2):
         if contiguous_cols and t.shape[-1] > 1 and t.strides[-1] != 1:
             t = t.contiguous()
         bstr = layout.broadcast_strides(t.shape[:-2], t.strides[:-2], batch)
         if not batch:
-            return t, _int4(t.offset, 0, 0, t.strides[-2]), t.strides[-1]
+            return t, _rows(0, 0, t.strides[-2]), t.strides[-1]
         cshape, (cstr,) = layout.coalesce(batch[:-1], [bstr[:-1]])
         if len(cshape) == 1:
-            return t, _int4(t.offset, cstr[0], bstr[-1], t.strides[-2]), t.strides[-1]
+            return t, _rows(cstr[0], bstr[-1], t.strides[-2]), t.strides[-1]
         t = t.expand(*batch, *t.shape[-2:]).contiguous()  # batch dims no two strides can walk
     raise AssertionError("a contiguous tensor is always addressable")
 
@@ -49,30 +58,28 @@ def _transposed(t, batch, defines):
     N, NB1 = layout.numel(batch), (batch[-1] if batch else 1)
     t, ts, _ = _addressing(t, batch)
     out = empty((N, C, R), device=t.device)
-    dev = t.device
-    dev.launch(dev.kernel("attention.cl", "attn_transpose", defines), (-(-R // 8), N), (_ROW_LOCAL, 1),
-               np.int32(N), np.int32(NB1), np.int32(R), np.int32(C), ts, t.buffer, out.buffer)
+    launch(t.device, "attention.cl", "attn_transpose", (-(-R // 8), N), N, NB1, R, C, ts, t, out,
+           local=(_ROW_LOCAL, 1), defines=defines)
     return out
 
 
 def _dense_rows(t, batch, defines):
-    """(t', int4) with t's rows adjacent in memory: t itself when they are, else a packed
+    """(t', RowStrides) with t's rows adjacent in memory: t itself when they are, else a packed
     (N, R, D) copy (one attn_pack launch); the kernels stream these rows block after block."""
     t, ts, _ = _addressing(t, batch)
     R, C = t.shape[-2:]
-    if int(ts["s3"]) == C or R == 1:
+    if int(ts["row"]) == C or R == 1:
         return t, ts
     N, NB1 = layout.numel(batch), (batch[-1] if batch else 1)
     out = empty((N, R, C), device=t.device)
-    dev = t.device
-    dev.launch(dev.kernel("attention.cl", "attn_pack", defines), (R, N), (_ROW_LOCAL, 1),
-               np.int32(N), np.int32(NB1), np.int32(R), np.int32(C), ts, t.buffer, out.buffer)
-    return out, _int4(0, NB1 * R * C, R * C, C)
+    launch(t.device, "attention.cl", "attn_pack", (R, N), N, NB1, R, C, ts, t, out, local=(_ROW_LOCAL, 1),
+           defines=defines)
+    return out, _rows(NB1 * R * C, R * C, C)
 
 
 def _output_like(q, shape):
     """An output of `shape` laid out in q's dim order (so attention over (L, B, H, D) memory, as
-    MultiheadAttention makes it, writes (L, B, H, D) and needs no copy afterwards), with its int4."""
+    MultiheadAttention makes it, writes (L, B, H, D) and needs no copy afterwards), with its RowStrides."""
     batch = shape[:-2]
     if tuple(q.shape) == tuple(shape) and q.strides[-1] == 1:
         order = sorted(range(len(shape) - 1), key=lambda d: -q.strides[d]) + [len(shape) - 1]
@@ -87,11 +94,11 @@ def _output_like(q, shape):
 
 def _mask_args(mask, batch, L, S, fallback):
     if mask is None:
-        return 0, fallback.buffer, _int4(0, 0, 0, 0), 0
+        return 0, fallback, _rows(0, 0, 0), 0
     m, ms, mss = _addressing(mask, batch, contiguous_cols=False)
     row_stride = m.strides[-2] if m.shape[-2] == L else 0  # a broadcast (size-1) dim reads one row/column
-    ms = _int4(m.offset, int(ms["s1"]), int(ms["s2"]), row_stride)
-    return 1, m.buffer, ms, (mss if m.shape[-1] == S else 0)
+    ms = _rows(int(ms["batch0"]), int(ms["batch1"]), row_stride)
+    return 1, m, ms, (mss if m.shape[-1] == S else 0)
 
 
 class _Attention(Function):
@@ -111,11 +118,9 @@ class _Attention(Function):
         out, os = _output_like(q, batch + (L, D))
         lse = empty(batch + (L,), device=dev)
         if N * L * D and S:
-            kern = dev.kernel("attention.cl", "attn_fwd", defines)
-            dev.launch(kern, (-(-L // defines["BQ"]), N), (defines["WG"], 1),
-                       np.int32(N), np.int32(NB1), np.int32(L), np.int32(S), np.int32(D), np.float32(scale),
-                       np.int32(causal), np.int32(has_mask), qs, vs, ms, np.int32(mss), os,
-                       q.buffer, kt.buffer, vd.buffer, mbuf, out.buffer, lse.buffer)
+            launch(dev, "attention.cl", "attn_fwd", (-(-L // defines["BQ"]), N), N, NB1, L, S, D, scale, causal,
+                   has_mask, qs, vs, ms, mss, os, q, kt, vd, mbuf, out, lse, local=(defines["WG"], 1),
+                   defines=defines)
         ctx.save_for_backward(q, k, v, mask, out, lse, kt)
         ctx.args = (batch, causal, scale, defines)
         return out
@@ -132,27 +137,22 @@ class _Attention(Function):
         kd, ks = _dense_rows(k, batch, defines)
         v, vs, _ = _addressing(v, batch)           # rows read once, into registers
         has_mask, mbuf, ms, mss = _mask_args(mask, batch, L, S, q)
-        sizes = (np.int32(N), np.int32(NB1), np.int32(L), np.int32(S), np.int32(D), np.float32(scale),
-                 np.int32(causal), np.int32(has_mask))
+        sizes = (N, NB1, L, S, D, scale, causal, has_mask)
         delta = empty(batch + (L,), device=dev)
         dq = empty(batch + (L, D), device=dev)
         dk = empty(batch + (S, D), device=dev)
         dv = empty(batch + (S, D), device=dev)
         if N * L * D == 0 or S == 0:
             return dq.zero_(), dk.zero_(), dv.zero_(), None, None, None
-        dev.launch(dev.kernel("attention.cl", "attn_bwd_delta", defines), (L, N), (_ROW_LOCAL, 1),
-                   np.int32(N), np.int32(NB1), np.int32(L), np.int32(D), gs, _addressing(out, batch)[1], gd.buffer,
-                   out.buffer, delta.buffer)
+        launch(dev, "attention.cl", "attn_bwd_delta", (L, N), N, NB1, L, D, gs, _addressing(out, batch)[1], gd,
+               out, delta, local=(_ROW_LOCAL, 1), defines=defines)
         vt = _transposed(v, batch, defines)
-        dev.launch(dev.kernel("attention.cl", "attn_bwd_dq", defines), (-(-L // defines["BQ"]), N),
-                   (defines["WG"], 1), *sizes, qs, ks, gs, ms, np.int32(mss),
-                   qd.buffer, kd.buffer, kt.buffer, vt.buffer, gd.buffer, mbuf, lse.buffer, delta.buffer, dq.buffer)
+        launch(dev, "attention.cl", "attn_bwd_dq", (-(-L // defines["BQ"]), N), *sizes, qs, ks, gs, ms, mss,
+               qd, kd, kt, vt, gd, mbuf, lse, delta, dq, local=(defines["WG"], 1), defines=defines)
         qt = _transposed(qd.reshape(*batch, L, D), batch, defines)
         gt = _transposed(gd.reshape(*batch, L, D), batch, defines)
-        dev.launch(dev.kernel("attention.cl", "attn_bwd_dkdv", defines), (-(-S // defines["BQ"]), N),
-                   (defines["WG"], 1), *sizes, qs, ks, vs, gs, ms, np.int32(mss),
-                   qd.buffer, kd.buffer, v.buffer, gd.buffer, qt.buffer, gt.buffer, mbuf, lse.buffer,
-                   delta.buffer, dk.buffer, dv.buffer)
+        launch(dev, "attention.cl", "attn_bwd_dkdv", (-(-S // defines["BQ"]), N), *sizes, qs, ks, vs, gs, ms, mss,
+               qd, kd, v, gd, qt, gt, mbuf, lse, delta, dk, dv, local=(defines["WG"], 1), defines=defines)
         return dq, dk, dv, None, None, None
 
 
@@ -160,12 +160,10 @@ def _float_mask(mask):
     """A bool mask (True = attend) as an additive float mask (0 / -inf)."""
     if mask is None or mask.dtype is not dtypes.bool_:
         return mask
-    from .elementwise import where
     return where(mask, 0.0, -math.inf)
 
 
 def _unfused(q, k, v, mask, dropout_p, is_causal, scale):
-    from .dropout import dropout
     scores = (q @ k.mT) * scale
     L, S = q.shape[-2], k.shape[-2]
     if is_causal:

@@ -2,11 +2,10 @@
 fused into the GEMM's epilogue; the GEMM writes (N, C, H, W) directly, so nothing is transposed.
 Backward: dX = col2im(W^T @ g), a batched GEMM, and dW^T = sum over images of col @ g^T, one GEMM
 summing over the batch; both read transposed views."""
-import numpy as np
-import pyopencl.cltypes as cltypes
-
-from .. import backend, dtypes
+from .. import dtypes, layout
 from ..autograd import Function
+from ..launch import launch
+from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
 from ..tensor import Tensor, empty
 from .matmul import gemm_into
 
@@ -22,11 +21,6 @@ def _pair(v, name):
     return v
 
 
-def _vec4(*v):
-    """An OpenCL int4 kernel argument."""
-    return cltypes.make_int4(*(tuple(v) + (0,) * (4 - len(v))))
-
-
 def output_size(size, kernel, stride, padding, dilation):
     """PyTorch's floor((size + 2p - d(k-1) - 1) / s) + 1."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
@@ -40,9 +34,8 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     col = empty(N, K, OH * OW, device=dev)
     rows = N * K * OH
     if rows and OW:
-        dev.launch(dev.kernel("conv.cl", "im2col_fwd"), (rows,), (backend.MAP_LOCAL,),
-                   _vec4(N, C, H, W), _vec4(OH, OW, KH, KW), _vec4(*stride, *padding), _vec4(*dilation),
-                   _vec4(*x.strides), x.buffer, np.int32(x.offset), col.buffer)
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        launch(dev, "conv.cl", "im2col_fwd", (rows,), win, layout.strides4_struct(x.strides), x, col)
     return col
 
 
@@ -52,9 +45,8 @@ def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
     dx = empty(*shape, device=dev)
     rows = shape[0] * shape[1] * shape[2]
     if rows and shape[3]:
-        dev.launch(dev.kernel("conv.cl", "im2col_bwd"), (rows,), (backend.MAP_LOCAL,),
-                   _vec4(*shape), _vec4(OH, OW, KH, KW), _vec4(*stride, *padding), _vec4(*dilation),
-                   dcol.buffer, dx.buffer)
+        win = layout.window_struct(shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        launch(dev, "conv.cl", "im2col_bwd", (rows,), win, dcol, dx)
     return dx
 
 
@@ -69,8 +61,8 @@ class Conv2d(Function):
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K)
         out = empty(N, OC, OH, OW, device=x.device)
         # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
-        gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias, bias_mode=2 if bias is not None else 0,
-                  relu=relu)
+        gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias,
+                  bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE, relu=relu)
         ctx.save_for_backward(col, w2, out if relu else None)
         ctx.geom = (x.shape, weight.shape, stride, padding, dilation, OH, OW, relu)
         return out

@@ -1,7 +1,8 @@
 """Dropout: a counter-based random keep-mask generated on the device, scaled by 1/(1-p)."""
 from .. import backend
 from ..autograd import Function
-from ..tensor import empty, next_seed
+from ..random import next_seed
+from ..tensor import empty
 
 __all__ = ["dropout"]
 
@@ -10,7 +11,7 @@ class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p):
         mask = empty(x.shape, device=x.device)
-        backend.random_fill(mask, 2, next_seed(), 1.0 - p, 1.0 / (1.0 - p))
+        backend.random_fill(mask, backend.RANDOM_KEEP_MASK, next_seed(), 1.0 - p, 1.0 / (1.0 - p))
         ctx.save_for_backward(mask)
         return x * mask
 

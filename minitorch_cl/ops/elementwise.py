@@ -1,5 +1,8 @@
 """Element-wise ops and their gradients: every forward is one map kernel, every backward is
 written with the engine's own ops."""
+import dataclasses
+import math
+
 from .. import backend, dtypes
 from ..autograd import Function
 from ..tensor import Tensor, full
@@ -13,121 +16,119 @@ def _as_dtype(t, dt):
     return t if t.dtype is dt else t.to(dtype=dt)
 
 
-# ---- tensor (op) tensor --------------------------------------------------------------------
-class Add(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        return backend.map2("OP_ADD", a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, g
-
-
-class Sub(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        return backend.map2("OP_SUB", a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, -g
+# ---- the table: one row per element-wise op, its kernel macro and its gradient ---------------
+@dataclasses.dataclass(frozen=True)
+class Op:
+    """An element-wise op: `macro` is its elementwise.cl OP_* name; `grad(ctx, g)` returns the
+    gradient of each tensor input from ctx.inputs and ctx.out; `floating`: integer inputs are
+    computed in float32 (exp of an int tensor is a float tensor), else the promoted dtype is kept."""
+    name: str
+    macro: str
+    grad: object
+    floating: bool = True
+    saves: bool = True  # whether backward reads the inputs and the output (kept alive until then)
 
 
-class Mul(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        return backend.map2("OP_MUL", a, b)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved_tensors
-        return (g * b if ctx.needs_input_grad[0] else None), (g * a if ctx.needs_input_grad[1] else None)
+def _needs(ctx, i, make):
+    return make() if ctx.needs_input_grad[i] else None
 
 
-class Div(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        ctx.save_for_backward(a, b)
-        ct = _float_dtype(dtypes.promote(a.dtype, b.dtype))
-        return backend.map2("OP_DIV", a, b, compute_dtype=ct)
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved_tensors
-        ga = g / b if ctx.needs_input_grad[0] else None
-        gb = -g * a / (b * b) if ctx.needs_input_grad[1] else None
-        return ga, gb
-
-
-class Pow(Function):
-    @staticmethod
-    def forward(ctx, a, b):
-        out = backend.map2("OP_POW", a, b, compute_dtype=_float_dtype(dtypes.promote(a.dtype, b.dtype)))
-        ctx.save_for_backward(a, b, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        a, b, out = ctx.saved_tensors
-        ga = g * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        gb = g * out * log(a) if ctx.needs_input_grad[1] else None
-        return ga, gb
+UNARY = (
+    Op("neg", "OP_NEG", lambda c, g: -g, floating=False, saves=False),
+    Op("abs", "OP_ABS", lambda c, g: g * backend.map1("OP_SIGN", c.inputs[0]), floating=False),
+    Op("relu", "OP_RELU", lambda c, g: backend.map2("OP_RELU_BWD", g, c.out), floating=False),
+    Op("exp", "OP_EXP", lambda c, g: g * c.out),
+    Op("log", "OP_LOG", lambda c, g: g / c.inputs[0]),
+    Op("sqrt", "OP_SQRT", lambda c, g: g * 0.5 / c.out),
+    Op("rsqrt", "OP_RSQRT", lambda c, g: g * -0.5 * c.out * c.out * c.out),
+    Op("tanh", "OP_TANH", lambda c, g: backend.map2("OP_TANH_BWD", g, c.out)),
+    Op("sigmoid", "OP_SIGMOID", lambda c, g: backend.map2("OP_SIGMOID_BWD", g, c.out)),
+    Op("gelu", "OP_GELU", lambda c, g: g * backend.map1("OP_GELU_GRAD", c.inputs[0])),
+    Op("sin", "OP_SIN", lambda c, g: g * backend.map1("OP_COS", c.inputs[0])),
+    Op("cos", "OP_COS", lambda c, g: -g * backend.map1("OP_SIN", c.inputs[0])),
+)
 
 
-class Maximum(Function):
-    @staticmethod
-    def forward(ctx, a, b, op="OP_MAX"):
-        ctx.save_for_backward(a, b)
-        ctx.op = op
-        return backend.map2(op, a, b)
+def _mul_grad(c, g):
+    a, b = c.inputs
+    return _needs(c, 0, lambda: g * b), _needs(c, 1, lambda: g * a)
 
-    @staticmethod
-    def backward(ctx, g):
-        a, b = ctx.saved_tensors
-        a_wins = (a > b) if ctx.op == "OP_MAX" else (a < b)
-        # ties share the gradient equally, as PyTorch does
-        share = a_wins.to(dtype=g.dtype) + (a == b).to(dtype=g.dtype) * 0.5
+
+def _div_grad(c, g):
+    a, b = c.inputs
+    return _needs(c, 0, lambda: g / b), _needs(c, 1, lambda: -g * a / (b * b))
+
+
+def _pow_grad(c, g):
+    a, b = c.inputs
+    return _needs(c, 0, lambda: g * b * a ** (b - 1)), _needs(c, 1, lambda: g * c.out * log(a))
+
+
+def _extreme_grad(pick_a):
+    """maximum/minimum: the gradient goes to the operand picked; ties share it equally, as in PyTorch."""
+    def grad(c, g):
+        a, b = c.inputs
+        share = pick_a(a, b).to(dtype=g.dtype) + (a == b).to(dtype=g.dtype) * 0.5
         return g * share, g * (1 - share)
+    return grad
 
 
-# ---- tensor (op) Python scalar -------------------------------------------------------------
-class Scalar(Function):
-    """out = F(a, s) for a Python scalar s; op picks F."""
+BINARY = (
+    Op("add", "OP_ADD", lambda c, g: (g, g), floating=False, saves=False),
+    Op("sub", "OP_SUB", lambda c, g: (g, -g), floating=False, saves=False),
+    Op("mul", "OP_MUL", _mul_grad, floating=False),
+    Op("div", "OP_DIV", _div_grad),
+    Op("pow", "OP_POW", _pow_grad),
+    Op("maximum", "OP_MAX", _extreme_grad(lambda a, b: a > b), floating=False),
+    Op("minimum", "OP_MIN", _extreme_grad(lambda a, b: a < b), floating=False),
+)
 
-    @staticmethod
-    def forward(ctx, a, s, op):
-        out = backend.map1(op, a, alpha=s)
-        ctx.op, ctx.s = op, s
-        ctx.save_for_backward(a, out)
+# tensor (op) Python number s: the kernel reads s as `alpha`
+WITH_NUMBER = (
+    Op("add_number", "OP_ADD_S", lambda c, g: g, floating=False, saves=False),
+    Op("mul_number", "OP_MUL_S", lambda c, g: g * c.number, floating=False, saves=False),
+    Op("number_sub", "OP_RSUB_S", lambda c, g: -g, floating=False, saves=False),               # s - a
+    Op("number_div", "OP_RDIV_S", lambda c, g: -g * c.out / c.inputs[0]),         # s / a
+    Op("pow_number", "OP_POW_S", lambda c, g: g * c.number * c.inputs[0] ** (c.number - 1) if c.number != 1 else g,
+       floating=False),
+    Op("number_pow", "OP_RPOW_S", lambda c, g: g * c.out * math.log(c.number), floating=False),  # s ** a
+)
+
+
+def _function(op, arity):
+    """The autograd Function of one table row, named after it (ExpBackward-style names in graphs)."""
+    def forward(ctx, *args):
+        tensors = args[:arity]
+        if arity == 1:
+            out = backend.map1(op.macro, tensors[0], alpha=args[1] if len(args) > 1 else 0)
+        else:
+            a, b = tensors
+            ct = dtypes.promote(a.dtype, b.dtype)
+            out = backend.map2(op.macro, a, b, compute_dtype=_float_dtype(ct) if op.floating else ct)
+        ctx.number = args[1] if arity == 1 and len(args) > 1 else None
+        if op.saves:
+            ctx.inputs, ctx.out = tensors, out
         return out
 
-    @staticmethod
     def backward(ctx, g):
-        a, out = ctx.saved_tensors
-        op, s = ctx.op, ctx.s
-        if op == "OP_ADD_S":
-            return g, None, None
-        if op == "OP_MUL_S":
-            return g * s, None, None
-        if op == "OP_RSUB_S":
-            return -g, None, None
-        if op == "OP_RDIV_S":
-            return -g * out / a, None, None
-        if op == "OP_POW_S":
-            return g * s * a ** (s - 1) if s != 1 else g, None, None
-        if op == "OP_RPOW_S":
-            import math
-            return g * out * math.log(s), None, None
-        raise NotImplementedError(op)
+        grads = op.grad(ctx, g)
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        return grads + (None,) * (1 if arity == 1 else 0)
+
+    name = "".join(part.capitalize() for part in op.name.split("_"))
+    return type(name, (Function,), {"forward": staticmethod(forward), "backward": staticmethod(backward)})
 
 
-def _scalar_op(a, s, op):
+FUNCTIONS = {op.name: _function(op, 1) for op in UNARY + WITH_NUMBER}
+FUNCTIONS.update({op.name: _function(op, 2) for op in BINARY})
+
+
+def _number_op(a, s, name):
+    """a (op) s for a Python number s, in PyTorch's result dtype."""
     dt = dtypes.result_type(a.dtype, s)
-    if op in ("OP_RDIV_S",) or (op in ("OP_POW_S", "OP_RPOW_S") and (isinstance(s, float) or s < 0)):
+    if name == "number_div" or (name in ("pow_number", "number_pow") and (isinstance(s, float) or s < 0)):
         dt = _float_dtype(dt)
-    return Scalar.apply(_as_dtype(a, dt), s, op)
+    return FUNCTIONS[name].apply(_as_dtype(a, dt), s)
 
 
 def _check_operand(x, other):
@@ -136,54 +137,56 @@ def _check_operand(x, other):
                         f"{type(other).__name__}")
 
 
-def _binary(a, b, fn, scalar_right, scalar_left):
+def _binary(a, b, name, number_right, number_left):
+    """a (op) b where either may be a Python number: the tensor-tensor row, or the row that takes
+    the number as the kernel's scalar (number_right for tensor op s, number_left for s op tensor)."""
     _check_operand(a, b)
     _check_operand(b, a)
     if isinstance(a, Tensor) and isinstance(b, Tensor):
-        return fn(a, b)
+        return FUNCTIONS[name].apply(a, b)
     if isinstance(a, Tensor):
-        return scalar_right(a, b)
-    return scalar_left(b, a)
+        return number_right(a, b)
+    return number_left(b, a)
 
 
 def add(a, b, alpha=1):
     if alpha != 1:
         b = b * alpha
-    return _binary(a, b, Add.apply, lambda t, s: _scalar_op(t, s, "OP_ADD_S"),
-                   lambda t, s: _scalar_op(t, s, "OP_ADD_S"))
+    return _binary(a, b, "add", lambda t, s: _number_op(t, s, "add_number"),
+                   lambda t, s: _number_op(t, s, "add_number"))
 
 
 def sub(a, b):
-    return _binary(a, b, Sub.apply, lambda t, s: _scalar_op(t, -s, "OP_ADD_S"),
-                   lambda t, s: _scalar_op(t, s, "OP_RSUB_S"))
+    return _binary(a, b, "sub", lambda t, s: _number_op(t, -s, "add_number"),
+                   lambda t, s: _number_op(t, s, "number_sub"))
 
 
 def mul(a, b):
-    return _binary(a, b, Mul.apply, lambda t, s: _scalar_op(t, s, "OP_MUL_S"),
-                   lambda t, s: _scalar_op(t, s, "OP_MUL_S"))
+    return _binary(a, b, "mul", lambda t, s: _number_op(t, s, "mul_number"),
+                   lambda t, s: _number_op(t, s, "mul_number"))
 
 
 def div(a, b):
-    return _binary(a, b, Div.apply, _div_scalar, lambda t, s: _scalar_op(t, s, "OP_RDIV_S"))
+    return _binary(a, b, "div", _div_number, lambda t, s: _number_op(t, s, "number_div"))
 
 
-def _div_scalar(t, s):
+def _div_number(t, s):
     if s == 0:  # no reciprocal: divide for real so the result is IEEE's inf or nan
-        return Div.apply(t, full((), 0.0, device=t.device))
-    return _scalar_op(_as_dtype(t, _float_dtype(t.dtype)), 1.0 / s, "OP_MUL_S")
+        return FUNCTIONS["div"].apply(t, full((), 0.0, device=t.device))
+    return _number_op(_as_dtype(t, _float_dtype(t.dtype)), 1.0 / s, "mul_number")
 
 
 def pow(a, b):
-    return _binary(a, b, Pow.apply, lambda t, s: _scalar_op(t, s, "OP_POW_S"),
-                   lambda t, s: _scalar_op(t, s, "OP_RPOW_S"))
+    return _binary(a, b, "pow", lambda t, s: _number_op(t, s, "pow_number"),
+                   lambda t, s: _number_op(t, s, "number_pow"))
 
 
 def maximum(a, b):
-    return Maximum.apply(a, b, "OP_MAX")
+    return FUNCTIONS["maximum"].apply(a, b)
 
 
 def minimum(a, b):
-    return Maximum.apply(a, b, "OP_MIN")
+    return FUNCTIONS["minimum"].apply(a, b)
 
 
 _COMPARE = {"eq": "OP_EQ", "ne": "OP_NE", "lt": "OP_LT", "le": "OP_LE", "gt": "OP_GT", "ge": "OP_GE"}
@@ -220,72 +223,17 @@ def logical_not(a):
         else backend.map1("OP_NOT", a, out_dtype=a.dtype)
 
 
-# ---- unary ---------------------------------------------------------------------------------
-class Unary(Function):
-    """out = F(a); backward from the saved input or output, picked by op."""
-
-    @staticmethod
-    def forward(ctx, a, op):
-        if op not in ("OP_NEG", "OP_ABS", "OP_RELU"):
-            a = _as_dtype(a, _float_dtype(a.dtype))
-        out = backend.map1(op, a)
-        ctx.op = op
-        ctx.save_for_backward(a, out)
-        return out
-
-    @staticmethod
-    def backward(ctx, g):
-        a, out = ctx.saved_tensors
-        op = ctx.op
-        if op == "OP_NEG":
-            gi = -g
-        elif op == "OP_EXP":
-            gi = g * out
-        elif op == "OP_LOG":
-            gi = g / a
-        elif op == "OP_SQRT":
-            gi = g * 0.5 / out
-        elif op == "OP_RSQRT":
-            gi = g * -0.5 * out * out * out
-        elif op == "OP_TANH":
-            gi = backend.map2("OP_TANH_BWD", g, out)
-        elif op == "OP_SIGMOID":
-            gi = backend.map2("OP_SIGMOID_BWD", g, out)
-        elif op == "OP_RELU":
-            gi = backend.map2("OP_RELU_BWD", g, out)
-        elif op == "OP_ABS":
-            gi = g * backend.map1("OP_SIGN", a)
-        elif op == "OP_GELU":
-            gi = g * backend.map1("OP_GELU_GRAD", a)
-        elif op == "OP_SIN":
-            gi = g * backend.map1("OP_COS", a)
-        elif op == "OP_COS":
-            gi = -g * backend.map1("OP_SIN", a)
-        else:
-            raise NotImplementedError(op)
-        return gi, None
-
-
 def _unary(op):
+    fn_class = FUNCTIONS[op.name]
+
     def fn(a):
-        return Unary.apply(a, op)
-    fn.__name__ = op[3:].lower()
-    fn.__doc__ = f"Element-wise {fn.__name__}."
+        return fn_class.apply(_as_dtype(a, _float_dtype(a.dtype)) if op.floating else a)
+    fn.__name__ = op.name
+    fn.__doc__ = f"Element-wise {op.name}."
     return fn
 
 
-neg = _unary("OP_NEG")
-exp = _unary("OP_EXP")
-log = _unary("OP_LOG")
-sqrt = _unary("OP_SQRT")
-rsqrt = _unary("OP_RSQRT")
-tanh = _unary("OP_TANH")
-sigmoid = _unary("OP_SIGMOID")
-relu = _unary("OP_RELU")
-abs = _unary("OP_ABS")
-gelu = _unary("OP_GELU")
-sin = _unary("OP_SIN")
-cos = _unary("OP_COS")
+neg, abs, relu, exp, log, sqrt, rsqrt, tanh, sigmoid, gelu, sin, cos = (_unary(op) for op in UNARY)
 
 
 def sign(a):
@@ -343,3 +291,8 @@ def masked_fill(a, mask, value):
 
 def lerp(a, b, w):
     return a + (b - a) * w
+
+
+# The exports of minitorch_cl (mt.exp, mt.maximum, ...): every table row that is a public op, and the rest.
+__all__ = [op.name for op in UNARY + BINARY] + ["clamp", "eq", "ge", "gt", "le", "lerp", "logical_not", "lt",
+                                                "masked_fill", "ne", "sign", "where"]

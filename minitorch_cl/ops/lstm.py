@@ -1,20 +1,22 @@
 """LSTM: one Function per layer and direction runs the whole sequence (one big input GEMM, then per
 step a recurrent GEMM into the gate slice and one fused cell kernel); backward mirrors it and does
 the weight gradients as single big GEMMs after the time loop. Gate order i, f, g, o (PyTorch's)."""
-import numpy as np
-
 from .. import dtypes
 from ..autograd import Function
-from ..backend import MAP_LOCAL
 from ..tensor import Tensor, empty, zeros
+from ..launch import At, launch
+from ..shared_constants import BIAS_NONE, BIAS_PER_COLUMN, LSTM_VW as VW
 from .dropout import dropout
-from .matmul import gemm_into, pack_b
+from .matmul import gemm_into, linear, pack_b
 from .shape import cat, stack
 
 __all__ = ["lstm", "lstm_cell"]
 
-_i32 = np.int32
-VW = 8  # columns per work item in lstm.cl
+
+
+def _at(t, off):
+    """t's buffer at element `off` of t (one time step's block)."""
+    return At(t.buffer, t.offset + off)
 
 
 def _cells(B, H):
@@ -32,13 +34,12 @@ def _column_sums(x, chunk=16):
     """x (R, N) contiguous -> (N,): per-chunk partial sums, then the sum of the chunks."""
     R, N = x.shape
     dev = x.device
-    k = dev.kernel("lstm.cl", "lstm_bias_bwd")
     n_chunks = -(-R // chunk)
     part = empty(n_chunks, N, device=dev)
     out = empty(N, device=dev)
     blocks = -(-N // VW)
-    dev.launch(k, (n_chunks * blocks,), (MAP_LOCAL,), _i32(R), _i32(N), _i32(chunk), x.buffer, part.buffer)
-    dev.launch(k, (blocks,), (MAP_LOCAL,), _i32(n_chunks), _i32(N), _i32(n_chunks), part.buffer, out.buffer)
+    launch(dev, "lstm.cl", "lstm_bias_bwd", (n_chunks * blocks,), R, N, chunk, x, part)
+    launch(dev, "lstm.cl", "lstm_bias_bwd", (blocks,), n_chunks, N, n_chunks, part, out)
     return out
 
 
@@ -55,19 +56,19 @@ class LSTMLayer(Function):
         h0, c0 = h0.contiguous(), c0.contiguous()
         gates = empty(T, B, 4 * H, device=dev)  # pre-activations, then activations (kept for backward)
         bias = b_ih + b_hh if b_ih is not None else None
-        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias, bias_mode=0 if bias is None else 1)
+        gemm_into(gates.reshape(T * B, 4 * H), x2, w_ih.T, bias=bias,
+                  bias_mode=BIAS_NONE if bias is None else BIAS_PER_COLUMN)
         out = empty(T, B, H, device=dev)
         cs = empty(T, B, H, device=dev)
-        cell = dev.kernel("lstm.cl", "lstm_cell_fwd")
         w_hh_t = pack_b(w_hh.T)  # (H, 4H), laid out once for the T steps
         gates_t, out_t, size = _steps(gates), _steps(out), _cells(B, H)
         steps = range(T - 1, -1, -1) if reverse else range(T)
-        h_prev, c_buf, c_off = h0, c0.buffer, c0.offset
+        h_prev, c_prev = h0, c0
         for t in steps:
             gemm_into(gates_t[t], h_prev, w_hh_t, accumulate=True)  # (B, H) @ (H, 4H) added to x-projection
-            dev.launch(cell, size, (MAP_LOCAL,), _i32(B), _i32(H), c_buf, _i32(c_off),
-                       gates.buffer, _i32(t * BG), cs.buffer, _i32(t * BH), out.buffer, _i32(t * BH))
-            h_prev, c_buf, c_off = out_t[t], cs.buffer, t * BH
+            c_t = _at(cs, t * BH)
+            launch(dev, "lstm.cl", "lstm_cell_fwd", size, B, H, c_prev, _at(gates, t * BG), c_t, _at(out, t * BH))
+            h_prev, c_prev = out_t[t], c_t
         last = steps[-1]
         ctx.save_for_backward(x2, h0, c0, w_ih, w_hh, gates, cs, out)
         ctx.meta = (T, B, I, H, reverse, b_ih is not None)
@@ -84,17 +85,15 @@ class LSTMLayer(Function):
         dh = d_hn.contiguous().clone()  # grad reaching h_t from step t+1; each step's GEMM overwrites it
         dc = d_cn.contiguous().clone()  # grad of c_t, updated in place by the cell kernel
         dgates = empty(T, B, 4 * H, device=dev)
-        cell = dev.kernel("lstm.cl", "lstm_cell_bwd")
         first = T - 1 if reverse else 0  # the step that read h0 and c0
         dgates_t, size = _steps(dgates), _cells(B, H)
         w_hh_p = pack_b(w_hh)  # (4H, H), laid out once for the T steps
         steps = range(T) if reverse else range(T - 1, -1, -1)
         for t in steps:
             prev = t + 1 if reverse else t - 1
-            c_buf, c_off = (c0.buffer, c0.offset) if t == first else (cs.buffer, prev * BH)
-            dev.launch(cell, size, (MAP_LOCAL,), _i32(B), _i32(H), gates.buffer, _i32(t * BG),
-                       cs.buffer, _i32(t * BH), c_buf, _i32(c_off), d_out.buffer, _i32(d_out.offset + t * BH),
-                       dh.buffer, dc.buffer, dgates.buffer, _i32(t * BG))
+            c_prev = c0 if t == first else _at(cs, prev * BH)
+            launch(dev, "lstm.cl", "lstm_cell_bwd", size, B, H, _at(gates, t * BG), _at(cs, t * BH), c_prev,
+                   _at(d_out, t * BH), dh, dc, _at(dgates, t * BG))
             if t != first or need[1]:
                 gemm_into(dh, dgates_t[t], w_hh_p)  # (B, 4H) @ (4H, H): grad of h_{t-1}
         dg2 = dgates.reshape(T * B, 4 * H)
@@ -121,8 +120,7 @@ class LSTMCellFn(Function):
         gates = gates_pre.clone()
         c_prev = c_prev.contiguous()
         h, c = empty(B, H, device=dev), empty(B, H, device=dev)
-        dev.launch(dev.kernel("lstm.cl", "lstm_cell_fwd"), _cells(B, H), (MAP_LOCAL,), _i32(B), _i32(H),
-                   c_prev.buffer, _i32(c_prev.offset), gates.buffer, _i32(0), c.buffer, _i32(0), h.buffer, _i32(0))
+        launch(dev, "lstm.cl", "lstm_cell_fwd", _cells(B, H), B, H, c_prev, gates, c, h)
         ctx.save_for_backward(gates, c, c_prev)
         return h, c
 
@@ -135,9 +133,7 @@ class LSTMCellFn(Function):
         dc = dc.contiguous().clone()
         no_rec = zeros(B, H, device=dev)
         dgates = empty(B, 4 * H, device=dev)
-        dev.launch(dev.kernel("lstm.cl", "lstm_cell_bwd"), _cells(B, H), (MAP_LOCAL,), _i32(B), _i32(H),
-                   gates.buffer, _i32(0), c.buffer, _i32(0), c_prev.buffer, _i32(c_prev.offset),
-                   dh.buffer, _i32(dh.offset), no_rec.buffer, dc.buffer, dgates.buffer, _i32(0))
+        launch(dev, "lstm.cl", "lstm_cell_bwd", _cells(B, H), B, H, gates, c, c_prev, dh, no_rec, dc, dgates)
         return dgates, dc
 
 
@@ -173,7 +169,6 @@ def lstm(x, h0, c0, weights, num_layers, bidirectional=False, dropout_p=0.0, tra
 
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """One LSTM step: x (B, I), h and c (B, H) -> (h', c')."""
-    from .matmul import linear
     _check(x, h, c, w_ih, w_hh, b_ih, b_hh)
     gates = linear(x, w_ih, b_ih) + linear(h, w_hh, b_hh)  # (B, 4H)
     return LSTMCellFn.apply(gates, c)

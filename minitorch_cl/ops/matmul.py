@@ -3,6 +3,7 @@ transposed operands are passed to it as strides, never copied."""
 from .. import dtypes, layout
 from ..autograd import Function
 from ..gemm import PackedB, gemm, pack_b as _pack_b
+from ..shared_constants import BIAS_NONE, BIAS_PER_COLUMN
 from ..tensor import Tensor, empty
 
 
@@ -39,7 +40,7 @@ def pack_b(b):
     return _pack_b(b.device, b.shape[0], b.shape[1], b.buffer, trans_b=tb, ldb=ldb, off_b=b.offset)
 
 
-def gemm_into(out, a, b, bias=None, bias_mode=0, relu=False, accumulate=False, sum_batch=False):
+def gemm_into(out, a, b, bias=None, bias_mode=BIAS_NONE, relu=False, accumulate=False, sum_batch=False):
     """out (contiguous, batch+(M,N)) = a @ b (+ bias) (relu) with a (..,M,K), b (..,K,N) or pack_b(b);
     sum_batch: out (M, N) = the sum over a and b's broadcast batch of a @ b."""
     packed = b if isinstance(b, PackedB) else None
@@ -126,7 +127,8 @@ class Linear(Function):
         out = empty(x.shape[:-1] + (weight.shape[0],), device=x.device)
         x2 = x.reshape(-1, x.shape[-1]) if x.ndim != 2 else x
         out2 = out.reshape(-1, weight.shape[0])
-        gemm_into(out2, x2, weight.T, bias=bias, bias_mode=1 if bias is not None else 0, relu=relu)
+        gemm_into(out2, x2, weight.T, bias=bias, bias_mode=BIAS_PER_COLUMN if bias is not None else BIAS_NONE,
+                  relu=relu)
         ctx.save_for_backward(x, weight, out if relu else None)
         ctx.relu = relu
         return out

@@ -1,15 +1,14 @@
 """layer_norm: one fused kernel per direction (clkernels/layernorm.cl), statistics saved for backward."""
-import numpy as np
-
-from .. import backend, dtypes, layout
+from .. import dtypes, layout
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty
 
 __all__ = ["layer_norm"]
 
 
 def _config(dev):
-    return dict(WG=1, RPG=1) if dev.is_cpu else dict(WG=128, RPG=1)
+    return dict(WG=dev.profile.layernorm_wg, RPG=1)
 
 
 class _LayerNorm(Function):
@@ -22,11 +21,9 @@ class _LayerNorm(Function):
         y = empty(x.shape, device=dev)
         mean, rstd = empty(rows, device=dev), empty(rows, device=dev)
         if rows and C:
-            dev.launch(dev.kernel("layernorm.cl", "layernorm_fwd", cfg), (cfg["WG"], rows), (cfg["WG"], cfg["RPG"]),
-                       np.int32(rows), np.int32(C), np.float32(eps), np.int32(weight is not None),
-                       np.int32(bias is not None), x.buffer, np.int32(x.offset),
-                       (weight if weight is not None else x).buffer, (bias if bias is not None else x).buffer,
-                       y.buffer, mean.buffer, rstd.buffer)
+            w, b = (weight if weight is not None else x), (bias if bias is not None else x)  # unread stand-ins
+            launch(dev, "layernorm.cl", "layernorm_fwd", (cfg["WG"], rows), rows, C, eps, weight is not None,
+                   bias is not None, x, w, b, y, mean, rstd, local=(cfg["WG"], cfg["RPG"]), defines=cfg)
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.sizes = (rows, C, bias is not None)
         return y
@@ -38,22 +35,18 @@ class _LayerNorm(Function):
         dev = x.device
         cfg = _config(dev)
         g = g.contiguous()
-        if g.offset:
-            g = g.clone()
         dx = dw = db = None
         if ctx.needs_input_grad[0]:
             dx = empty(x.shape, device=dev)
             if rows and C:
-                dev.launch(dev.kernel("layernorm.cl", "layernorm_bwd", cfg), (cfg["WG"], rows),
-                           (cfg["WG"], cfg["RPG"]), np.int32(rows), np.int32(C), np.int32(weight is not None),
-                           x.buffer, np.int32(x.offset), (weight if weight is not None else x).buffer, g.buffer,
-                           mean.buffer, rstd.buffer, dx.buffer)
+                launch(dev, "layernorm.cl", "layernorm_bwd", (cfg["WG"], rows), rows, C, weight is not None, x,
+                       weight if weight is not None else x, g, mean, rstd, dx, local=(cfg["WG"], cfg["RPG"]),
+                       defines=cfg)
         if weight is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
             dw, db = empty(weight.shape, device=dev), empty(weight.shape, device=dev)
             if rows:
-                dev.launch(dev.kernel("layernorm.cl", "layernorm_bwd_params", cfg), (C,), (backend.MAP_LOCAL,),
-                           np.int32(rows), np.int32(C), x.buffer, np.int32(x.offset), g.buffer, mean.buffer,
-                           rstd.buffer, dw.buffer, db.buffer)
+                launch(dev, "layernorm.cl", "layernorm_bwd_params", (C,), rows, C, x, g, mean, rstd, dw, db,
+                       defines=cfg)
             else:
                 dw.zero_(), db.zero_()
         elif has_bias and ctx.needs_input_grad[2]:
@@ -62,9 +55,8 @@ class _LayerNorm(Function):
 
 
 def _flat(p, C):
-    """p as a (C,) tensor at offset 0 (the kernels take parameters without offsets)."""
-    p = p.reshape(C)
-    return p if p.offset == 0 and p.is_contiguous() else p.clone()
+    """p as a contiguous (C,) tensor."""
+    return p.reshape(C).contiguous()
 
 
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):

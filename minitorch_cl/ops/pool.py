@@ -1,11 +1,10 @@
 """max_pool2d and avg_pool2d: one kernel each way (clkernels/pool.cl). Inputs may have any
 strides (a conv's channel-major output is read in place); outputs are contiguous."""
-import numpy as np
-
-from .. import backend, dtypes
+from .. import dtypes, layout
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty
-from .conv import _pair, _vec4, output_size
+from .conv import _pair, output_size
 
 __all__ = ["max_pool2d", "avg_pool2d"]
 
@@ -34,6 +33,11 @@ def _geometry(x, kernel_size, stride, padding, dilation, name):
 GRID_LOCAL = (16, 4, 1)  # the 2x2 kernels' (ow, oh, n*c) work-group
 
 
+def _window(shape, geom):
+    k, s, p, d, OH, OW = geom
+    return layout.window_struct(shape, (OH, OW), k, s, p, d)
+
+
 def _is_2x2(k, s, p, d):
     """The ConvNet's pooling (2x2 windows, stride 2, no padding or dilation) has its own kernels."""
     return tuple(k) == (2, 2) and tuple(s) == (2, 2) and tuple(p) == (0, 0) and tuple(d) == (1, 1)
@@ -47,13 +51,11 @@ class MaxPool2d(Function):
         y = empty(N, C, OH, OW, device=dev)
         idx = empty(N, C, OH, OW, dtype=dtypes.int32, device=dev)
         if y.numel() and _is_2x2(k, s, p, d):
-            dev.launch(dev.kernel("pool.cl", "maxpool2x2_fwd"), (OW, OH, N * C), GRID_LOCAL,
-                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*x.strides),
-                       x.buffer, np.int32(x.offset), y.buffer, idx.buffer)
+            launch(dev, "pool.cl", "maxpool2x2_fwd", (OW, OH, N * C), _window(x.shape, (k, s, p, d, OH, OW)),
+                   layout.strides4_struct(x.strides), x, y, idx, local=GRID_LOCAL)
         elif y.numel():
-            dev.launch(dev.kernel("pool.cl", "maxpool_fwd"), (N * C * OH,), (backend.MAP_LOCAL,),
-                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*x.strides),
-                       x.buffer, np.int32(x.offset), y.buffer, idx.buffer)
+            launch(dev, "pool.cl", "maxpool_fwd", (N * C * OH,), _window(x.shape, (k, s, p, d, OH, OW)),
+                   layout.strides4_struct(x.strides), x, y, idx)
         ctx.save_for_backward(idx)
         ctx.geom = (x.shape, k, s, p, d, OH, OW)
         indices_out.append(idx)  # a side channel, so autograd never makes a zero gradient for idx
@@ -67,6 +69,7 @@ class MaxPool2d(Function):
         dx = empty(*shape, device=dev)
         if not dx.numel():
             return dx, None, None, None, None, None, None, None
+        win, gs = _window(shape, (k, s, p, d, OH, OW)), layout.strides4_struct(g.strides)
         span = [(k[i] - 1) * d[i] + 1 for i in range(2)]  # the dilated window
         if s[0] >= span[0] and s[1] >= span[1]:  # disjoint windows: scatter, no search
             covers = all((OH, OW)[i] * s[i] - p[i] >= shape[2 + i] and p[i] == 0 and s[i] == span[i]
@@ -74,17 +77,12 @@ class MaxPool2d(Function):
             if not covers:
                 dx.zero_()
             if _is_2x2(k, s, p, d):
-                dev.launch(dev.kernel("pool.cl", "maxpool2x2_bwd"), (OW, OH, shape[0] * shape[1]), GRID_LOCAL,
-                           _vec4(*shape), _vec4(OH, OW, *k), _vec4(*g.strides), g.buffer, np.int32(g.offset),
-                           idx.buffer, dx.buffer)
+                launch(dev, "pool.cl", "maxpool2x2_bwd", (OW, OH, shape[0] * shape[1]), win, gs, g, idx, dx,
+                       local=GRID_LOCAL)
                 return dx, None, None, None, None, None, None, None
-            dev.launch(dev.kernel("pool.cl", "maxpool_bwd_disjoint"), (y_numel(shape, OH, OW),),
-                       (backend.MAP_LOCAL,), _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d),
-                       _vec4(*g.strides), g.buffer, np.int32(g.offset), idx.buffer, dx.buffer)
+            launch(dev, "pool.cl", "maxpool_bwd_disjoint", (y_numel(shape, OH, OW),), win, gs, g, idx, dx)
         else:
-            dev.launch(dev.kernel("pool.cl", "maxpool_bwd"), (dx.numel(),), (backend.MAP_LOCAL,),
-                       _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), _vec4(*d), _vec4(*g.strides),
-                       g.buffer, np.int32(g.offset), idx.buffer, dx.buffer)
+            launch(dev, "pool.cl", "maxpool_bwd", (dx.numel(),), win, gs, g, idx, dx)
         return dx, None, None, None, None, None, None, None
 
 
@@ -95,9 +93,8 @@ class AvgPool2d(Function):
         dev = x.device
         y = empty(N, C, OH, OW, device=dev)
         if y.numel():
-            dev.launch(dev.kernel("pool.cl", "avgpool_fwd"), (y.numel(),), (backend.MAP_LOCAL,),
-                       _vec4(N, C, H, W), _vec4(OH, OW, *k), _vec4(*s, *p), np.int32(include_pad),
-                       _vec4(*x.strides), x.buffer, np.int32(x.offset), y.buffer)
+            launch(dev, "pool.cl", "avgpool_fwd", (y.numel(),), _window(x.shape, (k, s, p, (1, 1), OH, OW)),
+                   include_pad, layout.strides4_struct(x.strides), x, y)
         ctx.geom = (x.shape, k, s, p, include_pad, OH, OW)
         return y
 
@@ -107,9 +104,8 @@ class AvgPool2d(Function):
         dev = g.device
         dx = empty(*shape, device=dev)
         if dx.numel():
-            dev.launch(dev.kernel("pool.cl", "avgpool_bwd"), (dx.numel(),), (backend.MAP_LOCAL,),
-                       _vec4(*shape), _vec4(OH, OW, *k), _vec4(*s, *p), np.int32(include_pad),
-                       _vec4(*g.strides), g.buffer, np.int32(g.offset), dx.buffer)
+            launch(dev, "pool.cl", "avgpool_bwd", (dx.numel(),), _window(shape, (k, s, p, (1, 1), OH, OW)),
+                   include_pad, layout.strides4_struct(g.strides), g, dx)
         return dx, None, None, None, None, None, None
 
 

@@ -5,6 +5,7 @@ from collections import namedtuple
 from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..tensor import Tensor
+from .elementwise import maximum, minimum
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
@@ -82,7 +83,6 @@ class Extreme(Function):
 
 def _extreme(x, dim, keepdim, op, arg_op):
     if isinstance(dim, Tensor):
-        from .elementwise import maximum, minimum
         return maximum(x, dim) if op == "RED_MAX" else minimum(x, dim)
     if dim is None:
         if x.numel() == 0:

@@ -4,6 +4,7 @@ import numpy as np
 
 from .. import backend, dtypes, layout
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty, tensor, zeros
 
 
@@ -277,13 +278,8 @@ class IndexSelect(Function):
         out = empty(x.shape[:dim] + idx.shape + x.shape[dim + 1:], dtype=x.dtype, device=x.device)
         ctx.save_for_backward(idx)
         ctx.meta = (x.shape, dim, outer, inner)
-        n = out.numel()
-        if n:
-            dev = x.device
-            k = dev.kernel("index.cl", "index_select", backend._type_defines(dev, T=x.dtype))
-            dev.launch(k, (n,), (backend.MAP_LOCAL,), np.int32(outer), np.int32(idx.numel()), np.int32(inner),
-                       np.int32(x.shape[dim]), x.buffer, np.int32(x.offset), idx.buffer, np.int32(idx.offset),
-                       out.buffer)
+        launch(x.device, "index.cl", "index_select", (out.numel(),), outer, idx.numel(), inner, x.shape[dim],
+               x, idx, out, defines=dtypes.cl_defines(x.device, T=x.dtype))
         return out
 
     @staticmethod
@@ -292,12 +288,7 @@ class IndexSelect(Function):
         shape, dim, outer, inner = ctx.meta
         g = g.contiguous()
         gi = zeros(shape, dtype=g.dtype, device=g.device)
-        n = g.numel()
-        if n:
-            dev = g.device
-            k = dev.kernel("index.cl", "index_add")
-            dev.launch(k, (n,), (backend.MAP_LOCAL,), np.int32(outer), np.int32(idx.numel()), np.int32(inner),
-                       np.int32(shape[dim]), g.buffer, idx.buffer, np.int32(idx.offset), gi.buffer)
+        launch(g.device, "index.cl", "index_add", (g.numel(),), outer, idx.numel(), inner, shape[dim], g, idx, gi)
         return gi, None, None
 
 

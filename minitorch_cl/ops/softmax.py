@@ -1,9 +1,8 @@
 """softmax / log_softmax over a dim, and the losses: cross_entropy and nll_loss (one fused kernel
 each way, clkernels/softmax.cl) and mse_loss (written with the engine's own ops)."""
-import numpy as np
-
-from .. import backend, dtypes, layout
+from .. import dtypes, layout
 from ..autograd import Function
+from ..launch import launch
 from ..tensor import Tensor, empty
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss"]
@@ -26,9 +25,8 @@ class Softmax(Function):
         rows, D, inner = _rows(x.shape, dim)
         dev = x.device
         y = empty(*x.shape, device=dev)
-        if rows and D:
-            dev.launch(dev.kernel("softmax.cl", "softmax_fwd"), (rows,), (backend.MAP_LOCAL,), np.int32(rows),
-                       np.int32(D), np.int32(inner), np.int32(is_log), x.buffer, np.int32(x.offset), y.buffer)
+        if D:
+            launch(dev, "softmax.cl", "softmax_fwd", (rows,), rows, D, inner, is_log, x, y)
         ctx.save_for_backward(y)
         ctx.geom = (rows, D, inner, is_log)
         return y
@@ -38,13 +36,10 @@ class Softmax(Function):
         (y,) = ctx.saved_tensors
         rows, D, inner, is_log = ctx.geom
         g = g.contiguous()
-        if g.offset:
-            g = g.clone()
         dev = g.device
         dx = empty(*y.shape, device=dev)
-        if rows and D:
-            dev.launch(dev.kernel("softmax.cl", "softmax_bwd"), (rows,), (backend.MAP_LOCAL,), np.int32(rows),
-                       np.int32(D), np.int32(inner), np.int32(is_log), y.buffer, g.buffer, dx.buffer)
+        if D:
+            launch(dev, "softmax.cl", "softmax_bwd", (rows,), rows, D, inner, is_log, y, g, dx)
         return dx, None, None
 
 
@@ -84,10 +79,8 @@ class CrossEntropy(Function):
         dev = x.device
         row_loss, lse = empty(B, device=dev), empty(B, 2, device=dev)  # lse: (max, log-sum) per row
         stats, total = empty(2, device=dev), empty((), device=dev)
-        dev.launch(dev.kernel("softmax.cl", "cross_entropy_fwd", {"WG": CE_WG}), (CE_WG,), (CE_WG,),
-                   np.int32(B), np.int32(C), np.int32(ignore_index), np.float32(eps), np.int32(is_logp),
-                   np.int32(mode), x.buffer, np.int32(x.offset), labels.buffer, row_loss.buffer, lse.buffer,
-                   stats.buffer, total.buffer)
+        launch(dev, "softmax.cl", "cross_entropy_fwd", (CE_WG,), B, C, ignore_index, eps, is_logp, mode, x, labels,
+               row_loss, lse, stats, total, local=(CE_WG,), defines={"WG": CE_WG})
         ctx.save_for_backward(x, labels, lse, stats)
         ctx.args = (ignore_index, eps, is_logp, mode)
         return row_loss if mode == 0 else total
@@ -100,11 +93,8 @@ class CrossEntropy(Function):
         g = g.contiguous()
         dev = x.device
         dx = empty(B, C, device=dev)
-        if B * C:
-            dev.launch(dev.kernel("softmax.cl", "cross_entropy_bwd", {"WG": CE_WG}), (B * C,),
-                       (backend.MAP_LOCAL,), np.int32(B), np.int32(C), np.int32(ignore_index), np.float32(eps),
-                       np.int32(is_logp), np.int32(mode), x.buffer, np.int32(x.offset), labels.buffer,
-                       lse.buffer, stats.buffer, g.buffer, np.int32(g.offset), dx.buffer)
+        launch(dev, "softmax.cl", "cross_entropy_bwd", (B * C,), B, C, ignore_index, eps, is_logp, mode, x, labels,
+               lse, stats, g, dx, defines={"WG": CE_WG})
         return dx, None, None, None, None, None
 
 

@@ -1,0 +1,12 @@
+"""Constants that Python and OpenCL C share: defined here once, passed to every build as -D."""
+
+MAXDIM = 8     # dims of the Shape/Strides structs (clkernels/common.h)
+PACK_KB = 8    # k's per gemm_pack work-item (clkernels/matmul.cl)
+LSTM_VW = 8    # hidden units per LSTM cell work-item, one float8 (clkernels/lstm.cl)
+
+# gemm's bias epilogue (clkernels/matmul.cl): none, bias[n] added to every row (Linear), bias[m]
+# added to every column (a convolution's per-channel bias over OH*OW)
+BIAS_NONE, BIAS_PER_COLUMN, BIAS_PER_ROW = 0, 1, 2
+
+AS_DEFINES = {"MAXDIM": MAXDIM, "PACK_KB": PACK_KB, "VW": LSTM_VW, "BIAS_NONE": BIAS_NONE,
+              "BIAS_PER_COLUMN": BIAS_PER_COLUMN, "BIAS_PER_ROW": BIAS_PER_ROW}
