@@ -1,5 +1,6 @@
 """The `minitorch-cl` command: devices, info, bench, plot."""
 import importlib
+import os
 import platform
 import re
 
@@ -91,7 +92,7 @@ def info(spec):
                f"Python {platform.python_version()}")
     d = resolve_device(spec)
     cl = d.cl_device
-    chosen = "default" if spec is None else f"--device {spec}"
+    chosen = f"--device {spec}" if spec else f"{ENV_VAR}" if os.environ.get(ENV_VAR) else "the default"
     details = [
         ("device", f"{d.spec} (cl:{d.ordinal}, {chosen}): {d.name}, {d.type_name}"),
         ("platform", f"{d.platform_name}, {d.platform_version}"),
