@@ -54,9 +54,9 @@ def build(context, cl_device, filename, defines, directory=None):
 
 
 @contextlib.contextmanager
-def announce_if_slow(callback, after=SLOW_BUILD_S):
+def announce_if_slow(callback, after=None):
     """Call callback() (from a timer thread) if the body is still running after `after` seconds."""
-    timer = threading.Timer(after, callback)
+    timer = threading.Timer(SLOW_BUILD_S if after is None else after, callback)
     timer.daemon = True
     timer.start()
     try:

@@ -11,8 +11,8 @@ import click
 from click.core import ParameterSource
 
 from .device import DeviceError, device as resolve_device
-from .serialization import load, save
 from .random import _Seed  # manual_seed's state: saved so that a resumed run draws what it would have
+from .serialization import load, save
 
 __all__ = ["options", "open_device", "Run", "Progress", "plot_metrics", "plural"]
 
@@ -118,7 +118,7 @@ class Run:
                         ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
                     flag = next(p.opts[0] for p in ctx.command.params if p.name == name)
                     raise click.ClickException(f"{flag} {value} differs from {saved[name]} in the checkpoint "
-                                           f"{self.resume}; leave {flag} out to resume, or start a new run")
+                                               f"{self.resume}; leave {flag} out to resume, or start a new run")
             values = {name: saved.get(name, value) for name, value in values.items()}
         self.fixed = values
         return values

@@ -86,7 +86,18 @@ def test_bad_device_in_environment_is_one_line(dev, monkeypatch, command):
         assert dev.spec in result.output  # it still lists what exists
 
 
-def test_slow_build_is_announced_once():
+def test_device_announces_a_slow_compile_once(dev, monkeypatch, capsys):
+    fresh = device_mod.Device(dev.cl_device, dev.platform_index, dev.device_index, dev.ordinal)
+    monkeypatch.setattr(kernels, "SLOW_BUILD_S", 0.01)
+    monkeypatch.setattr(kernels, "build", lambda *args: time.sleep(0.2) or object())
+    fresh.program("a.cl")
+    fresh.program("b.cl")
+    fresh.program("a.cl")  # cached: no build
+    err = capsys.readouterr().err
+    assert err == f"compiling kernels for {dev.spec} ({dev.name}) (first run only)\n"
+
+
+def test_announce_if_slow_calls_back_only_when_slow():
     calls = []
     with kernels.announce_if_slow(lambda: calls.append(1), after=0.01):
         time.sleep(0.2)
