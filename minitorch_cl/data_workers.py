@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from .tensor import manual_seed
+from .random import manual_seed
 
 __all__ = ["WorkerPool", "WorkerInfo", "get_worker_info"]
 

@@ -1,6 +1,10 @@
-"""OpenCL devices: discovery, the spec parser, and the per-device context, queue, pool and programs."""
+"""OpenCL devices: discovery, the spec parser, the default rule, and the per-device context, queue,
+pool and programs."""
+import ctypes
+import glob
 import os
 import resource
+import sys
 
 import numpy as np
 import pyopencl as cl
@@ -18,7 +22,13 @@ NO_PLATFORM_HELP = (
 
 
 class DeviceError(RuntimeError):
-    """A device spec that matches nothing, or no OpenCL at all."""
+    """A device spec that matches nothing (or several devices), or no OpenCL at all.
+
+    str() is the one-line message followed by the listing of devices; .message is the line alone."""
+
+    def __init__(self, message, listing=""):
+        self.message, self.listing = message, listing
+        super().__init__(f"{message}\n{listing}" if listing else message)
 
 
 class OutOfMemoryError(RuntimeError, MemoryError):
@@ -72,6 +82,8 @@ class Device:
         self.memory_fraction = 1.0  # set_per_process_memory_fraction
         self.peak_bytes = 0
         self._host_checked = 0  # pool size up to which the host's limits were last found fine
+        self._origin = None
+        self._compile_announced = False
         self._launch_plans = {}  # launch.py's per-kernel argument plans
 
     # ---- identity -------------------------------------------------------------------------
@@ -90,6 +102,24 @@ class Device:
     @property
     def platform_version(self):
         return self.cl_device.platform.version.strip()
+
+    @property
+    def short_version(self):
+        """The platform version up to its build details: 'OpenCL 3.0 PoCL 3.1+debian'."""
+        return self.platform_version.split("  ")[0].strip()
+
+    @property
+    def origin(self):
+        """The path of the OpenCL library (ICD) that provides this device's platform, or '' if unknown."""
+        if self._origin is None:
+            self._origin = platform_library(self.cl_device.platform)
+        return self._origin
+
+    @property
+    def bundled(self):
+        """Whether the runtime was installed into this Python environment (pip's PoCL), not the system's."""
+        prefix = os.path.realpath(sys.prefix) + os.sep
+        return bool(self.origin) and os.path.realpath(self.origin).startswith(prefix)
 
     @property
     def type_name(self):
@@ -227,9 +257,16 @@ class Device:
         key = (filename, tuple(sorted((defines or {}).items())))
         prog = self._programs.get(key)
         if prog is None:
-            prog = kernels.build(self.context, self.cl_device, filename, defines or {})
+            with kernels.announce_if_slow(self._announce_compiling):
+                prog = kernels.build(self.context, self.cl_device, filename, defines or {})
             self._programs[key] = prog
         return prog
+
+    def _announce_compiling(self):
+        # Called by a timer while a build is slow: a cold compiler cache, not a hang.
+        if not self._compile_announced:
+            self._compile_announced = True
+            print(f"compiling kernels for {self.spec} ({self.name}) (first run only)", file=sys.stderr, flush=True)
 
     def kernel(self, filename, name, defines=None):
         """A kernel object for (file, defines, name), cached so launches never rebuild."""
@@ -274,6 +311,58 @@ def _size(n):
 _DEVICES = None
 
 
+def platform_library(cl_platform):
+    """The file of the shared library that implements cl_platform ('' where it cannot be told).
+
+    An ICD platform handle points to the vendor's dispatch table (cl_khr_icd), whose entries are
+    functions inside the vendor's library; /proc/self/maps names the file mapped there (Linux). Each
+    address is checked to be in a readable mapping before it is read."""
+    try:
+        with open("/proc/self/maps") as f:
+            maps = []
+            for line in f:
+                fields = line.split(None, 5)
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                maps.append((lo, hi, fields[1].startswith("r"), fields[5].strip() if len(fields) == 6 else ""))
+    except OSError:
+        return ""
+
+    def mapping(address):
+        return next((m for m in maps if m[0] <= address < m[1] and m[2]), None) if address else None
+
+    address = cl_platform.int_ptr
+    for _ in range(2):  # handle -> dispatch table -> its first function
+        if mapping(address) is None:
+            return ""
+        address = ctypes.c_void_p.from_address(address).value
+    found = mapping(address)
+    return found[3] if found and found[3].startswith("/") else ""
+
+
+def icd_file(library):
+    """The ICD file (.icd) that registers library: the system's vendor folder, OCL_ICD_VENDORS, or the
+    folder pyopencl's own loader reads (where pip's pocl-binary-distribution puts its pocl.icd)."""
+    folders = [os.environ.get("OCL_ICD_VENDORS", ""), "/etc/OpenCL/vendors",
+               os.path.join(os.path.dirname(cl.__file__), ".libs")]
+    name = os.path.basename(library)
+    for folder in filter(os.path.isdir, folders):
+        for path in sorted(glob.glob(os.path.join(folder, "*.icd"))):
+            try:
+                with open(path) as f:
+                    entry = f.read().strip()
+            except OSError:
+                continue
+            if entry and (os.path.basename(entry) == name or os.path.realpath(entry) == os.path.realpath(library)):
+                return path
+    return ""
+
+
+def preferred(devs):
+    """devs in the order the default takes them: GPUs first; then runtimes installed into this
+    Python environment (pip's PoCL) before the system's; then discovery order."""
+    return sorted(devs, key=lambda d: (d.type_name != "GPU", not d.bundled, d.ordinal))
+
+
 def devices():
     """Every OpenCL device on every platform, in platform order."""
     global _DEVICES
@@ -294,30 +383,35 @@ def devices():
     return list(_DEVICES)
 
 
-def _listing():
-    return "\n".join(f"  {d.spec:8s} cl:{d.ordinal:<3d} {d.platform_name} ({d.platform_version}) / "
-                     f"{d.name} [{d.type_name}]" for d in devices())
+def _listing(devs):
+    return "\n".join(f"  {d.spec:8s} cl:{d.ordinal:<3d} {d.platform_name} ({d.short_version}) / "
+                     f"{d.name} [{d.type_name}]" for d in devs)
 
 
 def device(spec=None):
-    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, or a name fragment like cl:pocl."""
+    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, or a fragment of one device's names (cl:nvidia).
+
+    With no spec: MINITORCH_CL_DEVICE, else the first of preferred(devices())."""
     if isinstance(spec, Device):
         return spec
     all_devs = devices()
     if not all_devs:
         raise DeviceError(NO_PLATFORM_HELP)
+    source = repr(spec)
+    if spec is None and os.environ.get(ENV_VAR):
+        spec = os.environ[ENV_VAR]
+        source = f"{ENV_VAR}={spec!r}"
     if spec is None:
-        spec = os.environ.get(ENV_VAR) or None
-    if spec is None:
-        gpus = [d for d in all_devs if d.type_name == "GPU"]
-        return (gpus or all_devs)[0]
-    found = _match(str(spec).strip(), all_devs)
+        return preferred(all_devs)[0]
+    found = _match(str(spec).strip(), all_devs, source)
     if found is None:
-        raise DeviceError(f"no OpenCL device matches {spec!r}; devices on this machine:\n{_listing()}")
+        raise DeviceError(f"no OpenCL device matches {source} (`minitorch-cl devices` lists them)",
+                          f"devices on this machine:\n{_listing(all_devs)}")
     return found
 
 
-def _match(spec, all_devs):
+def _match(spec, all_devs, source=None):
+    """The device spec names, None if none; DeviceError if a name fragment fits several."""
     text = spec.lower()
     body = text[3:] if text.startswith("cl:") else text
     parts = body.split(":")
@@ -329,14 +423,14 @@ def _match(spec, all_devs):
             return next((d for d in all_devs if (d.platform_index, d.device_index) == tuple(nums)), None)
         return None
     if body in ("gpu", "cpu", "accel"):
-        return next((d for d in all_devs if d.type_name.lower() == body), None)
+        return next((d for d in preferred(all_devs) if d.type_name.lower() == body), None)
     if not body:
         return None
-    for d in all_devs:
-        haystack = f"{d.platform_name} {d.platform_version} {d.name}".lower()
-        if body in haystack:
-            return d
-    return None
+    found = [d for d in all_devs if body in f"{d.platform_name} {d.platform_version} {d.name}".lower()]
+    if len(found) > 1:
+        raise DeviceError(f"{source or repr(spec)} matches {len(found)} devices ({', '.join(d.spec for d in found)}); "
+                          f"pick one by its cl:P:D spec", _listing(found))
+    return found[0] if found else None
 
 
 def default_device():

@@ -1,4 +1,5 @@
-"""mt.save / mt.load. Three formats, all written atomically (temporary file + rename):
+"""mt.save / mt.load. Three formats, all written atomically (temporary file + rename, with the
+permissions a plain open() would give under the user's umask):
 - default: nested dicts, lists and scalars with tensors as NumPy arrays in one .npz file (a JSON
   description of the structure beside the arrays; no pickle);
 - "*.safetensors": a flat {name: tensor} dict through the safetensors package's NumPy API;
@@ -39,6 +40,7 @@ def _atomic_write(path, write):
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".mtcl")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp's 0600, made what open() would give
             write(f)
             f.flush()
             os.fsync(f.fileno())
@@ -66,6 +68,12 @@ def _safetensors_bytes(obj, path):
             arr = arr.astype(np.bool_)
         arrays[k] = np.ascontiguousarray(arr)
     return st_save(arrays)
+
+
+def _umask():
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
 
 
 def load(path, map_location=None, weights_only=None):

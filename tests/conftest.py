@@ -8,7 +8,7 @@ import minitorch_cl as mt
 
 @pytest.fixture(scope="session")
 def dev():
-    """The device under test: MINITORCH_CL_DEVICE, else the default (first GPU, else first device)."""
+    """The device under test: MINITORCH_CL_DEVICE, else the default (mt.device()'s rule)."""
     return mt.device(os.environ.get("MINITORCH_CL_DEVICE"))
 
 

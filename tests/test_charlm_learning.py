@@ -50,7 +50,7 @@ def test_cli_checkpoint_and_resume(tmp_path, dev):
     result = CliRunner().invoke(module.main, args + ["--epochs", "1"])
     assert result.exit_code == 0, result.output
     assert "epoch 1: loss" in result.output and ckpt.exists()
-    result = CliRunner().invoke(module.main, args + ["--epochs", "1", "--resume", str(ckpt), "--sample", "12"])
+    result = CliRunner().invoke(module.main, args + ["--epochs", "2", "--resume", str(ckpt), "--sample", "12"])
     assert result.exit_code == 0, result.output
     assert "epoch 2: loss" in result.output
     assert set(result.output.strip().splitlines()[-1]) <= set("abc ")

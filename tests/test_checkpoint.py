@@ -99,10 +99,18 @@ def test_example_resume(dev, tmp_path, monkeypatch):
     assert "epoch 1:" in first.output and "done: digits" in first.output
     state = load(ckpt, map_location=dev)
     assert state["epoch"] == 1
-    second = runner.invoke(example.main, args + ["--epochs", "2", "--resume"])
+    second = runner.invoke(example.main, args + ["--epochs", "2", "--resume", ckpt])
     assert second.exit_code == 0, second.output
-    assert "resumed from" in second.output and "after epoch 1" in second.output
+    assert f"resumed from {ckpt} after 1 epoch\n" in second.output
     assert "epoch 2:" in second.output and "epoch 1:" not in second.output
     assert load(ckpt, map_location=dev)["epoch"] == 2
-    missing = runner.invoke(example.main, ["--dataset", "digits", "--resume"])
-    assert missing.exit_code != 0 and "--checkpoint" in missing.output
+    assert (tmp_path / "net.csv").read_text().count("\n") == 3  # header and two epochs, across the resume
+
+
+def test_checkpoint_mode_follows_the_umask(dev, tmp_path):
+    old = os.umask(0o022)
+    try:
+        save({"a": mt.ones(2, device=dev)}, tmp_path / "ckpt.mtcl")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ckpt.mtcl").stat().st_mode & 0o777 == 0o644

@@ -82,3 +82,8 @@ def test_dropout_keeps_expectation(dev):
     kept = y != 0
     assert abs(kept.mean() - 0.7) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.7, rtol=1e-6)
+
+
+def test_sequential_rejects_a_non_module():
+    with pytest.raises(TypeError, match="function is not a Module subclass"):
+        nn.Sequential(nn.Linear(2, 2), mt.relu)

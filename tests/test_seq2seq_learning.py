@@ -39,7 +39,9 @@ def test_checkpoint_resume(dev, tmp_path):
             "--test-size", "8", "--seq-len", "4"]
     first = CliRunner().invoke(main, args + ["--epochs", "1", "--checkpoint", str(ckpt)])
     assert first.exit_code == 0, first.output + repr(first.exception)
-    resumed = CliRunner().invoke(main, args + ["--epochs", "1", "--resume", str(ckpt), "--d-model", "32"])
+    resumed = CliRunner().invoke(main, ["--device", dev.spec, "--test-size", "8", "--epochs", "2", "--resume", str(ckpt)])
     assert resumed.exit_code == 0, resumed.output + repr(resumed.exception)
-    assert "epoch 2:" in resumed.output  # continues the count and keeps the checkpoint's d_model
+    assert "epoch 2:" in resumed.output and "epoch 1:" not in resumed.output  # --epochs is the total
+    count = re.compile(r"(\d+) parameters")
+    assert count.search(resumed.output).group(1) == count.search(first.output).group(1)  # the checkpoint's shape
     assert "task reverse, length 4" in resumed.output

@@ -78,6 +78,8 @@ class Module:
             non_persistent.add(name)
 
     def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass (add_module {name!r})")
         self._modules[name] = module
 
     register_module = add_module
