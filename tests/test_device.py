@@ -76,3 +76,8 @@ def test_same_named_platforms_are_told_apart_by_version_and_index():
     assert device_mod._match("cl:1", devs) is devs[1]
     assert device_mod._match("cl:haswell", devs) is devs[1]
     assert device_mod._match("gpu", devs) is None
+
+
+def test_tensors_without_device_land_on_the_device_under_test(dev):
+    """So MINITORCH_CL_DEVICE=all also moves modules built before .to(dev) and the library's own defaults."""
+    assert mt.device() == dev and mt.zeros(1).device == dev
