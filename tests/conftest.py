@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,3 +35,19 @@ def dev(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def example():
+    """example("lstm_charlm"): examples/lstm_charlm.py imported once per session."""
+    loaded = {}
+
+    def load(name):
+        if name not in loaded:
+            spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "examples" /
+                                                          f"{name}.py")
+            loaded[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded[name])
+        return loaded[name]
+
+    return load
