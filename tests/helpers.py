@@ -91,12 +91,13 @@ def check(dev, mt_fn, np_fn, *arrays, grad=True, weights=None, np_grad=None, par
     returns the gradients (floating inputs, then params; broadcast shapes are summed back); without it, central
     differences of np_fn, on only `entries` random entries of each gradient if given. rtol/atol may be given per
     output and grad_rtol/grad_atol (default 10 * rtol, 10 * atol + 1e-4 * max|gradient|) per gradient.
-    noncontig feeds strided views and checks that no gradient leaks outside them.
+    noncontig (once, or per input) feeds strided views and checks that no gradient leaks outside them.
     """
     rng = np.random.default_rng(0)
     arrays = [np.asarray(a) for a in arrays]
     floating = [a.dtype.kind == "f" for a in arrays]
-    made = [as_input(dev, a, noncontig, requires_grad=grad and f) for a, f in zip(arrays, floating)]
+    strided = [bool(_pick(noncontig, i)) and a.ndim > 0 for i, a in enumerate(arrays)]
+    made = [as_input(dev, a, s, requires_grad=grad and f) for a, f, s in zip(arrays, floating, strided)]
     bases, inputs = [b for b, _ in made], [t for _, t in made]
     ref_in = [f32(a) if f else a for a, f in zip(arrays, floating)]  # exactly the values the device holds
     outs, refs = _tuple(mt_fn(*inputs)), [np.asarray(r) for r in _tuple(np_fn(*ref_in))]
@@ -123,8 +124,7 @@ def check(dev, mt_fn, np_fn, *arrays, grad=True, weights=None, np_grad=None, par
     else:
         sum((outs[i] * w).sum() for i, w in zip(diff, wt)).backward()
 
-    targets = [(bases[i], ref_in[i], f"input {i}", noncontig and arrays[i].ndim > 0)
-               for i in range(len(arrays)) if floating[i]]
+    targets = [(bases[i], ref_in[i], f"input {i}", strided[i]) for i in range(len(arrays)) if floating[i]]
     targets += [(t, a, f"param {name}", False) for name, (t, a) in (params or {}).items()]
 
     def loss():

@@ -46,8 +46,9 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("xs,ws,stride,padding,dilation", CASES)
-def test_conv2d(dev, rng, xs, ws, stride, padding, dilation):
+def test_conv2d(dev, rng, xs, ws, stride, padding, dilation, noncontig):
     x = rng.standard_normal(xs)
     w = rng.standard_normal((ws[0], xs[1]) + ws[1:])
     b = rng.standard_normal(ws[0])
@@ -55,6 +56,7 @@ def test_conv2d(dev, rng, xs, ws, stride, padding, dilation):
     check(dev, lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
           lambda x, w, b: np_conv2d(x, w, b, *geometry), x, w, b,
           np_grad=lambda inputs, g: np_conv2d(*inputs, *geometry, g)[1:],
+          noncontig=(noncontig, noncontig, False),
           rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=(1e-4, 1e-3, 1e-3))
 
 
@@ -71,6 +73,16 @@ def test_conv2d_fused_relu_strided_input_no_bias(dev, rng):
     check(dev, lambda x, w: F.conv2d(x.permute(1, 0, 2, 3), w, None, padding=1, relu=True),
           lambda x, w: np.maximum(ref(x, w), 0), x, w, np_grad=np_grad, rtol=1e-4, atol=1e-4, grad_rtol=1e-4,
           grad_atol=(1e-4, 1e-3))
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="the GEMM bias epilogue reads a strided bias view as if contiguous")
+def test_conv2d_strided_bias(dev, rng):
+    geometry = ((1, 1), (1, 1), (1, 1))
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: np_conv2d(x, w, b, *geometry),
+          rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4),
+          np_grad=lambda inputs, g: np_conv2d(*inputs, *geometry, g)[1:], noncontig=(False, False, True),
+          rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=(1e-4, 1e-3, 1e-3))
 
 
 def test_conv2d_module(dev, rng):

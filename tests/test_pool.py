@@ -60,11 +60,12 @@ MAX_CASES = [  # (N, C, H, W), kernel, stride, padding, dilation
 ]
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("shape,k,s,p,d", MAX_CASES)
-def test_max_pool2d(dev, rng, shape, k, s, p, d):
+def test_max_pool2d(dev, rng, shape, k, s, p, d, noncontig):
     check(dev, lambda t: F.max_pool2d(t, k, s, p, d), lambda x: np_max_pool(x, k, s, p, d)[0],
           rng.standard_normal(shape), np_grad=lambda inputs, g: [np_max_pool(inputs[0], k, s, p, d, g)[1]],
-          rtol=1e-6, atol=1e-6, grad_rtol=1e-5, grad_atol=1e-5)
+          noncontig=noncontig, rtol=1e-6, atol=1e-6, grad_rtol=1e-5, grad_atol=1e-5)
 
 
 def test_max_pool2d_ties_and_indices(dev):
@@ -78,17 +79,18 @@ def test_max_pool2d_ties_and_indices(dev):
     compare(t.grad.numpy()[0, 0], expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("shape,k,s,p,include_pad", [
     ((2, 3, 8, 8), 2, 2, 0, True),
     ((1, 2, 7, 9), 3, 2, 1, True),
     ((1, 2, 7, 9), 3, 2, 1, False),
     ((2, 4, 13, 5), 3, 1, 1, True),
 ])
-def test_avg_pool2d(dev, rng, shape, k, s, p, include_pad):
+def test_avg_pool2d(dev, rng, shape, k, s, p, include_pad, noncontig):
     check(dev, lambda t: F.avg_pool2d(t, k, s, p, count_include_pad=include_pad),
           lambda x: np_avg_pool(x, k, s, p, include_pad)[0], rng.standard_normal(shape),
           np_grad=lambda inputs, g: [np_avg_pool(inputs[0], k, s, p, include_pad, g)[1]],
-          rtol=1e-5, atol=1e-5, grad_rtol=1e-5, grad_atol=1e-5)
+          noncontig=noncontig, rtol=1e-5, atol=1e-5, grad_rtol=1e-5, grad_atol=1e-5)
 
 
 def test_pool_strided_input_and_grad(dev, rng):

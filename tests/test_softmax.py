@@ -30,10 +30,12 @@ def np_softmax_grad(dim, log):
 
 @pytest.mark.parametrize("shape,dim", [((7,), 0), ((5, 33), 1), ((4, 65, 3), 1), ((3, 2, 7), 0), ((2, 3, 1), -1)])
 @pytest.mark.parametrize("log", [False, True])
-def test_softmax(dev, rng, shape, dim, log):
+@pytest.mark.parametrize("noncontig", [False, True])
+def test_softmax(dev, rng, shape, dim, log, noncontig):
     ref = (lambda x: np_log_softmax(x, dim)) if log else (lambda x: np.exp(np_log_softmax(x, dim)))
     check(dev, lambda t: (F.log_softmax if log else F.softmax)(t, dim), ref, rng.standard_normal(shape) * 3,
-          np_grad=np_softmax_grad(dim, log), rtol=1e-5, atol=1e-6, grad_rtol=1e-5, grad_atol=1e-5)
+          np_grad=np_softmax_grad(dim, log), noncontig=noncontig, rtol=1e-5, atol=1e-6, grad_rtol=1e-5,
+          grad_atol=1e-5)
 
 
 def test_softmax_huge_logits(dev):
