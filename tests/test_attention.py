@@ -39,7 +39,8 @@ def attention_grad(mask=None, causal=False, scale=None):
     return lambda inputs, g: ref_attention(*inputs, mask, causal, scale)[1](g)
 
 
-def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitude=1.0, scale=None, permute=False):
+def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitude=1.0, scale=None, permute=False,
+             noncontig=False):
     q = rng.standard_normal(qshape) * magnitude
     k = rng.standard_normal(kshape) * magnitude
     v = rng.standard_normal(vshape)
@@ -58,7 +59,7 @@ def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitud
     view = (lambda q: q.permute(*perm)) if permute else (lambda q: q)
     check(dev, lambda q, k, v: sdpa(view(q), k, v, attn_mask=tmask, is_causal=causal, scale=scale),
           lambda q, k, v: ref_attention(q.transpose(perm), k, v, mask, causal, scale)[0], q, k, v,
-          np_grad=np_grad, rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+          np_grad=np_grad, noncontig=noncontig, rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
 
 
 @pytest.mark.parametrize("batch,L,S,D,causal", [
@@ -93,6 +94,11 @@ def test_large_scores_are_stable(dev, rng):
 def test_strided_query_and_broadcast_key(dev, rng):
     # q arrives as a permuted view; k and v broadcast over the first batch dim
     run_case(dev, rng, (2, 3, 33, 16), (1, 3, 7, 16), (1, 3, 7, 16), permute=True)
+
+
+def test_every_input_strided(dev, rng):
+    # q, k and v each every other element of a larger buffer (a stride of 2 along the head dim)
+    run_case(dev, rng, (2, 33, 16), (2, 65, 16), (2, 65, 16), causal=True, noncontig=True)
 
 
 def test_fully_masked_row_gives_zero(dev, rng):
