@@ -120,8 +120,9 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("T,B,I,H,L,bidir,batch_first,with_state,bias", CASES)
-def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias):
+def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias, noncontig):
     mt.manual_seed(0)
     D = 2 if bidir else 1
     model = nn.LSTM(I, H, num_layers=L, bias=bias, batch_first=batch_first, bidirectional=bidir).to(dev)
@@ -150,7 +151,7 @@ def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, wit
 
     named = dict(model.named_parameters())
     check(dev, mt_fn, np_fn, *inputs, np_grad=np_grad, params={n: (p, params[n]) for n, p in named.items()},
-          rtol=1e-4, atol=1e-5, grad_rtol=1e-3, grad_atol=1e-4)
+          noncontig=noncontig, rtol=1e-4, atol=1e-5, grad_rtol=1e-3, grad_atol=1e-4)
 
 
 def test_lstm_unbatched_input_and_repr(dev, rng):
