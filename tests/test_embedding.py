@@ -16,15 +16,16 @@ def scatter_add(idx, g, num, skip=None):
     return want
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("num,dim,idx_shape", [(7, 33, (5, 13)), (1, 1, (9,)), (65, 7, (2, 3, 4))])
-def test_embedding_values_and_grad(dev, rng, num, dim, idx_shape):
+def test_embedding_values_and_grad(dev, rng, num, dim, idx_shape, noncontig):
     emb = nn.Embedding(num, dim).to(dev)
     w = emb.weight.detach().numpy().astype(np.float64)
     idx = rng.integers(0, num, size=idx_shape)
     idx.reshape(-1)[:3] = idx.reshape(-1)[0]  # repeats for sure
     check(dev, emb, lambda i: w[i], idx, params={"weight": (emb.weight, w)},
-          np_grad=lambda inputs, g: [scatter_add(inputs[0], g, num)], rtol=1e-6, atol=1e-6, grad_rtol=1e-5,
-          grad_atol=1e-5)
+          np_grad=lambda inputs, g: [scatter_add(inputs[0], g, num)], noncontig=noncontig, rtol=1e-6, atol=1e-6,
+          grad_rtol=1e-5, grad_atol=1e-5)  # noncontig: strided indices
 
 
 def test_embedding_init_is_standard_normal(dev):
