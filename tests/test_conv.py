@@ -75,8 +75,6 @@ def test_conv2d_fused_relu_strided_input_no_bias(dev, rng):
           grad_atol=(1e-4, 1e-3))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="the GEMM bias epilogue reads a strided bias view as if contiguous")
 def test_conv2d_strided_bias(dev, rng):
     geometry = ((1, 1), (1, 1), (1, 1))
     check(dev, lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: np_conv2d(x, w, b, *geometry),
