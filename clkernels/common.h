@@ -22,6 +22,18 @@ typedef struct { int N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW; } Windo
 /* The element strides of an (N, C, H, W) operand. */
 typedef struct { int n, c, h, w; } Strides4;
 
+/* A bad index found on the device: the first one is kept as err[0..3] = (1, op, value, bound) in
+ * the device's error buffer (op: an ERR_* code), which the host reads at its next wait on the
+ * device and raises as IndexError. The kernel never reads or writes through the bad index. */
+inline void report_bad_index(__global long *err, int op, long value, long bound)
+{
+    if (atomic_cmpxchg((volatile __global int *)err, 0, 1) == 0) {
+        err[1] = op;
+        err[2] = value;
+        err[3] = bound;
+    }
+}
+
 /* Element offset of the i-th element (row-major over shape) in an operand with strides st. */
 inline int strided_offset(const Shape *shape, const Strides *st, int i)
 {

@@ -55,3 +55,55 @@ __kernel void adam_step(int n, float lr, float beta1, float beta2, float eps, fl
     }
     p[i] = pi - step_size * mi / (sqrt(vd) / bc2_sqrt + eps);
 }
+
+/* RMSprop: g += wd * p;  sq = alpha * sq + (1 - alpha) * g * g;
+ *   centered: ga = lerp(ga, g, 1 - alpha), avg = sqrt(sq - ga * ga) + eps;  else avg = sqrt(sq) + eps
+ *   momentum > 0: buf = momentum * buf + g / avg, p -= lr * buf;  else p -= lr * g / avg.
+ * grad_avg and buf are unused (any buffer) when not centered / momentum == 0. */
+__kernel void rmsprop_step(int n, float lr, float alpha, float eps, float weight_decay, float momentum,
+                           int centered, __global const float *g, int g_off, __global float *p, int p_off,
+                           __global float *sq, int sq_off, __global float *grad_avg, int grad_avg_off,
+                           __global float *buf, int buf_off)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    g += g_off; p += p_off; sq += sq_off; grad_avg += grad_avg_off; buf += buf_off;
+    float gi = g[i];
+    if (weight_decay != 0.0f)
+        gi += weight_decay * p[i];
+    const float s = alpha * sq[i] + (1.0f - alpha) * gi * gi;
+    sq[i] = s;
+    float avg;
+    if (centered) {
+        const float ga = grad_avg[i] + (gi - grad_avg[i]) * (1.0f - alpha);
+        grad_avg[i] = ga;
+        avg = sqrt(s - ga * ga) + eps;
+    } else {
+        avg = sqrt(s) + eps;
+    }
+    if (momentum > 0.0f) {
+        const float b = momentum * buf[i] + gi / avg;
+        buf[i] = b;
+        p[i] -= lr * b;
+    } else {
+        p[i] -= lr * gi / avg;
+    }
+}
+
+/* Adagrad: g += wd * p;  sum += g * g;  p -= clr * g / (sqrt(sum) + eps),
+ * clr = lr / (1 + (t - 1) * lr_decay) from the host. */
+__kernel void adagrad_step(int n, float clr, float eps, float weight_decay, __global const float *g, int g_off,
+                           __global float *p, int p_off, __global float *sum, int sum_off)
+{
+    const int i = get_global_id(0);
+    if (i >= n)
+        return;
+    g += g_off; p += p_off; sum += sum_off;
+    float gi = g[i];
+    if (weight_decay != 0.0f)
+        gi += weight_decay * p[i];
+    const float s = sum[i] + gi * gi;
+    sum[i] = s;
+    p[i] -= clr * gi / (sqrt(s) + eps);
+}

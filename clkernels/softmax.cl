@@ -61,7 +61,8 @@ __kernel void softmax_bwd(int rows, int D, int inner, int is_log, __global const
 /* Cross-entropy of logits x (B, C) against labels (B,), one work-group of WG for the batch:
  *   row_loss[b] = lse_b - (1 - eps) * x[b, y_b] - eps / C * sum_c x[b, c]   (0 where y_b == ignore)
  * With is_logp the rows already are log-probabilities (NLL): lse_b = 0.
- * A label outside [0, C) gives a nan loss (checking it on the host would wait for the device).
+ * A label outside [0, C) (other than ignore_index) is reported to the device error buffer
+ * (op ERR_CROSS_ENTROPY, or ERR_NLL_LOSS for log-probabilities) and gives a nan loss.
  * stats = (sum of row losses, number of rows not ignored); out[0] = sum, or sum / count when
  * mode == 2 (mean); mode 0 (none) leaves only row_loss. lse keeps (max_b, log sum exp(x_b - max_b)). */
 __kernel void cross_entropy_fwd(int B, int C, int ignore_index, float eps, int is_logp, int mode,
@@ -70,9 +71,11 @@ __kernel void cross_entropy_fwd(int B, int C, int ignore_index, float eps, int i
                                 __global float *row_loss, const int row_loss_off,
                                 __global float *lse, const int lse_off,
                                 __global float *stats, const int stats_off,
-                                __global float *out, const int out_off)
+                                __global float *out, const int out_off,
+                                __global long *err, const int err_off)
 {
     labels += labels_off; row_loss += row_loss_off; lse += lse_off; stats += stats_off; out += out_off;
+    err += err_off;
     __local float part_loss[WG], part_count[WG];
     const int lid = get_local_id(0);
     if (get_group_id(0) != 0)
@@ -98,6 +101,8 @@ __kernel void cross_entropy_fwd(int B, int C, int ignore_index, float eps, int i
             for (int c = 0; c < C; ++c)
                 dsum += xr[c] - m;
             const float xy = (y >= 0 && y < C) ? xr[y] : NAN;
+            if (y < 0 || y >= C)
+                report_bad_index(err, is_logp ? ERR_NLL_LOSS : ERR_CROSS_ENTROPY, y, C);
             loss = (1.0f - eps) * ((m - xy) + ls) + (eps > 0.0f ? eps * (ls - dsum / C) : 0.0f);
             cnt += 1.0f;
         }

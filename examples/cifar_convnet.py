@@ -8,18 +8,16 @@ max-pool blocks and two linear layers, CrossEntropyLoss, SGD with momentum.
 training images, 23 steps an epoch), so its defaults are lr 0.03 and 6 epochs rather than the
 article's 0.001 and 2: with 0.001 it needs some 30 epochs to pass 95% test accuracy; with 0.03
 (same momentum 0.9, same batch) 6 epochs reach about 98%."""
-import time
-
 import click
-import numpy as np
 
 import minitorch_cl as mt
-from minitorch_cl import nn
-from minitorch_cl.data import Compose, DataLoader, Normalize, ToTensor
-from minitorch_cl.datasets import CIFAR10, DatasetError, Digits
+from minitorch_cl import distributed as dist, nn, training
 from minitorch_cl.nn import functional as F
+from minitorch_cl.nn.parallel import DistributedDataParallel
 from minitorch_cl.optim import SGD
-from minitorch_cl.serialization import load, save
+from minitorch_cl.utils.data import DataLoader, DistributedSampler
+from minitorch_cl.vision.datasets import CIFAR10, DatasetError, Digits
+from minitorch_cl.vision.transforms import Compose, Normalize, ToTensor
 
 DEFAULTS = {"cifar10": {"lr": 0.001, "epochs": 2}, "digits": {"lr": 0.03, "epochs": 6}}
 
@@ -52,20 +50,16 @@ def datasets(name, data_dir, download):
 
 
 def train_epoch(model, loader, criterion, optimizer, label):
-    """One pass over loader with a progress line showing the running loss and images/s."""
+    """One pass over loader; returns its Progress (mean loss, images/s, seconds)."""
     model.train()
-    start, seen, total, status = time.perf_counter(), 0, 0.0, ""
-    with click.progressbar(loader, label=label, show_eta=False, width=24,
-                           item_show_func=lambda _: status) as bar:
-        for step, (inputs, labels) in enumerate(bar, 1):
+    with training.Progress(len(loader), label, "img") as progress:
+        for inputs, labels in loader:
             optimizer.zero_grad()
             loss = criterion(model(inputs), labels)
             loss.backward()
             optimizer.step()
-            total += loss.item()  # reading the loss waits for the step: images/s is honest
-            seen += inputs.shape[0]
-            status = f"loss {total / step:.3f}  {seen / (time.perf_counter() - start):.0f} img/s"
-    return total / max(len(loader), 1), seen / (time.perf_counter() - start)
+            progress.step(loss.item(), inputs.shape[0])  # reading the loss waits for the step: img/s is honest
+    return progress
 
 
 @mt.no_grad()
@@ -80,58 +74,60 @@ def evaluate(model, loader):
 
 
 @click.command()
-@click.option("--device", default=None, help="OpenCL device: cl:0, cl:P:D, gpu, cpu or a name fragment.")
+@training.options(epochs=None)
 @click.option("--dataset", type=click.Choice(["cifar10", "digits"]), default="cifar10", show_default=True)
-@click.option("--epochs", type=int, default=None, help="Default: 2 for cifar10, 6 for digits.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--lr", type=float, default=None, help="Default: 0.001 for cifar10 (the article's), 0.03 for digits.")
 @click.option("--data-dir", default="data", show_default=True, help="Where cifar-10-batches-py/ lives.")
 @click.option("--download/--no-download", default=False, show_default=True, help="Fetch CIFAR-10 if missing.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None,
-              help="Save model and optimizer here after every epoch.")
-@click.option("--resume", is_flag=True, help="Continue from --checkpoint's saved epoch.")
-@click.option("--seed", type=int, default=0, show_default=True)
-def main(device, dataset, epochs, batch_size, lr, data_dir, download, checkpoint, resume, seed):
-    """Train the article's ConvNet on CIFAR-10 (or digits) and report test accuracy."""
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="DataLoader worker processes preparing batches ahead (0: in the main process).")
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel over the ranks of `mpiexec -n N` (--batch-size is per rank); rank 0 reports.")
+def main(device, epochs, checkpoint, resume, seed, plot, dataset, batch_size, lr, data_dir, download, workers,
+         distributed):
+    """Train the article's ConvNet on CIFAR-10 (or digits) and report test accuracy.
+
+    --epochs defaults to 2 for cifar10 and 6 for digits."""
+    if distributed:
+        dist.init_process_group("mpi")
+        dist.quiet_unless_rank0()
+    dev = training.open_device(device)
+    run = training.Run("cifar_convnet", dev, checkpoint=checkpoint, resume=resume, plot=plot,
+                       writes=not distributed or dist.get_rank() == 0)  # every rank resumes; rank 0 writes
+    fixed = run.config(dataset=dataset, seed=seed)
+    dataset, seed = fixed["dataset"], fixed["seed"]
     epochs = DEFAULTS[dataset]["epochs"] if epochs is None else epochs
     lr = DEFAULTS[dataset]["lr"] if lr is None else lr
-    if resume and not checkpoint:
-        raise click.UsageError("--resume needs --checkpoint PATH")
+    todo = run.remaining(epochs)
+    if not todo:
+        return
     try:
-        dev = mt.device(device)
         train_set, test_set = datasets(dataset, data_dir, download)
-    except (mt.DeviceError, DatasetError) as err:
+    except DatasetError as err:
         raise click.ClickException(str(err))
     mt.manual_seed(seed)
     model = Net().to(dev)
     criterion = nn.CrossEntropyLoss()
     optimizer = SGD(model.parameters(), lr=lr, momentum=0.9)
-    first_epoch = 1
-    if resume:
-        state = load(checkpoint, map_location=dev)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        first_epoch = state["epoch"] + 1
-        click.echo(f"resumed from {checkpoint} after epoch {state['epoch']}")
-    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed + first_epoch, device=dev)
+    net = DistributedDataParallel(model) if distributed else model  # model's state_dict keys stay unprefixed
+    sampler = DistributedSampler(train_set, seed=seed) if distributed else None
+    train_loader = DataLoader(train_set, batch_size=batch_size, shuffle=sampler is None, seed=seed, device=dev,
+                              sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
     test_loader = DataLoader(test_set, batch_size=256, device=dev)
+    run.track(model, optimizer, generators=[train_loader.generator])
     click.echo(f"{dataset}: {len(train_set)} train / {len(test_set)} test images on {dev.spec} ({dev.name}); "
-               f"lr {lr}, batch {batch_size}, epochs {first_epoch}..{epochs}")
-    accuracy, start, rate = None, time.perf_counter(), 0.0
-    for epoch in range(first_epoch, epochs + 1):
-        t0 = time.perf_counter()
-        loss, rate = train_epoch(model, train_loader, criterion, optimizer, f"epoch {epoch}/{epochs}")
+               f"lr {optimizer.param_groups[0]['lr']}, batch {batch_size}, epochs {todo.start}..{epochs}")
+    for epoch in todo:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        progress = train_epoch(net, train_loader, criterion, optimizer, f"epoch {epoch}/{epochs}")
         accuracy = evaluate(model, test_loader)
-        click.echo(f"epoch {epoch}: train loss {loss:.4f}, test accuracy {100 * accuracy:.2f}%, "
-                   f"{time.perf_counter() - t0:.1f} s")
-        if checkpoint:
-            save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                  "dataset": dataset, "accuracy": accuracy}, checkpoint)
-    if accuracy is None:
-        click.echo(f"nothing to do: the checkpoint is already at epoch {first_epoch - 1} of {epochs}")
-        return
-    click.echo(f"done: {dataset}, test accuracy {100 * accuracy:.2f}% after {epochs} epochs, "
-               f"{time.perf_counter() - start:.1f} s, {rate:.0f} img/s")
+        click.echo(f"epoch {epoch}: train {progress.summary()}; test accuracy {100 * accuracy:.2f}%")
+        run.end_epoch(epoch, train_loss=progress.loss, test_accuracy=accuracy, images_per_s=progress.rate,
+                      lr=optimizer.param_groups[0]["lr"], seconds=progress.seconds)
+    click.echo(f"done: {dataset}, test accuracy {100 * accuracy:.2f}% after {training.plural(epochs, 'epoch')}")
+    run.finish()
 
 
 if __name__ == "__main__":

@@ -10,10 +10,9 @@ import click
 import numpy as np
 
 import minitorch_cl as mt
-from minitorch_cl import nn
+from minitorch_cl import nn, training
 from minitorch_cl.nn.functional import cross_entropy
 from minitorch_cl.optim import Adam
-from minitorch_cl.serialization import load, save
 
 
 def default_text():
@@ -56,8 +55,9 @@ def clip_grad_norm(params, max_norm):
             g.mul_(scale)
 
 
-def train_epoch(model, opt, streams, seq_len, dev, bar=None, clip=1.0):
-    """One pass over the streams in windows of seq_len, carrying the state across windows (detached)."""
+def train_epoch(model, opt, streams, seq_len, dev, progress=None, clip=1.0):
+    """One pass over the streams in windows of seq_len, carrying the state across windows (detached);
+    returns the mean loss per character."""
     model.train()
     state, total, count = None, 0.0, 0
     V = model.head.out_features
@@ -74,8 +74,8 @@ def train_epoch(model, opt, streams, seq_len, dev, bar=None, clip=1.0):
         opt.step()
         value = loss.item()
         total, count = total + value * n, count + n
-        if bar is not None:
-            bar.update(1, value)
+        if progress is not None:
+            progress.step(value, streams.shape[0] * n, weight=n)
     return total / count
 
 
@@ -120,10 +120,9 @@ def unigram_entropy(ids, vocab_size):
 
 
 @click.command()
+@training.options(epochs=40)
 @click.option("--text", "text_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A UTF-8 text file to train on (default: the Zen of Python from the stdlib).")
-@click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
-@click.option("--epochs", default=40, show_default=True)
 @click.option("--seq-len", default=32, show_default=True, help="Truncated BPTT window.")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--embed", default=32, show_default=True)
@@ -131,49 +130,42 @@ def unigram_entropy(ids, vocab_size):
 @click.option("--layers", default=1, show_default=True)
 @click.option("--dropout", default=0.0, show_default=True)
 @click.option("--lr", default=5e-3, show_default=True)
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="Save model here after every epoch.")
-@click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Continue from a checkpoint.")
-@click.option("--seed", default=0, show_default=True)
 @click.option("--sample", "n_sample", default=0, show_default=True,
               help="Print this many characters sampled from the model at the end.")
 @click.option("--temperature", default=0.8, show_default=True)
-def main(text_path, spec, epochs, seq_len, batch_size, embed, hidden, layers, dropout, lr, checkpoint, resume,
-         seed, n_sample, temperature):
+def main(device, epochs, checkpoint, resume, seed, plot, text_path, seq_len, batch_size, embed, hidden, layers,
+         dropout, lr, n_sample, temperature):
     """Train a character-level LSTM language model and sample from it."""
-    dev = mt.device(spec)
-    mt.manual_seed(seed)
+    dev = training.open_device(device)
+    run = training.Run("lstm_charlm", dev, checkpoint=checkpoint, resume=resume, plot=plot)
     text = open(text_path, encoding="utf-8").read() if text_path else default_text()
-    ckpt = load(resume, map_location=dev) if resume else None
-    vocab = ckpt["vocab"] if ckpt else "".join(sorted(set(text)))
+    fixed = run.config(vocab="".join(sorted(set(text))), embed=embed, hidden=hidden, layers=layers, seed=seed)
+    vocab = fixed["vocab"]
     index = {ch: i for i, ch in enumerate(vocab)}
     unknown = set(text) - set(index)
     if unknown:
         raise click.ClickException(f"the text has characters the checkpoint's vocabulary lacks: {sorted(unknown)[:10]}")
     ids = np.array([index[c] for c in text], dtype=np.int64)
-    if ckpt:
-        embed, hidden, layers = ckpt["embed"], ckpt["hidden"], ckpt["layers"]
-    model = CharLM(len(vocab), embed, hidden, layers, dropout).to(dev)
+    mt.manual_seed(fixed["seed"])
+    model = CharLM(len(vocab), fixed["embed"], fixed["hidden"], fixed["layers"], dropout).to(dev)
     opt = Adam(model.parameters(), lr=lr)
-    first_epoch = 0
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        first_epoch = ckpt["epoch"]
+    run.track(model, opt)
     streams = batchify(ids, batch_size)
+    todo = run.remaining(epochs)
+    if not todo:
+        return
     click.echo(f"device {dev.spec}: {dev.name} | {len(text)} characters, vocabulary {len(vocab)}, "
-               f"unigram entropy {unigram_entropy(ids, len(vocab)):.3f} nats | {model}")
+               f"unigram entropy {unigram_entropy(ids, len(vocab)):.3f} nats/char\n{model}")
     steps = -(-(streams.shape[1] - 1) // seq_len)
-    for epoch in range(first_epoch, first_epoch + epochs):
-        with click.progressbar(length=steps, label=f"epoch {epoch + 1}",
-                               item_show_func=lambda v: "" if v is None else f"loss {v:.3f}") as bar:
-            loss = train_epoch(model, opt, streams, seq_len, dev, bar)
-        click.echo(f"epoch {epoch + 1}: loss {loss:.4f} nats/char, perplexity {math.exp(loss):.2f}")
-        if checkpoint:
-            save({"model": model.state_dict(), "optimizer": opt.state_dict(), "vocab": vocab, "epoch": epoch + 1,
-                  "embed": embed, "hidden": hidden, "layers": layers}, checkpoint)
+    for epoch in todo:
+        with training.Progress(steps, f"epoch {epoch}/{epochs}", "char") as progress:
+            loss = train_epoch(model, opt, streams, seq_len, dev, progress)
+        click.echo(f"epoch {epoch}: {progress.summary()}; perplexity {math.exp(loss):.2f}")
+        run.end_epoch(epoch, loss=loss, perplexity=math.exp(loss), chars_per_s=progress.rate,
+                      lr=opt.param_groups[0]["lr"], seconds=progress.seconds)
+    run.finish()
     if n_sample:
-        click.echo(sample(model, vocab, n_sample, temperature, dev, seed=seed))
+        click.echo(sample(model, vocab, n_sample, temperature, dev, seed=fixed["seed"]))
 
 
 if __name__ == "__main__":

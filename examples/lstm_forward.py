@@ -3,6 +3,7 @@ forward, and forward+backward, on the device chosen by --device."""
 import click
 
 import minitorch_cl as mt
+from minitorch_cl import training
 from minitorch_cl.bench import median_time
 
 
@@ -22,7 +23,7 @@ def _median_ms(fn, dev, repeats):
 @click.option("--backward/--no-backward", default=True, show_default=True, help="Also time forward+backward.")
 def main(spec, seq_len, batch_size, input_size, hidden, layers, bidirectional, repeats, backward):
     """Forward (and forward+backward) timing of a (T, B, I) -> (T, B, H) LSTM."""
-    dev = mt.device(spec)
+    dev = training.open_device(spec)
     click.echo(f"device {dev.spec}: {dev.name} [{dev.platform_name}]")
     mt.manual_seed(0)
     model = mt.nn.LSTM(input_size, hidden, num_layers=layers, bidirectional=bidirectional).to(dev)

@@ -9,10 +9,9 @@ import click
 import numpy as np
 
 import minitorch_cl as mt
-from minitorch_cl import nn
+from minitorch_cl import nn, training
 from minitorch_cl.nn.functional import cross_entropy
 from minitorch_cl.optim import Adam
-from minitorch_cl.serialization import load, save
 
 DIGITS = 10
 BOS = DIGITS          # the decoder's start token
@@ -113,9 +112,8 @@ def run_benchmark(dev, batch, repeats):
 
 
 @click.command()
-@click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
+@training.options(epochs=6)
 @click.option("--task", type=click.Choice(["reverse", "sort"]), default="reverse", show_default=True)
-@click.option("--epochs", default=6, show_default=True)
 @click.option("--steps", default=100, show_default=True, help="Training batches per epoch.")
 @click.option("--d-model", default=64, show_default=True)
 @click.option("--nhead", default=4, show_default=True)
@@ -125,55 +123,52 @@ def run_benchmark(dev, batch, repeats):
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--lr", default=3e-3, show_default=True, help="Peak learning rate (warm-up, then cosine decay).")
 @click.option("--test-size", default=500, show_default=True, help="Held-out sequences for greedy decoding.")
-@click.option("--checkpoint", type=click.Path(dir_okay=False), default=None, help="Save model here after every epoch.")
-@click.option("--resume", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Continue from a checkpoint.")
-@click.option("--seed", default=0, show_default=True)
 @click.option("--benchmark", is_flag=True, help="Only time the forward pass at the article's shape.")
 @click.option("--benchmark-batch", default=64, show_default=True)
 @click.option("--benchmark-repeats", default=3, show_default=True)
-def main(spec, task, epochs, steps, d_model, nhead, layers, dropout, seq_len, batch_size, lr, test_size,
-         checkpoint, resume, seed, benchmark, benchmark_batch, benchmark_repeats):
+def main(device, epochs, checkpoint, resume, seed, plot, task, steps, d_model, nhead, layers, dropout, seq_len,
+         batch_size, lr, test_size, benchmark, benchmark_batch, benchmark_repeats):
     """Train a Transformer to reverse or sort digit sequences; report greedy-decoding accuracy."""
-    dev = mt.device(spec)
-    mt.manual_seed(seed)
+    dev = training.open_device(device)
     if benchmark:
+        mt.manual_seed(seed)
         return run_benchmark(dev, benchmark_batch, benchmark_repeats)
-    ckpt = load(resume) if resume else None
-    if ckpt:
-        task, d_model, nhead, layers, seq_len = (ckpt[k] for k in ("task", "d_model", "nhead", "layers", "seq_len"))
-    model = Seq2Seq(d_model, nhead, layers, seq_len, dropout, device=dev)
+    run = training.Run("transformer_seq2seq", dev, checkpoint=checkpoint, resume=resume, plot=plot)
+    fixed = run.config(task=task, d_model=d_model, nhead=nhead, layers=layers, seq_len=seq_len, steps=steps,
+                       seed=seed)
+    task, seq_len, steps, seed = fixed["task"], fixed["seq_len"], fixed["steps"], fixed["seed"]
+    mt.manual_seed(seed)
+    model = Seq2Seq(fixed["d_model"], fixed["nhead"], fixed["layers"], seq_len, dropout, device=dev)
     opt = Adam(model.parameters(), lr=lr)
-    first_epoch = 0
-    if ckpt:
-        model.load_state_dict(ckpt["model"])
-        first_epoch = ckpt["epoch"]
-    rng = np.random.default_rng([seed, first_epoch])
+    rng = np.random.default_rng(seed)  # draws the training batches
+    run.track(model, opt, generators=[rng])
+    todo = run.remaining(epochs)
+    if not todo:
+        return
     test_src, test_tgt = make_pairs(np.random.default_rng([seed, 10 ** 6]), test_size, seq_len, task)
     n_params = sum(p.numel() for p in model.parameters())
     click.echo(f"device {dev.spec}: {dev.name} | task {task}, length {seq_len} | {n_params} parameters")
     total = epochs * steps
-    for epoch in range(first_epoch, first_epoch + epochs):
+    for epoch in todo:
         model.train()
-        with click.progressbar(length=steps, label=f"epoch {epoch + 1}",
-                               item_show_func=lambda v: "" if v is None else f"loss {v:.3f}") as bar:
+        with training.Progress(steps, f"epoch {epoch}/{epochs}", "tok") as progress:
             for i in range(steps):
-                step = (epoch - first_epoch) * steps + i
                 for group in opt.param_groups:
-                    group["lr"] = lr_at(step, total, lr)
+                    group["lr"] = lr_at((epoch - 1) * steps + i, total, lr)
                 src, tgt = make_pairs(rng, batch_size, seq_len, task)
                 logits = model(mt.tensor(src, device=dev), mt.tensor(teacher_inputs(tgt), device=dev))
                 loss = cross_entropy(logits.reshape(-1, VOCAB), mt.tensor(tgt, device=dev).reshape(-1))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                bar.update(1, loss.item())
+                progress.step(loss.item(), tgt.size)
         pred = greedy_decode(model, test_src, seq_len, dev)
-        click.echo(f"epoch {epoch + 1}: loss {loss.item():.4f} | held-out greedy decoding: token accuracy "
-                   f"{(pred == test_tgt).mean():.4f}, exact-sequence accuracy {(pred == test_tgt).all(1).mean():.4f}")
-        if checkpoint:
-            save({"model": model.state_dict(), "epoch": epoch + 1, "task": task, "d_model": d_model,
-                  "nhead": nhead, "layers": layers, "seq_len": seq_len}, checkpoint)
+        token, exact = (pred == test_tgt).mean(), (pred == test_tgt).all(1).mean()
+        click.echo(f"epoch {epoch}: {progress.summary()} | held-out greedy decoding: token accuracy "
+                   f"{token:.4f}, exact-sequence accuracy {exact:.4f}")
+        run.end_epoch(epoch, loss=progress.loss, token_accuracy=float(token), exact_accuracy=float(exact),
+                      tokens_per_s=progress.rate, lr=opt.param_groups[0]["lr"], seconds=progress.seconds)
+    run.finish()
 
 
 if __name__ == "__main__":

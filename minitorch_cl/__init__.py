@@ -1,6 +1,7 @@
 """minitorch_cl: a PyTorch-like tensor/autograd engine whose every op is an OpenCL kernel."""
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
 from .autograd import Function
+from . import autograd  # noqa: F401  (mt.autograd.detect_anomaly, ...)
 from .device import Device, DeviceError, device, devices
 from .dtypes import bool_ as bool, float16, float32, int32, int64
 from .kernels import KernelBuildError
@@ -13,12 +14,16 @@ from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, me
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)
 from .ops.matmul import bmm, matmul, mm
-from . import data, datasets, nn, optim, profiler
+from . import vision  # before data: data re-exports vision.transforms' first three names
+from . import cuda, data, datasets, distributed, nn, optim, profiler, utils
+from .device import OutOfMemoryError
 from .serialization import load, save
 
 float = float32
 half = float16
 long = int64
 int = int32
+
+cl = cuda  # mt.cl.memory_allocated() and friends: the same module under the project's own name
 
 __version__ = "0.1.0"

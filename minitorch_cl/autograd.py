@@ -1,6 +1,18 @@
 """Reverse-mode autograd: Function (forward and backward side by side) and the tape walk."""
-from .grad_mode import enable_grad, grad_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
+import collections
+import os
+import threading
+import traceback
+
+import numpy as np
+
+from .grad_mode import (detect_anomaly, enable_grad, grad_mode, is_anomaly_enabled, is_grad_enabled,  # noqa: F401
+                        no_grad, set_detect_anomaly, set_grad_enabled)
 from .tensor import Tensor, ones, zeros
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_backward_running = threading.local()  # anomaly mode checks the Functions' results there, not each op inside
+_state = threading.local()  # the callbacks queued during the backward pass in progress
 
 
 class Context:
@@ -28,10 +40,10 @@ class Context:
 
 class Node:
     """One recorded call: the Function, its context, an Edge per input and its outputs' metadata."""
-    __slots__ = ("fn", "ctx", "inputs", "out_meta", "hooks")
+    __slots__ = ("fn", "ctx", "inputs", "out_meta", "hooks", "trace")
 
-    def __init__(self, fn, ctx, inputs, outputs):
-        self.fn, self.ctx, self.hooks = fn, ctx, {}  # hooks: output index -> [hook(grad)]
+    def __init__(self, fn, ctx, inputs, outputs, trace=None):
+        self.fn, self.ctx, self.hooks, self.trace = fn, ctx, {}, trace  # hooks: output index -> [hook(grad)]
         self.inputs = [Edge(t) if t is not None and t.requires_grad else None for t in inputs]
         self.out_meta = [(o.shape, o.dtype, o.device) for o in outputs]
 
@@ -58,9 +70,15 @@ class Function:
         record = is_grad_enabled() and any(ctx.needs_input_grad)
         with grad_mode(False):
             out = cls.forward(ctx, *args, **kwargs)
+        trace = None
+        if is_anomaly_enabled() and not getattr(_backward_running, "on", False):
+            trace = _user_trace()
+            for i, o in enumerate(out if isinstance(out, tuple) else (out,)):
+                _check_finite(o, f"Function '{cls.__name__}' returned nan or inf values in its {_nth(i)} output "
+                                 f"in forward", trace)
         if record:
             outputs = out if isinstance(out, tuple) else (out,)
-            node = Node(cls, ctx, tensors, outputs)
+            node = Node(cls, ctx, tensors, outputs, trace)
             for i, o in enumerate(outputs):
                 if isinstance(o, Tensor) and o.dtype.is_floating:
                     o.requires_grad = True
@@ -108,15 +126,34 @@ def backward(tensor, grad=None, retain_graph=False):
         grad = Tensor.from_data(grad, dtype=tensor.dtype, device=tensor.device)
     if tuple(grad.shape) != tuple(tensor.shape):
         raise RuntimeError(f"gradient of shape {grad.shape} does not match the tensor's shape {tensor.shape}")
+    _state.callbacks = []
     if tensor._node is None:
-        _accumulate_leaf(tensor, grad)
+        _accumulate_leaf(tensor, grad, collections.Counter([id(tensor)]), set())
+        _run_callbacks()
         return
     pending = {id(tensor._node): [None] * len(tensor._node.out_meta)}
     pending[id(tensor._node)][tensor._out_index] = grad
+    _backward_running.on = True
+    try:
+        _run_backward(pending, tensor._node, retain_graph)
+    finally:
+        _backward_running.on = False
+    _run_callbacks()
+    tensor.device.check_errors()  # a bad index in forward or backward surfaces here at the latest
+
+
+def _run_backward(pending, root, retain_graph):
+    order = list(_topological_order(root))
+    # Edges still to come into each leaf: its post-accumulate-grad hooks run once, after the last.
+    uses = collections.Counter(id(e.tensor) for n in order for e in n.inputs if e is not None and e.node is None)
+    received = set()
     with grad_mode(False):
-        for node in _topological_order(tensor._node):
+        for node in order:
             grads = pending.pop(id(node), None)
             if grads is None or all(g is None for g in grads):
+                for e in node.inputs:
+                    if e is not None and e.node is None:
+                        _accumulate_leaf(e.tensor, None, uses, received)
                 continue
             if node.ctx is None:
                 raise RuntimeError("trying to backward through the graph a second time; "
@@ -127,18 +164,38 @@ def backward(tensor, grad=None, retain_graph=False):
             in_grads = node.fn.backward(node.ctx, *grads)
             if not isinstance(in_grads, tuple):
                 in_grads = (in_grads,)
+            if is_anomaly_enabled():
+                for i, g in enumerate(in_grads):
+                    _check_finite(g, f"Function '{node.fn.__name__}Backward' returned nan or inf values in its "
+                                     f"{_nth(i)} output", node.trace)
             if not retain_graph:
                 node.ctx = None
             for e, g in zip(node.inputs, in_grads):
-                if e is None or g is None:
+                if e is None:
                     continue
-                g = _sum_to_shape(g, e.shape)
+                g = _sum_to_shape(g, e.shape) if g is not None else None
                 if e.node is None:
-                    if e.tensor.requires_grad:
-                        _accumulate_leaf(e.tensor, g)
-                else:
+                    _accumulate_leaf(e.tensor, g if e.tensor.requires_grad else None, uses, received)
+                elif g is not None:
                     slot = pending.setdefault(id(e.node), [None] * len(e.node.out_meta))
                     slot[e.index] = g if slot[e.index] is None else slot[e.index] + g
+
+
+def _user_trace():
+    """The caller's stack without the package's own frames: where the user's code made this op."""
+    frames = [f for f in traceback.extract_stack()[:-2] if not f.filename.startswith(_PACKAGE_DIR)]
+    return "".join(traceback.format_list(frames[-8:]))
+
+
+def _nth(i):
+    return f"{i}{'th' if 10 <= i % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(i % 10, 'th')}"
+
+
+def _check_finite(t, what, trace):
+    if isinstance(t, Tensor) and t.dtype.is_floating and t.numel():
+        if not np.isfinite(t._to_host()).all():  # on the host: no op here may record or check again
+            where = f"\nIt was created in forward at:\n{trace}" if trace else ""
+            raise RuntimeError(f"{what}.{where}")
 
 
 def _zeros(meta):
@@ -166,7 +223,7 @@ def _run_hooks(hooks, g):
 
 
 class RemovableHandle:
-    """What register_hook returns: .remove() takes the hook off again."""
+    """What register_*hook returns: .remove() takes the hook off again."""
 
     def __init__(self, hooks, hook):
         self._hooks, self._hook = hooks, hook
@@ -185,9 +242,39 @@ def register_hook(t, hook):
     return RemovableHandle(hooks, hook)
 
 
-def _accumulate_leaf(t, g):
-    g = _run_hooks(t._grad_hooks, g)
-    if g.dtype is not t.dtype:
-        g = g.to(t.dtype)
-    # A fresh buffer: g may be shared with another leaf, and .grad may be changed in place later.
-    t.grad = g.contiguous().clone() if t.grad is None else (t.grad + g).detach()
+def register_post_accumulate_grad_hook(t, hook):
+    """hook(t) runs once per backward, after every contribution has been added to the leaf's .grad."""
+    if t._node is not None:
+        raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+    t._post_accumulate_grad_hooks.append(hook)
+    return RemovableHandle(t._post_accumulate_grad_hooks, hook)
+
+
+def queue_callback(fn):
+    """Run fn() when the backward pass in progress has finished (PyTorch's engine.queue_callback)."""
+    callbacks = getattr(_state, "callbacks", None)
+    if callbacks is None:
+        raise RuntimeError("queue_callback can only be called during a backward pass")
+    callbacks.append(fn)
+
+
+def _run_callbacks():
+    callbacks = _state.callbacks
+    while callbacks:  # a callback may queue another
+        callbacks.pop(0)()
+    _state.callbacks = None
+
+
+def _accumulate_leaf(t, g, uses, received):
+    """Add g (None: this edge brought nothing) into t.grad; after t's last edge, run its hooks."""
+    if g is not None:
+        g = _run_hooks(t._grad_hooks, g)
+        if g.dtype is not t.dtype:
+            g = g.to(t.dtype)
+        # A fresh buffer: g may be shared with another leaf, and .grad may be changed in place later.
+        t.grad = g.contiguous().clone() if t.grad is None else (t.grad + g).detach()
+        received.add(id(t))
+    uses[id(t)] -= 1
+    if uses[id(t)] == 0 and id(t) in received:
+        for hook in list(t._post_accumulate_grad_hooks):
+            hook(t)

@@ -1,13 +1,33 @@
-"""The `minitorch-cl` command: devices, info, bench."""
+"""The `minitorch-cl` command: devices, info, bench, plot."""
 import importlib
+import os
 import platform
+import re
 
 import click
 
-from .device import ENV_VAR, NO_PLATFORM_HELP, DeviceError, default_device, device as resolve_device, devices as all_devices
+from . import __version__
+from .device import (ENV_VAR, NO_PLATFORM_HELP, DeviceError, device as resolve_device, devices as all_devices,
+                     icd_file)
+
+TABLE_WIDTH = 100
+DEFAULT_RULE = (f"* the default: a GPU first, then a runtime installed into this Python environment (pip's\n"
+                f"  PoCL), then the system's. {ENV_VAR} overrides it; `minitorch-cl info --device SPEC`\n"
+                f"  shows a device's details.")
 
 
-@click.group()
+class _Group(click.Group):
+    """Every command reports a device spec that matches nothing, or several devices, in one line."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DeviceError as err:
+            raise click.ClickException(err.message) from None
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, "--version", prog_name="minitorch-cl")
 def main():
     """minitorch_cl: deep learning on any OpenCL device."""
 
@@ -19,59 +39,84 @@ def _mib(n):
     return f"{n} B"
 
 
+def _origin(d):
+    """Where a device's runtime comes from, in short: this Python environment, or the system's ICD file."""
+    if d.bundled:
+        return "python env (pip)"
+    return icd_file(d.origin) or d.origin or "unknown"
+
+
+def _fit(rows, shrink, width=TABLE_WIDTH):
+    """Cut column `shrink` (with an ellipsis) so that the joined rows fit width."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    over = sum(widths) + 2 * (len(widths) - 1) - width
+    if over > 0:
+        keep = max(widths[shrink] - over, 8)
+        rows = [r[:shrink] + (r[shrink] if len(r[shrink]) <= keep else r[shrink][:keep - 1] + "…",) + r[shrink + 1:]
+                for r in rows]
+    return rows
+
+
 @main.command()
 def devices():
-    """List every OpenCL device with the spec that selects it."""
+    """List every OpenCL device with the spec that selects it and where its runtime comes from."""
+    devs = all_devices()
+    if not devs:
+        raise click.ClickException(NO_PLATFORM_HELP)
     try:
-        devs = all_devices()
-        if not devs:
-            raise DeviceError(NO_PLATFORM_HELP)
-    except DeviceError as err:
-        raise click.ClickException(str(err))
-    default = default_device()
-    rows = [("spec", "index", "platform (version)", "device", "type", "CUs", "global mem", "local mem",
-             "max WG", "fp16", "fp64")]
+        default, problem = resolve_device(None), None
+    except DeviceError as err:  # a bad MINITORCH_CL_DEVICE: still list what exists
+        default, problem = None, err
+    rows = [("spec", "index", "type", "runtime", "device", "origin")]
     for d in devs:
-        cl = d.cl_device
-        rows.append((d.spec + (" *" if d == default else ""), f"cl:{d.ordinal}",
-                     f"{d.platform_name} ({d.platform_version})", d.name, d.type_name, str(cl.max_compute_units),
-                     _mib(cl.global_mem_size), _mib(cl.local_mem_size), str(d.max_work_group_size),
-                     "yes" if d.has_fp16 else "no", "yes" if d.has_fp64 else "no"))
+        runtime = re.sub(r"^OpenCL \d+\.\d+\s*", "", d.short_version) or d.platform_name
+        rows.append((d.spec + (" *" if d == default else ""), f"cl:{d.ordinal}", d.type_name, runtime, d.name,
+                     _origin(d)))
+    rows = _fit(rows, shrink=4)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
-    click.echo(f"\n* the default device ({ENV_VAR} overrides it)")
+    click.echo("\n" + DEFAULT_RULE)
+    if problem is not None:
+        raise click.ClickException(problem.message)
 
 
 @main.command()
 @click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
 def info(spec):
-    """Versions and the selected device."""
+    """Versions, and the details of the selected device."""
     import numpy
     import pyopencl
 
-    from . import __version__
     click.echo(f"minitorch_cl {__version__}, pyopencl {pyopencl.VERSION_TEXT}, numpy {numpy.__version__}, "
                f"Python {platform.python_version()}")
-    try:
-        d = resolve_device(spec)
-    except DeviceError as err:
-        raise click.ClickException(str(err))
-    click.echo(f"device {d.spec}: {d.name} on {d.platform_name} ({d.platform_version}), {d.type_name}")
+    d = resolve_device(spec)
+    cl = d.cl_device
+    chosen = f"--device {spec}" if spec else f"{ENV_VAR}" if os.environ.get(ENV_VAR) else "the default"
+    details = [
+        ("device", f"{d.spec} (cl:{d.ordinal}, {chosen}): {d.name}, {d.type_name}"),
+        ("platform", f"{d.platform_name}, {d.platform_version}"),
+        ("library", d.origin or "unknown"),
+        ("ICD file", icd_file(d.origin) or "none found"),
+        ("installed", "into this Python environment (pip)" if d.bundled else "system-wide"),
+        ("compute units", str(cl.max_compute_units)),
+        ("memory", f"global {_mib(cl.global_mem_size)}, local {_mib(cl.local_mem_size)}"),
+        ("max work-group", str(d.max_work_group_size)),
+        ("fp16 / fp64", f"{'yes' if d.has_fp16 else 'no'} / {'yes' if d.has_fp64 else 'no'}"),
+    ]
+    for key, value in details:
+        click.echo(f"  {key + ':':16s}{value}")
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "attention", "transformer"]))
+@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp"]))
 @click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
 @click.option("--quick", is_flag=True, help="Fewer sizes and repeats (a smoke run).")
 @click.option("--profile", "profile", is_flag=True, help="Then print the kernel profiler's table of the run.")
 def bench(name, spec, quick, profile):
     """Time minitorch_cl next to NumPy (and PyTorch when installed) in the same run."""
     from .bench import format_table
-    try:
-        d = resolve_device(spec)
-    except DeviceError as err:
-        raise click.ClickException(str(err))
+    d = resolve_device(spec)
     module = importlib.import_module(f"minitorch_cl.bench.{name}")
     click.echo(f"# {name} on {d.spec}: {d.name} [{d.platform_name} {d.platform_version}]")
     step = getattr(module, "profile_step", None) if profile else None
@@ -109,6 +154,30 @@ def tune(spec, budget, show):
     record = tuner.tune(d, budget=budget, log=click.echo)
     click.echo(f"stored {record['entries']} ({record['speedup']:.2f}x the defaults) in "
                f"{tuner.tuned_profile.cache_path()}")
+
+
+@main.command()
+@click.argument("csv_path", type=click.Path(exists=True, dir_okay=False))
+@click.argument("png_path", type=click.Path(dir_okay=False))
+def plot(csv_path, png_path):
+    """Draw an example's per-epoch metrics (the CSV beside its checkpoint) into a PNG."""
+    from .training import plot_metrics, read_csv
+    rows = read_csv(csv_path)
+    if not rows:
+        raise click.ClickException(f"{csv_path} has no epochs")
+    plot_metrics(rows, png_path, title=csv_path)
+    click.echo(f"plot {png_path}")
+
+
+@main.command()
+@click.argument("program", type=click.File("r"))
+def port(program):
+    """Print a PyTorch program with its imports swapped for minitorch_cl's (docs/PORTING.md)."""
+    from .porting import swap_imports
+    try:
+        click.echo(swap_imports(program.read()), nl=False)
+    except ValueError as err:
+        raise click.ClickException(str(err))
 
 
 if __name__ == "__main__":

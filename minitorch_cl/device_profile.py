@@ -16,6 +16,7 @@ class DeviceProfile:
     attention_local: bool     # attention.cl stages K/V tiles in local memory (GPU) or not (CPU)
     attention_bq: int         # query rows per work-item (CPU) / per group (GPU)
     layernorm_wg: int         # work-items per LayerNorm row (1: a work-item owns a row)
+    batchnorm_wg: int         # work-items per BatchNorm/GroupNorm channel (1: a work-item owns a channel)
     fp16: bool                # cl_khr_fp16: native half arithmetic
     fp64: bool                # cl_khr_fp64: float64 tensors
 
@@ -31,10 +32,10 @@ class DeviceProfile:
 _BY_TYPE = {
     "CPU": dict(map_local=256, reduce_wg=64, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=True, gemm_cpu_block=dict(MR=6, NV=2), attention_local=False, attention_bq=12,
-                layernorm_wg=1),
+                layernorm_wg=1, batchnorm_wg=1),
     "GPU": dict(map_local=256, reduce_wg=256, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=False, gemm_cpu_block=dict(MR=6, NV=2), attention_local=True, attention_bq=1,
-                layernorm_wg=128),
+                layernorm_wg=128, batchnorm_wg=256),
 }
 
 
@@ -44,7 +45,7 @@ def for_device(type_name, *, max_work_group_size, local_mem_size, mem_base_addr_
     entry["gemm_tiles"] = dict(entry["gemm_tiles"])
     wg = max_work_group_size
     # Every fixed local size must fit the device's work-group limit (powers of two all).
-    for key in ("map_local", "reduce_wg", "layernorm_wg"):
+    for key in ("map_local", "reduce_wg", "layernorm_wg", "batchnorm_wg"):
         while entry[key] > wg:
             entry[key] //= 2
     tiles = entry["gemm_tiles"]

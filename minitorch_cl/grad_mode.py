@@ -1,4 +1,5 @@
-"""Whether operations record the autograd graph: no_grad, enable_grad, set_grad_enabled."""
+"""Autograd's switches: whether operations record the graph (no_grad, enable_grad,
+set_grad_enabled, inference_mode) and whether anomaly detection checks it (detect_anomaly)."""
 import contextlib
 import threading
 
@@ -18,6 +19,30 @@ def grad_mode(enabled):
         yield
     finally:
         _state.enabled = previous
+
+
+def is_anomaly_enabled():
+    return getattr(_state, "anomaly", False)
+
+
+def set_detect_anomaly(mode):
+    """Check every Function's forward outputs and backward gradients for NaN/Inf (slow: one wait each)."""
+    _state.anomaly = bool(mode)
+
+
+class detect_anomaly(contextlib.ContextDecorator):
+    """Anomaly detection on inside the block (and as a decorator)."""
+
+    def __init__(self, check_nan=True):
+        self._mode = bool(check_nan)
+
+    def __enter__(self):
+        self._previous = is_anomaly_enabled()
+        set_detect_anomaly(self._mode)
+
+    def __exit__(self, *exc):
+        set_detect_anomaly(self._previous)
+        return False
 
 
 class no_grad(contextlib.ContextDecorator):

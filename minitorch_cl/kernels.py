@@ -1,6 +1,8 @@
 """Loads OpenCL C from clkernels/*.cl and builds it with -D options; the only place that compiles."""
+import contextlib
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pyopencl as cl
 from .shared_constants import AS_DEFINES
 
 DEBUG = os.environ.get("MINITORCH_CL_DEBUG", "") not in ("", "0")
+SLOW_BUILD_S = 1.0  # a build still running after this long is a compile, not a compiler-cache hit
 
 
 class KernelBuildError(RuntimeError):
@@ -48,6 +51,18 @@ def build(context, cl_device, filename, defines, directory=None):
         print(f"[minitorch_cl] built {filename} {' '.join(define_options(defines))} "
               f"in {1e3 * (time.perf_counter() - start):.0f} ms", file=sys.stderr)
     return program
+
+
+@contextlib.contextmanager
+def announce_if_slow(callback, after=None):
+    """Call callback() (from a timer thread) if the body is still running after `after` seconds."""
+    timer = threading.Timer(SLOW_BUILD_S if after is None else after, callback)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 def short_defines(defines):

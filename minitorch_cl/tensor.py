@@ -27,6 +27,7 @@ class Tensor:
         self._node, self._out_index = None, 0
         self._is_view = False  # a recorded view of another tensor (autograd sets it)
         self._grad_hooks = []  # a leaf's register_hook hooks (a non-leaf's live on its node)
+        self._post_accumulate_grad_hooks = []
         self._upload = None  # the pending host->device copy keeps its host array alive
 
     # ---- construction ---------------------------------------------------------------------
@@ -113,6 +114,7 @@ class Tensor:
         host = np.empty(t.shape, dtype=t.dtype.np)
         if host.size:
             t.device.download(host, t.buffer, t.offset * t.dtype.itemsize)
+        t.device.check_errors()  # a bad index behind these values is raised here, the next wait on the device
         return host.astype(bool) if t.dtype is dtypes.bool_ else host
 
     def item(self):
@@ -150,7 +152,7 @@ class Tensor:
         extras = []
         if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
             extras.append(f"dtype={self.dtype!r}")
-        extras.append(f"device='{self.device.spec}'")
+        extras.append(f"device='{self.device}'")
         if self._node is not None:
             extras.append(f"grad_fn=<{self._node.fn.__name__}>")
         elif self.requires_grad:

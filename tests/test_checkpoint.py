@@ -1,7 +1,5 @@
 """mt.save / mt.load round trips, atomic writes, mismatch messages, and the example's --resume."""
-import importlib.util
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,18 +67,10 @@ def test_load_errors(dev, tmp_path):
         bigger.load_state_dict(load(path, map_location=dev)["model"])
 
 
-def _example():
-    path = Path(__file__).resolve().parent.parent / "examples" / "cifar_convnet.py"
-    spec = importlib.util.spec_from_file_location("cifar_convnet", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_example_resume(dev, tmp_path, monkeypatch):
+def test_example_resume(dev, tmp_path, monkeypatch, example):
     pytest.importorskip("sklearn")
     from click.testing import CliRunner
-    example = _example()
+    example = example("cifar_convnet")
     # a tiny slice of digits keeps this a test of the resume logic, not of learning
     real = example.Digits
 
@@ -99,10 +89,18 @@ def test_example_resume(dev, tmp_path, monkeypatch):
     assert "epoch 1:" in first.output and "done: digits" in first.output
     state = load(ckpt, map_location=dev)
     assert state["epoch"] == 1
-    second = runner.invoke(example.main, args + ["--epochs", "2", "--resume"])
+    second = runner.invoke(example.main, args + ["--epochs", "2", "--resume", ckpt])
     assert second.exit_code == 0, second.output
-    assert "resumed from" in second.output and "after epoch 1" in second.output
+    assert f"resumed from {ckpt} after 1 epoch\n" in second.output
     assert "epoch 2:" in second.output and "epoch 1:" not in second.output
     assert load(ckpt, map_location=dev)["epoch"] == 2
-    missing = runner.invoke(example.main, ["--dataset", "digits", "--resume"])
-    assert missing.exit_code != 0 and "--checkpoint" in missing.output
+    assert (tmp_path / "net.csv").read_text().count("\n") == 3  # header and two epochs, across the resume
+
+
+def test_checkpoint_mode_follows_the_umask(dev, tmp_path):
+    old = os.umask(0o022)
+    try:
+        save({"a": mt.ones(2, device=dev)}, tmp_path / "ckpt.mtcl")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "ckpt.mtcl").stat().st_mode & 0o777 == 0o644

@@ -1,12 +1,16 @@
 import importlib
+import os
+import time
 
 import pytest
 from click.testing import CliRunner
 
 import minitorch_cl as mt
 
-device_mod = importlib.import_module("minitorch_cl.device")
+from minitorch_cl import kernels
 from minitorch_cl.cli import main
+
+device_mod = importlib.import_module("minitorch_cl.device")
 
 
 def test_spec_forms_pick_the_same_device(dev):
@@ -43,11 +47,64 @@ def test_no_platform_explains_how_to_install(monkeypatch):
         mt.device()
 
 
-def test_devices_command_prints_table(dev):
+def test_devices_command_prints_table(dev, monkeypatch):
+    monkeypatch.delenv("MINITORCH_CL_DEVICE", raising=False)
     result = CliRunner().invoke(main, ["devices"])
     assert result.exit_code == 0, result.output
-    assert dev.spec in result.output and dev.name in result.output and dev.platform_version in result.output
-    assert "max WG" in result.output
+    assert dev.spec in result.output and dev.name[:20] in result.output and "origin" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 100
+    assert f"{mt.device().spec} *" in result.output  # the default is marked
+
+
+def test_info_shows_where_the_runtime_comes_from(dev):
+    result = CliRunner().invoke(main, ["info", "--device", dev.spec])
+    assert result.exit_code == 0, result.output
+    assert dev.platform_version in result.output and "max work-group" in result.output
+    assert f"library:        {dev.origin or 'unknown'}" in result.output
+
+
+def test_origin_is_the_loaded_library(dev):
+    if not os.path.exists("/proc/self/maps"):
+        pytest.skip("the library is read from /proc/self/maps (Linux)")
+    assert os.path.isfile(dev.origin) and "ocl" in os.path.basename(dev.origin).lower()
+
+
+def test_version_option():
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and mt.__version__ in result.output
+
+
+@pytest.mark.parametrize("command", [["devices"], ["info"], ["bench", "gemm", "--quick"]])
+def test_bad_device_in_environment_is_one_line(dev, monkeypatch, command):
+    monkeypatch.setenv("MINITORCH_CL_DEVICE", "bogus")
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: no OpenCL device matches MINITORCH_CL_DEVICE='bogus' (`minitorch-cl devices` lists them)"]
+    assert "Traceback" not in result.output and not isinstance(result.exception, mt.DeviceError)
+    if command == ["devices"]:
+        assert dev.spec in result.output  # it still lists what exists
+
+
+def test_device_announces_a_slow_compile_once(dev, monkeypatch, capsys):
+    fresh = device_mod.Device(dev.cl_device, dev.platform_index, dev.device_index, dev.ordinal)
+    monkeypatch.setattr(kernels, "SLOW_BUILD_S", 0.01)
+    monkeypatch.setattr(kernels, "build", lambda *args: time.sleep(0.2) or object())
+    fresh.program("a.cl")
+    fresh.program("b.cl")
+    fresh.program("a.cl")  # cached: no build
+    err = capsys.readouterr().err
+    assert err == f"compiling kernels for {dev.spec} ({dev.name}) (first run only)\n"
+
+
+def test_announce_if_slow_calls_back_only_when_slow():
+    calls = []
+    with kernels.announce_if_slow(lambda: calls.append(1), after=0.01):
+        time.sleep(0.2)
+    with kernels.announce_if_slow(lambda: calls.append(2), after=5):
+        pass
+    time.sleep(0.05)
+    assert calls == [1]
 
 
 def test_info_and_unknown_device_in_cli(dev):
@@ -60,19 +117,55 @@ def test_info_and_unknown_device_in_cli(dev):
 class _FakeDevice:
     """Just what the spec matcher reads: two PoCL builds share a platform name."""
 
-    def __init__(self, ordinal, p, d, version, name, kind):
+    def __init__(self, ordinal, p, d, version, name, kind, bundled=False, platform="Portable Computing Language"):
         self.ordinal, self.platform_index, self.device_index = ordinal, p, d
-        self.platform_name, self.platform_version, self.name, self.type_name = \
-            "Portable Computing Language", version, name, kind
+        self.platform_name, self.platform_version, self.name, self.type_name = platform, version, name, kind
+        self.short_version, self.bundled = version, bundled
         self.spec = f"cl:{p}:{d}"
 
 
+def _two_pocls():
+    """Debian's PoCL enumerated first, pip's second: the machine of issue 15."""
+    return [_FakeDevice(0, 0, 0, "OpenCL 3.0 PoCL 3.1+debian", "cpu-haswell-AMD EPYC", "CPU"),
+            _FakeDevice(1, 1, 0, "OpenCL 3.0 PoCL 3.0-rc2", "pthread-AMD EPYC", "CPU", bundled=True)]
+
+
 def test_same_named_platforms_are_told_apart_by_version_and_index():
-    devs = [_FakeDevice(0, 0, 0, "OpenCL 3.0 PoCL 3.0-rc2", "pthread-AMD EPYC", "CPU"),
-            _FakeDevice(1, 1, 0, "OpenCL 3.0 PoCL 3.1+debian", "cpu-haswell-AMD EPYC", "CPU")]
-    assert device_mod._match("cl:pocl", devs) is devs[0]
-    assert device_mod._match("cl:3.1", devs) is devs[1]
+    devs = _two_pocls()
+    assert device_mod._match("cl:3.1", devs) is devs[0]
+    assert device_mod._match("cl:rc2", devs) is devs[1]
     assert device_mod._match("cl:1:0", devs) is devs[1]
     assert device_mod._match("cl:1", devs) is devs[1]
-    assert device_mod._match("cl:haswell", devs) is devs[1]
+    assert device_mod._match("cl:haswell", devs) is devs[0]
     assert device_mod._match("gpu", devs) is None
+    assert device_mod._match("cpu", devs) is devs[1]  # the preferred CPU
+
+
+@pytest.mark.parametrize("fragment", ["cl:3.0", "cl:pocl", "amd epyc"])
+def test_fragment_matching_several_devices_is_an_error(fragment):
+    devs = _two_pocls()
+    with pytest.raises(mt.DeviceError) as err:
+        device_mod._match(fragment, devs)
+    assert "matches 2 devices (cl:0:0, cl:1:0)" in err.value.message
+    assert "PoCL 3.1+debian" in err.value.listing and "PoCL 3.0-rc2" in err.value.listing
+
+
+def test_default_rule_gpu_then_bundled_cpu_then_discovery_order():
+    debian, pip = _two_pocls()
+    assert device_mod.preferred([debian, pip]) == [pip, debian]
+    other = _FakeDevice(2, 2, 0, "OpenCL 3.0 (Build 0)", "Intel(R) Xeon", "CPU", platform="Intel(R) OpenCL")
+    assert device_mod.preferred([debian, other]) == [debian, other]  # neither bundled: discovery order
+    gpu = _FakeDevice(3, 3, 0, "OpenCL 3.0 CUDA 12.4", "NVIDIA H200", "GPU", platform="NVIDIA CUDA")
+    assert device_mod.preferred([debian, pip, other, gpu])[0] is gpu
+
+
+def test_default_device_follows_the_rule(monkeypatch):
+    devs = _two_pocls()
+    monkeypatch.setattr(device_mod, "_DEVICES", devs)
+    monkeypatch.delenv("MINITORCH_CL_DEVICE", raising=False)
+    assert mt.device() is devs[1]
+
+
+def test_tensors_without_device_land_on_the_device_under_test(dev):
+    """So MINITORCH_CL_DEVICE=all also moves modules built before .to(dev) and the library's own defaults."""
+    assert mt.device() == dev and mt.zeros(1).device == dev

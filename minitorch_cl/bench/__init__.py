@@ -3,7 +3,7 @@ timing minitorch_cl next to NumPy (and PyTorch when installed) in the same run."
 import statistics
 import time
 
-NAMES = ("gemm", "convnet", "lstm", "attention", "transformer")
+NAMES = ("gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp")
 
 
 def median_time(fn, repeats=5, warmup=1, sync=None):

@@ -1,5 +1,5 @@
-"""nn.LSTM at the article's shape (sequence 100, batch 64, input 512, hidden 256): forward and
-forward+backward, next to PyTorch CPU in the same run when it is installed."""
+"""nn.LSTM (or, for `bench gru`, nn.GRU) at the article's shape (sequence 100, batch 64, input 512,
+hidden 256): forward and forward+backward, next to PyTorch CPU in the same run when it is installed."""
 import numpy as np
 
 from . import median_time, torch_or_none
@@ -26,10 +26,10 @@ def profile_step(dev):
     return _model(dev, 100, 64, 512, 256)
 
 
-def _ours(dev, T, B, I, H, repeats):
+def _ours(dev, T, B, I, H, repeats, cls):
     import minitorch_cl as mt
     mt.manual_seed(0)
-    model = mt.nn.LSTM(I, H).to(dev)
+    model = getattr(mt.nn, cls)(I, H).to(dev)
     x = mt.randn(T, B, I, device=dev)
     xg = mt.randn(T, B, I, device=dev, requires_grad=True)
 
@@ -46,9 +46,9 @@ def _ours(dev, T, B, I, H, repeats):
             median_time(train_step, repeats, warmup=2, sync=dev.synchronize))
 
 
-def _torch(torch, T, B, I, H, repeats):
+def _torch(torch, T, B, I, H, repeats, cls):
     torch.manual_seed(0)
-    model = torch.nn.LSTM(I, H)
+    model = getattr(torch.nn, cls)(I, H)
     x = torch.randn(T, B, I)
     xg = torch.randn(T, B, I, requires_grad=True)
 
@@ -64,12 +64,12 @@ def _torch(torch, T, B, I, H, repeats):
     return median_time(forward, repeats, warmup=2), median_time(train_step, repeats, warmup=2)
 
 
-def run(dev, quick=False):
+def run(dev, quick=False, cls="LSTM"):
     T, B, I, H = 100, 64, 512, 256
     repeats = 3 if quick else 7
-    ours = _ours(dev, T, B, I, H, repeats)
+    ours = _ours(dev, T, B, I, H, repeats, cls)
     torch = torch_or_none()
-    theirs = _torch(torch, T, B, I, H, repeats) if torch is not None else (None, None)
+    theirs = _torch(torch, T, B, I, H, repeats, cls) if torch is not None else (None, None)
     rows = []
     for name, t_ours, t_torch in zip(("forward", "forward+backward"), ours, theirs):
         row = {"pass": name, "shape (T,B,I,H)": f"{T},{B},{I},{H}", "minitorch_cl ms": 1e3 * t_ours,

@@ -1,7 +1,7 @@
-from ..ops.dropout import dropout
+from ..ops.dropout import dropout, dropout1d, dropout2d, dropout3d
 from .module import Module
 
-__all__ = ["Dropout"]
+__all__ = ["Dropout", "Dropout1d", "Dropout2d", "Dropout3d"]
 
 
 class Dropout(Module):
@@ -16,3 +16,22 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}"
+
+
+class Dropout2d(Dropout):
+    """Zeroes whole channels of (N, C, H, W) with probability p, scales the rest by 1/(1-p); a 3-D input
+    is read as (N, C, L), as PyTorch 2 does (with its warning)."""
+    _fn = staticmethod(dropout2d)
+
+    def forward(self, x):
+        return self._fn(x, self.p, self.training)
+
+
+class Dropout1d(Dropout2d):
+    """Channel-wise dropout of (N, C, L) or (C, L)."""
+    _fn = staticmethod(dropout1d)
+
+
+class Dropout3d(Dropout2d):
+    """Channel-wise dropout of (N, C, D, H, W) or (C, D, H, W)."""
+    _fn = staticmethod(dropout3d)

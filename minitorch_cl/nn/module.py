@@ -3,7 +3,9 @@ from collections import OrderedDict
 
 import numpy as np
 
+from .. import dtypes
 from ..autograd import no_grad
+from ..device import Device
 from ..tensor import Tensor, tensor
 from .parameter import Parameter
 
@@ -60,12 +62,24 @@ class Module:
             setattr(self, name, param)
 
     def register_buffer(self, name, value, persistent=True):
+        """A tensor (or None) kept with the module, moved by to(); in state_dict only if persistent."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"cannot register a {type(value).__name__} as buffer {name!r} (a tensor or None)")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"attribute {name!r} already exists as a parameter or submodule")
         self.__dict__.pop(name, None)
         self._buffers[name] = value
-        if not persistent:
-            self.__dict__.setdefault("_non_persistent", set()).add(name)
+        non_persistent = self.__dict__.setdefault("_non_persistent", set())
+        if persistent:
+            non_persistent.discard(name)
+        else:
+            non_persistent.add(name)
 
     def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass (add_module {name!r})")
         self._modules[name] = module
 
     register_module = add_module
@@ -103,16 +117,19 @@ class Module:
         return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix="", recurse=True):
+        seen = set()
         modules = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mprefix, m in modules:
             for name, b in m._buffers.items():
-                if b is not None:
+                if b is not None and id(b) not in seen:
+                    seen.add(id(b))
                     yield (f"{mprefix}.{name}" if mprefix else name), b
 
     def buffers(self, recurse=True):
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     def apply(self, fn):
+        """fn(m) for every submodule (children first, as torch), then for self."""
         for m in self.children():
             m.apply(fn)
         fn(self)
@@ -140,14 +157,15 @@ class Module:
                 p.grad.zero_()
 
     def to(self, *args, **kwargs):
-        """Move (or cast) every parameter and buffer in place, keeping Parameter identity."""
+        """Move (or cast) every parameter and buffer in place, keeping Parameter identity. As in torch,
+        a dtype casts only floating-point tensors (BatchNorm's int64 num_batches_tracked stays int64)."""
         for m in self.modules():
             for name, p in m._parameters.items():
                 if p is not None:
                     p.data = p.data.to(*args, **kwargs)
             for name, b in m._buffers.items():
                 if b is not None:
-                    m._buffers[name] = b.to(*args, **kwargs)
+                    m._buffers[name] = b.to(*args, **kwargs) if b.dtype.is_floating else b.to(device=_device_of(b, args, kwargs))
         return self
 
     def float(self):
@@ -220,9 +238,21 @@ class _IncompatibleKeys:
             f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
 
 
+def _device_of(t, args, kwargs):
+    """The device that to(*args, **kwargs) names (Tensor.to's rules), or t's own."""
+    device = kwargs.get("device")
+    for a in args:
+        if isinstance(a, Tensor):
+            device = a.device
+        elif isinstance(a, Device) or (isinstance(a, str) and not dtypes.is_dtype_name(a)):
+            device = a
+    return t.device if device is None else device
+
+
 def _as_tensor(value, like):
     if isinstance(value, Tensor):
         return value.to(like.device)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
         value = value.detach().cpu().numpy()
-    return tensor(np.asarray(value), dtype=like.dtype, device=like.device)
+    # reshape: tensor() makes a 0-d array (num_batches_tracked) 1-D, as np.ascontiguousarray does
+    return tensor(np.asarray(value), dtype=like.dtype, device=like.device).reshape(like.shape)

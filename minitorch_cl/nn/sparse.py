@@ -1,6 +1,8 @@
 from .. import dtypes
 from ..autograd import no_grad
 from ..ops.elementwise import where
+from ..ops.shape import index_select
+from ..shared_constants import ERR_EMBEDDING
 from ..tensor import empty
 from . import init
 from .module import Module
@@ -47,7 +49,8 @@ class Embedding(Module):
             raise TypeError(f"Embedding expects integer indices, got {input.dtype!r} of shape {input.shape}")
         if input.device != self.weight.device:
             raise RuntimeError(f"Embedding indices on {input.device.spec} but weight on {self.weight.device.spec}")
-        out = self.weight.index_select(0, input.reshape(-1)).reshape(*input.shape, self.embedding_dim)
+        out = index_select(self.weight, 0, input.reshape(-1), _op=ERR_EMBEDDING)
+        out = out.reshape(*input.shape, self.embedding_dim)
         if self.padding_idx is not None:  # same values, but no gradient flows to the padding row
             keep = (input != self.padding_idx).unsqueeze(-1)
             out = where(keep, out, out.detach())

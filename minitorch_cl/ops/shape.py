@@ -4,7 +4,8 @@ import numpy as np
 
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..launch import launch
+from ..launch import At, launch
+from ..shared_constants import ERR_INDEX_SELECT, ERR_INDEXING
 from ..tensor import Tensor, empty, tensor, zeros
 from .elementwise import where
 
@@ -266,7 +267,7 @@ def getitem(x, index):
         idx = np.nonzero(mask)[0]
     if not isinstance(idx, Tensor):
         idx = tensor(np.asarray(idx, dtype=np.int64), device=x.device)
-    return index_select(y, dim, idx)
+    return index_select(y, dim, idx, _op=ERR_INDEXING)
 
 
 def indexed_view(x, index):
@@ -322,7 +323,7 @@ def setitem(x, index, value):
 
 class IndexSelect(Function):
     @staticmethod
-    def forward(ctx, x, dim, idx):
+    def forward(ctx, x, dim, idx, op):
         x = x.contiguous()
         idx = idx.to(dtype=dtypes.int64).contiguous()
         outer = layout.numel(x.shape[:dim])
@@ -330,8 +331,8 @@ class IndexSelect(Function):
         out = empty(x.shape[:dim] + idx.shape + x.shape[dim + 1:], dtype=x.dtype, device=x.device)
         ctx.save_for_backward(idx)
         ctx.meta = (x.shape, dim, outer, inner)
-        launch(x.device, "index.cl", "index_select", (out.numel(),), outer, idx.numel(), inner, x.shape[dim],
-               x, idx, out, defines=dtypes.cl_defines(x.device, T=x.dtype))
+        launch(x.device, "index.cl", "index_select", (out.numel(),), outer, idx.numel(), inner, x.shape[dim], op,
+               x, idx, out, At(x.device.error_buffer, 0), defines=dtypes.cl_defines(x.device, T=x.dtype))
         return out
 
     @staticmethod
@@ -341,15 +342,16 @@ class IndexSelect(Function):
         g = g.contiguous()
         gi = zeros(shape, dtype=g.dtype, device=g.device)
         launch(g.device, "index.cl", "index_add", (g.numel(),), outer, idx.numel(), inner, shape[dim], g, idx, gi)
-        return gi, None, None
+        return gi, None, None, None
 
 
-def index_select(x, dim, index):
+def index_select(x, dim, index, _op=ERR_INDEX_SELECT):
+    """x's slices at `index` along dim. _op names the caller in a bad-index error (indexing, Embedding)."""
     if index.dtype.is_floating:
         raise IndexError(f"tensors used as indices must be integer or bool, got {index.dtype!r}")
     if index.device != x.device:
         raise RuntimeError(f"index on {index.device.spec} but tensor on {x.device.spec}")
-    return IndexSelect.apply(x, layout.normalize_dim(dim, x.ndim), index)
+    return IndexSelect.apply(x, layout.normalize_dim(dim, x.ndim), index, _op)
 
 
 def narrow(x, dim, start, length):

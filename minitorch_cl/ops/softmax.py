@@ -2,7 +2,7 @@
 each way, clkernels/softmax.cl) and mse_loss (written with the engine's own ops)."""
 from .. import dtypes, layout
 from ..autograd import Function
-from ..launch import launch
+from ..launch import At, launch
 from ..tensor import Tensor, empty
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss"]
@@ -80,7 +80,7 @@ class CrossEntropy(Function):
         row_loss, lse = empty(B, device=dev), empty(B, 2, device=dev)  # lse: (max, log-sum) per row
         stats, total = empty(2, device=dev), empty((), device=dev)
         launch(dev, "softmax.cl", "cross_entropy_fwd", (CE_WG,), B, C, ignore_index, eps, is_logp, mode, x, labels,
-               row_loss, lse, stats, total, local=(CE_WG,), defines={"WG": CE_WG})
+               row_loss, lse, stats, total, At(dev.error_buffer, 0), local=(CE_WG,), defines={"WG": CE_WG})
         ctx.save_for_backward(x, labels, lse, stats)
         ctx.args = (ignore_index, eps, is_logp, mode)
         return row_loss if mode == 0 else total

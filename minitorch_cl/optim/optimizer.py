@@ -1,16 +1,16 @@
-"""torch.optim's SGD, Adam and AdamW: param_groups, state, state_dict; every update is one fused
-kernel launch per parameter (clkernels/optim.cl) with torch.optim's exact formulas."""
+"""torch.optim's SGD, Adam, AdamW, RMSprop and Adagrad: param_groups, state, state_dict; every update is
+one fused kernel launch per parameter (clkernels/optim.cl) with torch.optim's exact formulas."""
 import copy
 import math
 
 import numpy as np
 
-from . import backend, dtypes
-from .launch import launch
-from .autograd import no_grad
-from .tensor import Tensor, tensor, zeros_like
+from .. import dtypes
+from ..autograd import no_grad
+from ..launch import launch
+from ..tensor import Tensor, full_like, tensor, zeros_like
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
 class Optimizer:
@@ -111,7 +111,10 @@ class Optimizer:
 
 
 def _state_value(v, p, key):
-    """A saved state entry on p's device: buffers become tensors shaped like p, scalars stay scalars."""
+    """A saved state entry on p's device: buffers become tensors shaped like p, scalars stay scalars
+    (torch keeps 'step' as a 0-d tensor: it becomes a float here)."""
+    if key == "step" and (isinstance(v, Tensor) or isinstance(v, np.ndarray)) and int(np.prod(v.shape)) == 1:
+        return float(v.item())
     if isinstance(v, Tensor) or isinstance(v, np.ndarray) and v.ndim > 0:
         arr = v if isinstance(v, Tensor) else tensor(v, dtype=p.dtype, device=p.device)
         if tuple(arr.shape) != tuple(p.shape):
@@ -206,3 +209,66 @@ class AdamW(Adam):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False):
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop: square-average decay alpha, eps outside the root, momentum, centered."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False, *,
+                 maximize=False):
+        if lr < 0 or eps < 0 or weight_decay < 0 or momentum < 0 or alpha < 0:
+            raise ValueError(f"invalid RMSprop hyper-parameters lr={lr}, alpha={alpha}, eps={eps}, "
+                             f"weight_decay={weight_decay}, momentum={momentum}")
+        if maximize:
+            raise NotImplementedError("RMSprop(maximize=True) is not implemented")
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
+                                      centered=centered, maximize=False))
+
+    @no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            momentum, centered = group["momentum"], bool(group["centered"])
+            for p, g in self._params_with_grad(group):
+                state = self.state.setdefault(p, {})
+                if not state:
+                    state["step"] = 0.0
+                    state["square_avg"] = zeros_like(p)
+                    if momentum > 0:
+                        state["momentum_buffer"] = zeros_like(p)
+                    if centered:
+                        state["grad_avg"] = zeros_like(p)
+                state["step"] += 1
+                _launch(p, "rmsprop_step", group["lr"], group["alpha"], group["eps"], group["weight_decay"],
+                        momentum, centered, g, p, state["square_avg"], state.get("grad_avg", p),
+                        state.get("momentum_buffer", p))
+        return loss
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad: sum += g^2, p -= lr / (1 + (t-1) lr_decay) * g / (sqrt(sum) + eps)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10, *,
+                 maximize=False):
+        if lr < 0 or lr_decay < 0 or weight_decay < 0 or initial_accumulator_value < 0 or eps < 0:
+            raise ValueError(f"invalid Adagrad hyper-parameters lr={lr}, lr_decay={lr_decay}, "
+                             f"weight_decay={weight_decay}, initial_accumulator_value={initial_accumulator_value}, "
+                             f"eps={eps}")
+        if maximize:
+            raise NotImplementedError("Adagrad(maximize=True) is not implemented")
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=False))
+        for group in self.param_groups:  # torch creates Adagrad's state up front
+            for p in group["params"]:
+                self.state[p] = {"step": 0.0, "sum": full_like(p, group["initial_accumulator_value"])}
+
+    @no_grad()
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for p, g in self._params_with_grad(group):
+                state = self.state[p]
+                state["step"] += 1
+                clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+                _launch(p, "adagrad_step", clr, group["eps"], group["weight_decay"], g, p, state["sum"])
+        return loss

@@ -1,0 +1,4 @@
+"""torch.utils' names: utils.data."""
+from . import data
+
+__all__ = ["data"]
