@@ -127,3 +127,17 @@ def test_attention_rows_are_checked_and_tuned(dev):
     assert record["entries"]["attention_bq"] in cands
     assert [c["status"] for c in record["candidates"]] == ["ok"] * len(cands)
     assert dev.profile.attention_bq == dev.default_profile().attention_bq
+
+
+def test_bench_gemm_times_default_and_tuned_side_by_side(dev, cache):
+    from minitorch_cl.bench import gemm as bench_gemm
+    entry, cands = _candidates(dev)
+    tuned_profile.store(dev.tuning_key, {entry: cands[0]})
+    fresh = _fresh(dev)
+    assert getattr(fresh.profile, entry) == cands[0]
+    row, = bench_gemm.run(fresh, sizes=(65,), repeats=1)
+    assert row["default GFLOP/s"] > 0 and row["tuned GFLOP/s"] > 0 and row["max rel err"] < 1e-5
+    assert getattr(fresh.profile, entry) == cands[0]  # the default was timed, then put back
+    (cache / "tuned.json").unlink()
+    plain, = bench_gemm.run(_fresh(dev), sizes=(65,), repeats=1)  # never tuned: one column
+    assert "minitorch_cl GFLOP/s" in plain and "tuned GFLOP/s" not in plain
