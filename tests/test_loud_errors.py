@@ -288,6 +288,36 @@ def test_bad_index_raises_at_next_sync(index_runs, name):
     assert rep["next"]["ok"], f"{name}: the next op is wrong: {rep['next']}"
 
 
+def test_torch_raises_the_same_error_type():
+    """PyTorch (CPU) raises IndexError for the same bad indices, and says so eagerly."""
+    torch = pytest.importorskip("torch")
+    x = torch.randn(7, 5)
+    bad = {
+        "cross_entropy": lambda: torch.nn.functional.cross_entropy(x, torch.tensor([0, 1, 5, 2, 4, 3, 0])),
+        "cross_entropy_negative": lambda: torch.nn.functional.cross_entropy(x, torch.tensor([0, -3, 1, 2, 4, 3, 0])),
+        "nll_loss": lambda: torch.nn.functional.nll_loss(x, torch.tensor([0, 1, 7, 2, 4, 3, 0])),
+        "embedding": lambda: torch.nn.Embedding(10, 3)(torch.tensor([1, 10])),
+        # (along dim 0: along another dim torch 2.13's CPU kernel raises a RuntimeError instead)
+        "index_select": lambda: torch.index_select(x, 0, torch.tensor([0, 7])),
+        "index_select_negative": lambda: torch.index_select(x, 0, torch.tensor([-1])),
+        "indexing": lambda: x[torch.tensor([0, 7])],
+        "indexing_negative": lambda: x[:, torch.tensor([1, -6])],
+    }
+    for name, fn in bad.items():
+        with pytest.raises(IndexError):
+            fn()
+    assert "index 7 is out of bounds for dimension 0 with size 7" in _message(lambda: x[torch.tensor([7])])
+    torch.nn.functional.cross_entropy(x, torch.tensor([0, -100, 1, 2, 4, 3, 0]))  # ignore_index is fine
+
+
+def _message(fn):
+    try:
+        fn()
+    except Exception as e:
+        return str(e)
+    return ""
+
+
 def test_ignore_index_is_not_an_error(dev):
     xn = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
     x = mt.tensor(xn, device=dev, requires_grad=True)
