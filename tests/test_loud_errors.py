@@ -489,6 +489,33 @@ def test_memory_fraction_caps_activations_and_the_process_recovers(dev):
         mt.cuda.set_per_process_memory_fraction(0.0, dev)
 
 
+def test_oom_in_backward_leaves_autograd_usable(dev):
+    rng = np.random.default_rng(9)
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 3)).to(dev)
+    xn = rng.standard_normal((4096, 64)).astype(np.float32)
+    x = mt.tensor(xn, device=dev)
+    mt.cuda.empty_cache(dev)
+    out = model(x).sum()
+    ran = []
+    try:  # the forward fits; its backward's (4096, 256) gradient does not
+        cap = mt.cuda.memory_allocated(dev) + (3 << 20)
+        mt.cuda.set_per_process_memory_fraction(cap / dev.cl_device.global_mem_size, dev)
+        out.register_hook(lambda g: mt.autograd.queue_callback(lambda: ran.append(1)))
+        with pytest.raises(mt.OutOfMemoryError, match="cannot allocate 4.00 MiB"):
+            out.backward()
+    finally:
+        mt.cuda.set_per_process_memory_fraction(1.0, dev)
+    assert not ran  # the failed pass's callbacks never run ...
+    with pytest.raises(RuntimeError, match="during a backward pass"):
+        mt.autograd.queue_callback(lambda: None)  # ... and no pass is in progress any more
+    for p in model.parameters():
+        p.grad = None
+    model(x).sum().backward()
+    h = xn.astype(np.float64) @ model[0].weight.detach().numpy().astype(np.float64).T + \
+        model[0].bias.detach().numpy()
+    np.testing.assert_allclose(model[2].weight.grad.numpy(), np.tile(np.maximum(h, 0).sum(0), (3, 1)), rtol=1e-4)
+
+
 def test_memory_statistics(dev):
     gc.collect()
     base = mt.cuda.memory_allocated(dev)
