@@ -66,7 +66,27 @@ def test_conv2d_groups(dev, rng, xs, ws, groups, stride, padding, dilation):
     pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
     check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups),
           lambda x, w, b: np_conv2d(x, w, b, pair(stride), (p[0], p[0], p[1], p[1]), pair(dilation), groups),
-          x, w, b, rtol=1e-4, atol=1e-4)
+          x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+@pytest.mark.parametrize("groups,mult", [(7, 1), (7, 3), (4, 2)])
+def test_depthwise_and_grouped_match_torch(dev, rng, groups, mult):
+    """Depthwise (direct kernels) and grouped (GEMM per image) paths on sizes off the tiles, with a fused ReLU."""
+    torch = pytest.importorskip("torch")
+    C = 7
+    if C % groups:
+        C = 8
+    x, w, b = _arrays(rng, (3, C, 33, 17), (groups * mult, C // groups, 3, 5), groups * mult)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    mx, mw, mb = (mt.tensor(a, device=dev, requires_grad=True) for a in (x, w, b))
+    yt = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, (2, 1), (1, 2), (1, 2), groups))
+    ym = F.conv2d(mx, mw, mb, (2, 1), (1, 2), (1, 2), groups, relu=True)
+    np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(g))
+    ym.backward(mt.tensor(g, device=dev))
+    for a, c in zip((tx, tw, tb), (mx, mw, mb)):
+        np.testing.assert_allclose(c.grad.numpy(), a.grad.numpy(), rtol=1e-4, atol=2e-4)
 
 
 @pytest.mark.parametrize("k,dilation", [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((4, 1), (1, 1)), ((2, 3), (3, 2))])

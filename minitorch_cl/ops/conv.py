@@ -3,7 +3,8 @@ fused into the GEMM's epilogue; the GEMM writes (N, C, H, W) directly, so nothin
 Backward: dX = col2im(W^T @ g), a batched GEMM, and dW^T = sum over images of col @ g^T, one GEMM
 summing over the batch; both read transposed views.
 Groups: the column rows and the weight split into G blocks, so each image is one GEMM batched over
-the groups (and dW one batch-summed GEMM per group). conv_transpose is the adjoint: col2im(W^T @ x)
+the groups (and dW one batch-summed GEMM per group); depthwise convolution (groups == C) has direct
+kernels instead, whose K = KH*KW is too small for a GEMM. conv_transpose is the adjoint: col2im(W^T @ x)
 forward, and im2col + GEMM backward. An explicit output size lets 'same' pad more on the
 right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
 from .. import dtypes, layout
@@ -125,6 +126,45 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None, None, None, None
 
 
+class DepthwiseConv2d(Function):
+    """groups == C with one input channel per group: direct kernels (conv.cl depthwise_*), no im2col."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, OH, OW, relu):
+        N, C, H, W = x.shape
+        OC, _, KH, KW = weight.shape
+        w2 = weight.contiguous().reshape(OC, KH * KW)
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        out = empty(N, OC, OH, OW, device=x.device)
+        if out.numel():
+            launch(x.device, "conv.cl", "depthwise_fwd", (out.numel(),), win, OC // C, int(bias is not None),
+                   layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out)
+        out = out.relu() if relu else out
+        ctx.save_for_backward(x, w2, out if relu else None)
+        ctx.geom = (win, OC // C, weight.shape, relu)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w2, out = ctx.saved_tensors
+        win, M, wshape, relu = ctx.geom
+        if relu:
+            g = g.relu_backward(out)
+        gx = gw = gb = None
+        gs = layout.strides4_struct(g.strides)
+        if ctx.needs_input_grad[0]:
+            gx = empty(*x.shape, device=g.device)
+            if gx.numel():
+                launch(g.device, "conv.cl", "depthwise_bwd_input", (gx.numel(),), win, M, gs, g, w2, gx)
+        if ctx.needs_input_grad[1]:
+            gw = empty(*wshape, device=g.device)
+            launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M,
+                   layout.strides4_struct(x.strides), gs, x, g, gw)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum((2, 3)).sum(0)
+        return gx, gw, gb, None, None, None, None, None, None
+
+
 class ConvTranspose2d(Function):
     """y = col2im(W^T @ x): the gradient of a conv2d of y with this weight, taken with respect to y."""
 
@@ -220,7 +260,10 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, 
     if OH < 1 or OW < 1:
         raise ValueError(f"conv2d: input of shape {input.shape} is too small for a kernel of shape "
                          f"{weight.shape} with padding {padding} and dilation {dilation}")
-    out = Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, OH, OW, relu)
+    if groups > 1 and groups == input.shape[1]:  # depthwise: direct kernels
+        out = DepthwiseConv2d.apply(input, weight, bias, stride, padding, dilation, OH, OW, relu)
+    else:
+        out = Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, OH, OW, relu)
     return out if batched else out.squeeze(0)
 
 
