@@ -325,11 +325,13 @@ __kernel void adaptive_maxpool_bwd(const Window win, const Strides4 gs, __global
 }
 
 /* max_unpool2d: y (N, C, OH, OW), zeroed beforehand, gets x[n, c, h, w] at plane index idx (an
- * index outside the plane is skipped). One work-item per input cell; idx is contiguous int64. */
+ * index outside the plane is reported, as ERR_INDEXING, and skipped). One work-item per input cell;
+ * idx is contiguous int64. */
 __kernel void maxunpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
-                            __global const long *idx, const int idx_off, __global float *y, const int y_off)
+                            __global const long *idx, const int idx_off, __global float *y, const int y_off,
+                            __global long *err, const int err_off)
 {
-    idx += idx_off; y += y_off;
+    idx += idx_off; y += y_off; err += err_off;
     const int H = win.H, W = win.W, P = win.OH * win.OW;
     const int i = get_global_id(0);
     if (i >= win.N * win.C * H * W)
@@ -339,6 +341,8 @@ __kernel void maxunpool_fwd(const Window win, const Strides4 xs, __global const 
     const long j = idx[i];
     if (j >= 0 && j < P)
         y[(long)nc * P + j] = x[x_off + n * xs.n + c * xs.c + h * xs.h + w * xs.w];
+    else
+        report_bad_index(err, ERR_INDEXING, j, P);
 }
 
 /* Its gradient: dx[n, c, h, w] = g[n, c] at plane index idx (0 for a skipped index). */

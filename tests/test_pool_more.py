@@ -142,6 +142,8 @@ def test_max_unpool(dev, rng):
     np.testing.assert_array_equal(F.max_unpool1d(ym, im, 3).numpy(), TF.max_unpool1d(yt, it, 3).numpy())
     with pytest.raises(ValueError, match="output_size"):
         F.max_unpool2d(ym.unsqueeze(0), im.unsqueeze(0), 3, output_size=(1, 20))
+    with pytest.raises(IndexError, match="20 is out of bounds"):  # found on the device, raised at the next read
+        F.max_unpool2d(mt.ones(1, 1, 2, 2, device=dev), mt.tensor([[[[0, 3], [20, 1]]]], device=dev), 2).numpy()
 
 
 def test_pool_modules(dev, rng):

@@ -3,7 +3,7 @@ max_unpool2d: one kernel each way (clkernels/pool.cl). Inputs may have any strid
 channel-major output is read in place); outputs are contiguous."""
 from .. import dtypes, layout
 from ..autograd import Function
-from ..launch import launch
+from ..launch import At, launch
 from ..tensor import Tensor, empty, zeros
 from .conv import _pair
 
@@ -291,7 +291,7 @@ class MaxUnpool2d(Function):
         win = layout.window_struct(x.shape, (OH, OW), (1, 1))
         if x.numel():
             launch(x.device, "pool.cl", "maxunpool_fwd", (x.numel(),), win, layout.strides4_struct(x.strides), x,
-                   idx, y)
+                   idx, y, At(x.device.error_buffer, 0))
         ctx.save_for_backward(idx)
         ctx.win = win
         return y
