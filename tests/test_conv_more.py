@@ -56,6 +56,7 @@ GROUP_CASES = [  # x shape, weight shape, groups, stride, padding, dilation
     ((1, 3, 7, 9), (3, 1, 3, 3), 3, 2, 1, 1),       # depthwise
     ((3, 4, 6, 5), (8, 1, 2, 3), 4, (2, 1), (1, 0), (1, 2)),  # depthwise, multiplier 2, N > groups
     ((2, 6, 5, 5), (3, 2, 1, 1), 3, 1, 0, 1),
+    ((5, 4, 6, 7), (6, 2, 3, 2), 2, (1, 2), (1, 1), 1),  # more images than groups: one GEMM per group
 ]
 
 
@@ -140,6 +141,7 @@ T_CASES = [  # x shape, weight shape, stride, padding, output_padding, dilation,
     ((1, 4, 3, 4), (4, 3, 3, 2), (2, 3), (1, 0), (1, 2), (1, 1), 2),
     ((2, 2, 3, 3), (2, 2, 2, 3), (2, 2), (1, 1), (0, 1), (2, 1), 1),
     ((2, 3, 4, 3), (3, 1, 3, 3), (2, 1), (1, 1), (1, 0), (1, 1), 3),  # depthwise
+    ((3, 4, 3, 3), (4, 2, 2, 2), (2, 2), (0, 0), (1, 1), (1, 1), 2),  # more images than groups
 ]
 
 

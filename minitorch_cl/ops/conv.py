@@ -7,7 +7,7 @@ the groups (and dW one batch-summed GEMM per group); depthwise convolution (grou
 kernels instead, whose K = KH*KW is too small for a GEMM. conv_transpose is the adjoint: col2im(W^T @ x)
 forward, and im2col + GEMM backward. An explicit output size lets 'same' pad more on the
 right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
-from .. import dtypes, layout
+from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..launch import launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
@@ -57,13 +57,21 @@ def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
 
 def _grouped_gemm(out, a, b, G):
     """out[n, g] (M, P) = a[g] (M, K) @ b[n, g] (K, P); out (N, G*M, P) contiguous, a (G, M, K) (any view
-    GEMM reads), b (N, G*K, P) contiguous. G == 1 is one batched GEMM; otherwise one GEMM per image,
-    batched over the groups."""
+    GEMM reads), b (N, G*K, P) contiguous. G == 1 is one batched GEMM. Otherwise, with fewer images than
+    groups, one GEMM per image batched over the groups; else one GEMM per group batched over the images
+    into a (G, N, M, P) buffer and one copy into place."""
     if G == 1:
         return gemm_into(out, a[0], b)
     N, GM, P = out.shape
-    for n in range(N):
-        gemm_into(out[n].reshape(G, GM // G, P), a, b[n].reshape(G, -1, P))
+    M, K = GM // G, b.shape[1] // G
+    if N <= G:
+        for n in range(N):
+            gemm_into(out[n].reshape(G, M, P), a, b[n].reshape(G, K, P))
+        return out
+    tmp = empty(G, N, M, P, device=out.device)
+    for g in range(G):
+        gemm_into(tmp[g], a[g], b[:, g * K:(g + 1) * K])
+    backend.copy_(out.reshape(N, G, M, P), tmp.permute(1, 0, 2, 3))
     return out
 
 
