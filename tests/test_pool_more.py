@@ -8,6 +8,7 @@ import pytest
 import minitorch_cl as mt
 from minitorch_cl import nn
 from minitorch_cl.nn import functional as F
+from minitorch_cl.ops.pool import pool_output_size
 from helpers import check
 
 
@@ -173,3 +174,18 @@ def test_pool_errors(dev):
         F.avg_pool2d(x, 2, divisor_override=0)
     with pytest.raises(ValueError, match=r"\(2, 5, 5, 1\)"):
         F.max_pool1d(mt.zeros(1, 2, 5, 5, device=dev).reshape(2, 5, 5, 1), 2)
+
+
+def test_pool_output_size_rule_matches_torch():
+    """The ceil_mode size rule over a grid of sizes, kernels, strides, paddings and dilations."""
+    torch = pytest.importorskip("torch")
+    for H in range(1, 10):
+        for k in range(1, 5):
+            for s in range(1, 4):
+                for p in range(0, k // 2 + 1):
+                    for d in (1, 2):
+                        if (H + 2 * p - d * (k - 1) - 1) < 0:
+                            continue
+                        for ceil in (False, True):
+                            want = torch.nn.functional.max_pool1d(torch.zeros(1, 1, H), k, s, p, d, ceil).shape[-1]
+                            assert pool_output_size(H, k, s, p, d, ceil) == want, (H, k, s, p, d, ceil)
