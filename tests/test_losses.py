@@ -314,3 +314,28 @@ def test_weighted_modules_and_distance_modules(dev, rng):
     pd_m = nn.PairwiseDistance(p=1.0, keepdim=True)(mt.tensor(x, device=dev), mt.tensor(x2, device=dev))
     np.testing.assert_allclose(pd_m.numpy(), pd_t.numpy(), rtol=1e-5)
     assert pd_m.shape == (5, 1)
+
+
+def test_weighted_unbatched_and_spatial_probabilities_match_torch(dev, rng):
+    """An unbatched (C,) input with a 0-d label, and (N, C, d) class probabilities, both with weights."""
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
+    w = (rng.random(5) + 0.1).astype(np.float32)
+    x = rng.standard_normal(5).astype(np.float32)
+    for ls in (0.0, 0.3):
+        want = TF.cross_entropy(torch.tensor(x), torch.tensor(2), weight=torch.tensor(w), label_smoothing=ls)
+        got = F.cross_entropy(mt.tensor(x, device=dev), mt.tensor(2, device=dev), weight=mt.tensor(w, device=dev),
+                              label_smoothing=ls)
+        assert got.shape == ()
+        np.testing.assert_allclose(got.item(), want.item(), rtol=1e-5)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)
+    q = rng.random((2, 5, 3)).astype(np.float32)
+    for red in ("mean", "none"):
+        tx, mx = torch.tensor(x, requires_grad=True), mt.tensor(x, device=dev, requires_grad=True)
+        want = TF.cross_entropy(tx, torch.tensor(q), weight=torch.tensor(w), label_smoothing=0.1, reduction=red)
+        got = F.cross_entropy(mx, mt.tensor(q, device=dev), weight=mt.tensor(w, device=dev), label_smoothing=0.1,
+                              reduction=red)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-5, atol=1e-6)
+        want.sum().backward()
+        got.sum().backward()
+        np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
