@@ -16,6 +16,7 @@ from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permu
 from .ops.matmul import bmm, matmul, mm
 from . import amp
 from .autocast_state import autocast
+from .ops.einsum import einsum
 from . import vision  # before data: data re-exports vision.transforms' first three names
 from . import cuda, data, datasets, distributed, nn, optim, utils
 from .device import OutOfMemoryError
