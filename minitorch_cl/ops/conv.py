@@ -303,6 +303,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return out.squeeze(-2)
 
 
+@float32_kernels(LOWER)
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """torch.nn.functional.conv_transpose2d: weight (in_channels, out_channels / groups, kH, kW)."""
     _check_tensors(input, weight, bias, "conv_transpose2d")

@@ -8,6 +8,7 @@ from ..autograd import Function
 from ..launch import launch
 from ..tensor import Tensor, empty, zeros
 from .pool import adaptive_avg_pool1d, adaptive_avg_pool2d
+from .precision import SAME, float32_kernels
 
 __all__ = ["interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "pixel_shuffle", "pixel_unshuffle"]
 
@@ -47,6 +48,7 @@ def _scale(n_in, n_out, align, factor):
     return 1.0 / factor if factor is not None else n_in / n_out
 
 
+@float32_kernels(SAME)
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None, antialias=False):
     """torch.nn.functional.interpolate for 3-D (N, C, L) and 4-D (N, C, H, W) inputs."""

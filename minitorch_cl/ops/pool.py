@@ -255,6 +255,7 @@ class AdaptiveMaxPool2d(Function):
         return dx, None, None, None
 
 
+@float32_kernels(SAME)
 def adaptive_avg_pool2d(input, output_size):
     """torch.nn.functional.adaptive_avg_pool2d: cell o averages [floor(o*H/OH), ceil((o+1)*H/OH))."""
     OH, OW = _adaptive_size(input, output_size, "adaptive_avg_pool2d")
@@ -263,6 +264,7 @@ def adaptive_avg_pool2d(input, output_size):
     return y if batched else y.squeeze(0)
 
 
+@float32_kernels(SAME)
 def adaptive_max_pool2d(input, output_size, return_indices=False):
     """torch.nn.functional.adaptive_max_pool2d (indices h * W + w per plane)."""
     OH, OW = _adaptive_size(input, output_size, "adaptive_max_pool2d")
@@ -309,6 +311,7 @@ class MaxUnpool2d(Function):
         return dx, None, None, None
 
 
+@float32_kernels(SAME)
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """torch.nn.functional.max_unpool2d: zeros of (H-1)*s - 2p + k (or output_size) with input at indices."""
     if not isinstance(input, Tensor) or not isinstance(indices, Tensor):
