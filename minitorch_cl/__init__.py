@@ -14,6 +14,9 @@ from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, me
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)
 from .ops.matmul import bmm, matmul, mm
+from .ops.indexing import (argwhere, gather, index_add, index_copy, index_fill, index_put, masked_scatter,
+                           masked_select, nonzero, scatter, scatter_add, scatter_reduce, take, take_along_dim,
+                           where)
 from . import vision  # before data: data re-exports vision.transforms' first three names
 from . import cuda, data, datasets, distributed, nn, optim, utils
 from .device import OutOfMemoryError
