@@ -111,21 +111,16 @@ def _entries(x, index):
 def _plan(entries):
     """(basic index, y dims of the tensor indices, the tensor indices, where their result dims go) for
     x[entries]: y = x[basic] keeps a full dim for each tensor index; the broadcast index dims replace
-    them in place when the tensor (and int) indices are adjacent, else they move to the front."""
+    them in place when the tensor indices are adjacent, else they move to the front. As in PyTorch
+    (not NumPy), int indices are applied first and take no part in that rule: x[0, :, i] is x[0][:, i]."""
     basic, dims, idx, positions, y_dim = [], [], [], [], 0
-    for k, e in enumerate(entries):
+    for e in entries:
+        basic.append(slice(None) if isinstance(e, Tensor) else e)
         if isinstance(e, Tensor):
-            basic.append(slice(None))
             dims.append(y_dim)
             idx.append(e)
-            positions.append(k)
-            y_dim += 1
-        else:
-            basic.append(e)
-            if isinstance(e, int):
-                positions.append(k)
-            else:
-                y_dim += 1
+            positions.append(y_dim)
+        y_dim += not isinstance(e, int)
     adjacent = positions == list(range(positions[0], positions[-1] + 1))
     return tuple(basic), tuple(dims), idx, dims[0] if adjacent else 0
 
