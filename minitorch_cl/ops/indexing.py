@@ -314,6 +314,15 @@ def _scatter(x, dim, index, src, reduce, op, wrap=0):
     return x
 
 
+def _to_src_shape(g, src_shape):
+    """A gradient for src from one over index's shape: src's elements past index's extent get 0."""
+    if tuple(g.shape) == tuple(src_shape) or not src_shape:
+        return g
+    out = zeros(src_shape, dtype=g.dtype, device=g.device)
+    backend.copy_(shape.getitem(out, tuple(slice(0, n) for n in g.shape)), g)
+    return out
+
+
 class Gather(Function):
     @staticmethod
     def forward(ctx, x, dim, index, op, wrap):
@@ -371,7 +380,7 @@ class Scatter(Function):
 
     @staticmethod
     def forward(ctx, x, src, dim, index):
-        ctx.dim = dim
+        ctx.dim, ctx.src_shape = dim, src.shape
         ctx.save_for_backward(index)
         return _scatter(_copy(x), dim, index, src, 0, ERR_SCATTER)
 
@@ -380,7 +389,7 @@ class Scatter(Function):
         (index,) = ctx.saved_tensors
         gx = _scatter(_copy(g), ctx.dim, index, zeros((), dtype=g.dtype, device=g.device), 0, ERR_SCATTER) \
             if ctx.needs_input_grad[0] else None
-        gs = _gather(g, ctx.dim, index, ERR_SCATTER) if ctx.needs_input_grad[1] else None
+        gs = _to_src_shape(_gather(g, ctx.dim, index, ERR_SCATTER), ctx.src_shape) if ctx.needs_input_grad[1] else None
         return gx, gs, None, None
 
 
@@ -451,8 +460,9 @@ class ScatterReduce(Function):
 
     @staticmethod
     def backward(ctx, g):
-        x, src, index, out = ctx.saved_tensors
+        x, full_src, index, out = ctx.saved_tensors
         dim, reduce, include_self = ctx.meta
+        src = shape.getitem(full_src, tuple(slice(0, n) for n in index.shape))  # the part scattered
         if reduce == "sum":
             gx, gs = g, _gather(g, dim, index, ERR_SCATTER)
         elif reduce == "mean":
@@ -470,7 +480,7 @@ class ScatterReduce(Function):
             gx, gs = x_is * share, src_is * _gather(share, dim, index, ERR_SCATTER)
         if not include_self and reduce != "amax" and reduce != "amin":
             gx = _scatter(_copy(gx), dim, index, zeros((), dtype=g.dtype, device=g.device), 0, ERR_SCATTER)
-        return gx, gs, None, None, None, None
+        return gx, _to_src_shape(gs, full_src.shape), None, None, None, None
 
 
 def _prod_grads(g, x, src, dim, index, out, include_self):
