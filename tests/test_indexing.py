@@ -269,16 +269,24 @@ _CHILD = r"""
 import numpy as np, minitorch_cl as mt
 dev = mt.device()
 x = mt.arange(12.0, device=dev).reshape(3, 4)
-for name, op in [("index", lambda: x[mt.tensor([0, 7], device=dev), mt.tensor([1, 1], device=dev)]),
-                 ("index_put_", lambda: x.clone().index_put_((mt.tensor([-9], device=dev),), mt.tensor(1.0, device=dev))),
-                 ("setitem", lambda: x.clone().__setitem__((mt.tensor([1], device=dev), mt.tensor([4], device=dev)), 1.0))]:
+T = lambda v: mt.tensor(v, device=dev)
+
+
+def assign(t, index, value):
+    t[index] = value
+    return t
+
+
+for name, op in [("index", lambda: x[T([0, 7]), T([1, 1])]),
+                 ("index_put_", lambda: x.clone().index_put_((T([-9]),), T(1.0))),
+                 ("setitem", lambda: assign(x.clone(), (T([1]), T([4])), 1.0))]:
     try:
         op().numpy()
         print(name, "no error")
     except IndexError as e:
         print(name, "IndexError:", e)
     # the process goes on and the next op is right
-    print(name, "next", x[mt.tensor([2, -1], device=dev), mt.tensor([3, 0], device=dev)].numpy().tolist())
+    print(name, "next", x[T([2, -1]), T([3, 0])].numpy().tolist())
 """
 
 

@@ -284,7 +284,7 @@ def test_errors_name_shapes_and_dtypes(dev):
         x.gather(0, i32)
     with pytest.raises(RuntimeError, match=r"expected index \[2, 5\] to be no larger than self \[3, 4\]"):
         x.gather(0, mt.zeros(2, 5, device=dev, dtype=mt.int64))
-    with pytest.raises(RuntimeError, match=r"same number of dimensions as input tensor \(index \[2\], input \[3, 4\]\)"):
+    with pytest.raises(RuntimeError, match=r"as input tensor \(index \[2\], input \[3, 4\]\)"):
         x.gather(0, mt.zeros(2, device=dev, dtype=mt.int64))
     with pytest.raises(RuntimeError, match=r"no larger than src \[1, 4\]"):
         x.scatter(0, mt.zeros(2, 4, device=dev, dtype=mt.int64), mt.ones(1, 4, device=dev))
@@ -311,7 +311,8 @@ x = mt.arange(12.0, device=dev).reshape(3, 4)
 bad = mt.tensor([[0, 5, 1, 1]], device=dev)
 ops = [("gather", lambda: x.gather(0, bad)), ("gather-neg", lambda: x.gather(1, bad - 6)),
        ("scatter", lambda: x.scatter(0, bad, 1.0)), ("scatter_add", lambda: x.scatter_add(0, bad, x[:1])),
-       ("index_add", lambda: x.index_add(0, bad[0, :2], x[:2])), ("index_copy", lambda: x.index_copy(0, bad[0, :2], x[:2])),
+       ("index_add", lambda: x.index_add(0, bad[0, :2], x[:2])),
+       ("index_copy", lambda: x.index_copy(0, bad[0, :2], x[:2])),
        ("index_fill", lambda: x.index_fill(1, bad[0], 0.0)), ("take", lambda: mt.take(x, bad * 3)),
        ("gather-grad", lambda: mt.gather(x.detach().requires_grad_(), 0, bad).sum())]
 for name, op in ops:

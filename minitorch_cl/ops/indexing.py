@@ -525,8 +525,9 @@ def _along(name, x, dim, index, source_shape=None):
     n = index.numel()
     shape_ = xs[:d] + (n,) + xs[d + 1:]
     if source_shape is not None and tuple(source_shape or (1,)) != shape_:
-        raise RuntimeError(f"{name}(): source of shape {list(source_shape)} does not match self of shape {list(x.shape)} "
-                           f"with dimension {d} of size {n} (the index's length): expected {list(shape_)}")
+        raise RuntimeError(f"{name}(): source of shape {list(source_shape)} does not match self of shape "
+                           f"{list(x.shape)} with dimension {d} of size {n} (the index's length): expected "
+                           f"{list(shape_)}")
     idx = index.to(dtype=dtypes.int64).reshape((1,) * d + (n,) + (1,) * (len(xs) - d - 1)).expand(*shape_)
     return d, idx
 
