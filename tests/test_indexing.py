@@ -83,6 +83,59 @@ def test_getitem_several_tensors_torch(dev, rng, name):
     np.testing.assert_allclose(t.grad.numpy(), ta.grad.numpy(), rtol=1e-5, atol=1e-6)
 
 
+def _random_index(rng, shape):
+    """A random mix of ints, slices, None, '...', index tensors (broadcastable) and masks for shape."""
+    out, d, ellipsis = [], 0, False
+    while d < len(shape):
+        kind = rng.integers(0, 7)
+        if kind == 0:
+            out.append(int(rng.integers(-shape[d], shape[d])))
+        elif kind == 1:
+            out.append(slice(int(rng.integers(0, 2)), None, int(rng.integers(1, 3))))
+        elif kind == 2:
+            out.append(None)
+            continue
+        elif kind == 3 and not ellipsis and d + 1 < len(shape):
+            out.append(Ellipsis)
+            ellipsis = True
+            d = len(shape) - 1  # leave one dim to index after it
+            continue
+        elif kind == 4 and d + 1 < len(shape):
+            out.append(("T", rng.random(shape[d:d + 2]) > 0.5))
+            d += 2
+            continue
+        else:
+            out.append(("T", rng.integers(-shape[d], shape[d], size=(2, 1, 3)[int(rng.integers(0, 3)):])))
+        d += 1
+    return tuple(out)
+
+
+def test_random_index_mixes_match_torch(dev):
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((4, 3, 5, 2)).astype(np.float32)
+    t = mt.tensor(a, device=dev, requires_grad=True)
+    ta = torch.tensor(a, requires_grad=True)
+    tried = 0
+    while tried < 60:
+        spec = _random_index(rng, a.shape)
+        try:
+            ref = ta[_torch_index(spec)]
+        except (IndexError, RuntimeError):  # index tensors that do not broadcast together
+            with pytest.raises(IndexError):
+                t[_mt_index(spec, dev)]
+            continue
+        tried += 1
+        out = t[_mt_index(spec, dev)]
+        assert tuple(out.shape) == tuple(ref.shape), spec
+        np.testing.assert_array_equal(out.detach().numpy(), ref.detach().numpy(), err_msg=str(spec))
+        w = rng.standard_normal(tuple(ref.shape)).astype(np.float32)
+        t.grad = None
+        ta.grad = None
+        (out * mt.tensor(w, device=dev)).sum().backward()
+        (ref * torch.tensor(w)).sum().backward()
+        np.testing.assert_allclose(t.grad.numpy(), ta.grad.numpy(), rtol=1e-5, atol=1e-6, err_msg=str(spec))
+
+
 @pytest.mark.parametrize("n", [1, 33, 257])
 def test_getitem_sizes_straddling_work_groups(dev, rng, n):
     a = rng.standard_normal((n, 3))

@@ -163,6 +163,8 @@ def test_every_dtype(dev, rng, dt):
         pairs += [(x.scatter_add(0, i, s), tx.scatter_add(0, ti, ts)),
                   (x.index_add(0, i[0, :4], s), tx.index_add(0, ti[0, :4], ts)),
                   (x.scatter_reduce(0, i, s, "amax"), tx.scatter_reduce(0, ti, ts, "amax"))]
+        pairs += [(x.scatter_reduce(0, i, s, r, include_self=inc), tx.scatter_reduce(0, ti, ts, r, include_self=inc))
+                  for r in ("mean", "prod", "amin") for inc in (True, False)]  # integer mean: floor division
     for got, ref in pairs:
         assert got.dtype.name == str(ref.dtype).replace("torch.", ""), (got.dtype, ref.dtype)
         np.testing.assert_allclose(got.numpy().astype(np.float64), ref.numpy().astype(np.float64), rtol=2e-3)

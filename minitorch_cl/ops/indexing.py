@@ -438,8 +438,17 @@ def _scatter_reduce_raw(x, dim, index, src, reduce, include_self):
     _scatter(out, dim, index, src, mode, ERR_SCATTER)
     if reduce == "mean":
         count = _mean_count(x, dim, index, include_self)
-        out = out / count if x.dtype.is_floating else (out.to(dtypes.float32) / count).floor().to(x.dtype)
+        out = out / count if x.dtype.is_floating else _floor_divide(out, count)
     return out
+
+
+def _floor_divide(a, count):
+    """a // count for an integer a and a float32 count >= 1 holding integers (PyTorch's integer mean):
+    the float quotient truncated, then corrected by one either way with integer products."""
+    c = count.to(dtype=a.dtype)
+    q = (a.to(dtype=dtypes.float32) / count).to(dtype=a.dtype)
+    q = q - (q * c > a).to(dtype=a.dtype)
+    return q + ((q + 1) * c <= a).to(dtype=a.dtype)
 
 
 def _mean_count(x, dim, index, include_self):
