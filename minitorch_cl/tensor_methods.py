@@ -186,10 +186,10 @@ def setitem(self, index, value):
         return _write_result(self, indexing.setitem(self, index, value))
     if isinstance(value, Tensor) and value.device != self.device:
         value = value.to(self.device)
+    if indexing.setitem_(self, index, value):  # a tensor index: index_put straight into self
+        self._bump_version()
+        return
     target = shape.indexed_view(self, index)
-    if target is None:  # a tensor index: index_put out of place, written back
-        with no_grad():
-            return _write_result(self, indexing.setitem(self, index, value))
     if isinstance(value, Tensor):
         backend.copy_(target, value)
     else:

@@ -353,3 +353,16 @@ def test_out_of_range_raises_at_next_sync_and_process_goes_on(dev):
     assert "setitem IndexError: index_put_(): index 4 is out of bounds for a dimension with size 4" in lines
     for name in ("index", "index_put_", "setitem"):
         assert f"{name} next [11.0, 8.0]" in lines
+
+
+def test_setitem_reading_its_own_target(dev, rng):
+    a = rng.standard_normal(65).astype(np.float32)
+    perm = rng.permutation(65)
+    t = mt.tensor(a, device=dev)
+    t[mt.tensor(perm, device=dev)] = t  # the value is read before anything is overwritten
+    expected = a.copy()
+    expected[perm] = a
+    np.testing.assert_array_equal(t.numpy(), expected)
+    t[t > 0] = 0.0
+    expected[expected > 0] = 0.0
+    np.testing.assert_array_equal(t.numpy(), expected)

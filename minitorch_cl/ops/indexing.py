@@ -240,7 +240,8 @@ def _value_tensor(x, value):
     return full((), value, dtype=x.dtype, device=x.device)
 
 
-def _index_put(x, entries, value, accumulate):
+def _put_plan(x, entries, value):
+    """(basic index, layout, stacked indices, value) of x[entries] = value, the value's shape checked."""
     basic, dims, idx, pos = _plan(entries)
     y_shape = shape._basic_view(x, basic)[0]
     stacked, b_shape = _stack_indices(idx, x.device)
@@ -255,17 +256,42 @@ def _index_put(x, entries, value, accumulate):
     if not fits:
         raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} cannot be broadcast to "
                            f"indexing result of shape {list(adv.out_shape)}")
+    return basic, adv, stacked, value
+
+
+def _index_put(x, entries, value, accumulate):
+    basic, adv, stacked, value = _put_plan(x, entries, value)
     return IndexPut.apply(x, value, basic, adv, stacked, accumulate)
+
+
+def setitem_(x, index, value):
+    """x[index] = value written straight into x, without autograd (Tensor.__setitem__ when there is
+    no graph to record); False when index has no tensor index (a plain view serves)."""
+    entries = _entries(x, index)
+    if entries is None:
+        return False
+    if _is_where(x, index, value):
+        backend.copy_(x, shape.setitem(x, index, value))
+        return True
+    basic, adv, stacked, value = _put_plan(x, entries, value)
+    if value.buffer is x.buffer:  # x[perm] = x: read a copy, not what the kernel is overwriting
+        value = _copy(value)
+    _adv_put(shape._view(x, *shape._basic_view(x, basic)), adv, stacked, value, ERR_INDEX_PUT, False)
+    return True
 
 
 def setitem(x, index, value):
     """x with x[index] = value, out of place (Tensor.__setitem__ writes it back into x)."""
     entries = _entries(x, index)
-    single_mask = isinstance(index, Tensor) and index.dtype is dtypes.bool_ and \
-        tuple(index.shape) == tuple(x.shape[:index.ndim])
-    if entries is None or (single_mask and (not isinstance(value, Tensor) or value.numel() == 1)):
+    if entries is None or _is_where(x, index, value):
         return shape.setitem(x, index, value)  # views, or where(mask, value, x): no host sync
     return _index_put(x, entries, value, False)
+
+
+def _is_where(x, index, value):
+    """x[mask] = number over x's leading dims: where(mask, value, x), which needs no nonzero."""
+    return isinstance(index, Tensor) and index.dtype is dtypes.bool_ and \
+        tuple(index.shape) == tuple(x.shape[:index.ndim]) and (not isinstance(value, Tensor) or value.numel() == 1)
 
 
 def index_put(x, indices, values, accumulate=False):
