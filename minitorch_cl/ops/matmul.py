@@ -55,6 +55,8 @@ def gemm_into(out, a, b, bias=None, bias_mode=BIAS_NONE, relu=False, accumulate=
         b_buf, b_off = b.buffer, b.offset
     else:
         tb, ldb, sb, b_buf, b_off = False, None, 0, None, 0
+    if bias is not None:
+        bias = bias.reshape(-1).contiguous()  # the epilogue reads bias[n] (or bias[m]) densely
     bias_buf, bias_off = (bias.buffer, bias.offset) if bias is not None else (out.buffer, 0)
     gemm(out.device, M, N, K, a.buffer, b_buf, out.buffer, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=max(N, 1),
          off_a=a.offset, off_b=b_off, off_c=out.offset, batch=layout.numel(batch_shape),
