@@ -366,3 +366,15 @@ def test_setitem_reading_its_own_target(dev, rng):
     t[t > 0] = 0.0
     expected[expected > 0] = 0.0
     np.testing.assert_array_equal(t.numpy(), expected)
+
+
+def test_assignment_after_a_save_fails_at_backward(dev):
+    x = mt.ones(4, device=dev, requires_grad=True)
+    for update in (lambda y: y.__setitem__(mt.tensor([1, 2], device=dev), 0.0),
+                   lambda y: y.__setitem__(mt.tensor([True, False, True, True], device=dev), mt.ones(3, device=dev)),
+                   lambda y: y.index_put_((mt.tensor([0], device=dev),), mt.ones(1, device=dev), accumulate=True)):
+        y = x * 1
+        z = y * y  # saves y
+        update(y)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.sum().backward()
