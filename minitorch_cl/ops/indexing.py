@@ -365,19 +365,20 @@ class Gather(Function):
 
 
 def _check_dim_shapes(name, x, dim, index, src=None):
+    """PyTorch's rule: index has x's (and a tensor src's) number of dims and is no larger than src in
+    any dim and than x outside dim."""
+    has_src = src is not None and src.ndim > 0
     if index.ndim != x.ndim and not (index.ndim <= 1 and x.ndim <= 1):
         raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions as input tensor "
                            f"(index {list(index.shape)}, input {list(x.shape)})")
-    if src is not None and src.ndim and src.ndim != index.ndim:
+    if has_src and src.ndim != index.ndim:
         raise RuntimeError(f"{name}(): Index tensor must have the same number of dimensions as src tensor "
                            f"(index {list(index.shape)}, src {list(src.shape)})")
     for d in range(index.ndim):
-        if (d != dim and index.shape[d] > x.shape[d]) or (src is not None and src.ndim and
-                                                           index.shape[d] > src.shape[d]):
-            raise RuntimeError(f"{name}(): Size does not match at dimension {d}: expected index "
-                               f"{list(index.shape)} to be no larger than self {list(x.shape)} apart from "
-                               f"dimension {dim}" + (f" and no larger than src {list(src.shape)}" if src is not None
-                                                     and src.ndim else ""))
+        if (d != dim and index.shape[d] > x.shape[d]) or (has_src and index.shape[d] > src.shape[d]):
+            also = f" and no larger than src {list(src.shape)}" if has_src else ""
+            raise RuntimeError(f"{name}(): Size does not match at dimension {d}: expected index {list(index.shape)} "
+                               f"to be no larger than self {list(x.shape)} apart from dimension {dim}{also}")
 
 
 def _dim_args(name, x, dim, index):
@@ -448,18 +449,19 @@ def scatter_add(x, dim, index, src):
     return scatter_reduce(x, dim, index, src, "sum")
 
 
-_IDENTITY = {"sum": 0, "mean": 0, "prod": 1}
+def _identity(reduce, dt):
+    """What a reduction starts from where include_self=False."""
+    if reduce in ("sum", "mean", "prod"):
+        return int(reduce == "prod")
+    if dt.is_floating:
+        return float("-inf") if reduce == "amax" else float("inf")
+    return int(np.iinfo(dt.np).min if reduce == "amax" else np.iinfo(dt.np).max)
 
 
 def _scatter_reduce_raw(x, dim, index, src, reduce, include_self):
     out = _copy(x)
     if not include_self:
-        fill = _IDENTITY.get(reduce)
-        if fill is None:
-            big = float("inf") if x.dtype.is_floating else (2 ** 31 - 1 if x.dtype is dtypes.int32 else 2 ** 63 - 1)
-            fill = -big if reduce == "amax" else big
-            fill = fill if x.dtype.is_floating or fill > 0 else fill - 1
-        _scatter(out, dim, index, full((), fill, dtype=x.dtype, device=x.device), 0, ERR_SCATTER)
+        _scatter(out, dim, index, full((), _identity(reduce, x.dtype), dtype=x.dtype, device=x.device), 0, ERR_SCATTER)
     mode = {"sum": _ADD, "mean": _ADD, "prod": _MUL, "amax": _MAX, "amin": _MIN}[reduce]
     _scatter(out, dim, index, src, mode, ERR_SCATTER)
     if reduce == "mean":
