@@ -159,6 +159,15 @@ def test_every_dtype_and_index_dtype(dev, rng, dt, index_dt):
     np.testing.assert_array_equal(t[mt.tensor(mask, device=dev)].numpy(), a.astype(got.numpy().dtype)[mask])
 
 
+@pytest.mark.parametrize("index", [True, False, (0, True), (Ellipsis, False), (slice(None), False, 1),
+                                   (None, False, 0)])
+def test_python_bool_index(dev, index):
+    a = np.arange(24.0).reshape(2, 3, 4)
+    got, want = mt.tensor(a, device=dev)[index], torch.tensor(a)[index]
+    assert tuple(got.shape) == tuple(want.shape)
+    np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
 def test_index_errors(dev):
     t = mt.zeros(3, 4, device=dev)
     with pytest.raises(IndexError, match="must be long, int, byte or bool"):

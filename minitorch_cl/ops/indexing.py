@@ -70,7 +70,7 @@ def _entries(x, index):
             if i.dtype is not dtypes.bool_:
                 _check_index_dtype(i)
         elif isinstance(i, (bool, np.bool_)):
-            raise NotImplementedError("indexing with a Python bool; use None or a boolean tensor")
+            raise NotImplementedError("Python bool indices: only one, with no tensor index, and not in an assignment")
         elif isinstance(i, (int, np.integer)):
             i = int(i)
         elif not (i is None or i is Ellipsis or isinstance(i, slice)):
@@ -194,8 +194,27 @@ class AdvIndex(Function):
         return gy, None, None, None
 
 
+def _bool_scalars(x, index):
+    """x[..., True, ...] is x[..., None, ...]; False gives that new dim size 0 (views, no tensor index)."""
+    out_dims, y_pos, falses = 0, [], []
+    used = sum(1 for i in index if i is not None and i is not Ellipsis and not isinstance(i, (bool, np.bool_)))
+    for i in index:
+        if isinstance(i, (bool, np.bool_)) and not i:
+            falses.append(out_dims)
+        out_dims += x.ndim - used if i is Ellipsis else 0 if isinstance(i, (int, np.integer)) and \
+            not isinstance(i, (bool, np.bool_)) else 1
+    y = shape.getitem(x, tuple(None if isinstance(i, (bool, np.bool_)) else i for i in index))
+    for d in falses:
+        y = shape.narrow(y, d, 0, 0)
+    return y
+
+
 def getitem(x, index):
     """x[index]: basic indices are views; tensor indices (several, broadcast; boolean masks) gather."""
+    items = index if isinstance(index, tuple) else (index,)
+    if sum(1 for i in items if isinstance(i, (bool, np.bool_))) == 1 and \
+            not any(isinstance(i, (Tensor, list, np.ndarray)) for i in items):
+        return _bool_scalars(x, items)
     entries = _entries(x, index)
     if entries is None:
         return shape.getitem(x, index)
