@@ -129,7 +129,7 @@ inline long adv_offset(const Shape *rest, const Strides *rest_st, const Shape *a
                        __global const long *idx, __global long *err, int op, int B, int Q, int t)
 {
     int q = t % Q, b = (t / Q) % B, p = t / (Q * B);
-    long off = strided_offset(rest, rest_st, p * Q + q);
+    long off = rest->ndim == 1 ? (long)(p * Q + q) * rest_st->stride[0] : strided_offset(rest, rest_st, p * Q + q);
     for (int k = 0; k < adv->ndim; ++k) {
         long r = checked_index(err, op, 1, idx[(long)k * B + b], adv->size[k]);
         if (r < 0)
