@@ -343,3 +343,21 @@ def test_out_of_range_raises_at_next_sync_and_process_goes_on(dev):
                       ("gather-grad", "gather(): index 5 is out of bounds for a dimension with size 3")]:
         assert f"{name} IndexError: {msg}" in lines, res.stdout
         assert f"{name} next [3.0, 4.0, 9.0]" in lines, res.stdout
+
+
+def test_empty_index_tensors(dev, rng):
+    a = rng.standard_normal((3, 4)).astype(np.float32)
+    x = mt.tensor(a, device=dev, requires_grad=True)
+    empty2 = mt.zeros(0, 4, device=dev, dtype=mt.int64)
+    empty1 = mt.zeros(0, device=dev, dtype=mt.int64)
+    outs = [x.scatter(0, empty2, mt.zeros(0, 4, device=dev)), x.scatter_add(0, empty2, mt.zeros(0, 4, device=dev)),
+            x.scatter_reduce(0, empty2, mt.zeros(0, 4, device=dev), "amax"), x.index_fill(1, empty1, 5.0),
+            x.index_add(0, empty1, mt.zeros(0, 4, device=dev)), x.index_copy(1, empty1, mt.zeros(3, 0, device=dev)),
+            x.masked_scatter(mt.zeros(3, 4, device=dev) > 0, mt.zeros(0, device=dev))]
+    for out in outs:
+        np.testing.assert_array_equal(out.detach().numpy(), a)
+    sum(o.sum() for o in outs).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((3, 4), len(outs)))
+    assert x.gather(1, mt.zeros(3, 0, device=dev, dtype=mt.int64)).shape == (3, 0)
+    assert mt.take(x, empty1).shape == (0,)
+    assert x.masked_select(mt.zeros(3, 4, device=dev) > 0).shape == (0,)
