@@ -12,6 +12,8 @@ import pyopencl.tools
 
 from . import device_profile, kernels
 from .shared_constants import ERR_CROSS_ENTROPY, ERR_EMBEDDING, ERR_INDEX_SELECT, ERR_INDEXING, ERR_NLL_LOSS
+from .shared_constants import (ERR_GATHER, ERR_INDEX_ADD, ERR_INDEX_COPY, ERR_INDEX_FILL, ERR_INDEX_PUT, ERR_SCATTER,
+                               ERR_TAKE)
 
 ENV_VAR = "MINITORCH_CL_DEVICE"
 NO_PLATFORM_HELP = (
@@ -63,6 +65,13 @@ _INDEX_ERRORS = {
     ERR_EMBEDDING: "Embedding: index {value} is out of range (num_embeddings = {bound})",
     ERR_CROSS_ENTROPY: "Target {value} is out of bounds (cross_entropy over {bound} classes).",
     ERR_NLL_LOSS: "Target {value} is out of bounds (nll_loss over {bound} classes).",
+    ERR_INDEX_PUT: "index_put_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_GATHER: "gather(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_SCATTER: "scatter(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_ADD: "index_add_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_COPY: "index_copy_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_FILL: "index_fill_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_TAKE: "take(): out of range: tried to access index {value} on a tensor of {bound} elements.",
 }
 
 
