@@ -140,7 +140,7 @@ def bench(name, spec, quick, profile):
 @click.option("--budget", default=120.0, show_default=True, help="Seconds after which no new candidate starts.")
 @click.option("--show", is_flag=True, help="Print the stored tuning records and exit.")
 def tune(spec, budget, show):
-    """Autotune GEMM for a device and store the winners (applied in every later run on it)."""
+    """Autotune GEMM and attention for a device; the winners apply in every later run on it."""
     from . import tuner
     if show:
         click.echo("\n".join(tuner.show()))
