@@ -233,12 +233,14 @@ FAMILIES = {"elementwise": elementwise, "reduce": reduce, "index": index, "gemm"
             "pool": pool, "softmax": softmax, "optim": optim, "lstm": lstm, "rnn": rnn, "attention": attention,
             "layernorm": layernorm, "batchnorm": batchnorm, "clip": clip}
 PROFILES = ("CPU", "GPU")
+LIMITS = {"SMALLGPU": ("GPU", {"max_work_group_size": 64})}  # a GPU whose work-groups hold 64 items
 
 
 def run(dev, family, profile):
     """Run one family with the kernel variants of a CPU or a GPU profile (gemm_packed or gemm_tiled,
     attention with or without local memory, the norms' work-group tree sums or not, ...)."""
-    with forced_profile(dev, profile):
+    type_name, limits = LIMITS.get(profile, (profile, {}))
+    with forced_profile(dev, type_name, **limits):
         FAMILIES.get(family, globals().get(family))(dev, np.random.default_rng(0))
         dev.synchronize()
 
