@@ -42,7 +42,7 @@ def recorded():
     dev = mt.device()
     variants = set()
 
-    def observe(device, key, event, grid, local):
+    def observe(device, key, event, grid, local, work):
         variants.add((key[0], key[2]))
 
     def run(family):
