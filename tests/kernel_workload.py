@@ -84,6 +84,17 @@ def index(dev, rng):
     want = np.zeros_like(a)
     np.add.at(want, idx, 1.0)
     _close(x.grad.numpy() - (a[:, :1] > 0) - np.isin(np.arange(7), [6, 0]), want)
+    # several tensor indices, the gather/scatter family, nonzero
+    rows, cols = mt.tensor(np.array([3, 0, 32]), device=dev), mt.tensor(np.array([6, 1, 0]), device=dev)
+    y = _t(dev, a)
+    picked = y[rows, cols]
+    gathered = mt.gather(y, 1, mt.tensor(np.array([[0, 6]] * 33), device=dev))
+    _backward(picked, gathered)
+    _close(picked, a[[3, 0, 32], [6, 1, 0]])
+    z = mt.zeros(33, 7, device=dev)
+    z.scatter_add_(0, mt.tensor(np.zeros((2, 7), dtype=np.int64), device=dev), mt.ones(2, 7, device=dev))
+    z[rows, cols] = 5.0
+    _close(mt.nonzero(z)[:, 0], np.nonzero(z.numpy())[0])
 
 
 def gemm_family(dev, rng):
@@ -110,6 +121,11 @@ def conv(dev, rng):
     want = np.einsum("nchw,ochw->o", x.detach().numpy()[:, :, 1:4, 1:4], w[:, :, :, :]) \
         + 2 * layer.bias.detach().numpy()
     _close(y[:, :, 1, 1].sum(0), want, 1e-3)
+    depthwise = nn.Conv2d(3, 6, 3, padding=1, groups=3).to(dev)
+    grouped = nn.Conv2d(3, 3, 3, groups=3, bias=False).to(dev)
+    up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1).to(dev)
+    _backward(depthwise(x), grouped(x), up(x))
+    assert up(x).shape == (2, 2, 14, 18)
 
 
 def pool(dev, rng):
@@ -120,6 +136,19 @@ def pool(dev, rng):
     av = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
     _backward(m2, m3, av, F.avg_pool2d(x, 2))
     _close(m2, a[:, :, :8, :6].reshape(2, 3, 4, 2, 3, 2).max((3, 5)))
+    ad, (am, ai) = F.adaptive_avg_pool2d(x, (3, 2)), F.adaptive_max_pool2d(x, 3, return_indices=True)
+    _backward(ad, am, F.max_pool2d(x, 3, stride=2, ceil_mode=True))
+    _close(F.adaptive_avg_pool2d(x, 1).reshape(2, 3), a.mean((2, 3)))
+    assert F.max_unpool2d(am, ai, 3, output_size=(8, 7)).shape == (2, 3, 8, 7)
+
+
+def interpolate(dev, rng):
+    a = rng.standard_normal((2, 3, 5, 4))
+    x = _t(dev, a)
+    near = F.interpolate(x, scale_factor=2, mode="nearest")
+    _backward(near, F.interpolate(x, size=(7, 9), mode="bilinear", align_corners=False),
+              F.interpolate(x, size=(6, 6), mode="bicubic", align_corners=True))
+    _close(near, a.repeat(2, axis=2).repeat(2, axis=3))
 
 
 def softmax(dev, rng):
@@ -230,6 +259,7 @@ def canary_out_of_bounds(dev, rng):
 
 
 FAMILIES = {"elementwise": elementwise, "reduce": reduce, "index": index, "gemm": gemm_family, "conv": conv,
+            "interpolate": interpolate,
             "pool": pool, "softmax": softmax, "optim": optim, "lstm": lstm, "rnn": rnn, "attention": attention,
             "layernorm": layernorm, "batchnorm": batchnorm, "clip": clip}
 PROFILES = ("CPU", "GPU")

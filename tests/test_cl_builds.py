@@ -48,7 +48,9 @@ def recorded():
     def run(family):
         try:
             family(dev, np.random.default_rng(0))
-        except AssertionError:  # no kernel ran, so the values are not there to check
+        except mt.KernelBuildError:
+            raise
+        except Exception:  # no kernel ran: values (a nonzero count, a check) are garbage from here on
             pass
 
     launch.observers.append(observe)
