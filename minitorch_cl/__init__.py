@@ -14,6 +14,13 @@ from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, me
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)
 from .ops.matmul import bmm, matmul, mm
+from .ops.reduce import count_nonzero, norm, std_mean, var_mean
+from .ops.scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
+from .ops.sort import argsort, kthvalue, median, msort, sort, topk, unique
+from .ops.manip import (diag, diagonal, eye, flip, fliplr, flipud, meshgrid, moveaxis, movedim, repeat_interleave,
+                        roll, rot90, tile, tril, triu)
+from .random import bernoulli, normal
+from . import linalg  # noqa: F401
 from . import vision  # before data: data re-exports vision.transforms' first three names
 from . import cuda, data, datasets, distributed, nn, optim, utils
 from .device import OutOfMemoryError

@@ -139,3 +139,46 @@ def logsumexp(x, dim, keepdim=False):
     m = amax(x, dim, keepdim=True).detach()
     out = (x - m).exp().sum(dim, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dim)
+
+
+# ---- var_mean / std_mean, norms, count_nonzero ------------------------------------------------
+def var_mean(x, dim=None, unbiased=True, keepdim=False, correction=None):
+    return var(x, dim, unbiased, keepdim, correction), mean(x, _dims(x, dim), keepdim)
+
+
+def std_mean(x, dim=None, unbiased=True, keepdim=False, correction=None):
+    return std(x, dim, unbiased, keepdim, correction), mean(x, _dims(x, dim), keepdim)
+
+
+def count_nonzero(x, dim=None):
+    return sum(x != 0, dim)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, dtype=None):
+    """torch.linalg.vector_norm: sum(|x|^ord)^(1/ord); inf/-inf: max/min |x|; 0: count of nonzeros."""
+    if not x.dtype.is_floating:
+        raise RuntimeError(f"linalg.vector_norm: expected a floating point input, got {x.dtype!r}")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
+    dims = _dims(x, dim)
+    a = x.abs()
+    if ord == float("inf"):
+        return amax(a, dims, keepdim)
+    if ord == float("-inf"):
+        return amin(a, dims, keepdim)
+    if ord == 0:
+        return sum((x != 0).to(dtype=x.dtype), dims, keepdim)
+    if ord == 1:
+        return sum(a, dims, keepdim)
+    if ord == 2:
+        return sum(x * x, dims, keepdim).sqrt()
+    return sum(a ** ord, dims, keepdim) ** (1.0 / ord)
+
+
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """torch.norm: 'fro' (and None) is the 2-norm over dim (all elements by default)."""
+    if p in ("fro", None):
+        p = 2
+    if p == "nuc":
+        raise NotImplementedError("norm(p='nuc') needs an SVD")
+    return vector_norm(x, p, dim, keepdim, dtype)

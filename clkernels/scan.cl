@@ -1,0 +1,166 @@
+/* Scans along the middle axis of an (outer, L, inner) contiguous view: one work-item per row
+ * (o, i) walks its L elements in order, so every scan is exact in sequence (torch's CPU order).
+ * -D OP=SCAN_SUM|SCAN_PROD|SCAN_MAX|SCAN_MIN|SCAN_LSE; T input type, ACC accumulator, TO output;
+ * -D REVERSE=1 scans from the end; -D EXCLUSIVE=1 writes the scan of the elements before each one
+ * (SUM/PROD only: prod's gradient). The max/min scans also write the index of their current pick. */
+#include "common.h"
+
+#ifndef T
+#define T float
+#endif
+#ifndef ACC
+#define ACC T
+#endif
+#ifndef TO
+#define TO T
+#endif
+#define SCAN_SUM 1
+#define SCAN_PROD 2
+#define SCAN_MAX 3
+#define SCAN_MIN 4
+#define SCAN_LSE 5
+#ifndef OP
+#define OP SCAN_SUM
+#endif
+#ifndef REVERSE
+#define REVERSE 0
+#endif
+#ifndef EXCLUSIVE
+#define EXCLUSIVE 0
+#endif
+
+#define ISNAN(v) isnan((float)(v))
+
+/* log(exp(a) + exp(b)) without overflow; NaN in, NaN out. */
+inline float log_add_exp(float a, float b)
+{
+    if (isnan(a) || isnan(b))
+        return NAN;
+    float hi = fmax(a, b), lo = fmin(a, b);
+    if (lo == -INFINITY || hi == INFINITY)
+        return hi;
+    return hi + log1p(exp(lo - hi));
+}
+
+__kernel void scan_fwd(const int outer, const int L, const int inner,
+                       __global const T *x, const int x_off, __global TO *y, const int y_off,
+                       __global long *index, const int index_off)
+{
+    x += x_off; y += y_off; index += index_off;
+    const int o = get_global_id(0);
+    if (o >= outer * inner || L == 0)
+        return;
+    const long base = (long)(o / inner) * L * inner + o % inner;
+    x += base; y += base; index += base;
+    const int first = REVERSE ? L - 1 : 0, step = REVERSE ? -1 : 1;
+#if OP == SCAN_SUM
+    ACC acc = (ACC)0;
+#elif OP == SCAN_PROD
+    ACC acc = (ACC)1;
+#else
+    ACC acc = (ACC)x[(long)first * inner];
+    long at = first;
+#endif
+    for (int k = 0, r = first; k < L; ++k, r += step) {
+        const long p = (long)r * inner;
+        const ACC v = (ACC)x[p];
+#if OP == SCAN_SUM || OP == SCAN_PROD
+#if EXCLUSIVE
+        y[p] = (TO)acc;
+#endif
+#if OP == SCAN_SUM
+        acc += v;
+#else
+        acc *= v;
+#endif
+#if !EXCLUSIVE
+        y[p] = (TO)acc;
+#endif
+#elif OP == SCAN_LSE
+        acc = k ? log_add_exp(acc, v) : v;
+        y[p] = (TO)acc;
+#else
+        /* torch's rule: a NaN takes over (and each later NaN moves the index); ties move the index */
+#if OP == SCAN_MAX
+        if (ISNAN(v) || (!ISNAN(acc) && v >= acc)) { acc = v; at = r; }
+#else
+        if (ISNAN(v) || (!ISNAN(acc) && v <= acc)) { acc = v; at = r; }
+#endif
+        y[p] = (TO)acc;
+        index[p] = at;
+#endif
+    }
+}
+
+/* gx[o, idx[o, r, i], i] += g[o, r, i] over a row: the gradient of cummax/cummin (serial per row,
+ * so no atomics). gx is contiguous (outer, L, inner) and written whole. */
+__kernel void scan_index_bwd(const int outer, const int L, const int inner,
+                             __global const T *g, const int g_off, __global const long *index, const int index_off,
+                             __global T *gx, const int gx_off)
+{
+    g += g_off; index += index_off; gx += gx_off;
+    const int o = get_global_id(0);
+    if (o >= outer * inner)
+        return;
+    const long base = (long)(o / inner) * L * inner + o % inner;
+    for (int r = 0; r < L; ++r)
+        gx[base + (long)r * inner] = (T)0;
+    for (int r = 0; r < L; ++r)
+        gx[base + index[base + (long)r * inner] * inner] += g[base + (long)r * inner];
+}
+
+/* d/dx of sum_j g_j * cumprod(x)_j, exact with zeros: before the first zero z, (sum_{j>=i} g_j y_j) / x_i;
+ * at z, sum_{j>=z} g_j * y_{z-1} * prod_{z<k<=j} x_k; after z, 0. */
+__kernel void cumprod_bwd(const int outer, const int L, const int inner,
+                          __global const T *x, const int x_off, __global const T *y, const int y_off,
+                          __global const T *g, const int g_off, __global T *gx, const int gx_off)
+{
+    x += x_off; y += y_off; g += g_off; gx += gx_off;
+    const int o = get_global_id(0);
+    if (o >= outer * inner)
+        return;
+    const long base = (long)(o / inner) * L * inner + o % inner;
+    x += base; y += base; g += base; gx += base;
+    int z = 0;
+    while (z < L && x[(long)z * inner] != (T)0)
+        ++z;
+    ACC s = (ACC)0;
+    for (int r = L - 1; r >= 0; --r) {
+        const long p = (long)r * inner;
+        s += (ACC)g[p] * (ACC)y[p];
+        gx[p] = r < z ? (T)(s / (ACC)x[p]) : (T)0;
+    }
+    if (z < L) {
+        ACC run = z ? (ACC)y[(long)(z - 1) * inner] : (ACC)1, acc = (ACC)0;
+        for (int j = z; j < L; ++j) {
+            if (j > z)
+                run *= (ACC)x[(long)j * inner];
+            acc += (ACC)g[(long)j * inner] * run;
+        }
+        gx[(long)z * inner] = (T)acc;
+    }
+}
+
+/* d/dx of sum_j g_j * logcumsumexp(x)_j: gx_i = exp(x_i - y_i) * S_i with S_i = sum_{j>=i} g_j exp(y_i - y_j),
+ * S_i = g_i + exp(y_i - y_{i+1}) S_{i+1}; y is non-decreasing, so every exponent is <= 0. */
+__kernel void logcumsumexp_bwd(const int outer, const int L, const int inner,
+                               __global const T *x, const int x_off, __global const T *y, const int y_off,
+                               __global const T *g, const int g_off, __global T *gx, const int gx_off)
+{
+    x += x_off; y += y_off; g += g_off; gx += gx_off;
+    const int o = get_global_id(0);
+    if (o >= outer * inner)
+        return;
+    const long base = (long)(o / inner) * L * inner + o % inner;
+    x += base; y += base; g += base; gx += base;
+    float s = 0.0f, next = 0.0f;
+    for (int r = L - 1; r >= 0; --r) {
+        const long p = (long)r * inner;
+        const float yr = (float)y[p];
+        const float decay = (r == L - 1 || next == -INFINITY) ? 0.0f : exp(yr - next);
+        s = (float)g[p] + decay * s;
+        next = yr;
+        const float xr = (float)x[p];
+        gx[p] = (T)(xr == -INFINITY ? 0.0f : exp(xr - yr) * s);
+    }
+}

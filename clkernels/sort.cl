@@ -1,0 +1,102 @@
+/* Row sort of a contiguous (rows, L) tensor by a bitonic network over (value, index) pairs padded to
+ * P = next power of two: the index breaks every tie, so the order is total and the sort is stable
+ * (equal values keep their input order, ascending or descending), as torch's stable sort.
+ * NaN is larger than every number (last ascending, first descending); padding is always last.
+ * sort_init copies a row into the (rows, P) scratch, sort_step is one compare-exchange stage (j, k)
+ * of the network (log2(P) * (log2(P) + 1) / 2 launches), sort_out writes the first L pairs back.
+ * -D T value type; -D DESCENDING=0|1. */
+#include "common.h"
+
+#ifndef T
+#define T float
+#endif
+#ifndef DESCENDING
+#define DESCENDING 0
+#endif
+
+#define ISNAN(v) isnan((float)(v))
+
+/* Does (a, ia) come before (b, ib)? Padding (index >= L) comes last. */
+inline int before(T a, long ia, T b, long ib, int L)
+{
+    if (ia >= L || ib >= L)
+        return ia < ib;
+    const int na = ISNAN(a), nb = ISNAN(b);
+    if (na || nb) {
+        if (na && nb)
+            return ia < ib;
+        return DESCENDING ? na : nb;
+    }
+#if DESCENDING
+    return a > b || (a == b && ia < ib);
+#else
+    return a < b || (a == b && ia < ib);
+#endif
+}
+
+__kernel void sort_init(const int rows, const int L, const int P, __global const T *x, const int x_off,
+                        __global T *keys, const int keys_off, __global long *idx, const int idx_off)
+{
+    x += x_off; keys += keys_off; idx += idx_off;
+    const int t = get_global_id(0);
+    if (t >= rows * P)
+        return;
+    const int r = t / P, i = t % P;
+    keys[t] = i < L ? x[(long)r * L + i] : (T)0;
+    idx[t] = i;
+}
+
+__kernel void sort_step(const int rows, const int L, const int P, const int j, const int k,
+                        __global T *keys, const int keys_off, __global long *idx, const int idx_off)
+{
+    keys += keys_off; idx += idx_off;
+    const int t = get_global_id(0);
+    if (t >= rows * (P / 2))
+        return;
+    /* the t-th pair of this stage: i has bit j clear, its partner i ^ j has it set */
+    const int r = t / (P / 2), h = t % (P / 2);
+    const int i = (h / j) * 2 * j + h % j, p = i + j;
+    const long a = (long)r * P + i, b = (long)r * P + p;
+    const int up = (i & k) == 0;
+    const T ka = keys[a], kb = keys[b];
+    const long ia = idx[a], ib = idx[b];
+    const int in_order = up ? before(ka, ia, kb, ib, L) : before(kb, ib, ka, ia, L);
+    if (!in_order) {
+        keys[a] = kb; keys[b] = ka;
+        idx[a] = ib; idx[b] = ia;
+    }
+}
+
+/* values/indices (rows, K) = the sorted pairs at positions start .. start+K-1 of each row, or at
+ * the row's own position pos[r] (K == 1) when PICK is set (median). */
+__kernel void sort_out(const int rows, const int P, const int K, const int start,
+                       __global const T *keys, const int keys_off, __global const long *idx, const int idx_off,
+                       __global const long *pos, const int pos_off,
+                       __global T *values, const int values_off, __global long *indices, const int indices_off)
+{
+    keys += keys_off; idx += idx_off; pos += pos_off; values += values_off; indices += indices_off;
+    const int t = get_global_id(0);
+    if (t >= rows * K)
+        return;
+    const int r = t / K, c = t % K;
+#ifdef PICK
+    const long s = (long)r * P + pos[r];
+#else
+    const long s = (long)r * P + start + c;
+#endif
+    values[t] = keys[s];
+    indices[t] = idx[s];
+}
+
+/* gx (rows, L), zero-filled, gets g (rows, K) at the picked indices: the gradient of every
+ * sort-based selection (the indices of a row are distinct, so no two items write one place). */
+__kernel void sort_scatter_bwd(const int rows, const int K, const int L,
+                               __global const T *g, const int g_off, __global const long *idx, const int idx_off,
+                               __global T *gx, const int gx_off)
+{
+    g += g_off; idx += idx_off; gx += gx_off;
+    const int t = get_global_id(0);
+    if (t >= rows * K)
+        return;
+    gx[(long)(t / K) * L + idx[t]] = g[t];
+}

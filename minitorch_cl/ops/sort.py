@@ -1,0 +1,150 @@
+"""Sorting and selection (sort, argsort, topk, kthvalue, median, msort) on sort.cl, and unique
+(on the host: its output size depends on the values)."""
+from collections import namedtuple
+
+import numpy as np
+
+from .. import dtypes, layout
+from ..autograd import Function
+from ..launch import launch
+from ..tensor import empty, tensor, zeros
+
+SortResult = namedtuple("SortResult", ["values", "indices"])  # torch.return_types.sort / topk / ...
+
+
+def _sorted_rows(x2, descending):
+    """Raw (keys, idx) scratch (rows, P) of a contiguous (rows, L) tensor, sorted per row."""
+    rows, L = x2.shape
+    P = 1 << max(L - 1, 0).bit_length()
+    dev = x2.device
+    keys = empty((rows, P), dtype=x2.dtype, device=dev)
+    idx = empty((rows, P), dtype=dtypes.int64, device=dev)
+    defines = dict(DESCENDING=int(bool(descending)), **dtypes.cl_defines(dev, T=x2.dtype))
+    launch(dev, "sort.cl", "sort_init", (rows * P,), rows, L, P, x2, keys, idx, defines=defines)
+    k = 2
+    while k <= P:
+        j = k // 2
+        while j >= 1:
+            launch(dev, "sort.cl", "sort_step", (rows * (P // 2),), rows, L, P, j, k, keys, idx, defines=defines)
+            j //= 2
+        k *= 2
+    return keys, idx, P, defines
+
+
+class SortSelect(Function):
+    """Values and indices of the sorted rows along dim d: the K positions from `start`, or the
+    position pos[r] of each row (pos given). The gradient goes back to the picked elements."""
+
+    @staticmethod
+    def forward(ctx, x, d, descending, start, K, pos):
+        moved = x.movedim(d, -1) if x.ndim else x.reshape(1)
+        lead = moved.shape[:-1]
+        L = moved.shape[-1]
+        x2 = moved.contiguous().reshape(layout.numel(lead), L)
+        rows = x2.shape[0]
+        values = empty((rows, K), dtype=x.dtype, device=x.device)
+        indices = empty((rows, K), dtype=dtypes.int64, device=x.device)
+        if rows * K:
+            keys, idx, P, defines = _sorted_rows(x2, descending)
+            if pos is not None:
+                defines = dict(defines, PICK=1)
+            launch(x.device, "sort.cl", "sort_out", (rows * K,), rows, P, K, start, keys, idx,
+                   pos if pos is not None else idx, values, indices, defines=defines)
+        ctx.save_for_backward(indices)
+        ctx.meta = (x.shape, d, lead, L)
+        shape = lead + (K,)
+        if x.ndim == 0:
+            return values.reshape(()), indices.reshape(())
+        return values.reshape(shape).movedim(-1, d), indices.reshape(shape).movedim(-1, d)
+
+    @staticmethod
+    def backward(ctx, g, _gi):
+        (indices,) = ctx.saved_tensors
+        shape, d, lead, L = ctx.meta
+        rows, K = indices.shape
+        g2 = (g.movedim(d, -1) if g.ndim else g.reshape(1)).contiguous()
+        gx = zeros((rows, L), dtype=g.dtype, device=g.device)
+        if rows * K:
+            launch(g.device, "sort.cl", "sort_scatter_bwd", (rows * K,), rows, K, L, g2, indices, gx,
+                   defines=dtypes.cl_defines(g.device, T=g.dtype))
+        gx = gx.reshape(lead + (L,))
+        return (gx.movedim(-1, d) if len(shape) else gx.reshape(())), None, None, None, None, None
+
+
+def _dim(x, dim):
+    return layout.normalize_dim(dim, max(x.ndim, 1))
+
+
+def sort(x, dim=-1, descending=False, stable=False):
+    """Always stable (ties keep their input order), which is also torch's index choice."""
+    d = _dim(x, dim)
+    n = x.shape[d] if x.ndim else 1
+    return SortResult(*SortSelect.apply(x, d, descending, 0, n, None))
+
+
+def argsort(x, dim=-1, descending=False, stable=False):
+    return sort(x, dim, descending, stable).indices
+
+
+def msort(x):
+    return sort(x, 0).values
+
+
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    d = _dim(x, dim)
+    n = x.shape[d] if x.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError(f"selected index k out of range: k={k} for dimension {d} of size {n}")
+    return SortResult(*SortSelect.apply(x, d, largest, 0, k, None))
+
+
+def _keep(result, d, keepdim, ndim):
+    values, indices = result
+    if not keepdim and ndim:
+        values, indices = values.squeeze(d), indices.squeeze(d)
+    return SortResult(values, indices)
+
+
+def kthvalue(x, k, dim=-1, keepdim=False):
+    d = _dim(x, dim)
+    n = x.shape[d] if x.ndim else 1
+    if not 1 <= k <= n:
+        raise RuntimeError(f"kthvalue(): selected number k={k} out of range for dimension {d} of size {n}")
+    return _keep(SortSelect.apply(x, d, False, k - 1, 1, None), d, keepdim, x.ndim)
+
+
+def median(x, dim=None, keepdim=False):
+    """The lower median; NaN (at the first NaN's index) where a row holds one, as torch."""
+    if dim is None:
+        if x.numel() == 0:
+            return full_nan(x)
+        return median(x.reshape(-1), 0).values
+    d = _dim(x, dim)
+    n = x.shape[d] if x.ndim else 1
+    if n == 0:
+        raise IndexError(f"median(): expected a non-empty dimension {d} of a tensor of shape {tuple(x.shape)}")
+    if x.dtype.is_floating:
+        nans = (x != x).sum(dim=d) if x.ndim else (x != x).to(dtype=dtypes.int64)
+        pos = (nans > 0).to(dtype=dtypes.int64) * (n - nans - (n - 1) // 2) + (n - 1) // 2
+    else:
+        rows = layout.numel(x.shape) // max(n, 1)
+        pos = tensor(np.full(rows, (n - 1) // 2, dtype=np.int64), device=x.device)
+    pos = pos.to(dtype=dtypes.int64).contiguous().reshape(-1)
+    return _keep(SortSelect.apply(x, d, False, 0, 1, pos), d, keepdim, x.ndim)
+
+
+def full_nan(x):
+    return tensor(float("nan"), dtype=x.dtype, device=x.device)
+
+
+def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """Host-side (np.unique): the output's size depends on the values, so they are read anyway."""
+    if dim is not None:
+        raise NotImplementedError("unique(dim=...) is not supported; flatten or use dim=None")
+    values, inverse, counts = np.unique(x._to_host().reshape(-1), return_inverse=True, return_counts=True)
+    out = [tensor(values, dtype=x.dtype, device=x.device)]
+    if return_inverse:
+        out.append(tensor(inverse.reshape(x.shape).astype(np.int64), device=x.device))
+    if return_counts:
+        out.append(tensor(counts.astype(np.int64), device=x.device))
+    return out[0] if len(out) == 1 else tuple(out)
