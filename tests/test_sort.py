@@ -1,0 +1,141 @@
+"""sort.cl: sort / argsort / topk / kthvalue / median against NumPy and torch: values, indices
+(ties, NaN), gradients, views, empty dims, dtypes, bad arguments; host-side unique."""
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+from helpers import check
+
+torch = pytest.importorskip("torch")
+
+SHAPES_DIMS = [((1,), 0), ((7,), 0), ((33,), -1), ((257,), 0), ((7, 65), 1), ((7, 33), 0), ((3, 5, 4), 1)]
+
+
+def _ties(rng, shape):
+    a = rng.integers(0, 5, shape).astype(np.float32)  # many ties
+    a.reshape(-1)[::7] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("shape,dim", SHAPES_DIMS)
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort_matches_torch_stable_with_ties_and_nan(dev, rng, shape, dim, descending):
+    a = _ties(rng, shape)
+    got = mt.sort(mt.tensor(a, device=dev), dim, descending)
+    ref = torch.sort(torch.tensor(a), dim=dim, descending=descending, stable=True)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    idx = mt.argsort(mt.tensor(a, device=dev), dim, descending=descending, stable=True)
+    np.testing.assert_array_equal(idx.numpy(), ref.indices.numpy())
+    if not descending:
+        np.testing.assert_array_equal(got.indices.numpy(), np.argsort(a, axis=dim, kind="stable"))
+
+
+@pytest.mark.parametrize("shape,dim", SHAPES_DIMS[1:5])
+def test_sort_gradient_and_views(dev, rng, shape, dim):
+    a = rng.standard_normal(shape)
+    grad = a.size <= 100
+    check(dev, lambda t: t.sort(dim).values, lambda x: np.sort(x, dim), a, noncontig=True, grad=grad)
+    check(dev, lambda t: t.sort(dim, descending=True)[0], lambda x: -np.sort(-x, dim), a, grad=grad)
+
+
+@pytest.mark.parametrize("dt,tdt", [("int64", torch.int64), ("int32", torch.int32), ("bool", torch.bool)])
+def test_sort_integer_and_bool(dev, rng, dt, tdt):
+    a = rng.integers(-3, 4, (5, 33))
+    if dt == "bool":
+        a = a > 0
+    got = mt.tensor(a, dtype=getattr(mt, dt), device=dev).sort(1, descending=True)
+    ref = torch.tensor(a, dtype=tdt).sort(dim=1, descending=True, stable=True)
+    assert got.values.dtype is getattr(mt, dt)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+
+
+@pytest.mark.parametrize("shape,dim,k", [((33,), 0, 5), ((7, 65), 1, 1), ((7, 65), 1, 65), ((9, 4), 0, 3)])
+@pytest.mark.parametrize("largest", [True, False])
+def test_topk(dev, rng, shape, dim, k, largest):
+    a = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32)  # distinct: indices are unique
+    got = mt.topk(mt.tensor(a, device=dev), k, dim, largest)
+    ref = torch.topk(torch.tensor(a), k, dim, largest)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    b = rng.standard_normal(shape)
+    check(dev, lambda t: t.topk(k, dim, largest)[0],
+          lambda x: (-np.sort(-x, dim) if largest else np.sort(x, dim)).take(range(k), axis=dim), b,
+          grad=b.size <= 100, noncontig=True)
+
+
+def test_topk_nan_is_largest_and_bad_k(dev):
+    a = np.array([1.0, np.nan, 3.0, 2.0], dtype=np.float32)
+    got, ref = mt.topk(mt.tensor(a, device=dev), 2), torch.topk(torch.tensor(a), 2)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    with pytest.raises(RuntimeError):
+        mt.topk(mt.tensor(a, device=dev), 5)
+    with pytest.raises(RuntimeError):
+        mt.kthvalue(mt.tensor(a, device=dev), 0)
+    with pytest.raises(IndexError):
+        mt.sort(mt.tensor(a, device=dev), 1)
+
+
+@pytest.mark.parametrize("shape,dim,k", [((33,), 0, 1), ((33,), 0, 17), ((7, 65), 1, 65), ((9, 4), 0, 2)])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_kthvalue(dev, rng, shape, dim, k, keepdim):
+    a = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32)
+    got = mt.kthvalue(mt.tensor(a, device=dev), k, dim, keepdim)
+    ref = torch.kthvalue(torch.tensor(a), k, dim, keepdim)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    b = rng.standard_normal(shape)
+    check(dev, lambda t: t.kthvalue(k, dim, keepdim).values,
+          lambda x: np.take(np.sort(x, dim), [k - 1] if keepdim else k - 1, axis=dim), b, grad=b.size <= 100)
+
+
+@pytest.mark.parametrize("shape,dim", [((7,), 0), ((8,), 0), ((7, 65), 1), ((8, 6), 0), ((3, 5, 4), 2)])
+def test_median_lower_like_torch(dev, rng, shape, dim):
+    a = rng.permutation(np.prod(shape)).reshape(shape).astype(np.float32)
+    t, r = mt.tensor(a, device=dev), torch.tensor(a)
+    got, ref = mt.median(t, dim), torch.median(r, dim)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    assert mt.median(t).item() == torch.median(r).item()
+    assert mt.median(t, dim, keepdim=True).values.shape == tuple(torch.median(r, dim, keepdim=True).values.shape)
+    n = shape[dim]
+    check(dev, lambda x: x.median(dim).values, lambda x: np.take(np.sort(x, dim), (n - 1) // 2, axis=dim),
+          rng.standard_normal(shape), grad=a.size <= 100, noncontig=True)
+
+
+def test_median_nan_and_ints(dev):
+    a = np.array([[1.0, np.nan, 3.0, np.nan], [4.0, 2.0, 3.0, 1.0]], dtype=np.float32)
+    got, ref = mt.median(mt.tensor(a, device=dev), 1), torch.median(torch.tensor(a), 1)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    assert np.isnan(mt.median(mt.tensor(a, device=dev)).item())
+    ints = np.array([[5, 1, 4, 2], [9, 8, 7, 6]])
+    got, ref = mt.median(mt.tensor(ints, device=dev), 1), torch.median(torch.tensor(ints), 1)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+
+
+def test_sort_empty_and_scalar(dev):
+    e = mt.zeros(3, 0, device=dev)
+    assert mt.sort(e, 1).values.shape == (3, 0) and mt.sort(e, 0).indices.shape == (3, 0)
+    s = mt.sort(mt.tensor(4.0, device=dev))
+    assert s.values.item() == 4.0 and s.indices.item() == 0
+
+
+def test_sort_long_row_straddles_powers_of_two(dev, rng):
+    a = rng.standard_normal((2, 1025)).astype(np.float32)
+    got = mt.sort(mt.tensor(a, device=dev), 1, descending=True)
+    np.testing.assert_array_equal(got.values.numpy(), -np.sort(-a, 1))
+    np.testing.assert_array_equal(got.indices.numpy(), np.argsort(-a, 1, kind="stable"))
+
+
+def test_unique(dev, rng):
+    a = rng.integers(0, 6, (5, 7))
+    t, r = mt.tensor(a, device=dev), torch.tensor(a)
+    got = mt.unique(t, return_inverse=True, return_counts=True)
+    ref = torch.unique(r, return_inverse=True, return_counts=True)
+    for g, e in zip(got, ref):
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+    np.testing.assert_array_equal(t.unique().numpy(), r.unique().numpy())
