@@ -137,7 +137,6 @@ def meshgrid(*tensors, indexing="ij"):
     out = [t.reshape(tuple(-1 if i == k else 1 for i in range(len(ts)))).expand(*shape) for k, t in enumerate(ts)]
     if swap:
         out[0], out[1] = out[1], out[0]
-        out = [o.transpose(0, 1) for o in out]
     return tuple(out)
 
 

@@ -1,0 +1,162 @@
+"""ops/manip.py: creation and shape ops against NumPy float64 and torch, with gradients and views."""
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+import minitorch_cl.nn.functional as F
+from helpers import check
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def test_eye_tril_triu(dev, rng):
+    for n, m in [(1, 1), (3, 5), (7, 2), (0, 3)]:
+        np.testing.assert_array_equal(mt.eye(n, m, device=dev).numpy(), np.eye(n, m))
+    assert mt.eye(3, dtype=mt.int64).dtype is mt.int64
+    a = rng.standard_normal((2, 5, 7))
+    for k in (-2, 0, 1, 9):
+        check(dev, lambda t: mt.tril(t, k), lambda x: np.tril(x, k), a, noncontig=True)
+        check(dev, lambda t: t.triu(k), lambda x: np.triu(x, k), a)
+    ints = mt.tensor(rng.integers(0, 9, (4, 4)), device=dev)
+    assert ints.triu().dtype is mt.int64
+    with pytest.raises(RuntimeError):
+        mt.tril(mt.ones(3))
+
+
+def test_diag_diagonal(dev, rng):
+    v = rng.standard_normal(5)
+    for k in (-2, 0, 3):
+        check(dev, lambda t: mt.diag(t, k), lambda x: np.diag(x, k), v)
+    m = rng.standard_normal((4, 6))
+    for k in (-5, -1, 0, 2, 7):
+        check(dev, lambda t: mt.diag(t, k), lambda x: np.diag(x, k), m, noncontig=True)
+    a = rng.standard_normal((3, 4, 5))
+    for off, d1, d2 in [(0, 0, 1), (1, 1, 2), (-1, 2, 0), (0, -1, -2)]:
+        check(dev, lambda t: t.diagonal(off, d1, d2), lambda x: np.diagonal(x, off, d1, d2), a, noncontig=True)
+    t = mt.tensor(a, device=dev)
+    d = t.diagonal(0, 1, 2)
+    assert d.buffer is t.buffer  # a view
+    with pytest.raises(RuntimeError):
+        t.diagonal(0, 1, 1)
+
+
+@pytest.mark.parametrize("indexing", ["ij", "xy"])
+def test_meshgrid(dev, indexing):
+    xs = [np.arange(3.0), np.arange(4.0) * 2, np.arange(2.0) - 1]
+    got = mt.meshgrid(*[mt.tensor(x, device=dev) for x in xs], indexing=indexing)
+    ref = torch.meshgrid(*[torch.tensor(x) for x in xs], indexing=indexing)
+    for g, r in zip(got, ref):
+        np.testing.assert_array_equal(g.numpy(), r.numpy())
+    with pytest.raises(ValueError):
+        mt.meshgrid(mt.ones(2), indexing="yx")
+
+
+def test_flip_roll_rot90(dev, rng):
+    a = rng.standard_normal((3, 4, 5))
+    check(dev, lambda t: t.flip((0, 2)), lambda x: np.flip(x, (0, 2)), a, noncontig=True)
+    check(dev, lambda t: mt.fliplr(t), np.fliplr, a)
+    check(dev, lambda t: mt.flipud(t), np.flipud, a)
+    for shifts, dims in [(2, 1), (-7, 2), ((1, -2), (0, 2)), (3, None)]:
+        check(dev, lambda t: t.roll(shifts, dims), lambda x: np.roll(x, shifts, dims), a, noncontig=True)
+    for k in (-1, 0, 1, 2, 3, 5):
+        check(dev, lambda t: t.rot90(k, (1, 2)), lambda x: np.rot90(x, k, (1, 2)), a)
+    ints = mt.tensor(rng.integers(0, 9, (3, 4)), device=dev)
+    np.testing.assert_array_equal(mt.flip(ints, 1).numpy(), np.flip(ints.numpy(), 1))
+    assert mt.flip(mt.zeros(0, 3), (0,)).shape == (0, 3)
+
+
+def test_tile_repeat_repeat_interleave(dev, rng):
+    a = rng.standard_normal((2, 3))
+    check(dev, lambda t: t.repeat(2, 1, 3), lambda x: np.tile(x, (2, 1, 3)), a, noncontig=True)
+    check(dev, lambda t: t.tile((2,)), lambda x: np.tile(x, (2,)), a)
+    check(dev, lambda t: mt.tile(t, (3, 1, 2)), lambda x: np.tile(x, (3, 1, 2)), a)
+    check(dev, lambda t: t.repeat_interleave(2), lambda x: np.repeat(x, 2), a)
+    check(dev, lambda t: t.repeat_interleave(3, dim=1), lambda x: np.repeat(x, 3, 1), a, noncontig=True)
+    reps = np.array([2, 0, 1])
+    check(dev, lambda t: mt.repeat_interleave(t, mt.tensor(reps, device=dev), dim=-1),
+          lambda x: np.repeat(x, reps, -1), a)
+    with pytest.raises(RuntimeError):
+        mt.repeat_interleave(mt.tensor(a, device=dev), mt.tensor([1, 2], device=dev), dim=1)
+
+
+def test_movedim(dev, rng):
+    a = rng.standard_normal((2, 3, 4, 5))
+    for s, d in [(0, -1), ((0, 1), (3, 0)), (-1, 1)]:
+        check(dev, lambda t: mt.movedim(t, s, d), lambda x: np.moveaxis(x, s, d), a, grad=False)
+        assert tuple(mt.moveaxis(mt.tensor(a, device=dev), s, d).shape) == \
+            tuple(torch.moveaxis(torch.tensor(a), s, d).shape)
+    check(dev, lambda t: t.movedim(0, 2), lambda x: np.moveaxis(x, 0, 2), a[:, :, :2, :2])
+    with pytest.raises(RuntimeError):
+        mt.movedim(mt.tensor(a, device=dev), (0, 0), (1, 2))
+
+
+@pytest.mark.parametrize("dim,size,step", [(0, 3, 2), (1, 2, 1), (-1, 4, 3), (1, 5, 5)])
+def test_tensor_unfold_view(dev, rng, dim, size, step):
+    a = rng.standard_normal((4, 5, 7))
+    ref = torch.tensor(a).unfold(dim, size, step).numpy()
+    out = check(dev, lambda t: t.unfold(dim, size, step), lambda x: torch.tensor(x).unfold(dim, size, step).numpy(),
+                a, noncontig=True)
+    assert out.shape == ref.shape
+    t = mt.tensor(a, device=dev)
+    assert t.unfold(dim, size, step).buffer is t.buffer
+    with pytest.raises(RuntimeError):
+        t.unfold(0, 9, 1)
+
+
+@pytest.mark.parametrize("k,dil,pad,st", [(2, 1, 0, 1), (3, 1, 1, 2), ((2, 3), (2, 1), (1, 0), (1, 2))])
+def test_functional_unfold_fold(dev, rng, k, dil, pad, st):
+    a = rng.standard_normal((2, 3, 6, 7))
+    ref = lambda x: TF.unfold(torch.tensor(x), k, dil, pad, st).numpy()  # noqa: E731
+    check(dev, lambda t: F.unfold(t, k, dil, pad, st), ref, a, noncontig=True)
+    cols = ref(a)
+    fref = lambda c: TF.fold(torch.tensor(c), (6, 7), k, dil, pad, st).numpy()  # noqa: E731
+    check(dev, lambda c: F.fold(c, (6, 7), k, dil, pad, st), fref, cols, rtol=1e-4, atol=1e-4,
+          grad=cols.size <= 400)
+    with pytest.raises(RuntimeError):
+        F.fold(mt.tensor(cols, device=dev), (5, 5), k, dil, pad, st)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize("pad", [(1, 2), (2, 0, 1, 1), (0, 1, 2, 1, 1, 0), (-1, 2, 1, -2)])
+def test_pad(dev, rng, mode, pad):
+    # torch pads (N, C, *spatial) in the non-constant modes: one 2-D input more than padded dims
+    a = rng.standard_normal((2, 2, 3, 4, 5)[3 - len(pad) // 2:] if mode != "constant" else (2, 3, 4, 5))
+    if any(p < 0 for p in pad) and mode != "constant":
+        pytest.skip("torch crops only in constant mode")
+    ref = lambda x: TF.pad(torch.tensor(x), pad, mode=mode).numpy()  # noqa: E731
+    check(dev, lambda t: F.pad(t, pad, mode=mode), ref, a, noncontig=True, grad=True)
+    if mode == "constant":
+        got = F.pad(mt.tensor(a, device=dev), pad, value=2.5).numpy()
+        np.testing.assert_array_equal(got, TF.pad(torch.tensor(a, dtype=torch.float32), pad, value=2.5).numpy())
+
+
+def test_pad_errors_and_ints(dev):
+    x = mt.ones(2, 3, device=dev)
+    with pytest.raises(RuntimeError):
+        F.pad(x, (1,))
+    with pytest.raises(RuntimeError):
+        F.pad(x, (3, 0), mode="reflect")
+    ints = mt.tensor([[1, 2, 3]], device=dev)
+    np.testing.assert_array_equal(F.pad(ints, (1, 1), value=7).numpy(), [[7, 1, 2, 3, 7]])
+
+
+def test_factories_and_random_functions(dev):
+    for fn in (mt.zeros, mt.ones, mt.empty):
+        for dt in (mt.int64, mt.int32, mt.bool, mt.float32):
+            assert fn(2, 3, dtype=dt, device=dev).dtype is dt
+    assert mt.full((2,), 3, device=dev).dtype is mt.int64 and mt.full((2,), 3.0).dtype is mt.float32
+    mt.manual_seed(0)
+    z = mt.normal(2.0, 3.0, (200000,), device=dev).numpy()
+    assert abs(z.mean() - 2.0) < 0.03 and abs(z.std() - 3.0) < 0.03
+    means = mt.tensor([0.0, 10.0, -5.0], device=dev).reshape(3, 1).expand(3, 50000)
+    z = mt.normal(means, 0.5).numpy()
+    np.testing.assert_allclose(z.mean(1), [0.0, 10.0, -5.0], atol=0.02)
+    p = mt.tensor([0.0, 0.25, 1.0], device=dev).reshape(3, 1).expand(3, 40000)
+    b = mt.bernoulli(p).numpy()
+    assert set(np.unique(b)) <= {0.0, 1.0}
+    np.testing.assert_allclose(b.mean(1), [0.0, 0.25, 1.0], atol=0.01)
+    t = mt.empty(100000, device=dev)
+    assert abs(t.bernoulli_(0.3).numpy().mean() - 0.3) < 0.01
+    e = t.exponential_(2.0).numpy()
+    assert e.min() >= 0 and abs(e.mean() - 0.5) < 0.01
