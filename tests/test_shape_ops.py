@@ -78,6 +78,10 @@ def test_tile_repeat_repeat_interleave(dev, rng):
           lambda x: np.repeat(x, reps, -1), a)
     with pytest.raises(RuntimeError):
         mt.repeat_interleave(mt.tensor(a, device=dev), mt.tensor([1, 2], device=dev), dim=1)
+    with pytest.raises(RuntimeError):
+        mt.tensor(a, device=dev).repeat(2)
+    with pytest.raises(RuntimeError):
+        torch.tensor(a).repeat(2)
 
 
 def test_movedim(dev, rng):
