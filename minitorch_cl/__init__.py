@@ -16,7 +16,7 @@ from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permu
 from .ops.matmul import bmm, matmul, mm
 from .ops.reduce import count_nonzero, norm, std_mean, var_mean
 from .ops.scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
-from .ops.sort import argsort, kthvalue, median, msort, sort, topk, unique
+from .ops.sort import argsort, kthvalue, median, mode, msort, sort, topk, unique
 from .ops.manip import (diag, diagonal, eye, flip, fliplr, flipud, meshgrid, moveaxis, movedim, repeat_interleave,
                         roll, rot90, tile, tril, triu)
 from .random import bernoulli, normal

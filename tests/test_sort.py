@@ -139,3 +139,12 @@ def test_unique(dev, rng):
     for g, e in zip(got, ref):
         np.testing.assert_array_equal(g.numpy(), e.numpy())
     np.testing.assert_array_equal(t.unique().numpy(), r.unique().numpy())
+
+
+@pytest.mark.parametrize("dim,keepdim", [(1, False), (0, True), (-1, True)])
+def test_mode_like_torch(dev, rng, dim, keepdim):
+    a = rng.integers(0, 4, (6, 9)).astype(np.float32)
+    got = mt.mode(mt.tensor(a, device=dev), dim, keepdim)
+    ref = torch.mode(torch.tensor(a), dim, keepdim)
+    np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+    np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())

@@ -148,3 +148,24 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
     if return_counts:
         out.append(tensor(counts.astype(np.int64), device=x.device))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def mode(x, dim=-1, keepdim=False):
+    """Host-side, like unique: the smallest most frequent value of each row and its last index."""
+    d = _dim(x, dim)
+    a = np.moveaxis(x._to_host().reshape(x.shape or (1,)), d, -1)
+    rows = a.reshape(-1, a.shape[-1])
+    if rows.shape[-1] == 0:
+        raise IndexError(f"mode(): expected a non-empty dimension {d} of a tensor of shape {tuple(x.shape)}")
+    values = np.empty(rows.shape[0], dtype=rows.dtype)
+    indices = np.empty(rows.shape[0], dtype=np.int64)
+    for r, row in enumerate(rows):
+        uniq, counts = np.unique(row, return_counts=True)
+        values[r] = uniq[np.argmax(counts)]
+        indices[r] = np.nonzero(row == values[r])[0][-1]
+    shape = a.shape[:-1]
+    v = tensor(values.reshape(shape), dtype=x.dtype, device=x.device)
+    i = tensor(indices.reshape(shape), device=x.device)
+    if keepdim and x.ndim:
+        v, i = v.unsqueeze(d), i.unsqueeze(d)
+    return SortResult(v, i)
