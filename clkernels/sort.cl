@@ -2,9 +2,11 @@
  * P = next power of two: the index breaks every tie, so the order is total and the sort is stable
  * (equal values keep their input order, ascending or descending), as torch's stable sort.
  * NaN is larger than every number (last ascending, first descending); padding is always last.
- * sort_init copies a row into the (rows, P) scratch, sort_step is one compare-exchange stage (j, k)
- * of the network (log2(P) * (log2(P) + 1) / 2 launches), sort_out writes the first L pairs back.
- * -D T value type; -D DESCENDING=0|1. */
+ * sort_init copies a row into the (rows, P) scratch. sort_block runs, per block of SB pairs in local
+ * memory, every stage with j < SB (all of them when P <= SB: one launch sorts the rows); for longer
+ * rows each further k needs sort_step launches (one compare-exchange stage (j, k) in global memory)
+ * for j >= SB, then one sort_block for the rest. sort_out writes the first L pairs back.
+ * -D T value type; -D DESCENDING=0|1; -D SB block size (a power of two; SB / 2 work-items). */
 #include "common.h"
 
 #ifndef T
@@ -12,6 +14,10 @@
 #endif
 #ifndef DESCENDING
 #define DESCENDING 0
+#endif
+
+#ifndef SB
+#define SB 256
 #endif
 
 #define ISNAN(v) isnan((float)(v))
@@ -64,6 +70,45 @@ __kernel void sort_step(const int rows, const int L, const int P, const int j, c
     if (!in_order) {
         keys[a] = kb; keys[b] = ka;
         idx[a] = ib; idx[b] = ia;
+    }
+}
+
+/* One work-group per block of SB scratch positions (blocks never straddle rows: P is a multiple of
+ * SB, or P < SB and the rest of the block is padding). k_lo == 2: the full network up to k = SB (the
+ * first pass); k_lo == k_hi > SB: the stages j < SB of stage k (after sort_step's larger j). */
+__kernel __attribute__((reqd_work_group_size(SB / 2, 1, 1)))
+void sort_block(const int rows, const int L, const int P, const int k_lo, const int k_hi,
+                __global T *keys, const int keys_off, __global long *idx, const int idx_off)
+{
+    keys += keys_off; idx += idx_off;
+    __local T lk[SB];
+    __local long li[SB];
+    const int lid = get_local_id(0);
+    const int blocks = P > SB ? P / SB : 1, width = P > SB ? SB : P;
+    const int r = get_group_id(0) / blocks, b = get_group_id(0) % blocks;
+    const long base = (long)r * P + (long)b * SB;
+    for (int t = lid; t < SB; t += SB / 2) {
+        lk[t] = t < width ? keys[base + t] : (T)0;
+        li[t] = t < width ? idx[base + t] : (long)P + t;  /* beyond P: padding, sorted last */
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int k = k_lo; k <= k_hi; k <<= 1) {
+        for (int j = min(k, SB) >> 1; j > 0; j >>= 1) {
+            const int i = (lid / j) * 2 * j + lid % j, p = i + j;
+            const int up = (((int)(b * SB) + i) & k) == 0;
+            const T ka = lk[i], kb = lk[p];
+            const long ia = li[i], ib = li[p];
+            const int in_order = up ? before(ka, ia, kb, ib, L) : before(kb, ib, ka, ia, L);
+            if (!in_order) {
+                lk[i] = kb; lk[p] = ka;
+                li[i] = ib; li[p] = ia;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+        }
+    }
+    for (int t = lid; t < width; t += SB / 2) {
+        keys[base + t] = lk[t];
+        idx[base + t] = li[t];
     }
 }
 

@@ -148,3 +148,20 @@ def test_mode_like_torch(dev, rng, dim, keepdim):
     ref = torch.mode(torch.tensor(a), dim, keepdim)
     np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
     np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+
+
+@pytest.mark.parametrize("block", [2, 8, 64])
+def test_sort_with_small_blocks_uses_the_global_stages(dev, rng, block):
+    """A small local block makes rows of 7..257 take the sort_step path too; same results."""
+    old = dev.profile.sort_block
+    dev.profile.update(sort_block=block)
+    try:
+        for shape in [(3, 7), (2, 65), (1, 257)]:
+            a = _ties(rng, shape)
+            for descending in (False, True):
+                got = mt.sort(mt.tensor(a, device=dev), 1, descending)
+                ref = torch.sort(torch.tensor(a), dim=1, descending=descending, stable=True)
+                np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+                np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    finally:
+        dev.profile.update(sort_block=old)

@@ -19,14 +19,23 @@ def _sorted_rows(x2, descending):
     dev = x2.device
     keys = empty((rows, P), dtype=x2.dtype, device=dev)
     idx = empty((rows, P), dtype=dtypes.int64, device=dev)
-    defines = dict(DESCENDING=int(bool(descending)), **dtypes.cl_defines(dev, T=x2.dtype))
+    SB = dev.profile.sort_block
+    defines = dict(DESCENDING=int(bool(descending)), SB=SB, **dtypes.cl_defines(dev, T=x2.dtype))
     launch(dev, "sort.cl", "sort_init", (rows * P,), rows, L, P, x2, keys, idx, defines=defines)
-    k = 2
-    while k <= P:
+    blocks = rows * max(P // SB, 1)
+
+    def block(k_lo, k_hi):
+        launch(dev, "sort.cl", "sort_block", (blocks * SB // 2,), rows, L, P, k_lo, k_hi, keys, idx,
+               local=(SB // 2,), defines=defines)
+
+    block(2, min(P, SB))  # every stage up to k = SB in local memory
+    k = 2 * SB
+    while k <= P:  # longer rows: the stages j >= SB in global memory, the rest in local memory
         j = k // 2
-        while j >= 1:
+        while j >= SB:
             launch(dev, "sort.cl", "sort_step", (rows * (P // 2),), rows, L, P, j, k, keys, idx, defines=defines)
             j //= 2
+        block(k, k)
         k *= 2
     return keys, idx, P, defines
 
