@@ -162,3 +162,12 @@ def test_count_nonzero(dev, rng):
             np.testing.assert_array_equal(got.numpy(), ref.numpy())
     with pytest.raises(RuntimeError):
         mt.linalg.vector_norm(mt.tensor(a, device=dev))
+
+
+@pytest.mark.parametrize("p", [1, 2, 3, 0.5, float("inf"), float("-inf")])
+def test_norm_gradient_at_zeros_like_torch(dev, p):
+    a = np.array([[1.0, -3.0, 3.0], [0.0, 0.0, 2.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    x, t = torch.tensor(a, requires_grad=True), mt.tensor(a, requires_grad=True, device=dev)
+    torch.linalg.vector_norm(x, p, 1).sum().backward()
+    mt.linalg.vector_norm(t, p, 1).sum().backward()
+    np.testing.assert_allclose(t.grad.numpy(), x.grad.numpy(), rtol=1e-5, atol=1e-6)

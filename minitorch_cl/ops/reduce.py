@@ -5,7 +5,7 @@ from collections import namedtuple
 from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..tensor import Tensor
-from .elementwise import maximum, minimum
+from .elementwise import maximum, minimum, where
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
@@ -170,9 +170,29 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, dtype=None):
         return sum((x != 0).to(dtype=x.dtype), dims, keepdim)
     if ord == 1:
         return sum(a, dims, keepdim)
-    if ord == 2:
-        return sum(x * x, dims, keepdim).sqrt()
-    return sum(a ** ord, dims, keepdim) ** (1.0 / ord)
+    return PNorm.apply(x, dims, keepdim, float(ord))
+
+
+class PNorm(Function):
+    """sum(|x|^p)^(1/p); the gradient sign(x) (|x| / norm)^(p-1) is 0 where x or the norm is 0, as torch."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, p):
+        out = (sum(x * x, dims, True).sqrt() if p == 2 else sum(x.abs() ** p, dims, True) ** (1.0 / p))
+        ctx.save_for_backward(x, out)
+        ctx.p, ctx.dims = p, dims
+        return out if keepdim else out.reshape(tuple(n for d, n in enumerate(x.shape) if d not in dims))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        g = g.reshape(out.shape)
+        zero = (out == 0) | (x == 0)
+        if ctx.p == 2:
+            grad = x / out * g
+        else:
+            grad = x.sign() * (x.abs() / out) ** (ctx.p - 1) * g
+        return where(zero, 0.0, grad), None, None, None
 
 
 def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
