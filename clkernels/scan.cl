@@ -164,3 +164,86 @@ __kernel void logcumsumexp_bwd(const int outer, const int L, const int inner,
         gx[p] = (T)(xr == -INFINITY ? 0.0f : exp(xr - yr) * s);
     }
 }
+
+#ifndef WG
+#define WG 64
+#endif
+
+/* One step of the scan: (acc, at, has) takes element v at position r. It also combines a prefix
+ * with a chunk's aggregate (v, r = its index): the max/min rule picks the same element either way. */
+#if OP == SCAN_SUM
+#define STEP(acc, at, has, v, r) { acc += (v); has = 1; }
+#elif OP == SCAN_PROD
+#define STEP(acc, at, has, v, r) { acc *= (v); has = 1; }
+#elif OP == SCAN_LSE
+#define STEP(acc, at, has, v, r) { acc = has ? log_add_exp(acc, v) : (v); has = 1; }
+#elif OP == SCAN_MAX
+#define STEP(acc, at, has, v, r) \
+    { if (!has || ISNAN(v) || (!ISNAN(acc) && (v) >= acc)) { acc = (v); at = (r); } has = 1; }
+#else
+#define STEP(acc, at, has, v, r) \
+    { if (!has || ISNAN(v) || (!ISNAN(acc) && (v) <= acc)) { acc = (v); at = (r); } has = 1; }
+#endif
+#if OP == SCAN_PROD
+#define SCAN_IDENTITY ((ACC)1)
+#else
+#define SCAN_IDENTITY ((ACC)0)
+#endif
+
+/* scan_fwd for few long rows: a work-group per row. Each work-item scans a contiguous chunk of the
+ * row (in scan order) for its aggregate, item 0 scans the WG aggregates into per-chunk prefixes in
+ * local memory, and each work-item rescans its chunk from its prefix, writing the outputs. */
+__kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
+void scan_group(const int outer, const int L, const int inner,
+                __global const T *x, const int x_off, __global TO *y, const int y_off,
+                __global long *index, const int index_off)
+{
+    __local ACC aggs[WG];
+    __local long ats[WG];
+    __local int has[WG];
+    x += x_off; y += y_off; index += index_off;
+    const int o = get_group_id(0), lid = get_local_id(0);
+    const long base = (long)(o / inner) * L * inner + o % inner;
+    x += base; y += base; index += base;
+    const int C = (L + WG - 1) / WG, k0 = min(lid * C, L), k1 = min(k0 + C, L);
+    ACC acc = SCAN_IDENTITY;
+    long at = 0;
+    int h = 0;
+    for (int k = k0; k < k1; ++k) {
+        const int r = REVERSE ? L - 1 - k : k;
+        const ACC v = (ACC)x[(long)r * inner];
+        STEP(acc, at, h, v, (long)r);
+    }
+    aggs[lid] = acc; ats[lid] = at; has[lid] = h;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (lid == 0) {  /* exclusive scan of the chunk aggregates */
+        ACC run = SCAN_IDENTITY;
+        long rat = 0;
+        int rh = 0;
+        for (int t = 0; t < WG; ++t) {
+            const ACC a = aggs[t];
+            const long ta = ats[t];
+            const int ht = has[t];
+            aggs[t] = run; ats[t] = rat; has[t] = rh;
+            if (ht)
+                STEP(run, rat, rh, a, ta);
+        }
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+    acc = aggs[lid]; at = ats[lid]; h = has[lid];
+    for (int k = k0; k < k1; ++k) {
+        const int r = REVERSE ? L - 1 - k : k;
+        const long p = (long)r * inner;
+        const ACC v = (ACC)x[p];
+#if EXCLUSIVE
+        y[p] = (TO)acc;
+#endif
+        STEP(acc, at, h, v, (long)r);
+#if !EXCLUSIVE
+        y[p] = (TO)acc;
+#endif
+#if OP == SCAN_MAX || OP == SCAN_MIN
+        index[p] = at;
+#endif
+    }
+}

@@ -171,3 +171,30 @@ def test_norm_gradient_at_zeros_like_torch(dev, p):
     torch.linalg.vector_norm(x, p, 1).sum().backward()
     mt.linalg.vector_norm(t, p, 1).sum().backward()
     np.testing.assert_allclose(t.grad.numpy(), x.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,dim", [((3000,), 0), ((2, 1000), 1), ((1000, 3), 0)])
+def test_long_rows_take_the_work_group_scan(dev, rng, shape, dim):
+    """Few rows longer than 4 work-groups: scan_group (chunks + a prefix scan in local memory)."""
+    a = rng.standard_normal(shape).astype(np.float32)
+    t, r = mt.tensor(a, device=dev), torch.tensor(a.astype(np.float64))
+    np.testing.assert_allclose(mt.cumsum(t, dim).numpy(), torch.cumsum(r, dim).numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mt.logcumsumexp(t, dim).numpy(), torch.logcumsumexp(r, dim).numpy(), rtol=1e-5)
+    b = rng.uniform(0.999, 1.001, shape)
+    np.testing.assert_allclose(mt.cumprod(mt.tensor(b, device=dev), dim).numpy(), np.cumprod(b, dim), rtol=1e-5)
+    ties = rng.integers(0, 50, shape).astype(np.float32)
+    ties.reshape(-1)[[5, 700, 1500]] = np.nan
+    for fn in ("cummax", "cummin"):
+        got, ref = getattr(mt, fn)(mt.tensor(ties, device=dev), dim), getattr(torch, fn)(torch.tensor(ties), dim)
+        np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+        np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    x = mt.tensor(b, device=dev, requires_grad=True)  # prod's exclusive scans, both directions
+    x.prod(dim).sum().backward()
+    xr = torch.tensor(b, requires_grad=True)
+    xr.prod(dim).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xr.grad.numpy(), rtol=1e-4)
+    x = mt.tensor(a, device=dev, requires_grad=True)  # cumsum's gradient: a reversed scan
+    (mt.cumsum(x, dim) * mt.tensor(b, device=dev)).sum().backward()
+    xr = torch.tensor(a.astype(np.float64), requires_grad=True)
+    (torch.cumsum(xr, dim) * torch.tensor(b)).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), xr.grad.numpy(), rtol=1e-4, atol=1e-4)

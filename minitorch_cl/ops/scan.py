@@ -31,9 +31,16 @@ def scan(op, x, d, out_dtype=None, reverse=False, exclusive=False):
     y = empty(x.shape, dtype=odt, device=x.device)
     idx = empty(x.shape, dtype=dtypes.int64, device=x.device) if op in ("max", "min") else y
     if x.numel():
-        defines = dict(OP=_OPS[op], REVERSE=int(reverse), EXCLUSIVE=int(exclusive),
-                       **dtypes.cl_defines(x.device, T=x.dtype, ACC=_acc(x.dtype), TO=odt))
-        launch(x.device, "scan.cl", "scan_fwd", (outer * inner,), outer, L, inner, x, y, idx, defines=defines)
+        dev = x.device
+        wg = dev.profile.reduce_wg
+        defines = dict(OP=_OPS[op], REVERSE=int(reverse), EXCLUSIVE=int(exclusive), WG=wg,
+                       **dtypes.cl_defines(dev, T=x.dtype, ACC=_acc(x.dtype), TO=odt))
+        rows = outer * inner
+        if rows >= 4 * wg or L <= 4 * wg:  # many rows, or short ones: a work-item per row
+            launch(dev, "scan.cl", "scan_fwd", (rows,), outer, L, inner, x, y, idx, defines=defines)
+        else:  # few long rows: a work-group per row
+            launch(dev, "scan.cl", "scan_group", (rows * wg,), outer, L, inner, x, y, idx, local=(wg,),
+                   defines=defines)
     return y, (idx if op in ("max", "min") else None)
 
 
