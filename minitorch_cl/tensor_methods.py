@@ -298,7 +298,7 @@ METHODS.update({
     "cumsum": scan.cumsum, "cumprod": scan.cumprod, "cummax": scan.cummax, "cummin": scan.cummin,
     "logcumsumexp": scan.logcumsumexp, "prod": scan.prod, "sort": sorting.sort, "argsort": sorting.argsort,
     "msort": sorting.msort, "topk": sorting.topk, "kthvalue": sorting.kthvalue, "median": sorting.median,
-    "unique": sorting.unique, "mode": sorting.mode, "std_mean": reduce.std_mean, "var_mean": reduce.var_mean, "norm": reduce.norm,
+    "unique": sorting.unique, "mode": sorting.mode, "norm": reduce.norm,
     "count_nonzero": reduce.count_nonzero,
 })
 # creation and shape manipulation (ops/manip.py), random fills

@@ -48,7 +48,7 @@ def test_meshgrid(dev, indexing):
     ref = torch.meshgrid(*[torch.tensor(x) for x in xs], indexing=indexing)
     for g, r in zip(got, ref):
         np.testing.assert_array_equal(g.numpy(), r.numpy())
-    with pytest.raises(ValueError):
+    with pytest.raises(RuntimeError):
         mt.meshgrid(mt.ones(2), indexing="yx")
 
 
@@ -164,3 +164,35 @@ def test_factories_and_random_functions(dev):
     assert abs(t.bernoulli_(0.3).numpy().mean() - 0.3) < 0.01
     e = t.exponential_(2.0).numpy()
     assert e.min() >= 0 and abs(e.mean() - 0.5) < 0.01
+
+
+ERRORS = {  # each call, written once for both libraries, must raise the same kind of error
+    "kthvalue k=0": lambda m, t: m.kthvalue(t, 0), "kthvalue k>n": lambda m, t: m.kthvalue(t, 4),
+    "topk k>n": lambda m, t: m.topk(t, 4), "sort dim": lambda m, t: m.sort(t, 2),
+    "cumsum dim": lambda m, t: m.cumsum(t, 2), "prod dim": lambda m, t: t.prod(2),
+    "logcumsumexp int": lambda m, t: m.logcumsumexp(m.arange(3), 0),
+    "median empty": lambda m, t: m.median(m.zeros(2, 0), 1), "mode empty": lambda m, t: m.mode(m.zeros(2, 0), 1),
+    "diag 3-D": lambda m, t: m.diag(m.zeros(2, 2, 2)), "diagonal same dims": lambda m, t: t.diagonal(0, 1, 1),
+    "tril 1-D": lambda m, t: m.tril(m.zeros(3)), "unfold too big": lambda m, t: t.unfold(1, 4, 1),
+    "unfold step 0": lambda m, t: t.unfold(1, 2, 0), "roll mismatch": lambda m, t: m.roll(t, (1, 2), (0,)),
+    "rot90 same dims": lambda m, t: m.rot90(t, 1, (0, 0)),
+    "repeat_interleave negative": lambda m, t: m.repeat_interleave(t, m.tensor([1, -1]), 0),
+    "repeat_interleave size": lambda m, t: m.repeat_interleave(t, m.tensor([1, 2, 3]), 0),
+    "movedim repeated": lambda m, t: m.movedim(t, (0, 0), (0, 1)),
+    "pad odd": lambda m, t: m.nn.functional.pad(t, (1,)),
+    "pad reflect too big": lambda m, t: m.nn.functional.pad(t[None], (3, 3), mode="reflect"),
+    "meshgrid indexing": lambda m, t: m.meshgrid(m.zeros(2), indexing="yx"),
+    "fold size": lambda m, t: m.nn.functional.fold(m.zeros(1, 4, 5), (5, 5), 2),
+    "eye negative": lambda m, t: m.eye(-1), "vector_norm int": lambda m, t: m.linalg.vector_norm(m.arange(3)),
+    "repeat too few": lambda m, t: t.repeat(2), "fliplr 1-D": lambda m, t: m.fliplr(m.zeros(3)),
+    "cumsum 0-d dim 1": lambda m, t: m.cumsum(m.tensor(1.0), 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ERRORS))
+def test_bad_arguments_raise_torchs_kind_of_error(dev, name):
+    call = ERRORS[name]
+    with pytest.raises(Exception) as ref:
+        call(torch, torch.arange(6.0).reshape(2, 3))
+    with pytest.raises(ref.type):
+        call(mt, mt.arange(6.0, device=dev).reshape(2, 3))

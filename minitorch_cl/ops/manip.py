@@ -95,6 +95,8 @@ def diag(x, diagonal=0):
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
     m = n if m is None else m
+    if n < 0 or m < 0:
+        raise RuntimeError(f"eye: n and m must be greater or equal to 0, got {n}, {m}")
     out = zeros((n, m), dtype=dtype or dtypes.float32, device=device)
     if n and m:
         backend.fill_(_view(out, *_diag_view(out, 0, 0, 1)), 1)
@@ -125,7 +127,7 @@ def meshgrid(*tensors, indexing="ij"):
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
         tensors = tuple(tensors[0])
     if indexing not in ("ij", "xy"):
-        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+        raise RuntimeError(f"meshgrid: indexing must be one of 'xy' or 'ij', but received: {indexing!r}")
     for t in tensors:
         if t.ndim > 1:
             raise RuntimeError(f"meshgrid expects 0-D or 1-D tensors, got shape {tuple(t.shape)}")

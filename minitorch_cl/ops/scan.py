@@ -151,7 +151,7 @@ class LogCumSumExp(Function):
 
 def logcumsumexp(x, dim):
     if not x.dtype.is_floating:
-        raise RuntimeError(f"logcumsumexp(): expected a floating point input, got {x.dtype!r}")
+        raise NotImplementedError(f"logcumsumexp(): not implemented for {x.dtype!r}; use a floating point input")
     return LogCumSumExp.apply(x, _dim(x, dim))
 
 

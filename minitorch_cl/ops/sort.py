@@ -162,10 +162,10 @@ def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
 def mode(x, dim=-1, keepdim=False):
     """Host-side, like unique: the smallest most frequent value of each row and its last index."""
     d = _dim(x, dim)
+    if x.ndim and x.shape[d] == 0:
+        raise IndexError(f"mode(): expected a non-empty dimension {d} of a tensor of shape {tuple(x.shape)}")
     a = np.moveaxis(x._to_host().reshape(x.shape or (1,)), d, -1)
     rows = a.reshape(-1, a.shape[-1])
-    if rows.shape[-1] == 0:
-        raise IndexError(f"mode(): expected a non-empty dimension {d} of a tensor of shape {tuple(x.shape)}")
     values = np.empty(rows.shape[0], dtype=rows.dtype)
     indices = np.empty(rows.shape[0], dtype=np.int64)
     for r, row in enumerate(rows):
