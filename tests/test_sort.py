@@ -139,6 +139,20 @@ def test_unique(dev, rng):
     for g, e in zip(got, ref):
         np.testing.assert_array_equal(g.numpy(), e.numpy())
     np.testing.assert_array_equal(t.unique().numpy(), r.unique().numpy())
+    np.testing.assert_array_equal(t.unique(sorted=False).numpy(), r.unique(sorted=False).numpy())
+    rows = rng.integers(0, 2, (6, 3))  # repeated rows and columns
+    for dim in (0, 1, -1):
+        got = mt.unique(mt.tensor(rows, device=dev), dim=dim, return_inverse=True, return_counts=True)
+        ref = torch.unique(torch.tensor(rows), dim=dim, return_inverse=True, return_counts=True)
+        for g, e in zip(got, ref):
+            np.testing.assert_array_equal(g.numpy(), e.numpy())
+    f = np.array([2.0, np.nan, 1.0, np.nan, 2.0], dtype=np.float32)
+    got = mt.unique(mt.tensor(f, device=dev), return_inverse=True, return_counts=True)
+    ref = torch.unique(torch.tensor(f), return_inverse=True, return_counts=True)
+    for g, e in zip(got, ref):
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+    b = mt.unique(mt.tensor(np.array([True, False, True]), device=dev))
+    assert b.dtype is mt.bool and b.tolist() == [False, True]
 
 
 @pytest.mark.parametrize("dim,keepdim", [(1, False), (0, True), (-1, True)])

@@ -147,13 +147,20 @@ def full_nan(x):
 
 
 def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
-    """Host-side (np.unique): the output's size depends on the values, so they are read anyway."""
-    if dim is not None:
-        raise NotImplementedError("unique(dim=...) is not supported; flatten or use dim=None")
-    values, inverse, counts = np.unique(x._to_host().reshape(-1), return_inverse=True, return_counts=True)
+    """Host-side (np.unique): the output's size depends on the values, so they are read anyway.
+    Sorted always (torch's CPU result for sorted=False too); every NaN is its own value, as torch."""
+    host = x._to_host()
+    if dim is None:
+        values, inverse, counts = np.unique(host.reshape(-1), return_inverse=True, return_counts=True,
+                                            equal_nan=False)
+        inverse = inverse.reshape(x.shape)
+    else:
+        d = layout.normalize_dim(dim, x.ndim)
+        values, inverse, counts = np.unique(host, return_inverse=True, return_counts=True, axis=d)
+        inverse = inverse.reshape(-1)
     out = [tensor(values, dtype=x.dtype, device=x.device)]
     if return_inverse:
-        out.append(tensor(inverse.reshape(x.shape).astype(np.int64), device=x.device))
+        out.append(tensor(inverse.astype(np.int64), device=x.device))
     if return_counts:
         out.append(tensor(counts.astype(np.int64), device=x.device))
     return out[0] if len(out) == 1 else tuple(out)
