@@ -196,3 +196,41 @@ def test_bad_arguments_raise_torchs_kind_of_error(dev, name):
         call(torch, torch.arange(6.0).reshape(2, 3))
     with pytest.raises(ref.type):
         call(mt, mt.arange(6.0, device=dev).reshape(2, 3))
+
+
+OPS = {  # written once for both libraries
+    "tril": lambda m, t: m.tril(t, 1), "triu": lambda m, t: t.triu(-1), "diagonal": lambda m, t: t.diagonal(1),
+    "flip": lambda m, t: m.flip(t, (0, 1)), "roll": lambda m, t: m.roll(t, (1, -2), (0, 1)),
+    "rot90": lambda m, t: m.rot90(t), "tile": lambda m, t: m.tile(t, (2, 1, 2)),
+    "repeat_interleave": lambda m, t: m.repeat_interleave(t, 2, 1), "movedim": lambda m, t: m.movedim(t, 0, 1),
+    "unfold": lambda m, t: t.unfold(1, 2, 1), "pad": lambda m, t: m.nn.functional.pad(t, (1, 2, 0, 1)),
+    "sort": lambda m, t: m.sort(t, 1, descending=True).values, "cumsum": lambda m, t: m.cumsum(t, 0),
+    "cummax": lambda m, t: m.cummax(t, 1).indices, "median": lambda m, t: m.median(t, 1).values,
+    "count_nonzero": lambda m, t: m.count_nonzero(t, 0), "diag": lambda m, t: m.diag(t),
+    "topk": lambda m, t: m.topk(t, 2).values, "kthvalue": lambda m, t: m.kthvalue(t, 1).values,  # (tie indices: torch quickselects)
+    "mode": lambda m, t: m.mode(t, 0).values, "cumprod": lambda m, t: m.cumprod(t, 1), "prod": lambda m, t: t.prod(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPS))
+@pytest.mark.parametrize("kind", ["int64", "int32", "bool", "empty"])
+def test_dtypes_and_empty_dims_like_torch(dev, rng, name, kind):
+    a = rng.integers(-2, 3, (4, 6))
+    if kind == "empty":
+        a = np.zeros((0, 6), dtype=np.float32)
+        if name in ("median",):
+            a = np.zeros((3, 0), dtype=np.float32)
+    elif kind == "bool":
+        a = a > 0
+    dt = {"int64": (mt.int64, torch.int64), "int32": (mt.int32, torch.int32), "bool": (mt.bool, torch.bool),
+          "empty": (mt.float32, torch.float32)}[kind]
+    try:
+        ref = OPS[name](torch, torch.tensor(a, dtype=dt[1]))
+    except (RuntimeError, IndexError, NotImplementedError) as e:
+        with pytest.raises(type(e)):
+            OPS[name](mt, mt.tensor(a, dtype=dt[0], device=dev))
+        return
+    got = OPS[name](mt, mt.tensor(a, dtype=dt[0], device=dev))
+    assert tuple(got.shape) == tuple(ref.shape)
+    assert got.dtype.name == str(ref.dtype).replace("torch.", "")
+    np.testing.assert_array_equal(got.numpy(), ref.numpy())

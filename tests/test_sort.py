@@ -179,3 +179,18 @@ def test_sort_with_small_blocks_uses_the_global_stages(dev, rng, block):
                 np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
     finally:
         dev.profile.update(sort_block=old)
+
+
+def test_selection_indices_on_ties_point_at_the_value(dev, rng):
+    """With ties, torch's kthvalue/median/topk index comes from its quickselect; ours is the stable
+    (lowest for ascending) one. Both must point at an element holding the value."""
+    a = rng.integers(0, 3, (6, 9)).astype(np.float32)
+    t = mt.tensor(a, device=dev)
+    for res, ref in [(mt.kthvalue(t, 4, 1), torch.kthvalue(torch.tensor(a), 4, 1)),
+                     (mt.median(t, 1), torch.median(torch.tensor(a), 1))]:
+        np.testing.assert_array_equal(res.values.numpy(), ref.values.numpy())
+        np.testing.assert_array_equal(np.take_along_axis(a, res.indices.numpy()[:, None], 1)[:, 0], res.values.numpy())
+    top = mt.topk(t, 4, 1)
+    np.testing.assert_array_equal(top.values.numpy(), torch.topk(torch.tensor(a), 4, 1).values.numpy())
+    np.testing.assert_array_equal(np.take_along_axis(a, top.indices.numpy(), 1), top.values.numpy())
+    np.testing.assert_array_equal(top.indices.numpy(), np.argsort(-a, 1, kind="stable")[:, :4])

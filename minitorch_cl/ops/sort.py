@@ -99,7 +99,13 @@ def msort(x):
     return sort(x, 0).values
 
 
+def _no_bool(x, name, error=NotImplementedError):
+    if x.dtype is dtypes.bool_:
+        raise error(f"{name}() is not implemented for {x.dtype!r}, as in torch")
+
+
 def topk(x, k, dim=-1, largest=True, sorted=True):
+    _no_bool(x, "topk", RuntimeError)
     d = _dim(x, dim)
     n = x.shape[d] if x.ndim else 1
     if not 0 <= k <= n:
@@ -115,6 +121,7 @@ def _keep(result, d, keepdim, ndim):
 
 
 def kthvalue(x, k, dim=-1, keepdim=False):
+    _no_bool(x, "kthvalue")
     d = _dim(x, dim)
     n = x.shape[d] if x.ndim else 1
     if not 1 <= k <= n:
@@ -124,6 +131,7 @@ def kthvalue(x, k, dim=-1, keepdim=False):
 
 def median(x, dim=None, keepdim=False):
     """The lower median; NaN (at the first NaN's index) where a row holds one, as torch."""
+    _no_bool(x, "median")
     if dim is None:
         if x.numel() == 0:
             return full_nan(x)
