@@ -362,20 +362,18 @@ def pad(input, pad, mode="constant", value=None):
         raise NotImplementedError(f"padding mode {mode!r}")
     x = input
     pairs = [(x.ndim - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)]
+    for d, lo, hi in pairs:  # negative amounts crop first (narrow views), as torch
+        if lo < 0 or hi < 0:
+            s, e = max(-lo, 0), x.shape[d] - max(-hi, 0)
+            if e < s:
+                raise RuntimeError(f"negative padding {(lo, hi)} crops dim {d} of size {x.shape[d]} below 0")
+            x = narrow(x, d, s, e - s)
+    grow = [(d, max(lo, 0), max(hi, 0)) for d, lo, hi in pairs]
     if mode == "constant":
-        for d, lo, hi in pairs:  # the crops first: narrow views
-            if lo < 0 or hi < 0:
-                s, e = max(-lo, 0), x.shape[d] - max(-hi, 0)
-                if e < s:
-                    raise RuntimeError(f"negative padding {(lo, hi)} crops dim {d} of size {x.shape[d]} below 0")
-                x = narrow(x, d, s, e - s)
-        grow = [(d, max(lo, 0), max(hi, 0)) for d, lo, hi in pairs]
         return ConstantPad.apply(x, tuple(grow), 0 if value is None else value)
     if value not in (None, 0):
         raise RuntimeError(f"padding mode {mode!r} doesn't take a value argument")
-    if mode in ("reflect", "replicate", "circular") and len(pairs) > 3:
-        raise NotImplementedError(f"{mode} padding of more than 3 dims")
-    for d, lo, hi in pairs:
+    for d, lo, hi in grow:  # any number of dims: one gather per padded dim (its gradient: index_add)
         if lo or hi:
             x = index_select(x, d, tensor(_pad_index(x.shape[d], lo, hi, mode), device=x.device))
     return x
