@@ -73,9 +73,11 @@ __kernel void sort_step(const int rows, const int L, const int P, const int j, c
     }
 }
 
-/* One work-group per block of SB scratch positions (blocks never straddle rows: P is a multiple of
- * SB, or P < SB and the rest of the block is padding). k_lo == 2: the full network up to k = SB (the
- * first pass); k_lo == k_hi > SB: the stages j < SB of stage k (after sort_step's larger j). */
+/* One work-group per block of SB consecutive positions of the flat (rows, P) scratch: a block holds
+ * SB / P whole rows when P < SB, or a part of one row (P a multiple of SB); positions past the end
+ * are padding. k_lo == 2: the full network up to k_hi = min(P, SB) (the first pass); k_lo == k_hi > SB:
+ * the stages j < SB of stage k (after sort_step's larger j). The direction of a pair comes from its
+ * position within its row. */
 __kernel __attribute__((reqd_work_group_size(SB / 2, 1, 1)))
 void sort_block(const int rows, const int L, const int P, const int k_lo, const int k_hi,
                 __global T *keys, const int keys_off, __global long *idx, const int idx_off)
@@ -84,18 +86,17 @@ void sort_block(const int rows, const int L, const int P, const int k_lo, const 
     __local T lk[SB];
     __local long li[SB];
     const int lid = get_local_id(0);
-    const int blocks = P > SB ? P / SB : 1, width = P > SB ? SB : P;
-    const int r = get_group_id(0) / blocks, b = get_group_id(0) % blocks;
-    const long base = (long)r * P + (long)b * SB;
+    const long base = (long)get_group_id(0) * SB, total = (long)rows * P;
     for (int t = lid; t < SB; t += SB / 2) {
-        lk[t] = t < width ? keys[base + t] : (T)0;
-        li[t] = t < width ? idx[base + t] : (long)P + t;  /* beyond P: padding, sorted last */
+        const int real = base + t < total;
+        lk[t] = real ? keys[base + t] : (T)0;
+        li[t] = real ? idx[base + t] : (long)P + t;  /* past the end: padding, sorted last */
     }
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int k = k_lo; k <= k_hi; k <<= 1) {
         for (int j = min(k, SB) >> 1; j > 0; j >>= 1) {
             const int i = (lid / j) * 2 * j + lid % j, p = i + j;
-            const int up = (((int)(b * SB) + i) & k) == 0;
+            const int up = ((int)((base + i) & (P - 1)) & k) == 0;  /* i within its row */
             const T ka = lk[i], kb = lk[p];
             const long ia = li[i], ib = li[p];
             const int in_order = up ? before(ka, ia, kb, ib, L) : before(kb, ib, ka, ia, L);
@@ -106,10 +107,11 @@ void sort_block(const int rows, const int L, const int P, const int k_lo, const 
             barrier(CLK_LOCAL_MEM_FENCE);
         }
     }
-    for (int t = lid; t < width; t += SB / 2) {
-        keys[base + t] = lk[t];
-        idx[base + t] = li[t];
-    }
+    for (int t = lid; t < SB; t += SB / 2)
+        if (base + t < total) {
+            keys[base + t] = lk[t];
+            idx[base + t] = li[t];
+        }
 }
 
 /* values/indices (rows, K) = the sorted pairs at positions start .. start+K-1 of each row, or at

@@ -194,3 +194,14 @@ def test_selection_indices_on_ties_point_at_the_value(dev, rng):
     np.testing.assert_array_equal(top.values.numpy(), torch.topk(torch.tensor(a), 4, 1).values.numpy())
     np.testing.assert_array_equal(np.take_along_axis(a, top.indices.numpy(), 1), top.values.numpy())
     np.testing.assert_array_equal(top.indices.numpy(), np.argsort(-a, 1, kind="stable")[:, :4])
+
+
+def test_many_short_rows_share_a_block(dev, rng):
+    """Rows shorter than a block are sorted several per work-group (and a partial last block)."""
+    for shape in [(1001, 3), (37, 8), (5, 2), (300, 1)]:
+        a = _ties(rng, shape)
+        for descending in (False, True):
+            got = mt.sort(mt.tensor(a, device=dev), 1, descending)
+            ref = torch.sort(torch.tensor(a), dim=1, descending=descending, stable=True)
+            np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+            np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())

@@ -22,7 +22,7 @@ def _sorted_rows(x2, descending):
     SB = dev.profile.sort_block
     defines = dict(DESCENDING=int(bool(descending)), SB=SB, **dtypes.cl_defines(dev, T=x2.dtype))
     launch(dev, "sort.cl", "sort_init", (rows * P,), rows, L, P, x2, keys, idx, defines=defines)
-    blocks = rows * max(P // SB, 1)
+    blocks = -(-rows * P // SB)  # blocks of SB scratch positions: several short rows, or part of a long one
 
     def block(k_lo, k_hi):
         launch(dev, "sort.cl", "sort_block", (blocks * SB // 2,), rows, L, P, k_lo, k_hi, keys, idx,
