@@ -9,7 +9,7 @@ import numpy as np
 from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..tensor import arange, empty, full, tensor, zeros
-from .conv import _pair, col2im, im2col, output_size
+from .conv import _pair, col2im, im2col, output_size as conv_output_size
 from .elementwise import where
 from .shape import _view, cat, index_select, narrow, permute, reshape
 
@@ -281,7 +281,7 @@ def _geometry(kernel_size, dilation, padding, stride):
 class Im2Col(Function):
     @staticmethod
     def forward(ctx, x, k, dil, pad, st):
-        OH, OW = (output_size(x.shape[2 + i], k[i], st[i], pad[i], dil[i]) for i in range(2))
+        OH, OW = (conv_output_size(x.shape[2 + i], k[i], st[i], pad[i], dil[i]) for i in range(2))
         ctx.meta = (x.shape, k, dil, pad, st, OH, OW)
         return im2col(x, k[0], k[1], st, pad, dil, OH, OW)
 
@@ -319,15 +319,13 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         return fold(input.unsqueeze(0), output_size, kernel_size, dilation, padding, stride).squeeze(0)
     k, dil, pad, st = _geometry(kernel_size, dilation, padding, stride)
     H, W = _pair(output_size, "output_size")
-    OH, OW = (output_size_1d(n, k[i], st[i], pad[i], dil[i]) for i, n in enumerate((H, W)))
+    OH, OW = (conv_output_size(n, k[i], st[i], pad[i], dil[i]) for i, n in enumerate((H, W)))
     N, K, L = input.shape
     if K % (k[0] * k[1]) or L != OH * OW:
         raise RuntimeError(f"fold: input of shape {tuple(input.shape)} does not match kernel_size {k} and "
                            f"output_size {(H, W)} ({OH * OW} blocks expected)")
     return Col2Im.apply(input, (N, K // (k[0] * k[1]), H, W), k, dil, pad, st, OH, OW)
 
-
-output_size_1d = output_size
 
 
 # ---- padding ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import numpy as np
 from .. import dtypes, layout
 from ..autograd import Function
 from ..launch import launch
-from ..tensor import empty, tensor, zeros
+from ..tensor import empty, full, tensor, zeros
 
 SortResult = namedtuple("SortResult", ["values", "indices"])  # torch.return_types.sort / topk / ...
 
@@ -134,7 +134,7 @@ def median(x, dim=None, keepdim=False):
     _no_bool(x, "median")
     if dim is None:
         if x.numel() == 0:
-            return full_nan(x)
+            return full((), float("nan"), dtype=x.dtype, device=x.device)
         return median(x.reshape(-1), 0).values
     d = _dim(x, dim)
     n = x.shape[d] if x.ndim else 1
@@ -144,14 +144,9 @@ def median(x, dim=None, keepdim=False):
         nans = (x != x).sum(dim=d) if x.ndim else (x != x).to(dtype=dtypes.int64)
         pos = (nans > 0).to(dtype=dtypes.int64) * (n - nans - (n - 1) // 2) + (n - 1) // 2
     else:
-        rows = layout.numel(x.shape) // max(n, 1)
-        pos = tensor(np.full(rows, (n - 1) // 2, dtype=np.int64), device=x.device)
+        pos = full((layout.numel(x.shape) // n,), (n - 1) // 2, dtype=dtypes.int64, device=x.device)
     pos = pos.to(dtype=dtypes.int64).contiguous().reshape(-1)
     return _keep(SortSelect.apply(x, d, False, 0, 1, pos), d, keepdim, x.ndim)
-
-
-def full_nan(x):
-    return tensor(float("nan"), dtype=x.dtype, device=x.device)
 
 
 def unique(x, sorted=True, return_inverse=False, return_counts=False, dim=None):
