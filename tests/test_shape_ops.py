@@ -216,7 +216,8 @@ OPS = {  # written once for both libraries
     "sort": lambda m, t: m.sort(t, 1, descending=True).values, "cumsum": lambda m, t: m.cumsum(t, 0),
     "cummax": lambda m, t: m.cummax(t, 1).indices, "median": lambda m, t: m.median(t, 1).values,
     "count_nonzero": lambda m, t: m.count_nonzero(t, 0), "diag": lambda m, t: m.diag(t),
-    "topk": lambda m, t: m.topk(t, 2).values, "kthvalue": lambda m, t: m.kthvalue(t, 1).values,  # (tie indices: torch quickselects)
+    "topk": lambda m, t: m.topk(t, 2).values,
+    "kthvalue": lambda m, t: m.kthvalue(t, 1).values,  # values only: on ties torch quickselects its index
     "mode": lambda m, t: m.mode(t, 0).values, "cumprod": lambda m, t: m.cumprod(t, 1), "prod": lambda m, t: t.prod(1),
 }
 

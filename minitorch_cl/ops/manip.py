@@ -8,10 +8,10 @@ import numpy as np
 
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..tensor import arange, empty, full, tensor, zeros
+from ..tensor import arange, full, tensor, zeros
 from .conv import _pair, col2im, im2col, output_size as conv_output_size
 from .elementwise import where
-from .shape import _view, cat, index_select, narrow, permute, reshape
+from .shape import _view, cat, index_select, narrow, permute
 
 
 # ---- movedim ---------------------------------------------------------------------------------
