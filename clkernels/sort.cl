@@ -114,6 +114,39 @@ void sort_block(const int rows, const int L, const int P, const int k_lo, const 
         }
 }
 
+/* The CPU path: a work-item merge-sorts its row of the scratch, bottom-up, ping-ponging with a second
+ * scratch (keys2, idx2); the pairs' order is total, so the result equals the network's. */
+__kernel void sort_rows_serial(const int rows, const int L, const int P,
+                               __global T *keys, const int keys_off, __global long *idx, const int idx_off,
+                               __global T *keys2, const int keys2_off, __global long *idx2, const int idx2_off)
+{
+    keys += keys_off; idx += idx_off; keys2 += keys2_off; idx2 += idx2_off;
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    __global T *ka = keys + (long)r * P, *kb = keys2 + (long)r * P;
+    __global long *ia = idx + (long)r * P, *ib = idx2 + (long)r * P;
+    for (int w = 1; w < L; w *= 2) {
+        for (int lo = 0; lo < L; lo += 2 * w) {
+            const int mid = min(lo + w, L), hi = min(lo + 2 * w, L);
+            int a = lo, b = mid, o = lo;
+            while (a < mid && b < hi) {
+                if (before(ka[b], ia[b], ka[a], ia[a], L)) { kb[o] = ka[b]; ib[o++] = ia[b++]; }
+                else { kb[o] = ka[a]; ib[o++] = ia[a++]; }
+            }
+            while (a < mid) { kb[o] = ka[a]; ib[o++] = ia[a++]; }
+            while (b < hi) { kb[o] = ka[b]; ib[o++] = ia[b++]; }
+        }
+        __global T *kt = ka; ka = kb; kb = kt;
+        __global long *it = ia; ia = ib; ib = it;
+    }
+    if (ka != keys + (long)r * P)  /* the result is in the second scratch: copy it back */
+        for (int i = 0; i < L; ++i) {
+            kb[i] = ka[i];
+            ib[i] = ia[i];
+        }
+}
+
 /* values/indices (rows, K) = the sorted pairs at positions start .. start+K-1 of each row, or at
  * the row's own position pos[r] (K == 1) when PICK is set (median). */
 __kernel void sort_out(const int rows, const int P, const int K, const int start,

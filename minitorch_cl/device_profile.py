@@ -18,6 +18,7 @@ class DeviceProfile:
     layernorm_wg: int         # work-items per LayerNorm row (1: a work-item owns a row)
     batchnorm_wg: int         # work-items per BatchNorm/GroupNorm channel (1: a work-item owns a channel)
     sort_block: int           # elements a work-group of sort.cl sorts in local memory (sort_block / 2 items)
+    sort_serial: bool         # sort.cl: a work-item merge-sorts a row (CPU) instead of the bitonic network
     fp16: bool                # cl_khr_fp16: native half arithmetic
     fp64: bool                # cl_khr_fp64: float64 tensors
 
@@ -33,10 +34,11 @@ class DeviceProfile:
 _BY_TYPE = {
     "CPU": dict(map_local=256, reduce_wg=64, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=True, gemm_cpu_block=dict(MR=6, NV=2), attention_local=False, attention_bq=12,
-                layernorm_wg=1, batchnorm_wg=1, sort_block=256),
+                layernorm_wg=1, batchnorm_wg=1, sort_block=1024, sort_serial=True),
     "GPU": dict(map_local=256, reduce_wg=256, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=False, gemm_cpu_block=dict(MR=6, NV=2), attention_local=True, attention_bq=1,
-                layernorm_wg=128, batchnorm_wg=256, sort_block=1024),
+                layernorm_wg=128, batchnorm_wg=256, sort_block=1024,
+                sort_serial=False),
 }
 
 

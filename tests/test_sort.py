@@ -8,6 +8,16 @@ from helpers import check
 
 torch = pytest.importorskip("torch")
 
+@pytest.fixture(params=[True, False], ids=["serial", "network"])
+def path(request, dev):
+    """Run both sort.cl variants on the device under test: a work-item merge-sorting each row (the
+    CPU one) and the bitonic network in local memory plus global stages (the GPU one)."""
+    old = dev.profile.sort_serial
+    dev.profile.update(sort_serial=request.param)
+    yield request.param
+    dev.profile.update(sort_serial=old)
+
+
 SHAPES_DIMS = [((1,), 0), ((7,), 0), ((33,), -1), ((257,), 0), ((7, 65), 1), ((7, 33), 0), ((3, 5, 4), 1)]
 
 
@@ -19,7 +29,7 @@ def _ties(rng, shape):
 
 @pytest.mark.parametrize("shape,dim", SHAPES_DIMS)
 @pytest.mark.parametrize("descending", [False, True])
-def test_sort_matches_torch_stable_with_ties_and_nan(dev, rng, shape, dim, descending):
+def test_sort_matches_torch_stable_with_ties_and_nan(dev, rng, path, shape, dim, descending):
     a = _ties(rng, shape)
     got = mt.sort(mt.tensor(a, device=dev), dim, descending)
     ref = torch.sort(torch.tensor(a), dim=dim, descending=descending, stable=True)
@@ -32,7 +42,7 @@ def test_sort_matches_torch_stable_with_ties_and_nan(dev, rng, shape, dim, desce
 
 
 @pytest.mark.parametrize("shape,dim", SHAPES_DIMS[1:5])
-def test_sort_gradient_and_views(dev, rng, shape, dim):
+def test_sort_gradient_and_views(dev, rng, path, shape, dim):
     a = rng.standard_normal(shape)
     grad = a.size <= 100
     check(dev, lambda t: t.sort(dim).values, lambda x: np.sort(x, dim), a, noncontig=True, grad=grad)
@@ -40,7 +50,7 @@ def test_sort_gradient_and_views(dev, rng, shape, dim):
 
 
 @pytest.mark.parametrize("dt,tdt", [("int64", torch.int64), ("int32", torch.int32), ("bool", torch.bool)])
-def test_sort_integer_and_bool(dev, rng, dt, tdt):
+def test_sort_integer_and_bool(dev, rng, path, dt, tdt):
     a = rng.integers(-3, 4, (5, 33))
     if dt == "bool":
         a = a > 0
@@ -117,14 +127,14 @@ def test_median_nan_and_ints(dev):
     np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
 
 
-def test_sort_empty_and_scalar(dev):
+def test_sort_empty_and_scalar(dev, path):
     e = mt.zeros(3, 0, device=dev)
     assert mt.sort(e, 1).values.shape == (3, 0) and mt.sort(e, 0).indices.shape == (3, 0)
     s = mt.sort(mt.tensor(4.0, device=dev))
     assert s.values.item() == 4.0 and s.indices.item() == 0
 
 
-def test_sort_long_row_straddles_powers_of_two(dev, rng):
+def test_sort_long_row_straddles_powers_of_two(dev, rng, path):
     a = rng.standard_normal((2, 1025)).astype(np.float32)
     got = mt.sort(mt.tensor(a, device=dev), 1, descending=True)
     np.testing.assert_array_equal(got.values.numpy(), -np.sort(-a, 1))
@@ -167,8 +177,8 @@ def test_mode_like_torch(dev, rng, dim, keepdim):
 @pytest.mark.parametrize("block", [2, 8, 64])
 def test_sort_with_small_blocks_uses_the_global_stages(dev, rng, block):
     """A small local block makes rows of 7..257 take the sort_step path too; same results."""
-    old = dev.profile.sort_block
-    dev.profile.update(sort_block=block)
+    old = dev.profile.sort_block, dev.profile.sort_serial
+    dev.profile.update(sort_block=block, sort_serial=False)
     try:
         for shape in [(3, 7), (2, 65), (1, 257)]:
             a = _ties(rng, shape)
@@ -178,7 +188,7 @@ def test_sort_with_small_blocks_uses_the_global_stages(dev, rng, block):
                 np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
                 np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
     finally:
-        dev.profile.update(sort_block=old)
+        dev.profile.update(sort_block=old[0], sort_serial=old[1])
 
 
 def test_selection_indices_on_ties_point_at_the_value(dev, rng):
@@ -196,7 +206,7 @@ def test_selection_indices_on_ties_point_at_the_value(dev, rng):
     np.testing.assert_array_equal(top.indices.numpy(), np.argsort(-a, 1, kind="stable")[:, :4])
 
 
-def test_many_short_rows_share_a_block(dev, rng):
+def test_many_short_rows_share_a_block(dev, rng, path):
     """Rows shorter than a block are sorted several per work-group (and a partial last block)."""
     for shape in [(1001, 3), (37, 8), (5, 2), (300, 1)]:
         a = _ties(rng, shape)

@@ -22,6 +22,10 @@ def _sorted_rows(x2, descending):
     SB = dev.profile.sort_block
     defines = dict(DESCENDING=int(bool(descending)), SB=SB, **dtypes.cl_defines(dev, T=x2.dtype))
     launch(dev, "sort.cl", "sort_init", (rows * P,), rows, L, P, x2, keys, idx, defines=defines)
+    if dev.profile.sort_serial:  # CPUs: a work-item merge-sorts a row
+        keys2, idx2 = empty((rows, P), dtype=x2.dtype, device=dev), empty((rows, P), dtype=dtypes.int64, device=dev)
+        launch(dev, "sort.cl", "sort_rows_serial", (rows,), rows, L, P, keys, idx, keys2, idx2, defines=defines)
+        return keys, idx, P, defines
     blocks = -(-rows * P // SB)  # blocks of SB scratch positions: several short rows, or part of a long one
 
     def block(k_lo, k_hi):
