@@ -58,15 +58,15 @@ __kernel void scan_fwd(const int outer, const int L, const int inner,
 #elif OP == SCAN_PROD
     ACC acc = (ACC)1;
 #else
-    ACC acc = (ACC)x[(long)first * inner];
+    ACC acc = (ACC)LOAD(T, x, (long)first * inner);
     long at = first;
 #endif
     for (int k = 0, r = first; k < L; ++k, r += step) {
         const long p = (long)r * inner;
-        const ACC v = (ACC)x[p];
+        const ACC v = (ACC)LOAD(T, x, p);
 #if OP == SCAN_SUM || OP == SCAN_PROD
 #if EXCLUSIVE
-        y[p] = (TO)acc;
+        STORE(TO, y, p, acc);
 #endif
 #if OP == SCAN_SUM
         acc += v;
@@ -74,11 +74,11 @@ __kernel void scan_fwd(const int outer, const int L, const int inner,
         acc *= v;
 #endif
 #if !EXCLUSIVE
-        y[p] = (TO)acc;
+        STORE(TO, y, p, acc);
 #endif
 #elif OP == SCAN_LSE
         acc = k ? log_add_exp(acc, v) : v;
-        y[p] = (TO)acc;
+        STORE(TO, y, p, acc);
 #else
         /* torch's rule: a NaN takes over (and each later NaN moves the index); ties move the index */
 #if OP == SCAN_MAX
@@ -86,7 +86,7 @@ __kernel void scan_fwd(const int outer, const int L, const int inner,
 #else
         if (ISNAN(v) || (!ISNAN(acc) && v <= acc)) { acc = v; at = r; }
 #endif
-        y[p] = (TO)acc;
+        STORE(TO, y, p, acc);
         index[p] = at;
 #endif
     }
@@ -104,9 +104,11 @@ __kernel void scan_index_bwd(const int outer, const int L, const int inner,
         return;
     const long base = (long)(o / inner) * L * inner + o % inner;
     for (int r = 0; r < L; ++r)
-        gx[base + (long)r * inner] = (T)0;
-    for (int r = 0; r < L; ++r)
-        gx[base + index[base + (long)r * inner] * inner] += g[base + (long)r * inner];
+        STORE(T, gx, base + (long)r * inner, 0.0f);
+    for (int r = 0; r < L; ++r) {
+        const long at = base + index[base + (long)r * inner] * inner;
+        STORE(T, gx, at, (float)LOAD(T, gx, at) + (float)LOAD(T, g, base + (long)r * inner));
+    }
 }
 
 /* d/dx of sum_j g_j * cumprod(x)_j, exact with zeros: before the first zero z, (sum_{j>=i} g_j y_j) / x_i;
@@ -122,22 +124,22 @@ __kernel void cumprod_bwd(const int outer, const int L, const int inner,
     const long base = (long)(o / inner) * L * inner + o % inner;
     x += base; y += base; g += base; gx += base;
     int z = 0;
-    while (z < L && x[(long)z * inner] != (T)0)
+    while (z < L && (ACC)LOAD(T, x, (long)z * inner) != (ACC)0)
         ++z;
     ACC s = (ACC)0;
     for (int r = L - 1; r >= 0; --r) {
         const long p = (long)r * inner;
-        s += (ACC)g[p] * (ACC)y[p];
-        gx[p] = r < z ? (T)(s / (ACC)x[p]) : (T)0;
+        s += (ACC)LOAD(T, g, p) * (ACC)LOAD(T, y, p);
+        STORE(T, gx, p, r < z ? s / (ACC)LOAD(T, x, p) : (ACC)0);
     }
     if (z < L) {
-        ACC run = z ? (ACC)y[(long)(z - 1) * inner] : (ACC)1, acc = (ACC)0;
+        ACC run = z ? (ACC)LOAD(T, y, (long)(z - 1) * inner) : (ACC)1, acc = (ACC)0;
         for (int j = z; j < L; ++j) {
             if (j > z)
-                run *= (ACC)x[(long)j * inner];
-            acc += (ACC)g[(long)j * inner] * run;
+                run *= (ACC)LOAD(T, x, (long)j * inner);
+            acc += (ACC)LOAD(T, g, (long)j * inner) * run;
         }
-        gx[(long)z * inner] = (T)acc;
+        STORE(T, gx, (long)z * inner, acc);
     }
 }
 
@@ -156,12 +158,12 @@ __kernel void logcumsumexp_bwd(const int outer, const int L, const int inner,
     float s = 0.0f, next = 0.0f;
     for (int r = L - 1; r >= 0; --r) {
         const long p = (long)r * inner;
-        const float yr = (float)y[p];
+        const float yr = (float)LOAD(T, y, p);
         const float decay = (r == L - 1 || next == -INFINITY) ? 0.0f : exp(yr - next);
-        s = (float)g[p] + decay * s;
+        s = (float)LOAD(T, g, p) + decay * s;
         next = yr;
-        const float xr = (float)x[p];
-        gx[p] = (T)(xr == -INFINITY ? 0.0f : exp(xr - yr) * s);
+        const float xr = (float)LOAD(T, x, p);
+        STORE(T, gx, p, xr == -INFINITY ? 0.0f : exp(xr - yr) * s);
     }
 }
 
@@ -211,7 +213,7 @@ void scan_group(const int outer, const int L, const int inner,
     int h = 0;
     for (int k = k0; k < k1; ++k) {
         const int r = REVERSE ? L - 1 - k : k;
-        const ACC v = (ACC)x[(long)r * inner];
+        const ACC v = (ACC)LOAD(T, x, (long)r * inner);
         STEP(acc, at, h, v, (long)r);
     }
     aggs[lid] = acc; ats[lid] = at; has[lid] = h;
@@ -234,13 +236,13 @@ void scan_group(const int outer, const int L, const int inner,
     for (int k = k0; k < k1; ++k) {
         const int r = REVERSE ? L - 1 - k : k;
         const long p = (long)r * inner;
-        const ACC v = (ACC)x[p];
+        const ACC v = (ACC)LOAD(T, x, p);
 #if EXCLUSIVE
-        y[p] = (TO)acc;
+        STORE(TO, y, p, acc);
 #endif
         STEP(acc, at, h, v, (long)r);
 #if !EXCLUSIVE
-        y[p] = (TO)acc;
+        STORE(TO, y, p, acc);
 #endif
 #if OP == SCAN_MAX || OP == SCAN_MIN
         index[p] = at;

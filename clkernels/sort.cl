@@ -6,11 +6,14 @@
  * memory, every stage with j < SB (all of them when P <= SB: one launch sorts the rows); for longer
  * rows each further k needs sort_step launches (one compare-exchange stage (j, k) in global memory)
  * for j >= SB, then one sort_block for the rest. sort_out writes the first L pairs back.
- * -D T value type; -D DESCENDING=0|1; -D SB block size (a power of two; SB / 2 work-items). */
+ * -D T storage type, KT the scratch keys' type (float for half); -D DESCENDING=0|1; -D SB block size (a power of two; SB / 2 work-items). */
 #include "common.h"
 
 #ifndef T
 #define T float
+#endif
+#ifndef KT
+#define KT T
 #endif
 #ifndef DESCENDING
 #define DESCENDING 0
@@ -23,7 +26,7 @@
 #define ISNAN(v) isnan((float)(v))
 
 /* Does (a, ia) come before (b, ib)? Padding (index >= L) comes last. */
-inline int before(T a, long ia, T b, long ib, int L)
+inline int before(KT a, long ia, KT b, long ib, int L)
 {
     if (ia >= L || ib >= L)
         return ia < ib;
@@ -41,19 +44,19 @@ inline int before(T a, long ia, T b, long ib, int L)
 }
 
 __kernel void sort_init(const int rows, const int L, const int P, __global const T *x, const int x_off,
-                        __global T *keys, const int keys_off, __global long *idx, const int idx_off)
+                        __global KT *keys, const int keys_off, __global long *idx, const int idx_off)
 {
     x += x_off; keys += keys_off; idx += idx_off;
     const int t = get_global_id(0);
     if (t >= rows * P)
         return;
     const int r = t / P, i = t % P;
-    keys[t] = i < L ? x[(long)r * L + i] : (T)0;
+    keys[t] = i < L ? (KT)LOAD(T, x, (long)r * L + i) : (KT)0;
     idx[t] = i;
 }
 
 __kernel void sort_step(const int rows, const int L, const int P, const int j, const int k,
-                        __global T *keys, const int keys_off, __global long *idx, const int idx_off)
+                        __global KT *keys, const int keys_off, __global long *idx, const int idx_off)
 {
     keys += keys_off; idx += idx_off;
     const int t = get_global_id(0);
@@ -64,7 +67,7 @@ __kernel void sort_step(const int rows, const int L, const int P, const int j, c
     const int i = (h / j) * 2 * j + h % j, p = i + j;
     const long a = (long)r * P + i, b = (long)r * P + p;
     const int up = (i & k) == 0;
-    const T ka = keys[a], kb = keys[b];
+    const KT ka = keys[a], kb = keys[b];
     const long ia = idx[a], ib = idx[b];
     const int in_order = up ? before(ka, ia, kb, ib, L) : before(kb, ib, ka, ia, L);
     if (!in_order) {
@@ -80,16 +83,16 @@ __kernel void sort_step(const int rows, const int L, const int P, const int j, c
  * position within its row. */
 __kernel __attribute__((reqd_work_group_size(SB / 2, 1, 1)))
 void sort_block(const int rows, const int L, const int P, const int k_lo, const int k_hi,
-                __global T *keys, const int keys_off, __global long *idx, const int idx_off)
+                __global KT *keys, const int keys_off, __global long *idx, const int idx_off)
 {
     keys += keys_off; idx += idx_off;
-    __local T lk[SB];
+    __local KT lk[SB];
     __local long li[SB];
     const int lid = get_local_id(0);
     const long base = (long)get_group_id(0) * SB, total = (long)rows * P;
     for (int t = lid; t < SB; t += SB / 2) {
         const int real = base + t < total;
-        lk[t] = real ? keys[base + t] : (T)0;
+        lk[t] = real ? keys[base + t] : (KT)0;
         li[t] = real ? idx[base + t] : (long)P + t;  /* past the end: padding, sorted last */
     }
     barrier(CLK_LOCAL_MEM_FENCE);
@@ -97,7 +100,7 @@ void sort_block(const int rows, const int L, const int P, const int k_lo, const 
         for (int j = min(k, SB) >> 1; j > 0; j >>= 1) {
             const int i = (lid / j) * 2 * j + lid % j, p = i + j;
             const int up = ((int)((base + i) & (P - 1)) & k) == 0;  /* i within its row */
-            const T ka = lk[i], kb = lk[p];
+            const KT ka = lk[i], kb = lk[p];
             const long ia = li[i], ib = li[p];
             const int in_order = up ? before(ka, ia, kb, ib, L) : before(kb, ib, ka, ia, L);
             if (!in_order) {
@@ -117,14 +120,14 @@ void sort_block(const int rows, const int L, const int P, const int k_lo, const 
 /* The CPU path: a work-item merge-sorts its row of the scratch, bottom-up, ping-ponging with a second
  * scratch (keys2, idx2); the pairs' order is total, so the result equals the network's. */
 __kernel void sort_rows_serial(const int rows, const int L, const int P,
-                               __global T *keys, const int keys_off, __global long *idx, const int idx_off,
-                               __global T *keys2, const int keys2_off, __global long *idx2, const int idx2_off)
+                               __global KT *keys, const int keys_off, __global long *idx, const int idx_off,
+                               __global KT *keys2, const int keys2_off, __global long *idx2, const int idx2_off)
 {
     keys += keys_off; idx += idx_off; keys2 += keys2_off; idx2 += idx2_off;
     const int r = get_global_id(0);
     if (r >= rows)
         return;
-    __global T *ka = keys + (long)r * P, *kb = keys2 + (long)r * P;
+    __global KT *ka = keys + (long)r * P, *kb = keys2 + (long)r * P;
     __global long *ia = idx + (long)r * P, *ib = idx2 + (long)r * P;
     for (int w = 1; w < L; w *= 2) {
         for (int lo = 0; lo < L; lo += 2 * w) {
@@ -137,7 +140,7 @@ __kernel void sort_rows_serial(const int rows, const int L, const int P,
             while (a < mid) { kb[o] = ka[a]; ib[o++] = ia[a++]; }
             while (b < hi) { kb[o] = ka[b]; ib[o++] = ia[b++]; }
         }
-        __global T *kt = ka; ka = kb; kb = kt;
+        __global KT *kt = ka; ka = kb; kb = kt;
         __global long *it = ia; ia = ib; ib = it;
     }
     if (ka != keys + (long)r * P)  /* the result is in the second scratch: copy it back */
@@ -150,7 +153,7 @@ __kernel void sort_rows_serial(const int rows, const int L, const int P,
 /* values/indices (rows, K) = the sorted pairs at positions start .. start+K-1 of each row, or at
  * the row's own position pos[r] (K == 1) when PICK is set (median). */
 __kernel void sort_out(const int rows, const int P, const int K, const int start,
-                       __global const T *keys, const int keys_off, __global const long *idx, const int idx_off,
+                       __global const KT *keys, const int keys_off, __global const long *idx, const int idx_off,
                        __global const long *pos, const int pos_off,
                        __global T *values, const int values_off, __global long *indices, const int indices_off)
 {
@@ -164,7 +167,7 @@ __kernel void sort_out(const int rows, const int P, const int K, const int start
 #else
     const long s = (long)r * P + start + c;
 #endif
-    values[t] = keys[s];
+    STORE(T, values, t, keys[s]);
     indices[t] = idx[s];
 }
 
@@ -178,5 +181,5 @@ __kernel void sort_scatter_bwd(const int rows, const int K, const int L,
     const int t = get_global_id(0);
     if (t >= rows * K)
         return;
-    gx[(long)(t / K) * L + idx[t]] = g[t];
+    STORE(T, gx, (long)(t / K) * L + idx[t], LOAD(T, g, t));
 }

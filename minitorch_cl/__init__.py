@@ -14,6 +14,12 @@ from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, me
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)
 from .ops.matmul import bmm, matmul, mm
+from . import amp
+from .autocast_state import autocast
+from .ops.einsum import einsum
+from .ops.indexing import (argwhere, gather, index_add, index_copy, index_fill, index_put, masked_scatter,
+                           masked_select, nonzero, scatter, scatter_add, scatter_reduce, take, take_along_dim,
+                           where)
 from .ops.reduce import count_nonzero, norm, std_mean, var_mean
 from .ops.scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
 from .ops.sort import argsort, kthvalue, median, mode, msort, sort, topk, unique

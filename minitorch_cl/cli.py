@@ -1,4 +1,4 @@
-"""The `minitorch-cl` command: devices, info, bench, plot."""
+"""The `minitorch-cl` command: devices, info, doctor, bench, plot."""
 import importlib
 import os
 import platform
@@ -109,6 +109,16 @@ def info(spec):
 
 
 @main.command()
+@click.option("--device", "spec", default=None, help="Self-test only this device (default: every device).")
+@click.option("--no-self-test", is_flag=True, help="Only report the setup.")
+def doctor(spec, no_self_test):
+    """The OpenCL setup (loader, vendor files, devices, caches) and a self-test on each device."""
+    from . import doctor as checks
+    if not checks.run(click.echo, only=resolve_device(spec) if spec else None, self_tests=not no_self_test):
+        raise click.exceptions.Exit(1)
+
+
+@main.command()
 @click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp"]))
 @click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
 @click.option("--quick", is_flag=True, help="Fewer sizes and repeats (a smoke run).")
@@ -136,6 +146,17 @@ def plot(csv_path, png_path):
         raise click.ClickException(f"{csv_path} has no epochs")
     plot_metrics(rows, png_path, title=csv_path)
     click.echo(f"plot {png_path}")
+
+
+@main.command()
+@click.argument("program", type=click.File("r"))
+def port(program):
+    """Print a PyTorch program with its imports swapped for minitorch_cl's (docs/PORTING.md)."""
+    from .porting import swap_imports
+    try:
+        click.echo(swap_imports(program.read()), nl=False)
+    except ValueError as err:
+        raise click.ClickException(str(err))
 
 
 if __name__ == "__main__":

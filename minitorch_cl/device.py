@@ -12,6 +12,8 @@ import pyopencl.tools
 
 from . import device_profile, kernels
 from .shared_constants import ERR_CROSS_ENTROPY, ERR_EMBEDDING, ERR_INDEX_SELECT, ERR_INDEXING, ERR_NLL_LOSS
+from .shared_constants import (ERR_GATHER, ERR_INDEX_ADD, ERR_INDEX_COPY, ERR_INDEX_FILL, ERR_INDEX_PUT, ERR_SCATTER,
+                               ERR_TAKE)
 
 ENV_VAR = "MINITORCH_CL_DEVICE"
 NO_PLATFORM_HELP = (
@@ -63,6 +65,13 @@ _INDEX_ERRORS = {
     ERR_EMBEDDING: "Embedding: index {value} is out of range (num_embeddings = {bound})",
     ERR_CROSS_ENTROPY: "Target {value} is out of bounds (cross_entropy over {bound} classes).",
     ERR_NLL_LOSS: "Target {value} is out of bounds (nll_loss over {bound} classes).",
+    ERR_INDEX_PUT: "index_put_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_GATHER: "gather(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_SCATTER: "scatter(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_ADD: "index_add_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_COPY: "index_copy_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_FILL: "index_fill_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_TAKE: "take(): out of range: tried to access index {value} on a tensor of {bound} elements.",
 }
 
 
@@ -82,6 +91,7 @@ class Device:
         self.memory_fraction = 1.0  # set_per_process_memory_fraction
         self.peak_bytes = 0
         self._host_checked = 0  # pool size up to which the host's limits were last found fine
+        self._host_limit = None  # the RLIMIT_AS it was found fine under
         self._origin = None
         self._compile_announced = False
         self._launch_plans = {}  # launch.py's per-kernel argument plans
@@ -158,11 +168,27 @@ class Device:
                 mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
         return self._profile
 
+    @property
+    def type(self):
+        """PyTorch's device type: 'cuda' for an OpenCL GPU (the documented alias), 'cpu' for an OpenCL
+        CPU device, 'cl' for anything else (an accelerator, a simulator)."""
+        return {"GPU": "cuda", "CPU": "cpu"}.get(self.type_name, "cl")
+
+    @property
+    def index(self):
+        """Which device of its type this is, in the default order ('cuda:1' is the second GPU)."""
+        same = [d for d in preferred(devices()) if d.type == self.type]
+        return same.index(self) if self in same else 0
+
     def __repr__(self):
-        return f"device('{self.spec}')  # {self.name} [{self.platform_name}]"
+        index = "" if self.type == "cpu" and self.index == 0 else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     def __str__(self):
-        return self.spec
+        """What mt.device() reads back: 'cuda:0', 'cpu' (the default CPU device), 'cpu:1', or cl:P:D."""
+        if self.type == "cl":
+            return self.spec
+        return self.type if self.type == "cpu" and self.index == 0 else f"{self.type}:{self.index}"
 
     def __eq__(self, other):
         return isinstance(other, Device) and self.ordinal == other.ordinal
@@ -202,7 +228,8 @@ class Device:
                 raise self._oom(nbytes, f"{_size(pool.active_bytes)} are in use of a limit of "
                                         f"{_size(self.memory_limit)}")
             if not self._host_can_hold(nbytes):
-                raise self._oom(nbytes, f"the host can map only {_size(_host_available_bytes() or 0)} more")
+                raise self._oom(nbytes, f"the host can map only {_size(_host_available_bytes() or 0)} more, "
+                                        f"{_size(HOST_HEADROOM)} of which stays free for the runtime")
         try:
             buf = pool.allocate(nbytes)
         except cl.Error:
@@ -228,7 +255,12 @@ class Device:
     def _host_can_hold(self, nbytes):
         """A CPU runtime's buffers are host memory: past the host's limits it would abort, so ask first
         (only when the pool grows past the level last found fine, so it costs nothing per launch)."""
-        if not self.is_cpu or self._pool.managed_bytes + nbytes <= self._host_checked:
+        if not self.is_cpu:
+            return True
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]  # a limit set since the last look voids it
+        if limit != self._host_limit:
+            self._host_limit, self._host_checked = limit, 0
+        if self._pool.managed_bytes + nbytes <= self._host_checked:
             return True
         free = _host_available_bytes()
         if free is not None and nbytes + HOST_HEADROOM > free:
@@ -388,12 +420,15 @@ def _listing(devs):
                      f"{d.name} [{d.type_name}]" for d in devs)
 
 
-def device(spec=None):
-    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, or a fragment of one device's names (cl:nvidia).
+def device(spec=None, index=None):
+    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, cuda[:N] (the N-th OpenCL GPU), cpu:N, or a
+    fragment of one device's names (cl:nvidia). device("cuda", 1) is device("cuda:1"), as in torch.
 
     With no spec: MINITORCH_CL_DEVICE, else the first of preferred(devices())."""
     if isinstance(spec, Device):
         return spec
+    if index is not None:
+        spec = f"{spec}:{int(index)}"
     all_devs = devices()
     if not all_devs:
         raise DeviceError(NO_PLATFORM_HELP)
@@ -424,6 +459,15 @@ def _match(spec, all_devs, source=None):
         return None
     if body in ("gpu", "cpu", "accel"):
         return next((d for d in preferred(all_devs) if d.type_name.lower() == body), None)
+    kind, _, number = body.partition(":")
+    if kind in ("cuda", "cpu") and (number.isdigit() or not number):
+        same = [d for d in preferred(all_devs) if d.type_name == ("GPU" if kind == "cuda" else "CPU")]
+        n = int(number or 0)
+        if n < len(same):
+            return same[n]
+        what = "GPU (torch.cuda.is_available() is False here)" if kind == "cuda" else "CPU device"
+        raise DeviceError(f"{source or repr(spec)}: there {'is no' if not same else f'are only {len(same)}'} OpenCL "
+                          f"{what}", _listing(all_devs))
     if not body:
         return None
     found = [d for d in all_devs if body in f"{d.platform_name} {d.platform_version} {d.name}".lower()]

@@ -3,7 +3,7 @@ from collections import namedtuple
 
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..launch import launch
+from ..launch import At, launch
 from ..tensor import empty
 
 CumResult = namedtuple("CumResult", ["values", "indices"])  # torch.return_types.cummax / cummin
@@ -29,7 +29,8 @@ def scan(op, x, d, out_dtype=None, reverse=False, exclusive=False):
     x, outer, L, inner = _rows(x, d)
     odt = out_dtype or x.dtype
     y = empty(x.shape, dtype=odt, device=x.device)
-    idx = empty(x.shape, dtype=dtypes.int64, device=x.device) if op in ("max", "min") else y
+    # only max/min write indices; the others get y's buffer in that (unused) slot
+    idx = empty(x.shape, dtype=dtypes.int64, device=x.device) if op in ("max", "min") else At(y.buffer, y.offset)
     if x.numel():
         dev = x.device
         wg = dev.profile.reduce_wg

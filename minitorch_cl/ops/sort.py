@@ -17,13 +17,14 @@ def _sorted_rows(x2, descending):
     rows, L = x2.shape
     P = 1 << max(L - 1, 0).bit_length()
     dev = x2.device
-    keys = empty((rows, P), dtype=x2.dtype, device=dev)
+    kt = dtypes.compute_dtype(x2.dtype)  # the scratch keys: float for half
+    keys = empty((rows, P), dtype=kt, device=dev)
     idx = empty((rows, P), dtype=dtypes.int64, device=dev)
     SB = dev.profile.sort_block
-    defines = dict(DESCENDING=int(bool(descending)), SB=SB, **dtypes.cl_defines(dev, T=x2.dtype))
+    defines = dict(DESCENDING=int(bool(descending)), SB=SB, **dtypes.cl_defines(dev, T=x2.dtype, KT=kt))
     launch(dev, "sort.cl", "sort_init", (rows * P,), rows, L, P, x2, keys, idx, defines=defines)
     if dev.profile.sort_serial:  # CPUs: a work-item merge-sorts a row
-        keys2, idx2 = empty((rows, P), dtype=x2.dtype, device=dev), empty((rows, P), dtype=dtypes.int64, device=dev)
+        keys2, idx2 = empty((rows, P), dtype=kt, device=dev), empty((rows, P), dtype=dtypes.int64, device=dev)
         launch(dev, "sort.cl", "sort_rows_serial", (rows,), rows, L, P, keys, idx, keys2, idx2, defines=defines)
         return keys, idx, P, defines
     blocks = -(-rows * P // SB)  # blocks of SB scratch positions: several short rows, or part of a long one
