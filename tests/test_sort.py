@@ -215,3 +215,23 @@ def test_many_short_rows_share_a_block(dev, rng, path):
             ref = torch.sort(torch.tensor(a), dim=1, descending=descending, stable=True)
             np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
             np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+
+
+def test_float16_storage(dev, rng, path):
+    """float16 tensors (storage only, computed in float32) sort, select and scan like torch."""
+    a = rng.standard_normal((5, 33)).astype(np.float16)
+    a[1, 3] = np.nan
+    t, r = mt.tensor(a, dtype=mt.float16, device=dev), torch.tensor(a)
+    # rounding to float16 makes ties: indices are compared where torch's choice is defined (stable sort, cummax)
+    for f, indices in ((lambda m, x: m.sort(x, dim=1, descending=True, stable=True), True),
+                       (lambda m, x: m.topk(x, 4, 1), False), (lambda m, x: m.median(x, 1), False),
+                       (lambda m, x: m.cummax(x, 1), True)):
+        got, ref = f(mt, t), f(torch, r)
+        assert got.values.dtype is mt.float16
+        np.testing.assert_array_equal(got.values.numpy(), ref.values.numpy())
+        if indices:
+            np.testing.assert_array_equal(got.indices.numpy(), ref.indices.numpy())
+    for f in (lambda m, x: m.cumsum(x, 1), lambda m, x: m.logcumsumexp(x, 0), lambda m, x: x.prod(0)):
+        got, ref = f(mt, t), f(torch, r.float())
+        assert got.dtype is mt.float16
+        np.testing.assert_allclose(got.numpy().astype(np.float32), ref.numpy(), rtol=2e-3, atol=2e-3)

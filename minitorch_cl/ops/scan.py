@@ -111,7 +111,7 @@ class CumExtreme(Function):
         gx = empty(g.shape, dtype=g.dtype, device=g.device)
         if g.numel():
             launch(g.device, "scan.cl", "scan_index_bwd", (outer * inner,), outer, L, inner, g, idx, gx,
-                   defines=dtypes.cl_defines(g.device, T=g.dtype))
+                   defines=dtypes.cl_defines(g.device, T=g.dtype, ACC=dtypes.float32))
         return gx, None, None
 
 
@@ -146,7 +146,7 @@ class LogCumSumExp(Function):
         gx = empty(x.shape, dtype=g.dtype, device=g.device)
         if x.numel():
             launch(x.device, "scan.cl", "logcumsumexp_bwd", (outer * inner,), outer, L, inner, x, y.contiguous(), g,
-                   gx, defines=dtypes.cl_defines(x.device, T=g.dtype))
+                   gx, defines=dtypes.cl_defines(x.device, T=g.dtype, ACC=dtypes.float32))
         return gx, None
 
 

@@ -80,7 +80,7 @@ class SortSelect(Function):
         gx = zeros((rows, L), dtype=g.dtype, device=g.device)
         if rows * K:
             launch(g.device, "sort.cl", "sort_scatter_bwd", (rows * K,), rows, K, L, g2, indices, gx,
-                   defines=dtypes.cl_defines(g.device, T=g.dtype))
+                   defines=dtypes.cl_defines(g.device, T=g.dtype, KT=dtypes.compute_dtype(g.dtype)))
         gx = gx.reshape(lead + (L,))
         return (gx.movedim(-1, d) if len(shape) else gx.reshape(())), None, None, None, None, None
 
