@@ -1,7 +1,7 @@
 /* Reductions over the middle axis of an (outer, R, inner) contiguous view:
  * out[o, i] = reduce_r x[o, r, i]. reduce_serial runs one work-item per output (many outputs);
  * reduce_group one work-group per output, with a tree in local memory (few, long outputs).
- * -D OP=RED_SUM|RED_MAX|RED_MIN|RED_ARGMAX|RED_ARGMIN; T input/accumulator type, TO output type. */
+ * -D OP=RED_SUM|RED_MAX|RED_MIN|RED_ARGMAX|RED_ARGMIN|RED_PROD; T input/accumulator type, TO output type. */
 #include "common.h"
 
 #ifndef T
@@ -21,13 +21,19 @@
 #define RED_MIN 3
 #define RED_ARGMAX 4
 #define RED_ARGMIN 5
+#define RED_PROD 6
+#define ACCUMULATES (OP == RED_SUM || OP == RED_PROD)
+#if OP == RED_PROD
+#define IDENTITY ((ACC)1)
+#else
+#define IDENTITY ((ACC)0)
+#endif
 #ifndef OP
 #define OP RED_SUM
 #endif
 
-#if OP == RED_SUM
+#if ACCUMULATES
 #define ARG 0
-#define INIT(first) ((ACC)0)
 #define BETTER(x, best) 0
 #elif OP == RED_MAX || OP == RED_ARGMAX
 #define ARG (OP == RED_ARGMAX)
@@ -40,6 +46,8 @@
 /* Combine candidate (x, ix) into (best, bi); ties keep the lower index, like PyTorch. */
 #if OP == RED_SUM
 #define COMBINE(best, bi, x, ix) best += (x)
+#elif OP == RED_PROD
+#define COMBINE(best, bi, x, ix) best *= (x)
 #else
 #define COMBINE(best, bi, x, ix) \
     if (BETTER(x, best) || ((x) == (best) && (ix) < (bi))) { best = (x); bi = (ix); }
@@ -65,13 +73,13 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
     if (o >= outer * inner) return;
     int oi = o / inner, ii = o % inner;
     __global const T *row = x + x_off + (long)oi * R * inner + ii;
-#if OP == RED_SUM
-    ACC best = (ACC)0;
+#if ACCUMULATES
+    ACC best = IDENTITY;
 #else
     ACC best = (ACC)LOAD(T, row, 0);
 #endif
     long bi = 0;
-    for (int r = (OP == RED_SUM ? 0 : 1); r < R; ++r) {
+    for (int r = (ACCUMULATES ? 0 : 1); r < R; ++r) {
         ACC v = (ACC)LOAD(T, row, (long)r * inner);
         COMBINE(best, bi, v, (long)r);
     }
@@ -91,9 +99,12 @@ void reduce_group(const int outer, const int R, const int inner, const ACC scale
     __global const T *row = x + x_off + (long)oi * R * inner + ii;
     ACC best;
     long bi = lid;
-#if OP == RED_SUM
-    best = (ACC)0;
-    for (int r = lid; r < R; r += WG) best += (ACC)LOAD(T, row, (long)r * inner);
+#if ACCUMULATES
+    best = IDENTITY;
+    for (int r = lid; r < R; r += WG) {
+        ACC v = (ACC)LOAD(T, row, (long)r * inner);
+        COMBINE(best, bi, v, (long)r);
+    }
 #else
     best = (ACC)LOAD(T, row, (long)min(lid, R - 1) * inner);
     bi = min(lid, R - 1);

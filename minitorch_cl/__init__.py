@@ -20,6 +20,13 @@ from .ops.einsum import einsum
 from .ops.indexing import (argwhere, gather, index_add, index_copy, index_fill, index_put, masked_scatter,
                            masked_select, nonzero, scatter, scatter_add, scatter_reduce, take, take_along_dim,
                            where)
+from .ops.reduce import count_nonzero, norm, std_mean, var_mean
+from .ops.scan import cummax, cummin, cumprod, cumsum, logcumsumexp, prod
+from .ops.sort import argsort, kthvalue, median, mode, msort, sort, topk, unique
+from .ops.manip import (diag, diagonal, eye, flip, fliplr, flipud, meshgrid, moveaxis, movedim, repeat_interleave,
+                        roll, rot90, tile, tril, triu)
+from .random import bernoulli, normal
+from . import linalg  # noqa: F401
 from . import vision  # before data: data re-exports vision.transforms' first three names
 from . import cuda, data, datasets, distributed, nn, optim, profiler, utils
 from .device import OutOfMemoryError

@@ -86,7 +86,8 @@ def random_fill(out, mode, seed, lo, hi):
 
 
 def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
-    """Reduce x over dims (a sorted tuple). op: RED_SUM, RED_MAX, RED_MIN, RED_ARGMAX, RED_ARGMIN.
+    """Reduce x over dims (a sorted tuple). op: RED_SUM, RED_PROD, RED_MAX, RED_MIN, RED_ARGMAX,
+    RED_ARGMIN.
     Arg-reductions return int64 indices into the flattened reduced dims."""
     nd = x.ndim
     kept = [d for d in range(nd) if d not in dims]
@@ -98,7 +99,7 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
         kept = list(range(1, nd))
     R = layout.numel([x.shape[d] for d in dims])
     is_arg = op in ("RED_ARGMAX", "RED_ARGMIN")
-    if R == 0 and op != "RED_SUM":
+    if R == 0 and op not in ("RED_SUM", "RED_PROD"):
         raise RuntimeError(f"cannot take {op[4:].lower()} over an empty dimension of a tensor of shape {x.shape}")
     # Bring the tensor into (outer, R, inner) contiguous form; reduced dims must form one block.
     lo_dims = [d for d in kept if d < min(dims, default=0)]
@@ -118,7 +119,7 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     if n_out == 0:
         return out
     if R == 0:
-        return fill_(out, 0)
+        return fill_(out, 1 if op == "RED_PROD" else 0)
     dev = x.device
     wg = dev.profile.reduce_wg
     defines = dict(OP=op, WG=wg, **dtypes.cl_defines(dev, T=x.dtype, ACC=acc, TO=odt))

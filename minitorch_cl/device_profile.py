@@ -17,6 +17,8 @@ class DeviceProfile:
     attention_bq: int         # query rows per work-item (CPU) / per group (GPU)
     layernorm_wg: int         # work-items per LayerNorm row (1: a work-item owns a row)
     batchnorm_wg: int         # work-items per BatchNorm/GroupNorm channel (1: a work-item owns a channel)
+    sort_block: int           # elements a work-group of sort.cl sorts in local memory (sort_block / 2 items)
+    sort_serial: bool         # sort.cl: a work-item merge-sorts a row (CPU) instead of the bitonic network
     fp16: bool                # cl_khr_fp16: native half arithmetic
     fp64: bool                # cl_khr_fp64: float64 tensors
 
@@ -32,10 +34,11 @@ class DeviceProfile:
 _BY_TYPE = {
     "CPU": dict(map_local=256, reduce_wg=64, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=True, gemm_cpu_block=dict(MR=6, NV=2), attention_local=False, attention_bq=12,
-                layernorm_wg=1, batchnorm_wg=1),
+                layernorm_wg=1, batchnorm_wg=1, sort_block=1024, sort_serial=True),
     "GPU": dict(map_local=256, reduce_wg=256, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=False, gemm_cpu_block=dict(MR=6, NV=2), attention_local=True, attention_bq=1,
-                layernorm_wg=128, batchnorm_wg=256),
+                layernorm_wg=128, batchnorm_wg=256, sort_block=1024,
+                sort_serial=False),
 }
 
 
@@ -48,6 +51,8 @@ def for_device(type_name, *, max_work_group_size, local_mem_size, mem_base_addr_
     for key in ("map_local", "reduce_wg", "layernorm_wg", "batchnorm_wg"):
         while entry[key] > wg:
             entry[key] //= 2
+    while entry["sort_block"] // 2 > wg or 12 * entry["sort_block"] > local_mem_size:
+        entry["sort_block"] //= 2  # (value, int64 index) pairs
     tiles = entry["gemm_tiles"]
     if wg < 256 or 4 * tiles["TK"] * (tiles["TM"] + tiles["TN"]) > local_mem_size:
         tiles.update(TM=32, TN=32)  # an 8 x 8 work-group and half the local memory

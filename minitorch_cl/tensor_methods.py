@@ -3,7 +3,9 @@ the op methods, attached to the class once, here, from the ops that implement th
 from . import autograd, backend, dtypes, layout, ops
 from .device import Device, device as resolve_device
 from .grad_mode import is_grad_enabled, no_grad
-from .ops import elementwise, indexing, matmul, reduce, shape
+from .ops import elementwise, indexing, manip, matmul, reduce, scan, shape
+from .ops import sort as sorting
+from . import random as random_ops
 from .random import rand, randn
 from .tensor import Tensor, empty, full, ones, tensor, zeros
 
@@ -183,6 +185,15 @@ def normal_(self, mean=0.0, std=1.0):
     return self.copy_(randn(*self.shape, device=self.device) * std + mean)
 
 
+def bernoulli_(self, p=0.5):
+    """self = 1 with probability p (a number or a broadcastable tensor), else 0."""
+    return self.copy_(rand(*self.shape, device=self.device) < p)
+
+
+def exponential_(self, lambd=1.0):
+    return self.copy_(-(1.0 - rand(*self.shape, device=self.device)).log() / lambd)
+
+
 def setitem(self, index, value):
     """self[index] = value (a number or a broadcastable tensor), recorded by autograd when needed."""
     graph = _needs_graph(self, value)
@@ -294,6 +305,22 @@ METHODS.update({name: getattr(indexing, name) for name in _INDEXING})
 METHODS.update({name + "_": _inplace(getattr(indexing, name)) for name in _INDEXING if name != "gather"})
 METHODS.update({"masked_select": indexing.masked_select, "nonzero": indexing.nonzero, "take": indexing.take,
                 "take_along_dim": indexing.take_along_dim, "argwhere": indexing.argwhere})
+# scans, prod, sorting and selection (ops/scan.py, ops/sort.py)
+METHODS.update({
+    "cumsum": scan.cumsum, "cumprod": scan.cumprod, "cummax": scan.cummax, "cummin": scan.cummin,
+    "logcumsumexp": scan.logcumsumexp, "prod": scan.prod, "sort": sorting.sort, "argsort": sorting.argsort,
+    "msort": sorting.msort, "topk": sorting.topk, "kthvalue": sorting.kthvalue, "median": sorting.median,
+    "unique": sorting.unique, "mode": sorting.mode, "norm": reduce.norm,
+    "count_nonzero": reduce.count_nonzero,
+})
+# creation and shape manipulation (ops/manip.py), random fills
+METHODS.update({
+    "movedim": manip.movedim, "moveaxis": manip.movedim, "diagonal": manip.diagonal, "diag": manip.diag,
+    "tril": manip.tril, "triu": manip.triu, "flip": manip.flip, "fliplr": manip.fliplr, "flipud": manip.flipud,
+    "roll": manip.roll, "rot90": manip.rot90, "tile": manip.tile, "repeat_interleave": manip.repeat_interleave,
+    "unfold": manip.unfold_view, "tril_": _inplace(manip.tril), "triu_": _inplace(manip.triu),
+    "bernoulli": random_ops.bernoulli, "bernoulli_": bernoulli_, "exponential_": exponential_,
+})
 
 METHODS.update({op.name: getattr(elementwise, op.name) for op in elementwise.UNARY + elementwise.BINARY})
 METHODS.update({op.name + "_": _inplace(getattr(elementwise, op.name)) for op in elementwise.UNARY})

@@ -252,6 +252,25 @@ def clip(dev, rng):
     assert np.abs(np.concatenate([p.grad.numpy() for p in params])).max() <= 0.01 + 1e-7
 
 
+def scan(dev, rng):
+    a, b = rng.standard_normal((7, 65)), rng.standard_normal((2, 1100))  # b: few long rows, scan_group
+    x, y = _t(dev, a), _t(dev, b)
+    c = mt.cumsum(x, 1)
+    _backward(c, x.cumprod(0), mt.cummax(x, 1).values, mt.cummin(x.T, 1).values, mt.logcumsumexp(x, 1),
+              x.prod(1), mt.cumsum(y, 1), mt.cummax(y, 1).values)
+    _close(c, np.cumsum(a, 1))
+    _close(mt.cumsum(y, 1), np.cumsum(b, 1), 1e-3)
+
+
+def sort(dev, rng):
+    a, b = rng.standard_normal((7, 65)), rng.standard_normal((1, 2100))  # b: longer than a local block
+    x, y = _t(dev, a), _t(dev, b)
+    v = mt.sort(x, 1, descending=True).values
+    _backward(v, mt.topk(x, 3, 0).values, mt.median(x, 1).values, mt.kthvalue(x, 2, 1).values, mt.sort(y).values)
+    _close(v, -np.sort(-a, 1))
+    _close(mt.sort(y).values, np.sort(b))
+
+
 def canary_out_of_bounds(dev, rng):
     """A launch that writes past its buffer's end, which Oclgrind must report (never in FAMILIES)."""
     out = mt.empty(16, device=dev)
@@ -261,7 +280,7 @@ def canary_out_of_bounds(dev, rng):
 FAMILIES = {"elementwise": elementwise, "reduce": reduce, "index": index, "gemm": gemm_family, "conv": conv,
             "interpolate": interpolate,
             "pool": pool, "softmax": softmax, "optim": optim, "lstm": lstm, "rnn": rnn, "attention": attention,
-            "layernorm": layernorm, "batchnorm": batchnorm, "clip": clip}
+            "layernorm": layernorm, "batchnorm": batchnorm, "clip": clip, "scan": scan, "sort": sort}
 PROFILES = ("CPU", "GPU")
 LIMITS = {"SMALLGPU": ("GPU", {"max_work_group_size": 64})}  # a GPU whose work-groups hold 64 items
 

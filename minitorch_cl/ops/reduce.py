@@ -5,7 +5,7 @@ from collections import namedtuple
 from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..tensor import Tensor
-from .elementwise import maximum, minimum
+from .elementwise import maximum, minimum, where
 
 MaxResult = namedtuple("MaxResult", ["values", "indices"])
 
@@ -139,3 +139,66 @@ def logsumexp(x, dim, keepdim=False):
     m = amax(x, dim, keepdim=True).detach()
     out = (x - m).exp().sum(dim, keepdim=True).log() + m
     return out if keepdim else out.squeeze(dim)
+
+
+# ---- var_mean / std_mean, norms, count_nonzero ------------------------------------------------
+def var_mean(x, dim=None, unbiased=True, keepdim=False, correction=None):
+    return var(x, dim, unbiased, keepdim, correction), mean(x, _dims(x, dim), keepdim)
+
+
+def std_mean(x, dim=None, unbiased=True, keepdim=False, correction=None):
+    return std(x, dim, unbiased, keepdim, correction), mean(x, _dims(x, dim), keepdim)
+
+
+def count_nonzero(x, dim=None):
+    return sum(x != 0, dim)
+
+
+def vector_norm(x, ord=2, dim=None, keepdim=False, dtype=None):
+    """torch.linalg.vector_norm: sum(|x|^ord)^(1/ord); inf/-inf: max/min |x|; 0: count of nonzeros."""
+    if not x.dtype.is_floating:
+        raise RuntimeError(f"linalg.vector_norm: expected a floating point input, got {x.dtype!r}")
+    if dtype is not None:
+        x = x.to(dtype=dtype)
+    dims = _dims(x, dim)
+    a = x.abs()
+    if ord == float("inf"):
+        return amax(a, dims, keepdim)
+    if ord == float("-inf"):
+        return amin(a, dims, keepdim)
+    if ord == 0:
+        return sum((x != 0).to(dtype=x.dtype), dims, keepdim)
+    if ord == 1:
+        return sum(a, dims, keepdim)
+    return PNorm.apply(x, dims, keepdim, float(ord))
+
+
+class PNorm(Function):
+    """sum(|x|^p)^(1/p); the gradient sign(x) (|x| / norm)^(p-1) is 0 where x or the norm is 0, as torch."""
+
+    @staticmethod
+    def forward(ctx, x, dims, keepdim, p):
+        out = (sum(x * x, dims, True).sqrt() if p == 2 else sum(x.abs() ** p, dims, True) ** (1.0 / p))
+        ctx.save_for_backward(x, out)
+        ctx.p, ctx.dims = p, dims
+        return out if keepdim else out.reshape(tuple(n for d, n in enumerate(x.shape) if d not in dims))
+
+    @staticmethod
+    def backward(ctx, g):
+        x, out = ctx.saved_tensors
+        g = g.reshape(out.shape)
+        zero = (out == 0) | (x == 0)
+        if ctx.p == 2:
+            grad = x / out * g
+        else:
+            grad = x.sign() * (x.abs() / out) ** (ctx.p - 1) * g
+        return where(zero, 0.0, grad), None, None, None
+
+
+def norm(x, p="fro", dim=None, keepdim=False, dtype=None):
+    """torch.norm: 'fro' (and None) is the 2-norm over dim (all elements by default)."""
+    if p in ("fro", None):
+        p = 2
+    if p == "nuc":
+        raise NotImplementedError("norm(p='nuc') needs an SVD")
+    return vector_norm(x, p, dim, keepdim, dtype)

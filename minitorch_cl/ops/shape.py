@@ -143,6 +143,9 @@ def expand_as(x, other):
 
 def repeat(x, *sizes):
     sizes = _size_args(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"Number of dimensions of repeat dims {len(sizes)} can not be smaller than number of "
+                           f"dimensions of tensor {x.ndim}")
     lead = (1,) * (len(sizes) - x.ndim) + x.shape
     tiled = x.reshape(tuple(v for n in lead for v in (1, n)))
     tiled = tiled.expand(*[v for s, n in zip(sizes, lead) for v in (s, n)])
