@@ -92,8 +92,11 @@ typedef uint U;
 #define COMBINE(a, b) (b)
 #endif
 
+/* The scatters below combine values, so they are not built for half storage (T_IS_HALF): the
+ * Python side widens half to float32 before scattering. */
 /* *p = COMBINE(*p, v) atomically: a compare-and-swap loop on T's bits (int32/float32, or int64 with
  * cl_khr_int64_base_atomics); REDUCE == 0 is a plain store (duplicates: one of them wins). */
+#ifndef T_IS_HALF
 inline void combine_into(__global T *p, T v)
 {
 #if REDUCE == 0
@@ -110,6 +113,7 @@ inline void combine_into(__global T *p, T v)
     }
 #endif
 }
+#endif
 
 /* A checked index: v (taken from the end when wrap and v < 0) if it lies in [0, size), else -1 after
  * reporting the given value. */
@@ -149,10 +153,11 @@ __kernel void adv_gather(const int n, const int B, const int Q, const Shape rest
     int t = get_global_id(0);
     if (t >= n) return;
     long off = adv_offset(&rest, &rest_st, &adv, &adv_st, idx, err, op, B, Q, t);
-    out[t] = off < 0 ? (T)0 : x[off];
+    STORE(T, out, t, off < 0 ? 0.0f : LOAD(T, x, off));
 }
 
 /* x[adv indices] (=, or COMBINE=) v, v (P, B, Q) contiguous: index_put_, and adv_gather's gradient. */
+#ifndef T_IS_HALF
 __kernel void adv_put(const int n, const int B, const int Q, const Shape rest, const Strides rest_st,
                       const Shape adv, const Strides adv_st, const int op,
                       __global const T *v, const int v_off, __global const long *idx, const int idx_off,
@@ -165,6 +170,7 @@ __kernel void adv_put(const int n, const int B, const int Q, const Shape rest, c
     if (off >= 0)
         combine_into(x + off, v[t]);
 }
+#endif
 
 /* Offsets of element t of the index's shape: in idx (is), in src (ss), and in x (xs) with the
  * coordinate along dim left out. */
@@ -194,10 +200,11 @@ __kernel void gather_dim(const int n, const Shape shape, const Strides xs, const
     long xo, io, so;
     dim_offsets(&shape, &xs, &is, &is, dim, t, &xo, &io, &so);
     long r = checked_index(err, op, wrap, idx[io], size);
-    out[t] = r < 0 ? (T)0 : x[xo + r * xs.stride[dim]];
+    STORE(T, out, t, r < 0 ? 0.0f : LOAD(T, x, xo + r * xs.stride[dim]));
 }
 
 /* torch.scatter / scatter_add / scatter_reduce: x[..., idx[..., j, ...], ...] (COMBINE=) src[..., j, ...]. */
+#ifndef T_IS_HALF
 __kernel void scatter_dim(const int n, const Shape shape, const Strides xs, const Strides is, const Strides ss,
                           const int dim, const int size, const int wrap, const int op,
                           __global const T *src, const int src_off, __global const long *idx, const int idx_off,
@@ -212,6 +219,7 @@ __kernel void scatter_dim(const int n, const Shape shape, const Strides xs, cons
     if (r >= 0)
         combine_into(x + xo + r * xs.stride[dim], src[so]);
 }
+#endif
 
 /* nonzero, pass 1: counts[c] = the number of nonzero elements among flat positions [c*chunk, (c+1)*chunk). */
 __kernel void nonzero_count(const int n, const int chunk, const Shape shape, const Strides st,
@@ -222,7 +230,7 @@ __kernel void nonzero_count(const int n, const int chunk, const Shape shape, con
     if ((long)c * chunk >= n) return;
     int end = min(n, (c + 1) * chunk), k = 0;
     for (int i = c * chunk; i < end; ++i)
-        k += x[strided_offset(&shape, &st, i)] != (T)0;
+        k += LOAD(T, x, strided_offset(&shape, &st, i)) != 0;
     counts[c] = k;
 }
 
@@ -238,7 +246,7 @@ __kernel void nonzero_write(const int n, const int chunk, const Shape shape, con
     int end = min(n, (c + 1) * chunk);
     long row = starts[c];
     for (int i = c * chunk; i < end; ++i) {
-        if (x[strided_offset(&shape, &st, i)] == (T)0)
+        if (LOAD(T, x, strided_offset(&shape, &st, i)) == 0)
             continue;
         int rest = i;
         for (int d = shape.ndim - 1; d >= 0; --d) {

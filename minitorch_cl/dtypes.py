@@ -78,6 +78,9 @@ def cl_defines(device, **types):
     OpenCL 1.2 device reads and writes (common.h's LOAD/STORE), computed in float32 (compute_dtype);
     the fp16 extension is enabled only where the device has it."""
     defines = {k: v.cl for k, v in types.items()}
+    for k, v in types.items():
+        if v is float16:
+            defines[f"{k}_IS_HALF"] = 1  # a storage-only type there: no arithmetic, no atomics on it
     if any(v is float16 for v in types.values()) and device.has_fp16:
         defines["HAS_FP16"] = 1
     return defines

@@ -147,8 +147,6 @@ def test_getitem_sizes_straddling_work_groups(dev, rng, n):
 @pytest.mark.parametrize("dt", [mt.float32, mt.float16, mt.int32, mt.int64, mt.bool])
 @pytest.mark.parametrize("index_dt", [np.int64, np.int32])
 def test_every_dtype_and_index_dtype(dev, rng, dt, index_dt):
-    if dt is mt.float16 and not dev.has_fp16:
-        pytest.skip("no cl_khr_fp16")
     a = (rng.standard_normal((4, 5)) * 3).astype(dt.np)
     t = mt.tensor(a, device=dev, dtype=dt)
     i, j = np.array([3, 0, -1], index_dt), np.array([4, 4, 1], index_dt)
@@ -302,8 +300,6 @@ def _np_put(x, i, v):
 
 @pytest.mark.parametrize("dt", [mt.float32, mt.float16, mt.int32, mt.int64, mt.bool])
 def test_index_put_accumulate_every_dtype(dev, rng, dt):
-    if dt is mt.float16 and not dev.has_fp16:
-        pytest.skip("no cl_khr_fp16")
     a = (rng.standard_normal((5, 3)) * 3).astype(np.bool_ if dt is mt.bool else dt.np)
     v = (rng.standard_normal((4, 3)) * 3).astype(np.bool_ if dt is mt.bool else dt.np)
     i = np.array([1, 1, 4, 1])

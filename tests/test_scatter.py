@@ -148,8 +148,6 @@ def test_scatter_add_and_deprecated_reduce(dev, rng):
 
 @pytest.mark.parametrize("dt", [mt.float32, mt.float16, mt.int32, mt.int64, mt.bool])
 def test_every_dtype(dev, rng, dt):
-    if dt is mt.float16 and not dev.has_fp16:
-        pytest.skip("no cl_khr_fp16")
     npdt = np.bool_ if dt is mt.bool else dt.np
     a, src = (rng.standard_normal((4, 7)) * 4).astype(npdt), (rng.standard_normal((4, 7)) * 4).astype(npdt)
     idx = rng.integers(0, 4, (3, 7))

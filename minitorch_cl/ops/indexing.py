@@ -170,7 +170,7 @@ def _adv_put(y, adv, idx, v, op, accumulate):
     n = layout.numel(adv.out_shape)
     if n == 0:
         return
-    work = _work_dtype(y.dtype) if accumulate else y.dtype
+    work = _work_dtype(y.dtype) if accumulate or y.dtype is dtypes.float16 else y.dtype  # half: widened to store
     target = y if work is y.dtype else y.to(dtype=work)
     v = v.to(dtype=work).expand(*adv.out_shape).contiguous()
     launch(y.device, "index.cl", "adv_put", (n,), *adv.args(target), op, v, idx, target,
@@ -348,7 +348,7 @@ def _scatter(x, dim, index, src, reduce, op, wrap=0):
     n = index.numel()
     if n == 0:
         return x
-    work = _work_dtype(x.dtype) if reduce else x.dtype
+    work = _work_dtype(x.dtype) if reduce or x.dtype is dtypes.float16 else x.dtype  # half: widened to store
     target = x if work is x.dtype else x.to(dtype=work)
     src = src.to(dtype=work)
     sh, xs, st, ss = _dim_struct(index, target, index, src)
@@ -485,7 +485,7 @@ def _scatter_reduce_raw(x, dim, index, src, reduce, include_self):
     _scatter(out, dim, index, src, mode, ERR_SCATTER)
     if reduce == "mean":
         count = _mean_count(x, dim, index, include_self)
-        out = out / count if x.dtype.is_floating else _floor_divide(out, count)
+        out = (out / count).to(dtype=x.dtype) if x.dtype.is_floating else _floor_divide(out, count)
     return out
 
 
