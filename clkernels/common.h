@@ -5,6 +5,9 @@
 #ifdef HAS_FP16
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
+#ifdef HAS_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
 
 #ifndef MAXDIM
 #error "build with -D MAXDIM (shared_constants.MAXDIM)"

@@ -26,6 +26,8 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     out_dtype = out.dtype if out is not None else (out_dtype or a.dtype)
     if out is None:
         out = empty(a.shape, dtype=out_dtype, device=a.device)
+    if op == "OP_COPY" and out_dtype is dtypes.bool_ and a.dtype is not dtypes.bool_:
+        op = "OP_TO_BOOL"  # nonzero (NaN included) is True, as in PyTorch
     n = out.numel()
     _check_size(n)
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)

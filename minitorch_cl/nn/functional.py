@@ -10,3 +10,4 @@ from ..ops.rnn import *  # noqa: F401,F403  gru, rnn, gru_cell, rnn_cell
 from ..ops.attention import *  # noqa: F401,F403  scaled_dot_product_attention
 from ..ops.norm import *  # noqa: F401,F403  layer_norm
 from ..ops.batchnorm import *  # noqa: F401,F403  batch_norm, group_norm
+from ..ops.activation import *  # noqa: F401,F403  silu, elu, softplus, prelu, gelu(approximate=), ... (after elementwise)
