@@ -301,7 +301,10 @@ def masked_fill(a, mask, value):
 
 
 def lerp(a, b, w):
-    return a + (b - a) * w
+    """a + w (b - a), by torch's formula (from b's side for w >= 0.5, so w == 1 gives b exactly)."""
+    if not isinstance(w, Tensor):
+        return a + (b - a) * w if -0.5 < w < 0.5 else b - (b - a) * (1 - w)
+    return where(compare("lt", abs(w), 0.5), a + (b - a) * w, b - (b - a) * (1 - w))
 
 
 
