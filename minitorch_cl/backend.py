@@ -108,9 +108,10 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     outer = layout.numel([x.shape[d] for d in range(len(lo_dims))])
     inner = layout.numel(x.shape) // max(outer * R, 1) if R else layout.numel(out_shape) // max(outer, 1)
     acc = dtypes.compute_dtype(x.dtype)
-    if acc is dtypes.bool_:
+    int_sum = op == "RED_SUM" and not x.dtype.is_floating  # PyTorch sums bool and integers into int64
+    if acc is dtypes.bool_ or int_sum:
         acc = dtypes.int64
-    odt = dtypes.int64 if is_arg else (out_dtype or (dtypes.int64 if x.dtype is dtypes.bool_ else x.dtype))
+    odt = dtypes.int64 if is_arg else (out_dtype or (dtypes.int64 if int_sum or x.dtype is dtypes.bool_ else x.dtype))
     out = empty(out_shape, dtype=odt, device=x.device)
     n_out = outer * inner
     if n_out == 0:
