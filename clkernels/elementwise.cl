@@ -397,7 +397,7 @@ inline T erfinv_(T y)
 #elif OP == OP_HARDTANH_GRAD
 #define F1(x) ((x) > alpha && (x) < beta ? (T)1 : (T)0)
 #elif OP == OP_HARDSWISH
-#define F1(x) ((x) <= (T)-3 ? (T)0 : ((x) >= (T)3 ? (x) : (x) * ((x) + (T)3) / (T)6))
+#define F1(x) ((x) * fmin(fmax((x) + (T)3, (T)0), (T)6) / (T)6)
 #elif OP == OP_HARDSWISH_GRAD
 #define F1(x) ((x) < (T)-3 ? (T)0 : ((x) <= (T)3 ? (x) / (T)3 + (T)0.5 : (T)1))
 #elif OP == OP_HARDSIGMOID
@@ -411,7 +411,7 @@ inline T erfinv_(T y)
 #elif OP == OP_THRESHOLD
 #define F1(x) ((x) <= alpha ? beta : (x))
 #elif OP == OP_GELU_TANH
-#define F1(x) ((T)0.5 * (x) * ((T)1 + tanh((T)0.79788456080286536 * ((x) + (T)0.044715 * (x) * (x) * (x)))))
+#define F1(x) ((x) / ((T)1 + exp((T)-1.5957691216057307 * ((x) + (T)0.044715 * (x) * (x) * (x)))))  /* x sigmoid(2u) */
 #elif OP == OP_GELU_TANH_GRAD
 #define F1(x) ((T)0.5 * ((T)1 + tanh((T)0.79788456080286536 * ((x) + (T)0.044715 * (x) * (x) * (x)))) + \
                (T)0.5 * (x) * ((T)1 - tanh((T)0.79788456080286536 * ((x) + (T)0.044715 * (x) * (x) * (x))) * \

@@ -8,16 +8,20 @@ from .softmax import softmax
 _SELU_ALPHA, _SELU_SCALE = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
 
 
-def _maybe_inplace(x, out, inplace):
-    return x.copy_(out) if inplace else out
+def _maybe_inplace(x, compute, inplace):
+    """compute(x), or with inplace=True written into x (computed from a copy when x is in a graph, so
+    the saved input is not the overwritten one)."""
+    if not inplace:
+        return compute(x)
+    return x.copy_(compute(x.clone() if x.requires_grad else x))
 
 
 def silu(input, inplace=False):
-    return _maybe_inplace(input, ew.activation("silu", input), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("silu", t), inplace)
 
 
 def mish(input, inplace=False):
-    return _maybe_inplace(input, ew.activation("mish", input), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("mish", t), inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -25,27 +29,27 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return _maybe_inplace(input, ew.activation("elu", input, alpha, 1.0), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("elu", t, alpha, 1.0), inplace)
 
 
 def selu(input, inplace=False):
-    return _maybe_inplace(input, ew.activation("elu", input, _SELU_ALPHA, _SELU_SCALE), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("elu", t, _SELU_ALPHA, _SELU_SCALE), inplace)
 
 
 def celu(input, alpha=1.0, inplace=False):
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    return _maybe_inplace(input, ew.activation("celu", input, alpha), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("celu", t, alpha), inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _maybe_inplace(input, ew.activation("leaky_relu", input, negative_slope), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("leaky_relu", t, negative_slope), inplace)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _maybe_inplace(input, ew.activation("hardtanh", input, min_val, max_val), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("hardtanh", t, min_val, max_val), inplace)
 
 
 def relu6(input, inplace=False):
@@ -53,11 +57,11 @@ def relu6(input, inplace=False):
 
 
 def hardswish(input, inplace=False):
-    return _maybe_inplace(input, ew.activation("hardswish", input), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("hardswish", t), inplace)
 
 
 def hardsigmoid(input, inplace=False):
-    return _maybe_inplace(input, ew.activation("hardsigmoid", input), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("hardsigmoid", t), inplace)
 
 
 def softsign(input):
@@ -73,7 +77,7 @@ def tanhshrink(input):
 
 
 def threshold(input, threshold, value, inplace=False):
-    return _maybe_inplace(input, ew.activation("threshold", input, threshold, value), inplace)
+    return _maybe_inplace(input, lambda t: ew.activation("threshold", t, threshold, value), inplace)
 
 
 def softmin(input, dim=None, dtype=None):
@@ -109,7 +113,7 @@ def gelu(input, approximate="none"):
 
 
 def relu(input, inplace=False):
-    return _maybe_inplace(input, ew.relu(input), inplace)
+    return _maybe_inplace(input, lambda t: ew.relu(t), inplace)
 
 
 __all__ = ["silu", "mish", "softplus", "elu", "selu", "celu", "leaky_relu", "hardtanh", "relu6", "hardswish",
