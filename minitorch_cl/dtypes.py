@@ -15,6 +15,10 @@ class DType:
     def is_complex(self):
         return False
 
+    @property
+    def is_floating_point(self):
+        return self.is_floating
+
 
 bool_ = DType("bool", np.uint8, "uchar", 0, False, is_signed=False)
 uint8 = DType("uint8", np.uint8, "uchar", 1, False, is_signed=False)

@@ -319,7 +319,7 @@ METHODS.update({
     "__ilshift__": _inplace(elementwise.bitwise_left_shift),
     "__rshift__": elementwise.bitwise_right_shift, "__rrshift__": _reflected(elementwise.bitwise_right_shift),
     "__irshift__": _inplace(elementwise.bitwise_right_shift),
-    "__invert__": elementwise.bitwise_not,
+    "__invert__": elementwise.bitwise_not, "is_floating_point": elementwise.is_floating_point,
 })
 
 for _name, _fn in METHODS.items():

@@ -172,3 +172,15 @@ def test_small_int_arithmetic_like_torch(dev, rng):
             got, want = f(ma, mb), f(ta, tb)
             assert got.dtype.name == _name(want.dtype)
             np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+def test_result_type_and_dtype_properties(dev):
+    for a, b, ta, tb in ((mt.tensor([1], dtype=mt.uint8, device=dev), mt.tensor([1], dtype=mt.int8, device=dev),
+                          torch.tensor([1], dtype=torch.uint8), torch.tensor([1], dtype=torch.int8)),
+                         (mt.tensor([1], dtype=mt.int32, device=dev), 2.5, torch.tensor([1], dtype=torch.int32), 2.5),
+                         (mt.tensor([1], dtype=mt.int32, device=dev), mt.tensor(5, device=dev),
+                          torch.tensor([1], dtype=torch.int32), torch.tensor(5)),
+                         (True, mt.tensor(1.0, device=dev), True, torch.tensor(1.0))):
+        assert mt.result_type(a, b).name == _name(torch.result_type(ta, tb))
+    assert mt.float64.is_floating_point and not mt.int8.is_floating_point and not mt.uint8.is_signed
+    assert mt.ones(1, device=dev).is_floating_point() and not mt.is_floating_point(mt.tensor([1], device=dev))

@@ -605,6 +605,15 @@ def _clamp_tensor(a, lo, hi):
 clip = clamp
 
 
+def result_type(a, b):
+    """torch.result_type of two tensors or numbers."""
+    return dtypes.result_type_of(*((x.dtype, x.ndim) if isinstance(x, Tensor) else x for x in (a, b)))
+
+
+def is_floating_point(a):
+    return a.dtype.is_floating
+
+
 # ---- activations (issue 10): rows whose numbers are the kernel's alpha and beta ----------------
 def _grad_map(macro):
     """g * d f / dx, with d f / dx one kernel over the input (and the row's alpha, beta)."""
@@ -642,4 +651,5 @@ __all__ = [op.name for op in UNARY + BINARY] + ["clamp", "eq", "ge", "gt", "le",
 __all__ += [op.name for op in MATH_UNARY + MATH_BINARY if op.name not in ("round_neg", "trunc_divide")]
 __all__ += ["arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "fix", "divide", "true_divide",
             "bitwise_not", "logical_and", "logical_or", "logical_xor", "isnan", "isinf", "isfinite", "isposinf",
-            "isneginf", "signbit", "nan_to_num", "isclose", "allclose", "clip"]
+            "isneginf", "signbit", "nan_to_num", "isclose", "allclose", "clip", "result_type",
+            "is_floating_point"]
