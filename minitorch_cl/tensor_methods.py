@@ -301,7 +301,7 @@ METHODS.update({name + "_": _inplace(getattr(elementwise, name)) for name in _MA
 METHODS.update({
     "double": _to_dtype(dtypes.float64), "short": _to_dtype(dtypes.int16), "byte": _to_dtype(dtypes.uint8),
     "char": _to_dtype(dtypes.int8),
-    "div": elementwise.divide, "divide": elementwise.divide, "div_": _inplace(elementwise.divide),
+    "div": elementwise.divide, "divide": elementwise.divide, "div_": _fast_binary("OP_DIV", elementwise.divide),
     "divide_": _inplace(elementwise.divide), "clamp": elementwise.clamp, "clamp_": _inplace(elementwise.clamp),
     "clip_": _inplace(elementwise.clamp), "lerp": elementwise.lerp, "lerp_": _inplace(elementwise.lerp),
     "logical_not_": _inplace(elementwise.logical_not),
