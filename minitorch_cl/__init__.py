@@ -4,7 +4,7 @@ from .autograd import Function
 from . import autograd  # noqa: F401  (mt.autograd.detect_anomaly, ...)
 from .device import Device, DeviceError, device, devices
 from .dtypes import bool_ as bool, float16, float32, float64, int8, int16, int32, int64, uint8
-from .dtypes import promote_types
+from .dtypes import finfo, iinfo, promote_types
 from .kernels import KernelBuildError
 from .tensor import (Tensor, arange, as_tensor, empty, empty_like, from_numpy, full, full_like, linspace, ones,
                      ones_like, tensor, zeros, zeros_like)

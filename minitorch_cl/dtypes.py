@@ -152,3 +152,21 @@ def can_cast(src, dst):
     """PyTorch's rule for writing a result into an existing tensor: no float into an integer or bool
     tensor, no integer into a bool one."""
     return _category(src) <= _category(dst)
+
+
+def finfo(dtype=None):
+    """torch.finfo: bits, eps, max, min, tiny, resolution of a floating dtype (default float32)."""
+    dt = as_dtype(dtype) or float32
+    if not dt.is_floating:
+        raise TypeError("torch.finfo() requires a floating point input type. Use torch.iinfo to handle "
+                        "'torch.finfo'")
+    return np.finfo(dt.np)
+
+
+def iinfo(dtype):
+    """torch.iinfo: bits, max, min of an integer dtype."""
+    dt = as_dtype(dtype)
+    if dt.is_floating or dt is bool_:
+        raise TypeError("torch.iinfo() requires an integer input type. Use torch.finfo to handle "
+                        "'torch.iinfo'")
+    return np.iinfo(dt.np)

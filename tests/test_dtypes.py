@@ -184,3 +184,18 @@ def test_result_type_and_dtype_properties(dev):
         assert mt.result_type(a, b).name == _name(torch.result_type(ta, tb))
     assert mt.float64.is_floating_point and not mt.int8.is_floating_point and not mt.uint8.is_signed
     assert mt.ones(1, device=dev).is_floating_point() and not mt.is_floating_point(mt.tensor([1], device=dev))
+
+
+def test_finfo_iinfo_like_torch():
+    for m, t in PAIRS:
+        if m.is_floating:
+            for attr in ("bits", "eps", "max", "min", "tiny"):
+                assert float(getattr(mt.finfo(m), attr)) == float(getattr(torch.finfo(t), attr))
+            with pytest.raises(TypeError):
+                mt.iinfo(m)
+        elif m is not mt.bool:
+            for attr in ("bits", "max", "min"):
+                assert getattr(mt.iinfo(m), attr) == getattr(torch.iinfo(t), attr)
+            with pytest.raises(TypeError):
+                mt.finfo(m)
+    assert mt.finfo().eps == torch.finfo().eps

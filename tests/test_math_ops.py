@@ -328,6 +328,10 @@ def test_isclose_allclose(dev):
         assert mt.allclose(_t(a[:1], dev), _t(b[:1], dev), **kw) == torch.allclose(torch.tensor(a[:1]),
                                                                                  torch.tensor(b[:1]), **kw)
     assert _t([1, 2], dev).isclose(_t([1, 3], dev)).tolist() == [True, False]
+    for kw in ({"rtol": 0.0, "atol": 1.0}, {"rtol": 0.5, "atol": 0.0}, {}):
+        ia, ib = [1, 2, 200, 7], [2, 4, 100, 7]
+        assert mt.isclose(_t(ia, dev, mt.uint8), _t(ib, dev, mt.uint8), **kw).tolist() == \
+            torch.isclose(torch.tensor(ia, dtype=torch.uint8), torch.tensor(ib, dtype=torch.uint8), **kw).tolist()
 
 
 def test_methods_and_inplace_forms(dev):

@@ -578,6 +578,8 @@ def isclose(a, b, rtol=1e-05, atol=1e-08, equal_nan=False):
     if a.dtype is not b.dtype:
         raise RuntimeError(f"{a.dtype.name} did not match {b.dtype.name}")
     close = compare("eq", a, b)
+    if not a.dtype.is_floating and (rtol or atol):  # integers: the same test on their values
+        a, b = a.to(dtype=dtypes.float32), b.to(dtype=dtypes.float32)
     if a.dtype.is_floating:
         diff = abs(a - b)
         finite = logical_and(isfinite(a), isfinite(b))
