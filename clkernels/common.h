@@ -9,6 +9,36 @@
 #pragma OPENCL EXTENSION cl_khr_fp64 : enable
 #endif
 
+/* Loads and stores through a pointer of storage type TYPE (a one-word OpenCL C type name), as the
+ * kernel's compute type: half goes through vload_half / vstore_half, which are core OpenCL 1.2, so
+ * float16 tensors work on every device, with or without cl_khr_fp16. */
+#define LOAD(TYPE, p, i) LOAD_(TYPE, p, i)
+#define LOAD_(TYPE, p, i) LOAD_##TYPE(p, i)
+#define STORE(TYPE, p, i, v) STORE_(TYPE, p, i, v)
+#define STORE_(TYPE, p, i, v) STORE_##TYPE(p, i, v)
+#define LOAD_half(p, i) vload_half((i), (p))
+#define STORE_half(p, i, v) vstore_half((float)(v), (i), (p))
+#define LOAD_PLAIN(p, i) ((p)[i])
+#define LOAD_uchar LOAD_PLAIN
+#define LOAD_char LOAD_PLAIN
+#define LOAD_short LOAD_PLAIN
+#define LOAD_ushort LOAD_PLAIN
+#define LOAD_int LOAD_PLAIN
+#define LOAD_uint LOAD_PLAIN
+#define LOAD_long LOAD_PLAIN
+#define LOAD_float LOAD_PLAIN
+#define LOAD_double LOAD_PLAIN
+#define STORE_PLAIN(p, i, v) ((p)[i] = (v))
+#define STORE_uchar STORE_PLAIN
+#define STORE_char STORE_PLAIN
+#define STORE_short STORE_PLAIN
+#define STORE_ushort STORE_PLAIN
+#define STORE_int STORE_PLAIN
+#define STORE_uint STORE_PLAIN
+#define STORE_long STORE_PLAIN
+#define STORE_float STORE_PLAIN
+#define STORE_double STORE_PLAIN
+
 #ifndef MAXDIM
 #error "build with -D MAXDIM (shared_constants.MAXDIM)"
 #endif

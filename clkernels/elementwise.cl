@@ -465,8 +465,8 @@ __kernel void map1(const int n, const Shape shape, const Strides sa, const Strid
     a += a_off; out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
-    T x = (T)a[strided_offset(&shape, &sa, i)];
-    out[strided_offset(&shape, &so, i)] = (TO)(F1(x));
+    T x = (T)LOAD(TA, a, strided_offset(&shape, &sa, i));
+    STORE(TO, out, strided_offset(&shape, &so, i), F1(x));
 }
 #endif
 
@@ -478,9 +478,9 @@ __kernel void map2(const int n, const Shape shape, const Strides sa, const Strid
     a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
-    T x = (T)a[strided_offset(&shape, &sa, i)];
-    T y = (T)b[strided_offset(&shape, &sb, i)];
-    out[strided_offset(&shape, &so, i)] = (TO)(F2(x, y));
+    T x = (T)LOAD(TA, a, strided_offset(&shape, &sa, i));
+    T y = (T)LOAD(TB, b, strided_offset(&shape, &sb, i));
+    STORE(TO, out, strided_offset(&shape, &so, i), F2(x, y));
 }
 #endif
 
@@ -493,8 +493,11 @@ __kernel void where3(const int n, const Shape shape, const Strides sc, const Str
     cond += cond_off; a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
     if (i >= n) return;
-    out[strided_offset(&shape, &so, i)] = cond[strided_offset(&shape, &sc, i)]
-        ? (TO)a[strided_offset(&shape, &sa, i)] : (TO)b[strided_offset(&shape, &sb, i)];
+    const int o = strided_offset(&shape, &so, i);
+    if (cond[strided_offset(&shape, &sc, i)])
+        STORE(TO, out, o, LOAD(TA, a, strided_offset(&shape, &sa, i)));
+    else
+        STORE(TO, out, o, LOAD(TB, b, strided_offset(&shape, &sb, i)));
 }
 
 /* A stateless hash of (seed, counter): the same seed always gives the same stream. */

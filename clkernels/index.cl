@@ -1,7 +1,7 @@
 /* Gather and scatter-add of rows along one axis of an (outer, rows, inner) contiguous view.
  * index_select: out[o, j, i] = x[o, idx[j], i];  index_add: out[o, idx[j], i] += g[o, j, i].
  * An out-of-range index is reported (report_bad_index, op = ERR_INDEXING, which also takes negative
- * indices from the end, or ERR_INDEX_SELECT / ERR_EMBEDDING) and reads as NaN; index_add skips it. */
+ * indices from the end, or ERR_INDEX_SELECT / ERR_EMBEDDING) and reads as 0; index_add skips it. */
 #include "common.h"
 
 #ifndef T
@@ -19,9 +19,9 @@ __kernel void index_select(const int outer, const int n_idx, const int inner, co
     const long given = idx[idx_off + j];
     const long r = (op == ERR_INDEXING && given < 0) ? given + rows : given;
     if (r >= 0 && r < rows) {
-        out[t] = x[x_off + ((long)o * rows + r) * inner + i];
+        STORE(T, out, t, LOAD(T, x, x_off + ((long)o * rows + r) * inner + i));
     } else {
-        out[t] = (T)NAN;
+        STORE(T, out, t, 0);  /* never read: the error is raised at the next wait on the device */
         if (i == 0 && o == 0)
             report_bad_index(err, op, given, rows);
     }

@@ -145,7 +145,7 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
 #define FMA(i) { const float a##i = ap[oa##i]; FOR_NV(FMA_J, i) }
 #define STORE_J(i, j) store_row8(cr + 8 * j, bias, m0 + i, n0 + 8 * j, N - n0 - 8 * j, c##i##_##j, \
                                  bias_mode, relu, accumulate);
-#define STORE(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_J, i) }
+#define STORE_ROW(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_J, i) }
 
 /* C[m][n + j] for j < min(8, cols), from the lanes of v. */
 inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
@@ -193,7 +193,7 @@ __kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int ap
         bp += ldbp;
     }
     c += (long)z * batch_c + n0;
-    FOR_MR(STORE)
+    FOR_MR(STORE_ROW)
 }
 
 /* ---- GPU: local-memory tiles, register-blocked --------------------------------------------- */

@@ -50,9 +50,9 @@ inline void store(__global TO *out, __global long *index, int o, ACC best, long 
 #if ARG
     index[o] = bi;
 #elif OP == RED_SUM
-    out[o] = (TO)(best * scale);
+    STORE(TO, out, o, best * scale);
 #else
-    out[o] = (TO)best;
+    STORE(TO, out, o, best);
 #endif
 }
 
@@ -68,11 +68,11 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
 #if OP == RED_SUM
     ACC best = (ACC)0;
 #else
-    ACC best = (ACC)row[0];
+    ACC best = (ACC)LOAD(T, row, 0);
 #endif
     long bi = 0;
     for (int r = (OP == RED_SUM ? 0 : 1); r < R; ++r) {
-        ACC v = (ACC)row[(long)r * inner];
+        ACC v = (ACC)LOAD(T, row, (long)r * inner);
         COMBINE(best, bi, v, (long)r);
     }
     store(out, index, o, best, bi, scale);
@@ -93,12 +93,12 @@ void reduce_group(const int outer, const int R, const int inner, const ACC scale
     long bi = lid;
 #if OP == RED_SUM
     best = (ACC)0;
-    for (int r = lid; r < R; r += WG) best += (ACC)row[(long)r * inner];
+    for (int r = lid; r < R; r += WG) best += (ACC)LOAD(T, row, (long)r * inner);
 #else
-    best = (ACC)row[(long)min(lid, R - 1) * inner];
+    best = (ACC)LOAD(T, row, (long)min(lid, R - 1) * inner);
     bi = min(lid, R - 1);
     for (int r = lid + WG; r < R; r += WG) {
-        ACC v = (ACC)row[(long)r * inner];
+        ACC v = (ACC)LOAD(T, row, (long)r * inner);
         COMBINE(best, bi, v, (long)r);
     }
 #endif

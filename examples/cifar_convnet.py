@@ -94,7 +94,7 @@ def main(device, epochs, checkpoint, resume, seed, plot, dataset, batch_size, lr
         dist.quiet_unless_rank0()
     dev = training.open_device(device)
     run = training.Run("cifar_convnet", dev, checkpoint=checkpoint, resume=resume, plot=plot,
-                       writes=dist.get_rank() == 0)  # every rank resumes; rank 0 alone writes
+                       writes=not distributed or dist.get_rank() == 0)  # every rank resumes; rank 0 writes
     fixed = run.config(dataset=dataset, seed=seed)
     dataset, seed = fixed["dataset"], fixed["seed"]
     epochs = DEFAULTS[dataset]["epochs"] if epochs is None else epochs

@@ -15,6 +15,8 @@ from .ops.reduce import all, amax, amin, any, argmax, argmin, logsumexp, max, me
 from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permute, reshape, split, squeeze,
                         stack, transpose, unbind, unsqueeze)
 from .ops.matmul import bmm, matmul, mm
+from . import amp
+from .autocast_state import autocast
 from . import vision  # before data: data re-exports vision.transforms' first three names
 from . import cuda, data, datasets, distributed, nn, optim, utils
 from .device import OutOfMemoryError

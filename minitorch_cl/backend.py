@@ -1,7 +1,7 @@
 """Kernel launchers on raw tensors, no autograd: maps, where, copies, reductions, random fills.
 Every launcher allocates its output from the device pool and enqueues exactly one kernel."""
 from . import dtypes, layout
-from .launch import launch
+from .launch import At, launch
 from .tensor import empty, fill_  # noqa: F401  (fill_ is one of the launchers)
 
 # random_fill's modes (elementwise.cl): uniform [lo, hi), normal(lo, hi), dropout keep-mask
@@ -40,9 +40,10 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
 def map2(op, a, b, out_dtype=None, compute_dtype=None, alpha=0, out=None):
     """out = F(a, b) elementwise with broadcasting."""
     _same_device(a, b)
-    ct = dtypes.compute_dtype(compute_dtype or dtypes.promote(a.dtype, b.dtype))
+    result = compute_dtype or dtypes.promote(a.dtype, b.dtype)  # float16 stays float16, computed in float32
+    ct = dtypes.compute_dtype(result)
     if out is None:
-        out = empty(layout.broadcast_shapes(a.shape, b.shape), dtype=out_dtype or ct, device=a.device)
+        out = empty(layout.broadcast_shapes(a.shape, b.shape), dtype=out_dtype or result, device=a.device)
     n = out.numel()
     _check_size(n)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TB=b.dtype, TO=out.dtype))
@@ -121,7 +122,9 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     dev = x.device
     wg = dev.profile.reduce_wg
     defines = dict(OP=op, WG=wg, **dtypes.cl_defines(dev, T=x.dtype, ACC=acc, TO=odt))
-    args = (outer, R, inner, scale, x, out, out)
+    # an arg-reduction writes int64 indices into `index` and nothing into `out`; the others the reverse
+    values, index = (At(out.buffer, out.offset), out) if is_arg else (out, At(out.buffer, out.offset))
+    args = (outer, R, inner, scale, x, values, index)
     if n_out >= 4 * wg or R <= 64:  # many outputs, or short ones: a work-item per output
         launch(dev, "reduce.cl", "reduce_serial", (n_out,), *args, defines=defines)
     else:  # few long outputs: a work-group per output

@@ -138,5 +138,16 @@ def plot(csv_path, png_path):
     click.echo(f"plot {png_path}")
 
 
+@main.command()
+@click.argument("program", type=click.File("r"))
+def port(program):
+    """Print a PyTorch program with its imports swapped for minitorch_cl's (docs/PORTING.md)."""
+    from .porting import swap_imports
+    try:
+        click.echo(swap_imports(program.read()), nl=False)
+    except ValueError as err:
+        raise click.ClickException(str(err))
+
+
 if __name__ == "__main__":
     main()

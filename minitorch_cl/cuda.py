@@ -1,5 +1,6 @@
 """torch.cuda's names over OpenCL (also reachable as minitorch_cl.cl): whether a GPU is there, and
 the device memory pool's statistics and controls. "cuda" means an OpenCL GPU here."""
+from . import amp  # noqa: F401  (torch.cuda.amp: autocast and GradScaler, as old PyTorch code imports them)
 from .device import OutOfMemoryError, device as _device, devices  # noqa: F401  (OutOfMemoryError: torch's name)
 
 

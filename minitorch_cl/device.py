@@ -158,11 +158,27 @@ class Device:
                 mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
         return self._profile
 
+    @property
+    def type(self):
+        """PyTorch's device type: 'cuda' for an OpenCL GPU (the documented alias), 'cpu' for an OpenCL
+        CPU device, 'cl' for anything else (an accelerator, a simulator)."""
+        return {"GPU": "cuda", "CPU": "cpu"}.get(self.type_name, "cl")
+
+    @property
+    def index(self):
+        """Which device of its type this is, in the default order ('cuda:1' is the second GPU)."""
+        same = [d for d in preferred(devices()) if d.type == self.type]
+        return same.index(self) if self in same else 0
+
     def __repr__(self):
-        return f"device('{self.spec}')  # {self.name} [{self.platform_name}]"
+        index = "" if self.type == "cpu" and self.index == 0 else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
 
     def __str__(self):
-        return self.spec
+        """What mt.device() reads back: 'cuda:0', 'cpu' (the default CPU device), 'cpu:1', or cl:P:D."""
+        if self.type == "cl":
+            return self.spec
+        return self.type if self.type == "cpu" and self.index == 0 else f"{self.type}:{self.index}"
 
     def __eq__(self, other):
         return isinstance(other, Device) and self.ordinal == other.ordinal
@@ -388,12 +404,15 @@ def _listing(devs):
                      f"{d.name} [{d.type_name}]" for d in devs)
 
 
-def device(spec=None):
-    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, or a fragment of one device's names (cl:nvidia).
+def device(spec=None, index=None):
+    """Resolve a device spec: cl:N, cl:P:D, gpu, cpu, cuda[:N] (the N-th OpenCL GPU), cpu:N, or a
+    fragment of one device's names (cl:nvidia). device("cuda", 1) is device("cuda:1"), as in torch.
 
     With no spec: MINITORCH_CL_DEVICE, else the first of preferred(devices())."""
     if isinstance(spec, Device):
         return spec
+    if index is not None:
+        spec = f"{spec}:{int(index)}"
     all_devs = devices()
     if not all_devs:
         raise DeviceError(NO_PLATFORM_HELP)
@@ -424,6 +443,15 @@ def _match(spec, all_devs, source=None):
         return None
     if body in ("gpu", "cpu", "accel"):
         return next((d for d in preferred(all_devs) if d.type_name.lower() == body), None)
+    kind, _, number = body.partition(":")
+    if kind in ("cuda", "cpu") and (number.isdigit() or not number):
+        same = [d for d in preferred(all_devs) if d.type_name == ("GPU" if kind == "cuda" else "CPU")]
+        n = int(number or 0)
+        if n < len(same):
+            return same[n]
+        what = "GPU (torch.cuda.is_available() is False here)" if kind == "cuda" else "CPU device"
+        raise DeviceError(f"{source or repr(spec)}: there {'is no' if not same else f'are only {len(same)}'} OpenCL "
+                          f"{what}", _listing(all_devs))
     if not body:
         return None
     found = [d for d in all_devs if body in f"{d.platform_name} {d.platform_version} {d.name}".lower()]

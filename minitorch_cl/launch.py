@@ -35,12 +35,13 @@ class KernelArgumentError(TypeError):
 
 
 class _Plan:
-    """What one kernel's parameters are: for each, 'tensor', 'local', 'struct' or a scalar dtype."""
-    __slots__ = ("kinds", "key")
+    """What one kernel's parameters are: for each, 'tensor', 'local', 'struct' or a scalar dtype, and
+    for each tensor the OpenCL C element type its buffer must hold."""
+    __slots__ = ("kinds", "key", "elements")
 
     def __init__(self, kernel, key):
         self.key = key
-        kinds = []
+        kinds, self.elements = [], {}
         n = kernel.num_args
         i = 0
         while i < n:
@@ -51,6 +52,7 @@ class _Plan:
                 if nxt != "int":
                     raise KernelArgumentError(f"{_name(key)}: buffer argument {i} ({tname}) must be followed "
                                               f"by its int element offset, found {nxt or 'nothing'}")
+                self.elements[len(kinds)] = tname.rstrip("*").replace("const", "").strip()
                 kinds.append("tensor")
                 i += 2
                 continue
@@ -90,6 +92,10 @@ def _kernel_args(plan, args):
             except AttributeError:
                 raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is a buffer, "
                                           f"got {type(a).__name__}") from None
+            dt = getattr(a, "dtype", None)  # (a raw At buffer has none)
+            if dt is not None and dt.cl != plan.elements[i]:
+                raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is a {plan.elements[i]} buffer, got a "
+                                          f"{dt.name} tensor of shape {tuple(a.shape)}")
         else:
             if hasattr(a, "buffer"):
                 raise KernelArgumentError(f"{_name(plan.key)}: argument {i} is a scalar or struct, got a tensor")

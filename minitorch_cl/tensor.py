@@ -152,7 +152,7 @@ class Tensor:
         extras = []
         if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_):
             extras.append(f"dtype={self.dtype!r}")
-        extras.append(f"device='{self.device.spec}'")
+        extras.append(f"device='{self.device}'")
         if self._node is not None:
             extras.append(f"grad_fn=<{self._node.fn.__name__}>")
         elif self.requires_grad:

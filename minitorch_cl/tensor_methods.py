@@ -40,8 +40,13 @@ def type_(self, dtype):
 
 
 def cpu(self):
-    """No host tensor type exists; returns self so `.cpu().numpy()` works."""
-    return self
+    """This tensor on the default OpenCL CPU device (itself when it is there already)."""
+    return self.to("cpu")
+
+
+def cuda(self, device=None):
+    """This tensor on an OpenCL GPU: the first, or `device` (an index or a spec), as in torch."""
+    return self.to(resolve_device("cuda", device) if isinstance(device, int) or device is None else device)
 
 
 def clone(self):
@@ -240,7 +245,7 @@ METHODS = {
     # conversion, autograd, in place
     "to": to, "float": _to_dtype(dtypes.float32), "half": _to_dtype(dtypes.float16),
     "long": _to_dtype(dtypes.int64), "int": _to_dtype(dtypes.int32), "bool": _to_dtype(dtypes.bool_),
-    "type": type_, "cpu": cpu, "clone": clone, "contiguous": contiguous, "backward": backward,
+    "type": type_, "cpu": cpu, "cuda": cuda, "clone": clone, "contiguous": contiguous, "backward": backward,
     "copy_": copy_, "fill_": fill_, "zero_": zero_, "add_": add_, "sub_": _fast_binary("OP_SUB", elementwise.sub),
     "mul_": _fast_binary("OP_MUL", elementwise.mul), "div_": _fast_binary("OP_DIV", elementwise.div),
     "pow_": _inplace(elementwise.pow), "clamp_": _inplace(elementwise.clamp), "clip_": _inplace(elementwise.clamp),

@@ -6,6 +6,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl.nn.functional import scaled_dot_product_attention as sdpa
+from helpers import check, compare, f32
 
 
 def ref_attention(q, k, v, mask=None, causal=False, scale=None):
@@ -33,40 +34,32 @@ def ref_attention(q, k, v, mask=None, causal=False, scale=None):
     return out, backward
 
 
-def _sum_to(g, shape):
-    while g.ndim > len(shape):
-        g = g.sum(0)
-    return g.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1), keepdims=True)
+def attention_grad(mask=None, causal=False, scale=None):
+    """np_grad for helpers.check: the reference's q/k/v gradients (the helper sums broadcast dims)."""
+    return lambda inputs, g: ref_attention(*inputs, mask, causal, scale)[1](g)
 
 
-def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitude=1.0, scale=None, permute=False):
-    # inputs rounded to float32 first, so the reference sees exactly the values the kernels see
-    q = (rng.standard_normal(qshape) * magnitude).astype(np.float32).astype(np.float64)
-    k = (rng.standard_normal(kshape) * magnitude).astype(np.float32).astype(np.float64)
-    v = rng.standard_normal(vshape).astype(np.float32).astype(np.float64)
-    tq, tk, tv = (mt.tensor(a, device=dev, requires_grad=True) for a in (q, k, v))
-    if permute:  # feed q as a strided view: stored (L, ..., D), viewed (..., L, D)
-        stored = mt.tensor(np.moveaxis(q, -2, 0).copy(), device=dev, requires_grad=True)
-        tq = stored
-        q_in = stored.permute(*range(1, q.ndim - 1), 0, q.ndim - 1)
-    else:
-        q_in = tq
+def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitude=1.0, scale=None, permute=False,
+             noncontig=False):
+    q = rng.standard_normal(qshape) * magnitude
+    k = rng.standard_normal(kshape) * magnitude
+    v = rng.standard_normal(vshape)
     tmask = mt.tensor(mask, device=dev) if mask is not None else None
-    out = sdpa(q_in, tk, tv, attn_mask=tmask, is_causal=causal, scale=scale)
-    ref, backward = ref_attention(q, k, v, mask, causal, scale)
-    assert tuple(out.shape) == ref.shape
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-5)
-    g = rng.standard_normal(ref.shape)
-    (out * mt.tensor(g, device=dev)).sum().backward()
-    dq, dk, dv = backward(g)
-    got_q = tq.grad.numpy()
-    if permute:
-        got_q = np.moveaxis(got_q, 0, -2)
-    for name, got, want, shape in (("q", got_q, dq, qshape), ("k", tk.grad.numpy(), dk, kshape),
-                                   ("v", tv.grad.numpy(), dv, vshape)):
-        want = _sum_to(want, shape)
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(want).max()),
-                                   err_msg=f"gradient of {name}")
+    mask = f32(mask) if mask is not None and mask.dtype.kind == "f" else mask
+    perm = tuple(range(q.ndim))
+    if permute:  # feed q as a strided view: stored (L, ..., D), viewed (..., L, D)
+        perm = (*range(1, q.ndim - 1), 0, q.ndim - 1)
+        q = np.transpose(q, np.argsort(perm)).copy()
+    ref_grad = attention_grad(mask, causal, scale)
+
+    def np_grad(inputs, g):
+        dq, dk, dv = ref_grad([inputs[0].transpose(perm), *inputs[1:]], g)
+        return dq.transpose(np.argsort(perm)), dk, dv
+
+    view = (lambda q: q.permute(*perm)) if permute else (lambda q: q)
+    check(dev, lambda q, k, v: sdpa(view(q), k, v, attn_mask=tmask, is_causal=causal, scale=scale),
+          lambda q, k, v: ref_attention(q.transpose(perm), k, v, mask, causal, scale)[0], q, k, v,
+          np_grad=np_grad, noncontig=noncontig, rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
 
 
 @pytest.mark.parametrize("batch,L,S,D,causal", [
@@ -103,6 +96,11 @@ def test_strided_query_and_broadcast_key(dev, rng):
     run_case(dev, rng, (2, 3, 33, 16), (1, 3, 7, 16), (1, 3, 7, 16), permute=True)
 
 
+def test_every_input_strided(dev, rng):
+    # q, k and v each every other element of a larger buffer (a stride of 2 along the head dim)
+    run_case(dev, rng, (2, 33, 16), (2, 65, 16), (2, 65, 16), causal=True, noncontig=True)
+
+
 def test_fully_masked_row_gives_zero(dev, rng):
     q, k, v = (rng.standard_normal((1, 4, 8)) for _ in range(3))
     mask = np.ones((4, 4), dtype=bool)
@@ -111,8 +109,7 @@ def test_fully_masked_row_gives_zero(dev, rng):
     out = sdpa(tq, tk, tv, attn_mask=mt.tensor(mask, device=dev))
     got = out.detach().numpy()
     assert np.all(got[0, 2] == 0)
-    ref, _ = ref_attention(q[:, [0, 1, 3]], k, v)
-    np.testing.assert_allclose(got[0, [0, 1, 3]], ref[0], rtol=1e-4, atol=1e-5)
+    compare(got[0, [0, 1, 3]], ref_attention(*(f32(a) for a in (q[:, [0, 1, 3]], k, v)))[0][0], rtol=1e-4, atol=1e-5)
     out.sum().backward()
     assert np.all(np.isfinite(tq.grad.numpy())) and np.all(tq.grad.numpy()[0, 2] == 0)
 
@@ -121,8 +118,8 @@ def test_unfused_fallbacks(dev, rng):
     # value head dim != query head dim goes through matmul + softmax; dropout_p=1 drops everything
     q, k = rng.standard_normal((2, 5, 8)), rng.standard_normal((2, 7, 8))
     v = rng.standard_normal((2, 7, 3))
-    out = sdpa(mt.tensor(q, device=dev), mt.tensor(k, device=dev), mt.tensor(v, device=dev), is_causal=True)
-    np.testing.assert_allclose(out.numpy(), ref_attention(q, k, v, causal=True)[0], rtol=1e-4, atol=1e-5)
+    check(dev, lambda q, k, v: sdpa(q, k, v, is_causal=True), lambda q, k, v: ref_attention(q, k, v, causal=True)[0],
+          q, k, v, np_grad=attention_grad(causal=True), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
     zero = sdpa(mt.tensor(q, device=dev), mt.tensor(k, device=dev), mt.tensor(v, device=dev), dropout_p=1.0)
     assert np.all(zero.numpy() == 0)
 
@@ -139,13 +136,14 @@ def test_bad_inputs(dev):
 
 def test_against_torch(dev, rng):
     torch = pytest.importorskip("torch")
-    q, k, v = (rng.standard_normal((2, 3, 33, 16)).astype(np.float32) for _ in range(3))
+    q, k, v = (rng.standard_normal((2, 3, 33, 16)) for _ in range(3))
     mask = rng.random((33, 33)) < 0.8
     mask[:, 0] = True
-    want = torch.nn.functional.scaled_dot_product_attention(*(torch.tensor(a) for a in (q, k, v)),
-                                                            attn_mask=torch.tensor(mask)).numpy()
-    got = sdpa(*(mt.tensor(a, device=dev) for a in (q, k, v)), attn_mask=mt.tensor(mask, device=dev)).numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    tmask = mt.tensor(mask, device=dev)
+    check(dev, lambda q, k, v: sdpa(q, k, v, attn_mask=tmask), lambda q, k, v: ref_attention(q, k, v, mask)[0],
+          q, k, v, np_grad=attention_grad(mask), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4,
+          torch_fn=lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v,
+                                                                                    attn_mask=torch.tensor(mask)))
 
 
 @pytest.mark.parametrize("causal", [False, True])

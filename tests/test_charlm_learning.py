@@ -1,22 +1,15 @@
 """examples/lstm_charlm.py learns: its training loss falls well below the corpus's unigram entropy."""
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minitorch_cl as mt
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "lstm_charlm.py"
 
-
-@pytest.fixture(scope="module")
-def charlm():
-    spec = importlib.util.spec_from_file_location("lstm_charlm", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture(scope="session")
+def charlm(example):
+    return example("lstm_charlm")
 
 
 def test_loss_falls_below_unigram_entropy(dev, charlm):
@@ -37,11 +30,9 @@ def test_loss_falls_below_unigram_entropy(dev, charlm):
     assert len(text_out) == len("Beautiful") + 40 and set(text_out) <= set(vocab)
 
 
-def test_cli_checkpoint_and_resume(tmp_path, dev):
+def test_cli_checkpoint_and_resume(tmp_path, dev, charlm):
     from click.testing import CliRunner
-    spec = importlib.util.spec_from_file_location("lstm_charlm_cli", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = charlm
     text = tmp_path / "t.txt"
     text.write_text("abcab cabca bcabc " * 20)
     ckpt = tmp_path / "m.ckpt"

@@ -1,7 +1,5 @@
 """mt.save / mt.load round trips, atomic writes, mismatch messages, and the example's --resume."""
-import importlib.util
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,18 +67,10 @@ def test_load_errors(dev, tmp_path):
         bigger.load_state_dict(load(path, map_location=dev)["model"])
 
 
-def _example():
-    path = Path(__file__).resolve().parent.parent / "examples" / "cifar_convnet.py"
-    spec = importlib.util.spec_from_file_location("cifar_convnet", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_example_resume(dev, tmp_path, monkeypatch):
+def test_example_resume(dev, tmp_path, monkeypatch, example):
     pytest.importorskip("sklearn")
     from click.testing import CliRunner
-    example = _example()
+    example = example("cifar_convnet")
     # a tiny slice of digits keeps this a test of the resume logic, not of learning
     real = example.Digits
 

@@ -5,10 +5,11 @@ import pytest
 import minitorch_cl as mt
 from minitorch_cl import nn
 from minitorch_cl.nn import functional as F
+from helpers import check, compare
 
 
-def np_conv2d(x, w, b, stride, padding, dilation, g):
-    """Forward, and the gradients of sum(out * g) w.r.t. x, w and b, tap by tap."""
+def np_conv2d(x, w, b, stride, padding, dilation, g=None):
+    """Forward, and (given g) the gradients of sum(out * g) w.r.t. x, w and b, tap by tap."""
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
     N, C, H, W = x.shape
     O, _, KH, KW = w.shape
@@ -23,10 +24,12 @@ def np_conv2d(x, w, b, stride, padding, dilation, g):
             cols = slice(kw * dw, kw * dw + sw * (OW - 1) + 1, sw)
             patch = xp[:, :, rows, cols]  # (N, C, OH, OW)
             out += np.einsum("nchw,oc->nohw", patch, w[:, :, kh, kw])
-            dw_[:, :, kh, kw] = np.einsum("nohw,nchw->oc", g, patch)
-            dxp[:, :, rows, cols] += np.einsum("nohw,oc->nchw", g, w[:, :, kh, kw])
-    dx = dxp[:, :, ph:ph + H, pw:pw + W]
-    return out, dx, dw_, g.sum((0, 2, 3))
+            if g is not None:
+                dw_[:, :, kh, kw] = np.einsum("nohw,nchw->oc", g, patch)
+                dxp[:, :, rows, cols] += np.einsum("nohw,oc->nchw", g, w[:, :, kh, kw])
+    if g is None:
+        return out
+    return out, dxp[:, :, ph:ph + H, pw:pw + W], dw_, g.sum((0, 2, 3))
 
 
 CASES = [  # (N, C, H, W), (O, KH, KW), stride, padding, dilation
@@ -43,38 +46,41 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("xs,ws,stride,padding,dilation", CASES)
-def test_conv2d(dev, rng, xs, ws, stride, padding, dilation):
-    x = rng.standard_normal(xs).astype(np.float32).astype(np.float64)
-    w = rng.standard_normal((ws[0], xs[1]) + ws[1:]).astype(np.float32).astype(np.float64)
-    b = rng.standard_normal(ws[0]).astype(np.float32).astype(np.float64)
-    tx, tw, tb = (mt.tensor(a, dtype=mt.float32, device=dev, requires_grad=True) for a in (x, w, b))
-    out = F.conv2d(tx, tw, tb, stride=stride, padding=padding, dilation=dilation)
-    g = rng.standard_normal(out.shape)
-    ref, dx, dw, db = np_conv2d(x, w, b, _pair(stride), _pair(padding), _pair(dilation), g)
-    assert out.shape == ref.shape
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-4)
-    out.backward(mt.tensor(g, dtype=mt.float32, device=dev))
-    np.testing.assert_allclose(tx.grad.numpy(), dx, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(tw.grad.numpy(), dw, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(tb.grad.numpy(), db, rtol=1e-4, atol=1e-3)
+def test_conv2d(dev, rng, xs, ws, stride, padding, dilation, noncontig):
+    x = rng.standard_normal(xs)
+    w = rng.standard_normal((ws[0], xs[1]) + ws[1:])
+    b = rng.standard_normal(ws[0])
+    geometry = (_pair(stride), _pair(padding), _pair(dilation))
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation),
+          lambda x, w, b: np_conv2d(x, w, b, *geometry), x, w, b,
+          np_grad=lambda inputs, g: np_conv2d(*inputs, *geometry, g)[1:],
+          noncontig=(noncontig, noncontig, False),
+          rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=(1e-4, 1e-3, 1e-3))
 
 
 def test_conv2d_fused_relu_strided_input_no_bias(dev, rng):
     """relu=True fuses the ReLU; a permuted input view is read in place; bias=None."""
-    x = rng.standard_normal((3, 2, 7, 7)).astype(np.float32).astype(np.float64)  # stored (C, N, H, W)
-    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32).astype(np.float64)
-    base = mt.tensor(x, dtype=mt.float32, device=dev, requires_grad=True)
-    tw = mt.tensor(w, dtype=mt.float32, device=dev, requires_grad=True)
-    out = F.conv2d(base.permute(1, 0, 2, 3), tw, None, padding=1, relu=True)
-    g = rng.standard_normal(out.shape)
-    ref, _, _, _ = np_conv2d(x.transpose(1, 0, 2, 3), w, np.zeros(4), (1, 1), (1, 1), (1, 1), g)
-    mask = ref > 0
-    _, dx, dw, _ = np_conv2d(x.transpose(1, 0, 2, 3), w, np.zeros(4), (1, 1), (1, 1), (1, 1), g * mask)
-    np.testing.assert_allclose(out.detach().numpy(), np.maximum(ref, 0), rtol=1e-4, atol=1e-4)
-    out.backward(mt.tensor(g, dtype=mt.float32, device=dev))
-    np.testing.assert_allclose(base.grad.numpy(), dx.transpose(1, 0, 2, 3), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(tw.grad.numpy(), dw, rtol=1e-4, atol=1e-3)
+    x = rng.standard_normal((3, 2, 7, 7))  # stored (C, N, H, W)
+    w = rng.standard_normal((4, 3, 3, 3))
+    ref = lambda x, w, g=None: np_conv2d(x.transpose(1, 0, 2, 3), w, np.zeros(4), (1, 1), (1, 1), (1, 1), g)
+
+    def np_grad(inputs, g):
+        _, dx, dw, _ = ref(*inputs, g * (ref(*inputs) > 0))
+        return dx.transpose(1, 0, 2, 3), dw
+
+    check(dev, lambda x, w: F.conv2d(x.permute(1, 0, 2, 3), w, None, padding=1, relu=True),
+          lambda x, w: np.maximum(ref(x, w), 0), x, w, np_grad=np_grad, rtol=1e-4, atol=1e-4, grad_rtol=1e-4,
+          grad_atol=(1e-4, 1e-3))
+
+
+def test_conv2d_strided_bias(dev, rng):
+    geometry = ((1, 1), (1, 1), (1, 1))
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, padding=1), lambda x, w, b: np_conv2d(x, w, b, *geometry),
+          rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4),
+          np_grad=lambda inputs, g: np_conv2d(*inputs, *geometry, g)[1:], noncontig=(False, False, True),
+          rtol=1e-4, atol=1e-4, grad_rtol=1e-4, grad_atol=(1e-4, 1e-3, 1e-3))
 
 
 def test_conv2d_module(dev, rng):
@@ -87,9 +93,9 @@ def test_conv2d_module(dev, rng):
     assert repr(conv) == "Conv2d(3, 5, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))"
     x = rng.standard_normal((3, 6, 6)).astype(np.float32)  # unbatched (C, H, W)
     out = conv(mt.tensor(x, device=dev))
-    ref, *_ = np_conv2d(x[None].astype(np.float64), wv.astype(np.float64), conv.bias.detach().numpy(),
-                        (1, 1), (1, 1), (1, 1), np.zeros((1, 5, 6, 6)))
-    np.testing.assert_allclose(out.detach().numpy(), ref[0], rtol=1e-4, atol=1e-5)
+    ref = np_conv2d(x[None].astype(np.float64), wv.astype(np.float64), conv.bias.detach().numpy(), (1, 1), (1, 1),
+                    (1, 1))
+    compare(out, ref[0], rtol=1e-4, atol=1e-5)
 
 
 def test_conv2d_matches_torch(dev, rng):
@@ -98,8 +104,7 @@ def test_conv2d_matches_torch(dev, rng):
     conv = nn.Conv2d(3, 8, 3, stride=2, padding=1).to(dev)
     conv.load_state_dict({k: v.detach().numpy() for k, v in tconv.state_dict().items()})
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
-    np.testing.assert_allclose(conv(mt.tensor(x, device=dev)).detach().numpy(),
-                               tconv(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
+    compare(conv(mt.tensor(x, device=dev)), tconv(torch.tensor(x)).detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_conv2d_errors(dev):

@@ -105,11 +105,11 @@ def _archive(tmp_path):
     return buf.getvalue()
 
 
-@pytest.fixture
-def server(tmp_path):
-    """An HTTP server on 127.0.0.1 serving files from a folder; yields (folder, base URL)."""
-    folder = tmp_path / "www"
-    folder.mkdir()
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """An HTTP server on 127.0.0.1 serving files from a folder; yields (folder, base URL). One per module
+    (stopping one takes half a second): each test writes the files it serves before it asks for them."""
+    folder = tmp_path_factory.mktemp("www")
     handler = functools.partial(_QuietHandler, directory=str(folder))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

@@ -164,3 +164,8 @@ def test_default_device_follows_the_rule(monkeypatch):
     monkeypatch.setattr(device_mod, "_DEVICES", devs)
     monkeypatch.delenv("MINITORCH_CL_DEVICE", raising=False)
     assert mt.device() is devs[1]
+
+
+def test_tensors_without_device_land_on_the_device_under_test(dev):
+    """So MINITORCH_CL_DEVICE=all also moves modules built before .to(dev) and the library's own defaults."""
+    assert mt.device() == dev and mt.zeros(1).device == dev

@@ -4,12 +4,7 @@ import pyopencl as cl
 import pytest
 
 from minitorch_cl import gemm as gemm_mod
-from minitorch_cl.device import device
-
-
-@pytest.fixture(scope="module")
-def gdev():
-    return device()
+from helpers import compare
 
 
 @pytest.fixture(params=["auto", "packed", "tiled"])
@@ -92,149 +87,149 @@ def _run(dev, rng, M, N, K, *, trans_a=False, trans_b=False, batch=1, bcast_a=Fa
     if relu:
         want = np.maximum(want, 0)
     # Each output is a K-term float32 dot product: its rounding error grows like sqrt(K).
-    tol = 1e-5 * np.sqrt(max(K * (batch if sum_batch else 1), 1)) * (1 + np.abs(want))
-    np.testing.assert_array_less(np.abs(got[..., :N] - want), tol + 1e-6)
-    np.testing.assert_array_equal(got[..., N:], C0[..., N:])  # the row padding is never written
+    tol = 1e-5 * np.sqrt(max(K * (batch if sum_batch else 1), 1))
+    compare(got[..., :N], want, rtol=tol, atol=tol + 1e-6)
+    compare(got[..., N:], C0[..., N:], rtol=0, atol=0, what="row padding")  # never written
 
 
 @pytest.mark.parametrize("n", [1, 7, 33, 65, 127, 257])
-def test_square(gdev, path, n):
-    _run(gdev, np.random.default_rng(n), n, n, n)
+def test_square(dev, path, n):
+    _run(dev, np.random.default_rng(n), n, n, n)
 
 
 @pytest.mark.parametrize("mnk", [(1, 257, 33), (65, 7, 127), (257, 1, 65), (33, 65, 1), (7, 33, 300),
                                  (130, 97, 260)])
-def test_mixed(gdev, path, mnk):
-    _run(gdev, np.random.default_rng(sum(mnk)), *mnk)
+def test_mixed(dev, path, mnk):
+    _run(dev, np.random.default_rng(sum(mnk)), *mnk)
 
 
 @pytest.mark.parametrize("ta", [False, True])
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("mnk", [(65, 33, 127), (7, 130, 33)])
-def test_transposes(gdev, path, ta, tb, mnk):
-    _run(gdev, np.random.default_rng(7), *mnk, trans_a=ta, trans_b=tb, pad=3)
+def test_transposes(dev, path, ta, tb, mnk):
+    _run(dev, np.random.default_rng(7), *mnk, trans_a=ta, trans_b=tb, pad=3)
 
 
 @pytest.mark.parametrize("bcast", ["none", "a", "b"])
-def test_batched(gdev, path, bcast):
-    _run(gdev, np.random.default_rng(3), 33, 40, 65, batch=3, bcast_a=bcast == "a", bcast_b=bcast == "b",
+def test_batched(dev, path, bcast):
+    _run(dev, np.random.default_rng(3), 33, 40, 65, batch=3, bcast_a=bcast == "a", bcast_b=bcast == "b",
          trans_b=True)
 
 
-def test_offsets_and_pitch(gdev, path):
-    _run(gdev, np.random.default_rng(4), 47, 53, 61, pad=5, off=11, trans_a=True, batch=2)
+def test_offsets_and_pitch(dev, path):
+    _run(dev, np.random.default_rng(4), 47, 53, 61, pad=5, off=11, trans_a=True, batch=2)
 
 
 @pytest.mark.parametrize("bias_mode", [1, 2])
 @pytest.mark.parametrize("relu", [False, True])
-def test_bias_relu(gdev, path, bias_mode, relu):
-    _run(gdev, np.random.default_rng(5), 37, 70, 45, bias_mode=bias_mode, relu=relu, off=2)
+def test_bias_relu(dev, path, bias_mode, relu):
+    _run(dev, np.random.default_rng(5), 37, 70, 45, bias_mode=bias_mode, relu=relu, off=2)
 
 
 @pytest.mark.parametrize("mnk", [(33, 65, 127), (5, 9, 3)])
-def test_accumulate(gdev, path, mnk):
-    _run(gdev, np.random.default_rng(6), *mnk, accumulate=True, pad=1)
+def test_accumulate(dev, path, mnk):
+    _run(dev, np.random.default_rng(6), *mnk, accumulate=True, pad=1)
 
 
 @pytest.mark.parametrize("kw", [{}, {"bias_mode": 1}, {"bias_mode": 2, "relu": True}, {"accumulate": True}])
-def test_k_zero(gdev, path, kw):
-    _run(gdev, np.random.default_rng(8), 9, 17, 0, **kw)
+def test_k_zero(dev, path, kw):
+    _run(dev, np.random.default_rng(8), 9, 17, 0, **kw)
 
 
 @pytest.mark.parametrize("tb", [False, True])
 @pytest.mark.parametrize("mnk", [(65, 33, 127), (7, 48, 1), (1, 257, 33)])
-def test_packed_b(gdev, device_kind, tb, mnk):
+def test_packed_b(dev, device_kind, tb, mnk):
     """A B packed once by pack_b, reused by a batch with an epilogue, against NumPy."""
-    _run(gdev, np.random.default_rng(9), *mnk, trans_b=tb, pad=3, off=5, packed_b=True, batch=2, bcast_b=True,
+    _run(dev, np.random.default_rng(9), *mnk, trans_b=tb, pad=3, off=5, packed_b=True, batch=2, bcast_b=True,
          bias_mode=1, accumulate=True)
 
 
-def test_packed_b_reused_and_checked(gdev, rng):
+def test_packed_b_reused_and_checked(dev, rng):
     """One PackedB serves several products; a mismatched shape is refused with both shapes named."""
     K, N = 37, 50
     B = rng.standard_normal((K, N)).astype(np.float32)
-    pb = gemm_mod.pack_b(gdev, K, N, _upload(gdev, B), ldb=N)
+    pb = gemm_mod.pack_b(dev, K, N, _upload(dev, B), ldb=N)
     for M in (1, 13):
         A = rng.standard_normal((M, K)).astype(np.float32)
-        c = _upload(gdev, np.zeros(M * N, np.float32))
-        gemm_mod.gemm(gdev, M, N, K, _upload(gdev, A), None, c, lda=K, ldc=N, b_packed=pb)
+        c = _upload(dev, np.zeros(M * N, np.float32))
+        gemm_mod.gemm(dev, M, N, K, _upload(dev, A), None, c, lda=K, ldc=N, b_packed=pb)
         want = A.astype(np.float64) @ B
-        np.testing.assert_allclose(_download(gdev, c, M * N).reshape(M, N), want, rtol=1e-4, atol=1e-4)
+        compare(_download(dev, c, M * N).reshape(M, N), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match=r"\(37, 50\).*\(36, 50\)"):
-        gemm_mod.gemm(gdev, 2, N, K - 1, c, None, c, lda=K, ldc=N, b_packed=pb)
+        gemm_mod.gemm(dev, 2, N, K - 1, c, None, c, lda=K, ldc=N, b_packed=pb)
 
 
 @pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True},
                                 {"trans_b": True, "accumulate": True, "bias_mode": 1, "relu": True},
                                 {"batch": 2, "pad": 8, "off": 8}])
-def test_k_chunks(gdev, path, monkeypatch, kw):
+def test_k_chunks(dev, path, monkeypatch, kw):
     """A K longer than K_CHUNK runs as several products adding into C; the epilogue applies once."""
     monkeypatch.setattr(gemm_mod, "K_CHUNK", 40)
     monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
-    _run(gdev, np.random.default_rng(10), 13, 32, 127, **kw)
+    _run(dev, np.random.default_rng(10), 13, 32, 127, **kw)
 
 
 @pytest.mark.parametrize("kw", [{"pad": 8, "off": 8, "batch": 3}, {"pad": 8, "off": 16, "bcast_b": True, "batch": 2},
                                 {"pad": 3}, {"off": 3}])
-def test_b_read_in_place(gdev, path, kw):
+def test_b_read_in_place(dev, path, kw):
     """N a multiple of the panel width: B is read in place when its rows are aligned, packed when not."""
-    _run(gdev, np.random.default_rng(11), 19, 48, 33, bias_mode=1, relu=True, **kw)
+    _run(dev, np.random.default_rng(11), 19, 48, 33, bias_mode=1, relu=True, **kw)
 
 
 @pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True, "off": 3},
                                 {"trans_b": True, "accumulate": True, "bias_mode": 1, "pad": 2},
                                 {"bcast_a": True, "trans_b": True, "relu": True}, {"bcast_b": True, "pad": 8}])
-def test_sum_batch(gdev, path, kw):
+def test_sum_batch(dev, path, kw):
     """C = the sum over the batch of the products (conv's weight gradient), as one long K."""
-    _run(gdev, np.random.default_rng(12), 13, 27, 65, batch=5, sum_batch=True, **kw)
+    _run(dev, np.random.default_rng(12), 13, 27, 65, batch=5, sum_batch=True, **kw)
 
 
-def test_sum_batch_in_k_chunks(gdev, monkeypatch):
+def test_sum_batch_in_k_chunks(dev, monkeypatch):
     """Chunks of the long K split batch items (K_CHUNK not a multiple of K)."""
     monkeypatch.setattr(gemm_mod, "K_CHUNK", 50)
     monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
-    _run(gdev, np.random.default_rng(13), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
+    _run(dev, np.random.default_rng(13), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
 
 
-def test_empty_is_noop(gdev):
-    c = _upload(gdev, np.arange(4, dtype=np.float32))
+def test_empty_is_noop(dev):
+    c = _upload(dev, np.arange(4, dtype=np.float32))
     for M, N in [(0, 2), (2, 0)]:
-        gemm_mod.gemm(gdev, M, N, 3, c, c, c, lda=3, ldb=2, ldc=2)
-    np.testing.assert_array_equal(_download(gdev, c, 4), np.arange(4))
+        gemm_mod.gemm(dev, M, N, 3, c, c, c, lda=3, ldb=2, ldc=2)
+    compare(_download(dev, c, 4), np.arange(4.0), rtol=0, atol=0)
 
 
-def test_one_build_per_device(gdev):
+def test_one_build_per_device(dev):
     """Every size and layout above shares one program: no build on the hot path."""
-    progs = {key for key in gdev._programs if key[0] == "matmul.cl"}
+    progs = {key for key in dev._programs if key[0] == "matmul.cl"}
     assert len(progs) <= 1
 
 
 @pytest.mark.parametrize("transposed", [False, True])
-def test_gemm_into_packed_tensor(gdev, rng, transposed):
+def test_gemm_into_packed_tensor(dev, rng, transposed):
     """ops.matmul.pack_b on a tensor (a transposed view too) feeds gemm_into, batched, accumulating."""
     import minitorch_cl as mt
     from minitorch_cl.ops.matmul import gemm_into, pack_b
     K, N = 33, 65
     W = rng.standard_normal((N, K) if transposed else (K, N)).astype(np.float32)
-    w = mt.tensor(W, device=gdev)
+    w = mt.tensor(W, device=dev)
     packed = pack_b(w.T if transposed else w)
     Bm = (W.T if transposed else W).astype(np.float64)
     A = rng.standard_normal((3, 7, K)).astype(np.float32)
     C0 = rng.standard_normal((3, 7, N)).astype(np.float32)
-    out = mt.tensor(C0, device=gdev)
-    gemm_into(out, mt.tensor(A, device=gdev), packed, accumulate=True)
-    np.testing.assert_allclose(out.numpy(), C0 + A.astype(np.float64) @ Bm, rtol=1e-4, atol=1e-4)
+    out = mt.tensor(C0, device=dev)
+    gemm_into(out, mt.tensor(A, device=dev), packed, accumulate=True)
+    compare(out, C0 + A.astype(np.float64) @ Bm, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="2-D"):
-        pack_b(mt.tensor(A, device=gdev))
+        pack_b(mt.tensor(A, device=dev))
 
 
-def test_gemm_into_sum_batch(gdev, rng):
+def test_gemm_into_sum_batch(dev, rng):
     """gemm_into(sum_batch=True): out (M, N) = sum over the broadcast batch of a @ b (a transposed view)."""
     import minitorch_cl as mt
     from minitorch_cl.ops.matmul import gemm_into
     A = rng.standard_normal((2, 3, 33, 7)).astype(np.float32)
     B = rng.standard_normal((3, 33, 65)).astype(np.float32)
-    out = mt.zeros(7, 65, device=gdev)
-    gemm_into(out, mt.tensor(A, device=gdev).mT, mt.tensor(B, device=gdev), sum_batch=True)
+    out = mt.zeros(7, 65, device=dev)
+    gemm_into(out, mt.tensor(A, device=dev).mT, mt.tensor(B, device=dev), sum_batch=True)
     want = (np.swapaxes(A, -1, -2).astype(np.float64) @ B).sum((0, 1))
-    np.testing.assert_allclose(out.numpy(), want, rtol=1e-4, atol=1e-3)
+    compare(out, want, rtol=1e-4, atol=1e-3)

@@ -4,6 +4,7 @@ import pytest
 
 import minitorch_cl as mt
 import minitorch_cl.nn.functional as F
+from helpers import check, f32
 
 
 def ref_layer_norm(x, dims, w, b, eps):
@@ -23,6 +24,13 @@ def ref_layer_norm(x, dims, w, b, eps):
     return y, backward
 
 
+def reference(dims, eps):
+    """np_fn and np_grad for helpers.check, on inputs (x[, weight, bias])."""
+    ref = lambda x, w=None, b=None: ref_layer_norm(x, dims, w, b, eps)
+    return (lambda *inputs: ref(*inputs)[0]), (lambda inputs, g: ref(*inputs)[1](g)[:len(inputs)])
+
+
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("shape,norm_shape,affine", [
     ((3, 7, 33), (33,), True),
     ((65, 1), (1,), True),         # a single element: output is the bias
@@ -30,37 +38,29 @@ def ref_layer_norm(x, dims, w, b, eps):
     ((4, 65), (65,), False),
     ((1, 512), (512,), True),
 ])
-def test_values_and_gradients(dev, rng, shape, norm_shape, affine):
+def test_values_and_gradients(dev, rng, shape, norm_shape, affine, noncontig):
     x = rng.standard_normal(shape) * 3 + 1
-    w = rng.standard_normal(norm_shape) if affine else None
-    b = rng.standard_normal(norm_shape) if affine else None
-    tx = mt.tensor(x, device=dev, requires_grad=True)
-    tw = mt.tensor(w, device=dev, requires_grad=True) if affine else None
-    tb = mt.tensor(b, device=dev, requires_grad=True) if affine else None
-    y = F.layer_norm(tx, norm_shape, tw, tb, eps=1e-5)
-    ref, backward = ref_layer_norm(x.astype(np.float32).astype(np.float64), len(norm_shape), w, b, 1e-5)
-    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-4, atol=1e-5)
-    g = rng.standard_normal(shape)
-    (y * mt.tensor(g, device=dev)).sum().backward()
-    dx, dw, db = backward(g)
-    np.testing.assert_allclose(tx.grad.numpy(), dx, rtol=1e-4, atol=1e-4)
-    if affine:
-        np.testing.assert_allclose(tw.grad.numpy(), dw, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(tb.grad.numpy(), db, rtol=1e-4, atol=1e-4)
+    arrays = (x, rng.standard_normal(norm_shape), rng.standard_normal(norm_shape)) if affine else (x,)
+    np_fn, np_grad = reference(len(norm_shape), 1e-5)
+    check(dev, lambda x, w=None, b=None: F.layer_norm(x, norm_shape, w, b, eps=1e-5), np_fn, *arrays,
+          np_grad=np_grad, noncontig=noncontig, rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
 
 
 def test_module_strided_input_and_state(dev, rng):
-    x = rng.standard_normal((7, 4, 33))
+    x = rng.standard_normal((4, 7, 33))  # stored (4, 7, 33), fed as the (7, 4, 33) view
     ln = mt.nn.LayerNorm(33, eps=1e-6)
     assert [n for n, _ in ln.named_parameters()] == ["weight", "bias"]
-    w, b = rng.standard_normal(33), rng.standard_normal(33)
+    w, b = f32(rng.standard_normal(33)), f32(rng.standard_normal(33))
     ln.load_state_dict({"weight": w, "bias": b})
-    base = mt.tensor(np.swapaxes(x, 0, 1).copy(), device=dev, requires_grad=True)
-    y = ln(base.transpose(0, 1))  # a non-contiguous view
-    ref, backward = ref_layer_norm(x.astype(np.float32).astype(np.float64), 1, w, b, 1e-6)
-    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-4, atol=1e-5)
-    y.sum().backward()
-    np.testing.assert_allclose(np.swapaxes(base.grad.numpy(), 0, 1), backward(np.ones_like(ref))[0], atol=1e-4)
+    ref = lambda x: ref_layer_norm(np.swapaxes(x, 0, 1), 1, w, b, 1e-6)
+
+    def np_grad(inputs, g):
+        dx, dw, db = ref(inputs[0])[1](g)
+        return np.swapaxes(dx, 0, 1), dw, db
+
+    check(dev, lambda x: ln(x.transpose(0, 1)), lambda x: ref(x)[0], x, np_grad=np_grad,
+          params={"weight": (ln.weight, w), "bias": (ln.bias, b)}, rtol=1e-4, atol=1e-5, grad_rtol=1e-7,
+          grad_atol=1e-4)
     plain = mt.nn.LayerNorm((4, 33), elementwise_affine=False)
     assert list(plain.parameters()) == []
     assert "elementwise_affine=False" in repr(plain)
@@ -76,6 +76,6 @@ def test_bad_shapes(dev):
 
 def test_against_torch(dev, rng):
     torch = pytest.importorskip("torch")
-    x = rng.standard_normal((5, 33)).astype(np.float32)
-    want = torch.nn.functional.layer_norm(torch.tensor(x), (33,)).numpy()
-    np.testing.assert_allclose(F.layer_norm(mt.tensor(x, device=dev), (33,)).numpy(), want, rtol=1e-5, atol=1e-5)
+    np_fn, np_grad = reference(1, 1e-5)
+    check(dev, lambda x: F.layer_norm(x, (33,)), np_fn, rng.standard_normal((5, 33)), np_grad=np_grad,
+          torch_fn=lambda x: torch.nn.functional.layer_norm(x, (33,)), rtol=1e-5, atol=1e-5)

@@ -4,6 +4,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl import nn
+from helpers import check, compare, numeric_grad
 
 
 # ---- the NumPy float64 reference ---------------------------------------------------------------
@@ -105,15 +106,7 @@ def test_reference_backward_matches_finite_differences(rng):
     grads = ref_lstm(x, h0, c0, params, 1, 2, True)[3](w_out, w_h, w_c)
     for name, arr in [("x", x), ("h0", h0), ("c0", c0), ("weight_hh_l0_reverse", params["weight_hh_l0_reverse"]),
                       ("bias_ih_l0", params["bias_ih_l0"])]:
-        num = np.zeros_like(arr)
-        for idx in np.ndindex(arr.shape):
-            old = arr[idx]
-            arr[idx] = old + 1e-6
-            up = loss()
-            arr[idx] = old - 1e-6
-            num[idx] = (up - loss()) / 2e-6
-            arr[idx] = old
-        np.testing.assert_allclose(grads[name], num, rtol=1e-5, atol=1e-7, err_msg=name)
+        compare(grads[name], numeric_grad(loss, arr), rtol=1e-5, atol=1e-7, what=name)
 
 
 # ---- nn.LSTM against the reference ---------------------------------------------------------------
@@ -127,51 +120,38 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("T,B,I,H,L,bidir,batch_first,with_state,bias", CASES)
-def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias):
+def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias, noncontig):
     mt.manual_seed(0)
     D = 2 if bidir else 1
     model = nn.LSTM(I, H, num_layers=L, bias=bias, batch_first=batch_first, bidirectional=bidir).to(dev)
     params = {k: v.numpy().astype(np.float64) for k, v in model.state_dict().items()}
     bound = 1 / np.sqrt(H)
     assert all(np.abs(p).max() <= bound for p in params.values())
-    x = rng.standard_normal((T, B, I))
-    h0 = rng.standard_normal((L * D, B, H)) if with_state else np.zeros((L * D, B, H))
-    c0 = rng.standard_normal((L * D, B, H)) if with_state else np.zeros((L * D, B, H))
-    ref_out, ref_hn, ref_cn, ref_backward = ref_lstm(x, h0, c0, params, L, D, bias)
-
-    xt = mt.tensor(x.transpose(1, 0, 2) if batch_first else x, dtype=mt.float32, device=dev, requires_grad=True)
-    state = None
+    seq = (lambda a: a.transpose(1, 0, 2)) if batch_first else (lambda a: a)  # as fed <-> (T, B, .)
+    zeros = np.zeros((L * D, B, H))
+    inputs = [seq(rng.standard_normal((T, B, I)))]
     if with_state:
-        state = (mt.tensor(h0, dtype=mt.float32, device=dev, requires_grad=True),
-                 mt.tensor(c0, dtype=mt.float32, device=dev, requires_grad=True))
-    out, (hn, cn) = model(xt, state)
-    got_out = out.detach().numpy()
-    if batch_first:
-        got_out = got_out.transpose(1, 0, 2)
-    np.testing.assert_allclose(got_out, ref_out, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(hn.detach().numpy(), ref_hn, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(cn.detach().numpy(), ref_cn, rtol=1e-4, atol=1e-5)
+        inputs += [rng.standard_normal((L * D, B, H)), rng.standard_normal((L * D, B, H))]
+    ref = lambda x, h0=zeros, c0=zeros: ref_lstm(seq(x), h0, c0, params, L, D, bias)
 
-    w_out = rng.standard_normal(ref_out.shape)
-    w_h, w_c = rng.standard_normal(ref_hn.shape), rng.standard_normal(ref_cn.shape)
-    w_out_t = mt.tensor(w_out.transpose(1, 0, 2) if batch_first else w_out, dtype=mt.float32, device=dev)
-    loss = (out * w_out_t).sum() + (hn * mt.tensor(w_h, dtype=mt.float32, device=dev)).sum() \
-        + (cn * mt.tensor(w_c, dtype=mt.float32, device=dev)).sum()
-    loss.backward()
-    grads = ref_backward(w_out, w_h, w_c)
+    def mt_fn(x, *state):
+        out, (hn, cn) = model(x, tuple(state) or None)
+        return out, hn, cn
 
-    def close(got, want, name):
-        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4 * max(1.0, np.abs(want).max()), err_msg=name)
+    def np_fn(*inputs):
+        out, hn, cn, _ = ref(*inputs)
+        return seq(out), hn, cn
 
-    for name, p in model.named_parameters():
-        assert p.grad is not None, f"no gradient reached {name}"
-        close(p.grad.numpy(), grads[name], name)
-    gx = xt.grad.numpy()
-    close(gx.transpose(1, 0, 2) if batch_first else gx, grads["x"], "input")
-    if with_state:
-        close(state[0].grad.numpy(), grads["h0"], "h0")
-        close(state[1].grad.numpy(), grads["c0"], "c0")
+    def np_grad(inputs, weights):
+        w_out, w_h, w_c = weights
+        grads = ref(*inputs)[3](seq(w_out), w_h, w_c)
+        return [seq(grads["x"])] + [grads["h0"], grads["c0"]][:len(inputs) - 1] + [grads[n] for n in named]
+
+    named = dict(model.named_parameters())
+    check(dev, mt_fn, np_fn, *inputs, np_grad=np_grad, params={n: (p, params[n]) for n, p in named.items()},
+          noncontig=noncontig, rtol=1e-4, atol=1e-5, grad_rtol=1e-3, grad_atol=1e-4)
 
 
 def test_lstm_unbatched_input_and_repr(dev, rng):
@@ -182,8 +162,9 @@ def test_lstm_unbatched_input_and_repr(dev, rng):
     zeros = np.zeros((1, 1, 7))
     ref_out, ref_hn, ref_cn, _ = ref_lstm(x[:, None], zeros, zeros, params, 1, 1, True)
     assert out.shape == (5, 7) and hn.shape == (1, 7) and cn.shape == (1, 7)
-    np.testing.assert_allclose(out.detach().numpy(), ref_out[:, 0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(cn.detach().numpy(), ref_cn[:, 0], rtol=1e-4, atol=1e-5)
+    compare(out, ref_out[:, 0], rtol=1e-4, atol=1e-5)
+    compare(hn, ref_hn[:, 0], rtol=1e-4, atol=1e-5)
+    compare(cn, ref_cn[:, 0], rtol=1e-4, atol=1e-5)
     assert repr(model) == "LSTM(3, 7)"
     assert [n for n, _ in nn.LSTM(2, 3, num_layers=2, bidirectional=True).named_parameters()][:8] == [
         "weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0",
@@ -198,7 +179,7 @@ def test_lstm_dropout_only_in_training(dev, rng):
     params = {k: v.numpy().astype(np.float64) for k, v in model.state_dict().items()}
     zeros = np.zeros((2, 2, 7))
     ref_out = ref_lstm(x.numpy().astype(np.float64), zeros, zeros, params, 2, 1, True)[0]
-    np.testing.assert_allclose(model(x)[0].detach().numpy(), ref_out, rtol=1e-4, atol=1e-5)
+    compare(model(x)[0], ref_out, rtol=1e-4, atol=1e-5)
     model.train()
     assert np.abs(model(x)[0].detach().numpy() - ref_out).max() > 1e-3
 
@@ -215,23 +196,18 @@ def test_lstm_cell_matches_reference(dev, rng):
     B, I, H = 3, 5, 33
     cell = nn.LSTMCell(I, H).to(dev)
     p = {k: v.numpy().astype(np.float64) for k, v in cell.state_dict().items()}
-    x, h, c = rng.standard_normal((B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    params = {"weight_ih_l0": p["weight_ih"], "weight_hh_l0": p["weight_hh"], "bias_ih_l0": p["bias_ih"],
-              "bias_hh_l0": p["bias_hh"]}
-    ref_out, ref_h, ref_c, ref_backward = ref_lstm(x[None], h[None], c[None], params, 1, 1, True)
-    xt, ht, ct = (mt.tensor(a, dtype=mt.float32, device=dev, requires_grad=True) for a in (x, h, c))
-    h1, c1 = cell(xt, (ht, ct))
-    np.testing.assert_allclose(h1.detach().numpy(), ref_h[0], rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(c1.detach().numpy(), ref_c[0], rtol=1e-4, atol=1e-5)
-    w_h, w_c = rng.standard_normal((B, H)), rng.standard_normal((B, H))
-    ((h1 * mt.tensor(w_h, device=dev)).sum() + (c1 * mt.tensor(w_c, device=dev)).sum()).backward()
-    grads = ref_backward(np.zeros((1, B, H)), w_h[None], w_c[None])
-    tol = dict(rtol=1e-3, atol=1e-4)
-    np.testing.assert_allclose(xt.grad.numpy(), grads["x"][0], **tol)
-    np.testing.assert_allclose(ht.grad.numpy(), grads["h0"][0], **tol)
-    np.testing.assert_allclose(ct.grad.numpy(), grads["c0"][0], **tol)
-    np.testing.assert_allclose(cell.weight_hh.grad.numpy(), grads["weight_hh_l0"], **tol)
-    np.testing.assert_allclose(cell.bias_ih.grad.numpy(), grads["bias_ih_l0"], **tol)
+    params = {name + "_l0": p[name] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    ref = lambda x, h, c: ref_lstm(x[None], h[None], c[None], params, 1, 1, True)
+
+    def np_grad(inputs, weights):
+        w_h, w_c = weights
+        grads = ref(*inputs)[3](np.zeros((1, B, H)), w_h[None], w_c[None])
+        return [grads["x"][0], grads["h0"][0], grads["c0"][0]] + [grads[n + "_l0"] for n, _ in cell.named_parameters()]
+
+    check(dev, lambda x, h, c: cell(x, (h, c)), lambda x, h, c: tuple(a[0] for a in ref(x, h, c)[1:3]),
+          rng.standard_normal((B, I)), rng.standard_normal((B, H)), rng.standard_normal((B, H)), np_grad=np_grad,
+          params={n: (t, p[n]) for n, t in cell.named_parameters()}, rtol=1e-4, atol=1e-5, grad_rtol=1e-3,
+          grad_atol=1e-4)
 
 
 def test_torch_state_dict_gives_same_outputs(dev, rng):
@@ -244,6 +220,5 @@ def test_torch_state_dict_gives_same_outputs(dev, rng):
     h0, c0 = rng.standard_normal((2, 4, 3, 7)).astype(np.float32)
     want, (want_h, want_c) = ref(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
     got, (got_h, got_c) = model(mt.tensor(x, device=dev), (mt.tensor(h0, device=dev), mt.tensor(c0, device=dev)))
-    np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got_h.detach().numpy(), want_h.detach().numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(got_c.detach().numpy(), want_c.detach().numpy(), rtol=1e-4, atol=1e-5)
+    for g, w in ((got, want), (got_h, want_h), (got_c, want_c)):
+        compare(g, w.detach().numpy(), rtol=1e-4, atol=1e-5)

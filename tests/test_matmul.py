@@ -2,23 +2,17 @@ import numpy as np
 import pytest
 
 import minitorch_cl as mt
-from helpers import check
+from helpers import check, compare, sum_to
 
 
-def _mm_grad(inputs, w, i):
-    """Analytic float64 gradient of sum(matmul(a, b) * w), summed over broadcast batch dims."""
+def _mm_grad(inputs, w):
+    """Analytic float64 gradients of sum(matmul(a, b) * w); the helper sums broadcast batch dims."""
     a, b = inputs
     a2 = a[None] if a.ndim == 1 else a
     b2 = b[:, None] if b.ndim == 1 else b
     w2 = w.reshape(np.matmul(a2, b2).shape)
-    g = w2 @ np.swapaxes(b2, -1, -2) if i == 0 else np.swapaxes(a2, -1, -2) @ w2
-    target = a2 if i == 0 else b2
-    while g.ndim > target.ndim:
-        g = g.sum(0)
-    for d in range(g.ndim - 2):
-        if target.shape[d] == 1:
-            g = g.sum(d, keepdims=True)
-    return g.reshape((a if i == 0 else b).shape)
+    da, db = w2 @ np.swapaxes(b2, -1, -2), np.swapaxes(a2, -1, -2) @ w2
+    return sum_to(da, a2.shape).reshape(a.shape), sum_to(db, b2.shape).reshape(b.shape)
 
 
 @pytest.mark.parametrize("shapes", [
@@ -49,8 +43,7 @@ def test_matmul_reads_views(dev, rng, view):
 
 def test_large_odd_matmul(dev, rng):
     a, b = rng.standard_normal((257, 127)).astype(np.float32), rng.standard_normal((127, 129)).astype(np.float32)
-    got = (mt.tensor(a, device=dev) @ mt.tensor(b, device=dev)).numpy()
-    np.testing.assert_allclose(got, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    compare(mt.tensor(a, device=dev) @ mt.tensor(b, device=dev), a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
 
 
 def test_matmul_shape_errors_name_both_shapes(dev):
@@ -62,9 +55,10 @@ def test_matmul_shape_errors_name_both_shapes(dev):
         mt.zeros(2, 2, dtype=mt.int64, device=dev) @ mt.zeros(2, 2, dtype=mt.int64, device=dev)
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_linear_fused_epilogue(dev, rng, relu, bias):
+def test_linear_fused_epilogue(dev, rng, relu, bias, noncontig):
     x, w, b = rng.standard_normal((2, 5, 33)), rng.standard_normal((7, 33)), rng.standard_normal((7,))
 
     def ref(x, w, b=None):
@@ -72,4 +66,11 @@ def test_linear_fused_epilogue(dev, rng, relu, bias):
         return np.maximum(y, 0) if relu else y
 
     args = (x, w, b) if bias else (x, w)
-    check(dev, lambda x, w, b=None: mt.nn.functional.linear(x, w, b, relu=relu), ref, *args, rtol=1e-4, atol=1e-4)
+    check(dev, lambda x, w, b=None: mt.nn.functional.linear(x, w, b, relu=relu), ref, *args,
+          noncontig=(noncontig, noncontig, False), rtol=1e-4, atol=1e-4)  # a strided bias: below
+
+
+def test_linear_strided_bias(dev, rng):
+    check(dev, lambda x, w, b: mt.nn.functional.linear(x, w, b), lambda x, w, b: x @ w.T + b,
+          rng.standard_normal((5, 33)), rng.standard_normal((7, 33)), rng.standard_normal(7),
+          noncontig=(False, False, True), rtol=1e-4, atol=1e-4)

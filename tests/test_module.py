@@ -35,14 +35,37 @@ def test_linear_default_init_bounds(dev):
     assert abs(w.mean()) < 0.01
 
 
-def test_train_eval_switches_dropout(dev):
+def test_dropout_train_drops_and_scales_eval_is_identity(dev):
+    mt.manual_seed(0)
+    drop = nn.Dropout(0.25)
+    x = (mt.rand(10000, device=dev) + 1).requires_grad_()  # no zeros of its own
+    xs = x.detach().numpy()
+    assert drop.training
+    first, second = drop(x), drop(x)
+    for y in (first.detach().numpy(), second.detach().numpy()):
+        kept = y != 0
+        assert 0.73 < kept.mean() < 0.77  # 1 - p kept (sd 0.004)
+        np.testing.assert_allclose(y[kept], xs[kept] / 0.75, rtol=1e-6)  # the kept ones scaled by 1 / (1 - p)
+    assert (first.detach().numpy() != second.detach().numpy()).any(), "the same mask twice"
+    first.sum().backward()  # the gradient goes through the same mask, with the same scale
+    np.testing.assert_allclose(x.grad.numpy(), (first.detach().numpy() != 0) / 0.75, rtol=1e-6)
+    drop.eval()
+    assert not drop.training
+    np.testing.assert_array_equal(drop(x).detach().numpy(), xs)
+
+
+def test_train_eval_reach_dropout_inside_modules(dev):
+    mt.manual_seed(0)
     net = Net().to(dev)
-    x = mt.ones(4, 5, device=dev)
+    x = mt.rand(64, 5, device=dev)
+    without_dropout = net.head(net.body[1](net.body[0](x))).detach().numpy()
     net.eval()
     assert not net.body[2].training
-    np.testing.assert_array_equal(net(x).detach().numpy(), net(x).detach().numpy())
+    np.testing.assert_array_equal(net(x).detach().numpy(), without_dropout)
     net.train()
     assert net.body[2].training
+    a, b = net(x).detach().numpy(), net(x).detach().numpy()
+    assert (a != without_dropout).any() and (a != b).any()
 
 
 def test_state_dict_round_trip_with_numpy(dev):

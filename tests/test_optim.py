@@ -4,6 +4,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl import optim
+from helpers import check, compare
 
 
 def np_sgd(p, grads, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
@@ -34,7 +35,17 @@ def np_adam(p, grads, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=
     return p
 
 
+def np_reference(cls, p, grads, kw):
+    if cls is optim.SGD:
+        return np_sgd(p, grads, **kw)
+    decoupled = cls is optim.AdamW
+    if decoupled:
+        kw = dict(kw, weight_decay=kw.get("weight_decay", 1e-2))
+    return np_adam(p, grads, decoupled=decoupled, **kw)
+
+
 def _run(dev, opt_cls, p0, grads, **kw):
+    """p0 (an array or a tensor) as a Parameter, stepped once per gradient."""
     p = mt.nn.Parameter(mt.tensor(p0, dtype=mt.float32, device=dev))
     opt = opt_cls([p], **kw)
     for g in grads:
@@ -50,6 +61,22 @@ def _data(rng, shape=(33, 7), steps=5):
     return p0, grads
 
 
+def check_optimizer(dev, cls, p0, grads, kw, torch_cls=None):
+    """cls's updates against NumPy's (and torch_cls's, float64) from the same p0 and gradients."""
+    torch_fn = None
+    if torch_cls is not None:
+        def torch_fn(p):
+            import torch
+            tp = torch.nn.Parameter(p.clone())
+            opt = torch_cls([tp], **kw)
+            for g in grads:
+                tp.grad = torch.tensor(g)
+                opt.step()
+            return tp.detach()
+    check(dev, lambda p: _run(dev, cls, p, grads, **kw)[0], lambda p: np_reference(cls, p, grads, kw), p0,
+          grad=False, torch_fn=torch_fn, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kw", [
     dict(lr=0.1),
     dict(lr=0.05, momentum=0.9),
@@ -57,9 +84,7 @@ def _data(rng, shape=(33, 7), steps=5):
     dict(lr=0.02, momentum=0.8, nesterov=True, weight_decay=0.1),
 ])
 def test_sgd(dev, rng, kw):
-    p0, grads = _data(rng)
-    got, _, _ = _run(dev, optim.SGD, p0, grads, **kw)
-    np.testing.assert_allclose(got, np_sgd(p0, grads, **kw), rtol=1e-5, atol=1e-6)
+    check_optimizer(dev, optim.SGD, *_data(rng), kw)
 
 
 @pytest.mark.parametrize("cls,kw", [
@@ -69,12 +94,7 @@ def test_sgd(dev, rng, kw):
     (optim.AdamW, dict(lr=0.03, weight_decay=0.2, eps=1e-6, amsgrad=True)),
 ])
 def test_adam(dev, rng, cls, kw):
-    p0, grads = _data(rng, (65,), steps=6)
-    got, _, _ = _run(dev, cls, p0, grads, **kw)
-    decoupled = cls is optim.AdamW
-    if decoupled:
-        kw = dict(kw, weight_decay=kw.get("weight_decay", 1e-2))
-    np.testing.assert_allclose(got, np_adam(p0, grads, decoupled=decoupled, **kw), rtol=1e-5, atol=1e-6)
+    check_optimizer(dev, cls, *_data(rng, (65,), steps=6), kw)
 
 
 def test_skips_params_without_grad_and_param_groups(dev, rng):
@@ -111,7 +131,7 @@ def test_state_dict_round_trip(dev, rng, cls, kw):
     for g in grads[3:]:
         p.grad = mt.tensor(g, dtype=mt.float32, device=dev)
         opt2.step()
-    np.testing.assert_allclose(p.detach().numpy(), straight, rtol=1e-6, atol=1e-7)
+    compare(p, straight, rtol=1e-6, atol=1e-7)
 
 
 def test_against_torch(dev, rng):
@@ -120,13 +140,7 @@ def test_against_torch(dev, rng):
     for cls, tcls, kw in [(optim.SGD, torch.optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
                           (optim.Adam, torch.optim.Adam, dict(lr=0.01, weight_decay=0.1)),
                           (optim.AdamW, torch.optim.AdamW, dict(lr=0.01, amsgrad=True))]:
-        got, _, _ = _run(dev, cls, p0, grads, **kw)
-        tp = torch.nn.Parameter(torch.tensor(p0, dtype=torch.float32))
-        topt = tcls([tp], **kw)
-        for g in grads:
-            tp.grad = torch.tensor(g, dtype=torch.float32)
-            topt.step()
-        np.testing.assert_allclose(got, tp.detach().numpy(), rtol=1e-5, atol=1e-6)
+        check_optimizer(dev, cls, p0, grads, kw, torch_cls=tcls)
 
 
 def test_errors(dev):

@@ -4,6 +4,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl.nn import functional as F
+from helpers import check, compare
 
 
 def _windows(H, k, s, p, d):
@@ -11,8 +12,8 @@ def _windows(H, k, s, p, d):
     return OH, [[o * s - p + i * d for i in range(k)] for o in range(OH)]
 
 
-def np_max_pool(x, k, s, p, d, g):
-    """Forward and the gradient of sum(y * g): the first maximum in a window takes the gradient."""
+def np_max_pool(x, k, s, p, d, g=None):
+    """Forward and (given g) the gradient of sum(y * g): the first maximum in a window takes the gradient."""
     N, C, H, W = x.shape
     OH, rows = _windows(H, k, s, p, d)
     OW, cols = _windows(W, k, s, p, d)
@@ -24,12 +25,12 @@ def np_max_pool(x, k, s, p, d, g):
             vals = np.stack([x[:, :, h, w] for h, w in cells], -1)  # (N, C, cells)
             arg = vals.argmax(-1)
             y[:, :, oh, ow] = vals.max(-1)
-            for j, (h, w) in enumerate(cells):
+            for j, (h, w) in enumerate(cells if g is not None else ()):
                 dx[:, :, h, w] += np.where(arg == j, g[:, :, oh, ow], 0.0)
     return y, dx
 
 
-def np_avg_pool(x, k, s, p, include_pad, g):
+def np_avg_pool(x, k, s, p, include_pad, g=None):
     N, C, H, W = x.shape
     OH, rows = _windows(H, k, s, p, 1)
     OW, cols = _windows(W, k, s, p, 1)
@@ -45,7 +46,7 @@ def np_avg_pool(x, k, s, p, include_pad, g):
             else:
                 count = len(cells)
             y[:, :, oh, ow] = sum(x[:, :, h, w] for h, w in cells) / count
-            for h, w in cells:
+            for h, w in cells if g is not None else ():
                 dx[:, :, h, w] += g[:, :, oh, ow] / count
     return y, dx
 
@@ -59,59 +60,48 @@ MAX_CASES = [  # (N, C, H, W), kernel, stride, padding, dilation
 ]
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("shape,k,s,p,d", MAX_CASES)
-def test_max_pool2d(dev, rng, shape, k, s, p, d):
-    x = rng.standard_normal(shape)
-    t = mt.tensor(x, dtype=mt.float32, device=dev, requires_grad=True)
-    y = F.max_pool2d(t, k, s, p, d)
-    g = rng.standard_normal(y.shape)
-    ref, dref = np_max_pool(x.astype(np.float32).astype(np.float64), k, s, p, d, g)
-    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-6, atol=1e-6)
-    (y * mt.tensor(g, dtype=mt.float32, device=dev)).sum().backward()
-    np.testing.assert_allclose(t.grad.numpy(), dref, rtol=1e-5, atol=1e-5)
+def test_max_pool2d(dev, rng, shape, k, s, p, d, noncontig):
+    check(dev, lambda t: F.max_pool2d(t, k, s, p, d), lambda x: np_max_pool(x, k, s, p, d)[0],
+          rng.standard_normal(shape), np_grad=lambda inputs, g: [np_max_pool(inputs[0], k, s, p, d, g)[1]],
+          noncontig=noncontig, rtol=1e-6, atol=1e-6, grad_rtol=1e-5, grad_atol=1e-5)
 
 
 def test_max_pool2d_ties_and_indices(dev):
     x = np.zeros((1, 1, 4, 4), np.float32)  # every window is a tie: the first cell wins, as in PyTorch
     t = mt.tensor(x, device=dev, requires_grad=True)
     y, idx = F.max_pool2d(t, 2, return_indices=True)
-    np.testing.assert_array_equal(idx.numpy(), [[[[0, 2], [8, 10]]]])
+    compare(idx, np.array([[[[0, 2], [8, 10]]]]))
     y.sum().backward()
     expected = np.zeros((4, 4))
     expected[::2, ::2] = 1
-    np.testing.assert_array_equal(t.grad.numpy()[0, 0], expected)
+    compare(t.grad.numpy()[0, 0], expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("shape,k,s,p,include_pad", [
     ((2, 3, 8, 8), 2, 2, 0, True),
     ((1, 2, 7, 9), 3, 2, 1, True),
     ((1, 2, 7, 9), 3, 2, 1, False),
     ((2, 4, 13, 5), 3, 1, 1, True),
 ])
-def test_avg_pool2d(dev, rng, shape, k, s, p, include_pad):
-    x = rng.standard_normal(shape)
-    t = mt.tensor(x, dtype=mt.float32, device=dev, requires_grad=True)
-    y = F.avg_pool2d(t, k, s, p, count_include_pad=include_pad)
-    g = rng.standard_normal(y.shape)
-    ref, dref = np_avg_pool(x, k, s, p, include_pad, g)
-    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-5, atol=1e-5)
-    (y * mt.tensor(g, dtype=mt.float32, device=dev)).sum().backward()
-    np.testing.assert_allclose(t.grad.numpy(), dref, rtol=1e-5, atol=1e-5)
+def test_avg_pool2d(dev, rng, shape, k, s, p, include_pad, noncontig):
+    check(dev, lambda t: F.avg_pool2d(t, k, s, p, count_include_pad=include_pad),
+          lambda x: np_avg_pool(x, k, s, p, include_pad)[0], rng.standard_normal(shape),
+          np_grad=lambda inputs, g: [np_avg_pool(inputs[0], k, s, p, include_pad, g)[1]],
+          noncontig=noncontig, rtol=1e-5, atol=1e-5, grad_rtol=1e-5, grad_atol=1e-5)
 
 
 def test_pool_strided_input_and_grad(dev, rng):
-    """A permuted (channel-major) input, like a conv's output, is read in place."""
-    x = rng.standard_normal((3, 2, 6, 6))  # stored (C, N, H, W)
-    base = mt.tensor(x, dtype=mt.float32, device=dev, requires_grad=True)
-    view = base.permute(1, 0, 2, 3)  # (N, C, H, W), not contiguous
-    y = F.max_pool2d(view, 2)
-    g = rng.standard_normal(y.shape)
-    ref, dref = np_max_pool(x.astype(np.float32).astype(np.float64).transpose(1, 0, 2, 3), 2, 2, 0, 1, g)
-    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-6)
-    # a non-contiguous upstream gradient too
-    gt = mt.tensor(g.transpose(1, 0, 2, 3).copy(), dtype=mt.float32, device=dev).permute(1, 0, 2, 3)
-    y.backward(gt)
-    np.testing.assert_allclose(base.grad.numpy(), dref.transpose(1, 0, 2, 3), rtol=1e-5, atol=1e-6)
+    """A permuted (channel-major) input, like a conv's output, is read in place; so is the upstream gradient."""
+    x = rng.standard_normal((3, 2, 6, 6))  # stored (C, N, H, W), fed as the (N, C, H, W) view
+    g = rng.standard_normal((3, 2, 3, 3))
+    gt = mt.tensor(g, dtype=mt.float32, device=dev).permute(1, 0, 2, 3)  # a non-contiguous upstream gradient
+    ref = lambda x, g=None: np_max_pool(x.transpose(1, 0, 2, 3), 2, 2, 0, 1, g)
+    check(dev, lambda t: F.max_pool2d(t.permute(1, 0, 2, 3), 2), lambda x: ref(x)[0], x, weights=gt,
+          np_grad=lambda inputs, g: [ref(inputs[0], g)[1].transpose(1, 0, 2, 3)], rtol=1e-6, atol=0,
+          grad_rtol=1e-5, grad_atol=1e-6)
 
 
 def test_pool_modules_and_unbatched(dev, rng):
@@ -119,9 +109,9 @@ def test_pool_modules_and_unbatched(dev, rng):
     t = mt.tensor(x, device=dev)
     y = mt.nn.MaxPool2d(2)(t)
     assert y.shape == (3, 3, 3)
-    np.testing.assert_allclose(y.numpy(), x.reshape(3, 3, 2, 3, 2).max((2, 4)))
+    compare(y, x.reshape(3, 3, 2, 3, 2).max((2, 4)), rtol=1e-7, atol=0)
     a = mt.nn.AvgPool2d(3, stride=3)(t)
-    np.testing.assert_allclose(a.numpy(), x.reshape(3, 2, 3, 2, 3).mean((2, 4)), rtol=1e-6)
+    compare(a, x.reshape(3, 2, 3, 2, 3).mean((2, 4)), rtol=1e-6, atol=0)
     assert "kernel_size=2" in repr(mt.nn.MaxPool2d(2))
 
 

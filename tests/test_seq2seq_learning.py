@@ -1,19 +1,8 @@
 """examples/transformer_seq2seq.py learns to reverse digit sequences: >= 95% of held-out sequences
 exactly right under greedy decoding, in a CI-sized run; checkpoints resume."""
-import importlib.util
 import re
-from pathlib import Path
 
 from click.testing import CliRunner
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "transformer_seq2seq.py"
-
-
-def _example():
-    spec = importlib.util.spec_from_file_location("transformer_seq2seq", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _accuracies(output):
@@ -22,19 +11,19 @@ def _accuracies(output):
     return tuple(float(x) for x in found[-1])
 
 
-def test_reverses_digit_sequences(dev):
-    result = CliRunner().invoke(_example().main, ["--device", dev.spec, "--epochs", "6", "--steps", "100",
-                                                  "--seq-len", "6", "--d-model", "64", "--layers", "2",
-                                                  "--test-size", "300", "--seed", "0"])
+def test_reverses_digit_sequences(dev, example):
+    args = ["--device", dev.spec, "--epochs", "6", "--steps", "100", "--seq-len", "6", "--d-model", "64", "--layers",
+            "2", "--test-size", "300", "--seed", "0"]
+    result = CliRunner().invoke(example("transformer_seq2seq").main, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     token, exact = _accuracies(result.output)
     assert exact >= 0.95, result.output
     assert token >= exact
 
 
-def test_checkpoint_resume(dev, tmp_path):
+def test_checkpoint_resume(dev, tmp_path, example):
     ckpt = tmp_path / "s2s.ckpt"
-    main = _example().main
+    main = example("transformer_seq2seq").main
     args = ["--device", dev.spec, "--steps", "2", "--d-model", "16", "--nhead", "2", "--layers", "1",
             "--test-size", "8", "--seq-len", "4"]
     first = CliRunner().invoke(main, args + ["--epochs", "1", "--checkpoint", str(ckpt)])

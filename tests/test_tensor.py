@@ -13,7 +13,7 @@ def test_creation_and_metadata(dev):
     assert mt.tensor(np.arange(3, dtype=np.int32), device=dev).dtype is mt.int32
     assert mt.tensor(2.5, device=dev).item() == 2.5
     assert t.tolist() == [[1, 2, 3], [4, 5, 6]]
-    assert "tensor([[1., 2., 3.]," in repr(t) and dev.spec in repr(t)
+    assert "tensor([[1., 2., 3.]," in repr(t) and f"device='{dev}'" in repr(t)
 
 
 @pytest.mark.parametrize("make,expected", [
@@ -64,11 +64,7 @@ def test_to_device_and_dtype(dev):
     assert t.to(dev.spec, dtype=mt.float32).tolist() == [1.5, 2.5]
 
 
-def test_half_where_supported(dev):
-    if not dev.has_fp16:
-        with pytest.raises(TypeError, match="fp16"):
-            mt.tensor([1.0], device=dev).half() + 1
-        return
+def test_half_on_every_device(dev):
     h = mt.tensor([1.0, 2.0], device=dev).half()
     assert h.dtype is mt.float16 and (h * 2).float().tolist() == [2.0, 4.0]
 

@@ -1,6 +1,6 @@
 """MultiheadAttention, encoder/decoder layers and a small Transformer against a NumPy float64 reference
 that reads the same weights by PyTorch's names (eval mode): outputs, and gradients of inputs and a
-few parameters by central differences through the reference."""
+few parameters by central differences through the reference (helpers.check)."""
 import math
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl import nn
+from helpers import check, compare, f32
 
 
 # ---- the NumPy float64 reference, seq-first (L, B, E) ---------------------------------------
@@ -20,8 +21,8 @@ def np_layer_norm(x, sd, name, eps=1e-5):
     return (x - mu) / np.sqrt(x.var(-1, keepdims=True) + eps) * sd[name + ".weight"] + sd[name + ".bias"]
 
 
-def np_mha(sd, p, q_in, k_in, v_in, H, attn_mask=None, key_padding_mask=None, causal=False):
-    """Returns (output (L, B, E), weights averaged over heads (B, L, S))."""
+def np_mha(sd, p, q_in, k_in, v_in, H, attn_mask=None, key_padding_mask=None, causal=False, average=True):
+    """Returns (output (L, B, E), weights (B, L, S) averaged over heads, or (B, H, L, S))."""
     E = q_in.shape[-1]
     W, b = sd[p + "in_proj_weight"], sd[p + "in_proj_bias"]
     q, k, v = (x @ W[i * E:(i + 1) * E].T + b[i * E:(i + 1) * E] for i, x in enumerate((q_in, k_in, v_in)))
@@ -38,7 +39,7 @@ def np_mha(sd, p, q_in, k_in, v_in, H, attn_mask=None, key_padding_mask=None, ca
     attn = np.exp(s)
     attn /= attn.sum(-1, keepdims=True)
     out = (attn @ heads(v)).transpose(2, 0, 1, 3).reshape(L, B, E)
-    return np_linear(out, sd, p + "out_proj"), attn.mean(1)
+    return np_linear(out, sd, p + "out_proj"), attn.mean(1) if average else attn
 
 
 def np_ff(x, sd, prefix, act):
@@ -90,31 +91,14 @@ def randomize(module, rng):
     return sd
 
 
-def f32(x):
-    return x.astype(np.float32).astype(np.float64)
-
-
-def check_grads(module, sd, ref_fn, inputs, tensors, out, rng, params, n_entries=3, rtol=2e-3):
-    """Gradient of sum(out * w) for inputs and a few entries of named params vs central differences."""
-    w = rng.standard_normal(out.shape)
-    (out * mt.tensor(w, device=tensors[0].device)).sum().backward()
-    loss = lambda: float(np.sum(ref_fn(sd, *inputs) * w))
-    h = 1e-6
+def param_refs(module, sd, names):
+    """helpers.check params: each named parameter with the float64 array the reference reads."""
     named = dict(module.named_parameters())
-    targets = [(name, sd[name], named[name].grad.numpy()) for name in params]
-    targets += [(f"input {i}", x, t.grad.numpy()) for i, (x, t) in enumerate(zip(inputs, tensors))]
-    for name, array, got in targets:
-        flat = array.reshape(-1)
-        for idx in rng.choice(flat.size, size=min(n_entries, flat.size), replace=False):
-            old = flat[idx]
-            flat[idx] = old + h
-            up = loss()
-            flat[idx] = old - h
-            down = loss()
-            flat[idx] = old
-            want = (up - down) / (2 * h)
-            assert abs(got.reshape(-1)[idx] - want) <= rtol * abs(want) + 1e-3, \
-                f"d loss / d {name}[{idx}]: got {got.reshape(-1)[idx]}, want {want}"
+    return {name: (named[name], sd[name]) for name in names}
+
+
+# tolerances: outputs, and gradients by central differences on a few entries through the float64 reference
+TOL = dict(rtol=1e-4, atol=1e-4, grad_rtol=2e-3, grad_atol=1e-3)
 
 
 # ---- tests ------------------------------------------------------------------------------------
@@ -136,39 +120,38 @@ def test_mha_values_weights_and_grads(dev, rng, self_attn):
     attn_mask = f32(rng.standard_normal((L, S)))
     kpm = np.zeros((B, S), dtype=bool)
     kpm[1, -2:] = True
-    tx = mt.tensor(x, device=dev, requires_grad=True)
-    tm = tx if self_attn else mt.tensor(mem, device=dev, requires_grad=True)
-    out, weights = mha(tx, tm, tm, key_padding_mask=mt.tensor(kpm, device=dev),
-                       attn_mask=mt.tensor(attn_mask, device=dev))
-    ref, ref_w = np_mha(sd, "", x, mem, mem, H, attn_mask, kpm)
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(weights.detach().numpy(), ref_w, rtol=1e-4, atol=1e-5)
-    fused, none = mha(tx, tm, tm, key_padding_mask=mt.tensor(kpm, device=dev),
-                      attn_mask=mt.tensor(attn_mask, device=dev), need_weights=False)
+    masks = dict(key_padding_mask=mt.tensor(kpm, device=dev), attn_mask=mt.tensor(attn_mask, device=dev))
+    inputs = [x] if self_attn else [x, mem]
+    mt_fn = lambda x, m=None, **kw: mha(x, x if m is None else m, x if m is None else m, **masks, **kw)
+    np_fn = lambda x, m=None: np_mha(sd, "", x, x if m is None else m, x if m is None else m, H, attn_mask, kpm)
+    params = param_refs(mha, sd, ["in_proj_weight", "in_proj_bias", "out_proj.weight"])
+    # output and head-averaged weights (the unfused path), then the fused path (no weights)
+    check(dev, mt_fn, np_fn, *inputs, params=params, entries=3, **dict(TOL, atol=(1e-4, 1e-5)))
+    for t, _ in params.values():
+        t.grad = None
+    out, none = mt_fn(*(mt.tensor(a, device=dev) for a in inputs), need_weights=False)
     assert none is None
-    np.testing.assert_allclose(fused.detach().numpy(), ref, rtol=1e-4, atol=1e-4)
-    inputs, tensors = ([x], [tx]) if self_attn else ([x, mem], [tx, tm])
-    ref_fn = (lambda sd_, x_: np_mha(sd_, "", x_, x_, x_, H, attn_mask, kpm)[0]) if self_attn else \
-        (lambda sd_, x_, m_: np_mha(sd_, "", x_, m_, m_, H, attn_mask, kpm)[0])
-    check_grads(mha, sd, ref_fn, inputs, tensors, fused, rng, ["in_proj_weight", "in_proj_bias", "out_proj.weight"])
+    check(dev, lambda *a: mt_fn(*a, need_weights=False)[0], lambda *a: np_fn(*a)[0], *inputs, params=params,
+          entries=3, **TOL)
 
 
 def test_mha_batch_first_causal_and_bool_mask(dev, rng):
     E, H, L, B = 8, 4, 6, 2
     mha = nn.MultiheadAttention(E, H, batch_first=True, device=dev).eval()
     sd = randomize(mha, rng)
-    x = f32(rng.standard_normal((B, L, E)))
-    tx = mt.tensor(x, device=dev)
-    seq = np.swapaxes(x, 0, 1)
+    x = rng.standard_normal((B, L, E))
+    seq = lambda x: np.swapaxes(x, 0, 1)
     causal_mask = nn.Transformer.generate_square_subsequent_mask(L, device=dev)
-    out, _ = mha(tx, tx, tx, attn_mask=causal_mask, need_weights=False, is_causal=True)
-    ref = np.swapaxes(np_mha(sd, "", seq, seq, seq, H, causal=True)[0], 0, 1)
-    np.testing.assert_allclose(out.detach().numpy(), ref, rtol=1e-4, atol=1e-4)
+    check(dev, lambda x: mha(x, x, x, attn_mask=causal_mask, need_weights=False, is_causal=True)[0],
+          lambda x: seq(np_mha(sd, "", seq(x), seq(x), seq(x), H, causal=True)[0]), x, grad=False, rtol=1e-4,
+          atol=1e-4)
     bool_mask = rng.random((L, L)) < 0.3  # True = not allowed (nn convention)
     np.fill_diagonal(bool_mask, False)
-    out, w = mha(tx, tx, tx, attn_mask=mt.tensor(bool_mask, device=dev), average_attn_weights=False)
-    ref, _ = np_mha(sd, "", seq, seq, seq, H, attn_mask=bool_mask)
-    np.testing.assert_allclose(out.detach().numpy(), np.swapaxes(ref, 0, 1), rtol=1e-4, atol=1e-4)
+    tmask = mt.tensor(bool_mask, device=dev)
+    _, w = check(dev, lambda x: mha(x, x, x, attn_mask=tmask, average_attn_weights=False),
+                 lambda x: (lambda o, w: (seq(o), w))(*np_mha(sd, "", seq(x), seq(x), seq(x), H, attn_mask=bool_mask,
+                                                               average=False)),
+                 x, grad=False, rtol=1e-4, atol=(1e-4, 1e-5))
     assert w.shape == (B, H, L, L)
 
 
@@ -180,16 +163,15 @@ def test_encoder_layer(dev, rng, act, norm_first):
     assert [n for n, _ in layer.named_children()] == ["self_attn", "linear1", "dropout", "linear2", "norm1",
                                                       "norm2", "dropout1", "dropout2"]
     sd = randomize(layer, rng)
-    x = f32(rng.standard_normal((L, B, E)))
+    x = rng.standard_normal((L, B, E))
     kpm = np.zeros((B, L), dtype=bool)
     kpm[0, -1] = True
-    tx = mt.tensor(x, device=dev, requires_grad=True)
+    tkpm = mt.tensor(kpm, device=dev)
     mask = nn.Transformer.generate_square_subsequent_mask(L, device=dev)
-    out = layer(tx, src_mask=mask, src_key_padding_mask=mt.tensor(kpm, device=dev), is_causal=True)
-    ref_fn = lambda sd_, x_: np_encoder_layer(sd_, "", x_, H, act, norm_first, kpm=kpm, causal=True)
-    np.testing.assert_allclose(out.detach().numpy(), ref_fn(sd, x), rtol=1e-4, atol=1e-4)
-    check_grads(layer, sd, ref_fn, [x], [tx], out, rng, ["self_attn.in_proj_weight", "linear1.weight", "norm1.weight",
-                                                        "norm2.bias"])
+    check(dev, lambda x: layer(x, src_mask=mask, src_key_padding_mask=tkpm, is_causal=True),
+          lambda x: np_encoder_layer(sd, "", x, H, act, norm_first, kpm=kpm, causal=True), x,
+          params=param_refs(layer, sd, ["self_attn.in_proj_weight", "linear1.weight", "norm1.weight", "norm2.bias"]),
+          entries=3, **TOL)
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -198,14 +180,13 @@ def test_decoder_layer(dev, rng, norm_first):
     layer = nn.TransformerDecoderLayer(E, H, dim_feedforward=16, norm_first=norm_first, device=dev).eval()
     assert "multihead_attn.in_proj_weight" in layer.state_dict() and "norm3.weight" in layer.state_dict()
     sd = randomize(layer, rng)
-    x, mem = f32(rng.standard_normal((L, B, E))), f32(rng.standard_normal((S, B, E)))
-    tx, tm = mt.tensor(x, device=dev, requires_grad=True), mt.tensor(mem, device=dev, requires_grad=True)
+    x, mem = rng.standard_normal((L, B, E)), rng.standard_normal((S, B, E))
     tgt_mask = f32(rng.standard_normal((L, L)))
-    out = layer(tx, tm, tgt_mask=mt.tensor(tgt_mask, device=dev))
-    ref_fn = lambda sd_, x_, m_: np_decoder_layer(sd_, "", x_, m_, H, norm_first=norm_first, tgt_mask=tgt_mask)
-    np.testing.assert_allclose(out.detach().numpy(), ref_fn(sd, x, mem), rtol=1e-4, atol=1e-4)
-    check_grads(layer, sd, ref_fn, [x, mem], [tx, tm], out, rng, ["multihead_attn.in_proj_weight", "linear2.bias",
-                                                                  "norm3.weight"])
+    tmask = mt.tensor(tgt_mask, device=dev)
+    check(dev, lambda x, m: layer(x, m, tgt_mask=tmask),
+          lambda x, m: np_decoder_layer(sd, "", x, m, H, norm_first=norm_first, tgt_mask=tgt_mask), x, mem,
+          params=param_refs(layer, sd, ["multihead_attn.in_proj_weight", "linear2.bias", "norm3.weight"]),
+          entries=3, **TOL)
 
 
 def test_small_transformer(dev, rng):
@@ -216,19 +197,16 @@ def test_small_transformer(dev, rng):
     assert "encoder.layers.1.self_attn.in_proj_weight" in names and "encoder.norm.weight" in names
     assert "decoder.layers.0.multihead_attn.out_proj.bias" in names and "decoder.norm.bias" in names
     sd = randomize(model, rng)
-    src, tgt = f32(rng.standard_normal((S, B, E))), f32(rng.standard_normal((L, B, E)))
+    src, tgt = rng.standard_normal((S, B, E)), rng.standard_normal((L, B, E))
     kpm = np.zeros((B, S), dtype=bool)
     kpm[1, -2:] = True
+    tkpm = mt.tensor(kpm, device=dev)
     mask = nn.Transformer.generate_square_subsequent_mask(L, device=dev)
-    ts, tt = mt.tensor(src, device=dev, requires_grad=True), mt.tensor(tgt, device=dev, requires_grad=True)
-    out = model(ts, tt, tgt_mask=mask, src_key_padding_mask=mt.tensor(kpm, device=dev),
-                memory_key_padding_mask=mt.tensor(kpm, device=dev))
     causal = np.triu(np.full((L, L), -np.inf), 1)
-    ref_fn = lambda sd_, s_, t_: np_transformer(sd_, s_, t_, H, 2, 1, tgt_mask=causal, src_kpm=kpm)
-    np.testing.assert_allclose(out.detach().numpy(), ref_fn(sd, src, tgt), rtol=1e-4, atol=1e-4)
-    check_grads(model, sd, ref_fn, [src, tgt], [ts, tt], out, rng,
-                ["encoder.layers.0.linear1.weight", "encoder.norm.weight", "decoder.layers.0.self_attn.in_proj_bias"],
-                n_entries=2)
+    check(dev, lambda s, t: model(s, t, tgt_mask=mask, src_key_padding_mask=tkpm, memory_key_padding_mask=tkpm),
+          lambda s, t: np_transformer(sd, s, t, H, 2, 1, tgt_mask=causal, src_kpm=kpm), src, tgt,
+          params=param_refs(model, sd, ["encoder.layers.0.linear1.weight", "encoder.norm.weight",
+                                        "decoder.layers.0.self_attn.in_proj_bias"]), entries=2, **TOL)
 
 
 def test_square_subsequent_mask(dev):
@@ -269,4 +247,4 @@ def test_loads_torch_state_dict(dev, rng):
                     tgt_mask=nn.Transformer.generate_square_subsequent_mask(5, device=dev),
                     src_key_padding_mask=mt.tensor(kpm, device=dev),
                     memory_key_padding_mask=mt.tensor(kpm, device=dev))
-    np.testing.assert_allclose(got.numpy(), want, rtol=1e-4, atol=1e-4)
+    compare(got, want, rtol=1e-4, atol=1e-4)

@@ -171,6 +171,18 @@ class Module:
     def float(self):
         return self.to(dtype="float32")
 
+    def half(self):
+        """Parameters and floating buffers as float16 (stored as half on every device, computed in float32)."""
+        return self.to(dtype="float16")
+
+    def cuda(self, device=None):
+        """To an OpenCL GPU ("cuda" is its alias), the first or the given one."""
+        return self.to("cuda" if device is None else device if not isinstance(device, int) else f"cuda:{device}")
+
+    def cpu(self):
+        """To the default OpenCL CPU device."""
+        return self.to("cpu")
+
     # ---- calling ----------------------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")

@@ -72,8 +72,8 @@ class _RNNBase(Module):
         if input.ndim not in (2, 3) or input.shape[-1] != self.input_size:
             raise ValueError(f"{name} expected input of shape (T, B, {self.input_size}) or (T, {self.input_size}), "
                              f"got {input.shape}")
-        if input.dtype is not dtypes.float32:
-            raise TypeError(f"{name} expects a float32 input, got {input.dtype!r}")
+        if not input.dtype.is_floating:
+            raise TypeError(f"{name} expects a floating point input, got {input.dtype!r}")
         batched = input.ndim == 3
         x = input if batched else input.unsqueeze(1)
         if self.batch_first and batched:

@@ -10,6 +10,7 @@ from ..launch import launch
 from ..tensor import Tensor, empty
 from .dropout import dropout
 from .elementwise import where
+from .precision import LOWER, float32_kernels
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -178,6 +179,7 @@ def _unfused(q, k, v, mask, dropout_p, is_causal, scale):
     return dropout(p, dropout_p) @ v
 
 
+@float32_kernels(LOWER)
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     """softmax(Q K^T * scale + mask) V over the last two dims, with any leading batch dims (PyTorch's semantics)."""
     for name, t in (("query", query), ("key", key), ("value", value)):
@@ -205,6 +207,7 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
     return attention(q, k, v, attn_mask, dropout_p, is_causal, scale)
 
 
+@float32_kernels(LOWER)
 def attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
     """scaled_dot_product_attention without argument checks; allows a mask together with is_causal."""
     L, S = q.shape[-2], k.shape[-2]

@@ -2,9 +2,12 @@
 normalisation, affine map and the running-statistics update in one launch; dx, dw, db in one more.
 group_norm is the same kernel over a (1, N*G, C/G*S) view, so each group is one 'channel'."""
 from .. import dtypes, layout
+from ..autocast_state import autocast_dtype
 from ..autograd import Function
-from ..launch import launch
+from ..grad_mode import no_grad
+from ..launch import At, launch
 from ..tensor import Tensor, empty
+from .precision import FLOAT32, float32_kernels
 
 __all__ = ["batch_norm", "group_norm"]
 
@@ -43,7 +46,7 @@ class BatchNormFn(Function):
         mean, rstd = empty(C, device=dev), empty(C, device=dev)
         update = use_batch and running_mean is not None
         launch(dev, "batchnorm.cl", "batchnorm_fwd", (wg, C), N, C, S, *sx, eps, momentum, use_batch, update,
-               weight is not None, bias is not None, x, _or(weight, x), _or(bias, x), _or(nbt, x), y, mean, rstd,
+               weight is not None, bias is not None, x, _or(weight, x), _or(bias, x), nbt if nbt is not None else At(x.buffer, 0), y, mean, rstd,
                _or(running_mean, mean), _or(running_var, rstd), local=(wg, 1), defines={"WG": wg})
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.use_batch = use_batch
@@ -84,7 +87,19 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                eps=1e-5, num_batches_tracked=None):
     """torch.nn.functional.batch_norm over dim 1 of (N, C, ...). With training (or no running
     statistics) the batch's are used, and folded into running_mean / running_var (unbiased
-    variance) with `momentum`; momentum=None means 1/num_batches_tracked (a cumulative average)."""
+    variance) with `momentum`; momentum=None means 1/num_batches_tracked (a cumulative average).
+    float16 tensors (a model.half()) are computed in float32; half running statistics are updated
+    through float32 copies written back, so the module's own buffers change."""
+    tensors = (input, running_mean, running_var, weight, bias)
+    if any(t is not None and t.dtype is dtypes.float16 for t in tensors):
+        wide = [t.float() if t is not None and t.dtype is dtypes.float16 else t for t in tensors]
+        out = batch_norm(*wide[:3], *wide[3:], training=training, momentum=momentum, eps=eps,
+                         num_batches_tracked=num_batches_tracked)
+        with no_grad():
+            for stat, wide_stat in ((running_mean, wide[1]), (running_var, wide[2])):
+                if stat is not None and stat is not wide_stat:
+                    stat.copy_(wide_stat)
+        return out if input.dtype is not dtypes.float16 or autocast_dtype() is not None else out.half()
     _check("batch_norm", input, running_mean, running_var, weight, bias)
     N, C = input.shape[:2]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
@@ -108,6 +123,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                             bool(use_batch), m, float(eps))
 
 
+@float32_kernels(FLOAT32)
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
     """torch.nn.functional.group_norm: statistics over each group of C/num_groups channels (and all
     spatial positions) per sample, then a per-channel affine map."""

@@ -8,6 +8,7 @@ from ..launch import launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
 from ..tensor import Tensor, empty
 from .matmul import gemm_into
+from .precision import LOWER, float32_kernels
 
 __all__ = ["conv2d"]
 
@@ -91,6 +92,7 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None
 
 
+@float32_kernels(LOWER)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, relu=False):
     """torch.nn.functional.conv2d for groups=1; relu=True fuses a ReLU into the GEMM epilogue."""
     if groups != 1:

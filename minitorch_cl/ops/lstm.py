@@ -9,6 +9,7 @@ from ..shared_constants import BIAS_NONE, BIAS_PER_COLUMN, LSTM_VW as VW
 from .dropout import dropout
 from .matmul import gemm_into, linear, pack_b
 from .shape import cat, stack
+from .precision import LOWER, float32_kernels
 
 __all__ = ["lstm", "lstm_cell"]
 
@@ -147,6 +148,7 @@ def _check(x, *tensors):
             raise TypeError(f"lstm supports float32, got {t.dtype!r} for a tensor of shape {t.shape}")
 
 
+@float32_kernels(LOWER)
 def lstm(x, h0, c0, weights, num_layers, bidirectional=False, dropout_p=0.0, training=False):
     """Multi-layer LSTM over x (T, B, I) with h0, c0 (L*D, B, H); weights is a list of
     (w_ih, w_hh, b_ih, b_hh) per layer and direction. Returns output (T, B, D*H), h_n, c_n."""
@@ -167,6 +169,7 @@ def lstm(x, h0, c0, weights, num_layers, bidirectional=False, dropout_p=0.0, tra
     return x, stack(hs, 0), stack(cs, 0)
 
 
+@float32_kernels(LOWER)
 def lstm_cell(x, h, c, w_ih, w_hh, b_ih=None, b_hh=None):
     """One LSTM step: x (B, I), h and c (B, H) -> (h', c')."""
     _check(x, h, c, w_ih, w_hh, b_ih, b_hh)

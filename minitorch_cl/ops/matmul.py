@@ -5,6 +5,7 @@ from ..autograd import Function
 from ..gemm import PackedB, gemm, pack_b as _pack_b
 from ..shared_constants import BIAS_NONE, BIAS_PER_COLUMN
 from ..tensor import Tensor, empty
+from .precision import LOWER, float32_kernels
 
 
 def _operand(x, batch_shape):
@@ -55,6 +56,8 @@ def gemm_into(out, a, b, bias=None, bias_mode=BIAS_NONE, relu=False, accumulate=
         b_buf, b_off = b.buffer, b.offset
     else:
         tb, ldb, sb, b_buf, b_off = False, None, 0, None, 0
+    if bias is not None:
+        bias = bias.reshape(-1).contiguous()  # the epilogue reads bias[n] (or bias[m]) densely
     bias_buf, bias_off = (bias.buffer, bias.offset) if bias is not None else (out.buffer, 0)
     gemm(out.device, M, N, K, a.buffer, b_buf, out.buffer, trans_a=ta, trans_b=tb, lda=lda, ldb=ldb, ldc=max(N, 1),
          off_a=a.offset, off_b=b_off, off_c=out.offset, batch=layout.numel(batch_shape),
@@ -79,6 +82,7 @@ class MatMul(Function):
         return ga, gb
 
 
+@float32_kernels(LOWER)
 def matmul(a, b):
     """NumPy's matmul semantics: 1-D operands get a dim added and removed; batch dims broadcast."""
     if not isinstance(a, Tensor) or not isinstance(b, Tensor):
@@ -103,12 +107,14 @@ def matmul(a, b):
     return out
 
 
+@float32_kernels(LOWER)
 def mm(a, b):
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"mm needs 2-D tensors, got shapes {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
+@float32_kernels(LOWER)
 def bmm(a, b):
     if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
         raise ValueError(f"bmm needs 3-D tensors with equal batch, got shapes {a.shape} and {b.shape}")
@@ -145,6 +151,7 @@ class Linear(Function):
         return gx, gw, gb, None
 
 
+@float32_kernels(LOWER)
 def linear(x, weight, bias=None, relu=False):
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input of shape {x.shape} does not match weight of shape {weight.shape}")

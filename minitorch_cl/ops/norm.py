@@ -3,6 +3,7 @@ from .. import dtypes, layout
 from ..autograd import Function
 from ..launch import launch
 from ..tensor import Tensor, empty
+from .precision import FLOAT32, float32_kernels
 
 __all__ = ["layer_norm"]
 
@@ -59,6 +60,7 @@ def _flat(p, C):
     return p.reshape(C).contiguous()
 
 
+@float32_kernels(FLOAT32)
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalise over the trailing normalized_shape dims, then scale by weight and shift by bias."""
     if isinstance(normalized_shape, int):

@@ -5,6 +5,7 @@ from ..autograd import Function
 from ..launch import launch
 from ..tensor import Tensor, empty
 from .conv import _pair, output_size
+from .precision import SAME, float32_kernels
 
 __all__ = ["max_pool2d", "avg_pool2d"]
 
@@ -117,6 +118,7 @@ def _batched(x):
     return (x, True) if x.ndim == 4 else (x.unsqueeze(0), False)
 
 
+@float32_kernels(SAME)
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """torch.nn.functional.max_pool2d; indices (with return_indices) are h * W + w per plane, as in PyTorch."""
     if ceil_mode:
@@ -131,6 +133,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     return (y, idx.long()) if return_indices else y
 
 
+@float32_kernels(SAME)
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """torch.nn.functional.avg_pool2d."""

@@ -11,6 +11,7 @@ from .dropout import dropout
 from .lstm import _cells, _column_sums, _steps
 from .matmul import gemm_into, pack_b
 from .shape import cat, stack
+from .precision import LOWER, float32_kernels
 
 __all__ = ["gru", "gru_cell", "rnn", "rnn_cell"]
 
@@ -173,6 +174,7 @@ def _stack(layer, x, h0, weights, num_layers, bidirectional, dropout_p, training
     return x, stack(hs, 0)
 
 
+@float32_kernels(LOWER)
 def gru(x, h0, weights, num_layers, bidirectional=False, dropout_p=0.0, training=False):
     """Multi-layer GRU over x (T, B, I) with h0 (L*D, B, H); weights is a list of
     (w_ih, w_hh, b_ih, b_hh) per layer and direction. Returns output (T, B, D*H), h_n."""
@@ -180,6 +182,7 @@ def gru(x, h0, weights, num_layers, bidirectional=False, dropout_p=0.0, training
     return _stack(GRULayer, x, h0, weights, num_layers, bidirectional, dropout_p, training)
 
 
+@float32_kernels(LOWER)
 def rnn(x, h0, weights, num_layers, nonlinearity="tanh", bidirectional=False, dropout_p=0.0, training=False):
     """Multi-layer Elman RNN (tanh or relu) over x (T, B, I); arguments as gru()."""
     if nonlinearity not in _ACT:
@@ -188,12 +191,14 @@ def rnn(x, h0, weights, num_layers, nonlinearity="tanh", bidirectional=False, dr
     return _stack(RNNLayer, x, h0, weights, num_layers, bidirectional, dropout_p, training, nonlinearity)
 
 
+@float32_kernels(LOWER)
 def gru_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None):
     """One GRU step: x (B, I), h (B, H) -> h'."""
     _check("gru_cell", x, h, w_ih, w_hh, b_ih, b_hh)
     return GRULayer.apply(x.unsqueeze(0), h, w_ih, w_hh, b_ih, b_hh, False)[1]
 
 
+@float32_kernels(LOWER)
 def rnn_cell(x, h, w_ih, w_hh, b_ih=None, b_hh=None, nonlinearity="tanh"):
     """One RNN step: x (B, I), h (B, H) -> h'."""
     if nonlinearity not in _ACT:

@@ -4,6 +4,7 @@ from .. import dtypes, layout
 from ..autograd import Function
 from ..launch import At, launch
 from ..tensor import Tensor, empty
+from .precision import FLOAT32, float32_kernels
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss"]
 
@@ -60,11 +61,13 @@ def _softmax(x, dim, is_log, dtype, name):
     return Softmax.apply(x, dim, is_log)
 
 
+@float32_kernels(FLOAT32)
 def softmax(input, dim=None, dtype=None):
     """exp(x - max) / sum(exp(x - max)) along dim."""
     return _softmax(input, dim, 0, dtype, "softmax")
 
 
+@float32_kernels(FLOAT32)
 def log_softmax(input, dim=None, dtype=None):
     """x - logsumexp(x) along dim."""
     return _softmax(input, dim, 1, dtype, "log_softmax")
@@ -139,12 +142,14 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
     return out
 
 
+@float32_kernels(FLOAT32)
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
                   reduction="mean", label_smoothing=0.0):
     """torch.nn.functional.cross_entropy from logits (N, C[, d...]) and int labels, in one fused kernel."""
     return _class_loss(input, target, weight, ignore_index, reduction, label_smoothing, 0, "cross_entropy")
 
 
+@float32_kernels(FLOAT32)
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """torch.nn.functional.nll_loss from log-probabilities (N, C[, d...]) and int labels."""
     return _class_loss(input, target, weight, ignore_index, reduction, 0.0, 1, "nll_loss")

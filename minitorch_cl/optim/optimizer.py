@@ -35,8 +35,9 @@ class Optimizer:
         for p in group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize tensors, got {type(p).__name__}")
-            if not p.dtype.is_floating or p.dtype is not dtypes.float32:
-                raise TypeError(f"optimizer supports float32 parameters, got {p.dtype!r} of shape {p.shape}")
+            if p.dtype not in (dtypes.float32, dtypes.float16):
+                raise TypeError(f"optimizer supports float32 and float16 parameters, got {p.dtype!r} of shape "
+                                f"{p.shape}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in group["params"]):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -125,9 +126,15 @@ def _state_value(v, p, key):
 
 
 def _launch(p, name, *args):
-    """One fused update of parameter p; like any in-place write it bumps p's version."""
+    """One fused update of parameter p; like any in-place write it bumps p's version. The kernels
+    are float32: a float16 parameter (model.half()) and its state are updated through float32
+    copies, written back."""
     n = p.numel()
-    launch(p.device, "optim.cl", name, (n,), n, *args)
+    wide = [a.float() if isinstance(a, Tensor) and a.dtype is dtypes.float16 else a for a in args]
+    launch(p.device, "optim.cl", name, (n,), n, *wide)
+    for a, w in zip(args, wide):
+        if w is not a:
+            a.copy_(w)
     p._bump_version()
 
 
