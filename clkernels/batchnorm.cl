@@ -6,25 +6,14 @@
  * Forward: two-pass mean and variance, y = (x - mean) * rstd * w + b, the running statistics
  * updated in the same launch; backward: dw, db and dx in one kernel (reduce, then write dx; one
  * pass in eval mode). */
+#include "common.h"
 
 #ifndef WG
 #define WG 1
 #endif
 
 #if WG > 1
-inline float group_sum(float v, __local float *buf, int lid)
-{
-    buf[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (lid < s) buf[lid] += buf[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float total = buf[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-#define GROUP_SUM(v) group_sum((v), red, lid)
+#define GROUP_SUM(v) group_sum((v), red, lid, WG)
 #define FOR_NS for (int i_ = lid; i_ < N * S; i_ += WG) { const int n = i_ / S, s = i_ - n * S;
 #else
 #define GROUP_SUM(v) (v)

@@ -55,6 +55,21 @@ typedef struct { int N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW; } Windo
 /* The element strides of an (N, C, H, W) operand. */
 typedef struct { int n, c, h, w; } Strides4;
 
+/* The sum of v over the n work-items (n a power of two) of a work-group, through buf, n floats of
+ * local memory; every work-item gets it. */
+inline float group_sum(float v, __local float *buf, int lid, int n)
+{
+    buf[lid] = v;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = n / 2; s > 0; s >>= 1) {
+        if (lid < s) buf[lid] += buf[lid + s];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float total = buf[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+    return total;
+}
+
 /* A bad index found on the device: the first one is kept as err[0..3] = (1, op, value, bound) in
  * the device's error buffer (op: an ERR_* code), which the host reads at its next wait on the
  * device and raises as IndexError. The kernel never reads or writes through the bad index. */

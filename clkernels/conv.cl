@@ -68,3 +68,94 @@ __kernel void im2col_bwd(const Window win, __global const float *dcol, const int
         }
     }
 }
+
+/* Depthwise convolution (groups == C, one input channel per group): out channel oc = c * M + m reads
+ * only input channel c = oc / M, so a direct loop over the KH*KW taps beats a GEMM of K = KH*KW.
+ * Window: the input's (N, C, H, W), the output's (OH, OW); weight (C*M, KH*KW) contiguous. */
+__kernel void depthwise_fwd(const Window win, const int M, const int has_bias, const Strides4 xs,
+                            __global const float *x, int x_off, __global const float *w, const int w_off,
+                            __global const float *bias, const int bias_off, __global float *y, const int y_off)
+{
+    w += w_off; bias += bias_off; y += y_off;
+    const int OH = win.OH, OW = win.OW, OC = win.C * M;
+    const int i = get_global_id(0);
+    if (i >= win.N * OC * OH * OW)
+        return;
+    const int ow = i % OW, oh = (i / OW) % OH, oc = (i / (OW * OH)) % OC, n = i / (OW * OH * OC);
+    __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
+    __global const float *k = w + oc * win.KH * win.KW;
+    const int h0 = oh * win.SH - win.PH, w0 = ow * win.SW - win.PW;
+    float acc = has_bias ? bias[oc] : 0.0f;
+    for (int kh = 0; kh < win.KH; ++kh) {
+        const int h = h0 + kh * win.DH;
+        if (h < 0 || h >= win.H)
+            continue;
+        for (int kw = 0; kw < win.KW; ++kw) {
+            const int ww = w0 + kw * win.DW;
+            if (ww >= 0 && ww < win.W)
+                acc += k[kh * win.KW + kw] * plane[h * xs.h + ww * xs.w];
+        }
+    }
+    y[i] = acc;
+}
+
+/* dx[n, c, h, w] = sum over m and the taps that read (h, w) of g[n, c*M + m, oh, ow] * w: a gather. */
+__kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 gs, __global const float *g,
+                                  int g_off, __global const float *w, const int w_off,
+                                  __global float *dx, const int dx_off)
+{
+    w += w_off; dx += dx_off;
+    const int C = win.C, H = win.H, W = win.W, OH = win.OH, OW = win.OW;
+    const int i = get_global_id(0);
+    if (i >= win.N * C * H * W)
+        return;
+    const int x_w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
+    float acc = 0.0f;
+    for (int m = 0; m < M; ++m) {
+        const int oc = c * M + m;
+        __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
+        __global const float *k = w + oc * win.KH * win.KW;
+        for (int kh = 0; kh < win.KH; ++kh) {
+            const int th = h + win.PH - kh * win.DH;
+            if (th < 0 || th % win.SH || th / win.SH >= OH)
+                continue;
+            const int oh = th / win.SH;
+            for (int kw = 0; kw < win.KW; ++kw) {
+                const int tw = x_w + win.PW - kw * win.DW;
+                if (tw < 0 || tw % win.SW || tw / win.SW >= OW)
+                    continue;
+                acc += k[kh * win.KW + kw] * gplane[oh * gs.h + (tw / win.SW) * gs.w];
+            }
+        }
+    }
+    dx[i] = acc;
+}
+
+/* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap]: one work-item per tap. */
+__kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4 xs, const Strides4 gs,
+                                   __global const float *x, int x_off, __global const float *g, int g_off,
+                                   __global float *dw, const int dw_off)
+{
+    dw += dw_off;
+    const int KH = win.KH, KW = win.KW, OC = win.C * M;
+    const int i = get_global_id(0);
+    if (i >= OC * KH * KW)
+        return;
+    const int kw = i % KW, kh = (i / KW) % KH, oc = i / (KW * KH);
+    float acc = 0.0f;
+    for (int n = 0; n < win.N; ++n) {
+        __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
+        __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
+        for (int oh = 0; oh < win.OH; ++oh) {
+            const int h = oh * win.SH - win.PH + kh * win.DH;
+            if (h < 0 || h >= win.H)
+                continue;
+            for (int ow = 0; ow < win.OW; ++ow) {
+                const int ww = ow * win.SW - win.PW + kw * win.DW;
+                if (ww >= 0 && ww < win.W)
+                    acc += gplane[oh * gs.h + ow * gs.w] * plane[h * xs.h + ww * xs.w];
+            }
+        }
+    }
+    dw[i] = acc;
+}

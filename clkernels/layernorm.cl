@@ -4,6 +4,7 @@
  *   CPU: WG=1, RPG=1 (one work-item walks a row in cache, no barriers)
  *   GPU: WG=128, RPG=1 (a tree sum in local memory)
  * With WG > 1, RPG must be 1 so that the row bounds guard is uniform over the group. */
+#include "common.h"
 
 #ifndef WG
 #define WG 1
@@ -13,20 +14,7 @@
 #endif
 
 #if WG > 1
-/* Sum of v over the WG work-items of this row. */
-inline float row_sum(float v, __local float *buf, int lid)
-{
-    buf[lid] = v;
-    barrier(CLK_LOCAL_MEM_FENCE);
-    for (int s = WG / 2; s > 0; s >>= 1) {
-        if (lid < s) buf[lid] += buf[lid + s];
-        barrier(CLK_LOCAL_MEM_FENCE);
-    }
-    float total = buf[0];
-    barrier(CLK_LOCAL_MEM_FENCE);
-    return total;
-}
-#define ROW_SUM(v) row_sum((v), red, lid)
+#define ROW_SUM(v) group_sum((v), red, lid, WG)  /* the sum over the WG work-items of this row */
 #else
 #define ROW_SUM(v) (v)
 #endif

@@ -172,7 +172,8 @@ inline int avg_count(int h0, int w0, const Window *win, int include_pad)
     return (he - hs) * (we - ws);
 }
 
-__kernel void avgpool_fwd(const Window win, int include_pad, const Strides4 xs,
+/* divisor > 0 (divisor_override) replaces the window size. */
+__kernel void avgpool_fwd(const Window win, int include_pad, int divisor, const Strides4 xs,
                           __global const float *x, int x_off, __global float *y, const int y_off)
 {
     y += y_off;
@@ -189,10 +190,10 @@ __kernel void avgpool_fwd(const Window win, int include_pad, const Strides4 xs,
     for (int h = max(h0, 0); h < min(h0 + win.KH, win.H); ++h)
         for (int w = max(w0, 0); w < min(w0 + win.KW, win.W); ++w)
             acc += plane[h * xs.h + w * xs.w];
-    y[i] = acc / (float)avg_count(h0, w0, &win, include_pad);
+    y[i] = acc / (float)(divisor > 0 ? divisor : avg_count(h0, w0, &win, include_pad));
 }
 
-__kernel void avgpool_bwd(const Window win, int include_pad, const Strides4 gs,
+__kernel void avgpool_bwd(const Window win, int include_pad, int divisor, const Strides4 gs,
                           __global const float *g, int g_off, __global float *dx, const int dx_off)
 {
     dx += dx_off;
@@ -215,9 +216,146 @@ __kernel void avgpool_bwd(const Window win, int include_pad, const Strides4 gs,
             if (tw < 0 || tw % win.SW || tw / win.SW >= OW)
                 continue;
             const int ow = tw / win.SW;
-            const int cnt = avg_count(oh * win.SH - win.PH, ow * win.SW - win.PW, &win, include_pad);
+            const int cnt = divisor > 0 ? divisor
+                                        : avg_count(oh * win.SH - win.PH, ow * win.SW - win.PW, &win, include_pad);
             acc += gplane[oh * gs.h + ow * gs.w] / (float)cnt;
         }
     }
     dx[i] = acc;
+}
+
+/* Adaptive pooling: output cell o of OUT over an axis of IN covers [floor(o*IN/OUT), ceil((o+1)*IN/OUT)),
+ * PyTorch's windows (they overlap when IN % OUT != 0). Only N, C, H, W, OH, OW of the Window are used. */
+inline int adaptive_start(int o, int in, int out) { return (o * in) / out; }
+inline int adaptive_end(int o, int in, int out) { return ((o + 1) * in + out - 1) / out; }
+
+__kernel void adaptive_avgpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                                   __global float *y, const int y_off)
+{
+    y += y_off;
+    const int OH = win.OH, OW = win.OW;
+    const int i = get_global_id(0);
+    if (i >= win.N * win.C * OH * OW)
+        return;
+    const int ow = i % OW, oh = (i / OW) % OH, nc = i / (OW * OH);
+    const int c = nc % win.C, n = nc / win.C;
+    __global const float *plane = x + x_off + n * xs.n + c * xs.c;
+    const int hs = adaptive_start(oh, win.H, OH), he = adaptive_end(oh, win.H, OH);
+    const int ws = adaptive_start(ow, win.W, OW), we = adaptive_end(ow, win.W, OW);
+    float acc = 0.0f;
+    for (int h = hs; h < he; ++h)
+        for (int w = ws; w < we; ++w)
+            acc += plane[h * xs.h + w * xs.w];
+    y[i] = acc / (float)((he - hs) * (we - ws));
+}
+
+/* dx[h, w] = sum of g / window size over the output cells whose window holds (h, w): those o in
+ * [floor(h*OUT/IN), ceil((h+1)*OUT/IN)), a gather with no atomics. */
+__kernel void adaptive_avgpool_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
+                                   __global float *dx, const int dx_off)
+{
+    dx += dx_off;
+    const int H = win.H, W = win.W, OH = win.OH, OW = win.OW;
+    const int i = get_global_id(0);
+    if (i >= win.N * win.C * H * W)
+        return;
+    const int w = i % W, h = (i / W) % H, nc = i / (W * H);
+    const int c = nc % win.C, n = nc / win.C;
+    __global const float *gplane = g + g_off + n * gs.n + c * gs.c;
+    float acc = 0.0f;
+    for (int oh = adaptive_start(h, OH, H); oh < adaptive_end(h, OH, H); ++oh) {
+        const int hs = adaptive_start(oh, H, OH), he = adaptive_end(oh, H, OH);
+        if (h < hs || h >= he)
+            continue;
+        for (int ow = adaptive_start(w, OW, W); ow < adaptive_end(w, OW, W); ++ow) {
+            const int ws = adaptive_start(ow, W, OW), we = adaptive_end(ow, W, OW);
+            if (w >= ws && w < we)
+                acc += gplane[oh * gs.h + ow * gs.w] / (float)((he - hs) * (we - ws));
+        }
+    }
+    dx[i] = acc;
+}
+
+/* Adaptive max: idx = h*W + w of the first maximum (NaN wins), as maxpool_fwd. */
+__kernel void adaptive_maxpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                                   __global float *y, const int y_off, __global int *idx, const int idx_off)
+{
+    y += y_off; idx += idx_off;
+    const int OH = win.OH, OW = win.OW, W = win.W;
+    const int i = get_global_id(0);
+    if (i >= win.N * win.C * OH * OW)
+        return;
+    const int ow = i % OW, oh = (i / OW) % OH, nc = i / (OW * OH);
+    const int c = nc % win.C, n = nc / win.C;
+    __global const float *plane = x + x_off + n * xs.n + c * xs.c;
+    float best = -INFINITY;
+    int arg = -1;
+    for (int h = adaptive_start(oh, win.H, OH); h < adaptive_end(oh, win.H, OH); ++h)
+        for (int w = adaptive_start(ow, W, OW); w < adaptive_end(ow, W, OW); ++w) {
+            const float v = plane[h * xs.h + w * xs.w];
+            if (arg < 0 || v > best || (isnan(v) && !isnan(best))) {
+                best = v;
+                arg = h * W + w;
+            }
+        }
+    y[i] = best;
+    idx[i] = arg;
+}
+
+/* Its gradient: a gather over the output cells whose window holds (h, w) and whose arg-max is it. */
+__kernel void adaptive_maxpool_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
+                                   __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
+{
+    idx += idx_off; dx += dx_off;
+    const int H = win.H, W = win.W, OH = win.OH, OW = win.OW;
+    const int i = get_global_id(0);
+    if (i >= win.N * win.C * H * W)
+        return;
+    const int w = i % W, h = (i / W) % H, nc = i / (W * H);
+    const int c = nc % win.C, n = nc / win.C;
+    const int me = h * W + w;
+    __global const float *gplane = g + g_off + n * gs.n + c * gs.c;
+    __global const int *iplane = idx + nc * OH * OW;
+    float acc = 0.0f;
+    for (int oh = adaptive_start(h, OH, H); oh < adaptive_end(h, OH, H); ++oh)
+        for (int ow = adaptive_start(w, OW, W); ow < adaptive_end(w, OW, W); ++ow)
+            if (iplane[oh * OW + ow] == me)
+                acc += gplane[oh * gs.h + ow * gs.w];
+    dx[i] = acc;
+}
+
+/* max_unpool2d: y (N, C, OH, OW), zeroed beforehand, gets x[n, c, h, w] at plane index idx (an
+ * index outside the plane is reported, as ERR_INDEXING, and skipped). One work-item per input cell;
+ * idx is contiguous int64. */
+__kernel void maxunpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                            __global const long *idx, const int idx_off, __global float *y, const int y_off,
+                            __global long *err, const int err_off)
+{
+    idx += idx_off; y += y_off; err += err_off;
+    const int H = win.H, W = win.W, P = win.OH * win.OW;
+    const int i = get_global_id(0);
+    if (i >= win.N * win.C * H * W)
+        return;
+    const int w = i % W, h = (i / W) % H, nc = i / (W * H);
+    const int c = nc % win.C, n = nc / win.C;
+    const long j = idx[i];
+    if (j >= 0 && j < P)
+        y[(long)nc * P + j] = x[x_off + n * xs.n + c * xs.c + h * xs.h + w * xs.w];
+    else
+        report_bad_index(err, ERR_INDEXING, j, P);
+}
+
+/* Its gradient: dx[n, c, h, w] = g[n, c] at plane index idx (0 for a skipped index). */
+__kernel void maxunpool_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
+                            __global const long *idx, const int idx_off, __global float *dx, const int dx_off)
+{
+    idx += idx_off; dx += dx_off;
+    const int H = win.H, W = win.W, OW = win.OW, P = win.OH * win.OW;
+    const int i = get_global_id(0);
+    if (i >= win.N * win.C * H * W)
+        return;
+    const int nc = i / (W * H);
+    const int c = nc % win.C, n = nc / win.C;
+    const long j = idx[i];
+    dx[i] = (j >= 0 && j < P) ? g[g_off + n * gs.n + c * gs.c + (int)(j / OW) * gs.h + (int)(j % OW) * gs.w] : 0.0f;
 }

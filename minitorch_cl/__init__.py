@@ -17,6 +17,10 @@ from .ops.shape import (cat, chunk, expand, flatten, index_select, narrow, permu
 from .ops.matmul import bmm, matmul, mm
 from . import amp
 from .autocast_state import autocast
+from .ops.einsum import einsum
+from .ops.indexing import (argwhere, gather, index_add, index_copy, index_fill, index_put, masked_scatter,
+                           masked_select, nonzero, scatter, scatter_add, scatter_reduce, take, take_along_dim,
+                           where)
 from . import vision  # before data: data re-exports vision.transforms' first three names
 from . import cuda, data, datasets, distributed, nn, optim, utils
 from .device import OutOfMemoryError

@@ -136,6 +136,9 @@ def backward(tensor, grad=None, retain_graph=False):
     _backward_running.on = True
     try:
         _run_backward(pending, tensor._node, retain_graph)
+    except BaseException:
+        _state.callbacks = None  # a failed pass (out of memory, anomaly) runs none of its callbacks
+        raise
     finally:
         _backward_running.on = False
     _run_callbacks()

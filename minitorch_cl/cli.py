@@ -1,4 +1,4 @@
-"""The `minitorch-cl` command: devices, info, bench, plot."""
+"""The `minitorch-cl` command: devices, info, doctor, bench, plot."""
 import importlib
 import os
 import platform
@@ -106,6 +106,16 @@ def info(spec):
     ]
     for key, value in details:
         click.echo(f"  {key + ':':16s}{value}")
+
+
+@main.command()
+@click.option("--device", "spec", default=None, help="Self-test only this device (default: every device).")
+@click.option("--no-self-test", is_flag=True, help="Only report the setup.")
+def doctor(spec, no_self_test):
+    """The OpenCL setup (loader, vendor files, devices, caches) and a self-test on each device."""
+    from . import doctor as checks
+    if not checks.run(click.echo, only=resolve_device(spec) if spec else None, self_tests=not no_self_test):
+        raise click.exceptions.Exit(1)
 
 
 @main.command()

@@ -12,6 +12,8 @@ import pyopencl.tools
 
 from . import device_profile, kernels
 from .shared_constants import ERR_CROSS_ENTROPY, ERR_EMBEDDING, ERR_INDEX_SELECT, ERR_INDEXING, ERR_NLL_LOSS
+from .shared_constants import (ERR_GATHER, ERR_INDEX_ADD, ERR_INDEX_COPY, ERR_INDEX_FILL, ERR_INDEX_PUT, ERR_SCATTER,
+                               ERR_TAKE)
 
 ENV_VAR = "MINITORCH_CL_DEVICE"
 NO_PLATFORM_HELP = (
@@ -63,6 +65,13 @@ _INDEX_ERRORS = {
     ERR_EMBEDDING: "Embedding: index {value} is out of range (num_embeddings = {bound})",
     ERR_CROSS_ENTROPY: "Target {value} is out of bounds (cross_entropy over {bound} classes).",
     ERR_NLL_LOSS: "Target {value} is out of bounds (nll_loss over {bound} classes).",
+    ERR_INDEX_PUT: "index_put_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_GATHER: "gather(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_SCATTER: "scatter(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_ADD: "index_add_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_COPY: "index_copy_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_INDEX_FILL: "index_fill_(): index {value} is out of bounds for a dimension with size {bound}",
+    ERR_TAKE: "take(): out of range: tried to access index {value} on a tensor of {bound} elements.",
 }
 
 
@@ -82,6 +91,7 @@ class Device:
         self.memory_fraction = 1.0  # set_per_process_memory_fraction
         self.peak_bytes = 0
         self._host_checked = 0  # pool size up to which the host's limits were last found fine
+        self._host_limit = None  # the RLIMIT_AS it was found fine under
         self._origin = None
         self._compile_announced = False
         self._launch_plans = {}  # launch.py's per-kernel argument plans
@@ -218,7 +228,8 @@ class Device:
                 raise self._oom(nbytes, f"{_size(pool.active_bytes)} are in use of a limit of "
                                         f"{_size(self.memory_limit)}")
             if not self._host_can_hold(nbytes):
-                raise self._oom(nbytes, f"the host can map only {_size(_host_available_bytes() or 0)} more")
+                raise self._oom(nbytes, f"the host can map only {_size(_host_available_bytes() or 0)} more, "
+                                        f"{_size(HOST_HEADROOM)} of which stays free for the runtime")
         try:
             buf = pool.allocate(nbytes)
         except cl.Error:
@@ -244,7 +255,12 @@ class Device:
     def _host_can_hold(self, nbytes):
         """A CPU runtime's buffers are host memory: past the host's limits it would abort, so ask first
         (only when the pool grows past the level last found fine, so it costs nothing per launch)."""
-        if not self.is_cpu or self._pool.managed_bytes + nbytes <= self._host_checked:
+        if not self.is_cpu:
+            return True
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]  # a limit set since the last look voids it
+        if limit != self._host_limit:
+            self._host_limit, self._host_checked = limit, 0
+        if self._pool.managed_bytes + nbytes <= self._host_checked:
             return True
         free = _host_available_bytes()
         if free is not None and nbytes + HOST_HEADROOM > free:

@@ -11,6 +11,8 @@ BIAS_NONE, BIAS_PER_COLUMN, BIAS_PER_ROW = 0, 1, 2
 # Which op found a bad index on the device (the device error buffer's second word; errors.py
 # turns it into PyTorch's message)
 ERR_INDEXING, ERR_INDEX_SELECT, ERR_EMBEDDING, ERR_CROSS_ENTROPY, ERR_NLL_LOSS = 1, 2, 3, 4, 5
+# the gather/scatter family (ops/indexing.py; passed to kernels as an argument, never as a -D)
+ERR_INDEX_PUT, ERR_GATHER, ERR_SCATTER, ERR_INDEX_ADD, ERR_INDEX_COPY, ERR_INDEX_FILL, ERR_TAKE = 6, 7, 8, 9, 10, 11, 12
 
 AS_DEFINES = {"MAXDIM": MAXDIM, "PACK_KB": PACK_KB, "VW": LSTM_VW, "BIAS_NONE": BIAS_NONE,
               "BIAS_PER_COLUMN": BIAS_PER_COLUMN, "BIAS_PER_ROW": BIAS_PER_ROW, "ERR_INDEXING": ERR_INDEXING,

@@ -3,7 +3,7 @@ the op methods, attached to the class once, here, from the ops that implement th
 from . import autograd, backend, dtypes, layout, ops
 from .device import Device, device as resolve_device
 from .grad_mode import is_grad_enabled, no_grad
-from .ops import elementwise, matmul, reduce, shape
+from .ops import elementwise, indexing, matmul, reduce, shape
 from .random import rand, randn
 from .tensor import Tensor, empty, full, ones, tensor, zeros
 
@@ -188,13 +188,13 @@ def setitem(self, index, value):
     graph = _needs_graph(self, value)
     _check_writable(self, graph)
     if graph:
-        return _write_result(self, shape.setitem(self, index, value))
+        return _write_result(self, indexing.setitem(self, index, value))
     if isinstance(value, Tensor) and value.device != self.device:
         value = value.to(self.device)
+    if indexing.setitem_(self, index, value):  # a tensor index: index_put straight into self
+        self._bump_version()
+        return
     target = shape.indexed_view(self, index)
-    if target is None:  # a tensor index: write through a select
-        with no_grad():
-            return _write_result(self, shape.setitem(self, index, value))
     if isinstance(value, Tensor):
         backend.copy_(target, value)
     else:
@@ -250,7 +250,7 @@ METHODS = {
     "mul_": _fast_binary("OP_MUL", elementwise.mul), "div_": _fast_binary("OP_DIV", elementwise.div),
     "pow_": _inplace(elementwise.pow), "clamp_": _inplace(elementwise.clamp), "clip_": _inplace(elementwise.clamp),
     "masked_fill_": _inplace(elementwise.masked_fill), "uniform_": uniform_, "normal_": normal_,
-    "__setitem__": setitem, "__getitem__": shape.getitem, "register_hook": autograd.register_hook,
+    "__setitem__": setitem, "__getitem__": indexing.getitem, "register_hook": autograd.register_hook,
     "register_post_accumulate_grad_hook": autograd.register_post_accumulate_grad_hook,
     "new_zeros": _new(zeros), "new_ones": _new(ones), "new_empty": _new(empty), "new_full": new_full,
     "new_tensor": new_tensor,
@@ -286,6 +286,14 @@ METHODS = {
     # matmul
     "matmul": matmul.matmul, "mm": matmul.mm, "bmm": matmul.bmm, "dot": matmul.dot,
 }
+
+# indexing and the gather/scatter family (ops/indexing.py)
+_INDEXING = ("gather", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy", "index_fill",
+             "index_put", "masked_scatter")
+METHODS.update({name: getattr(indexing, name) for name in _INDEXING})
+METHODS.update({name + "_": _inplace(getattr(indexing, name)) for name in _INDEXING if name != "gather"})
+METHODS.update({"masked_select": indexing.masked_select, "nonzero": indexing.nonzero, "take": indexing.take,
+                "take_along_dim": indexing.take_along_dim, "argwhere": indexing.argwhere})
 
 METHODS.update({op.name: getattr(elementwise, op.name) for op in elementwise.UNARY + elementwise.BINARY})
 METHODS.update({op.name + "_": _inplace(getattr(elementwise, op.name)) for op in elementwise.UNARY})

@@ -1,11 +1,13 @@
 import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import minitorch_cl as mt
+import oclgrind  # tests/oclgrind.py
 
 ENV = "MINITORCH_CL_DEVICE"
 # MINITORCH_CL_DEVICE=all runs every test that takes `dev` once per OpenCL device present
@@ -51,3 +53,22 @@ def example():
         return loaded[name]
 
     return load
+_CAPTURING = {"capsys", "capfd", "capsysbinary", "capfdbinary"}
+
+
+@pytest.fixture(autouse=True)
+def _oclgrind_reports_fail(request):
+    """On Oclgrind (MINITORCH_CL_DEVICE=oclgrind), a test during which it reported an invalid access,
+    a data race or an API error fails; its stderr is captured at the file-descriptor level."""
+    if "oclgrind" not in os.environ.get("MINITORCH_CL_DEVICE", "").lower() or _CAPTURING & set(request.fixturenames):
+        yield
+        return
+    capfd = request.getfixturevalue("capfd")
+    yield
+    mt.device().queue.finish()
+    out, err = capfd.readouterr()
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    found = oclgrind.reports(err)
+    if found:
+        pytest.fail(f"Oclgrind reported:\n{found[:6000]}")

@@ -13,21 +13,9 @@ BATCH = 64
 
 def _mt_step(dev):
     import minitorch_cl as mt
+    from .ddp import Net  # the article's ConvNet, one definition for both benches
     from minitorch_cl import nn
-    from minitorch_cl.nn import functional as F
     from minitorch_cl.optim import SGD
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2 = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)
-            self.pool = nn.MaxPool2d(2, 2)
-            self.fc1, self.fc2 = nn.Linear(64 * 8 * 8, 512), nn.Linear(512, 10)
-
-        def forward(self, x):
-            x = self.pool(F.relu(self.conv1(x)))
-            x = self.pool(F.relu(self.conv2(x)))
-            return self.fc2(F.relu(self.fc1(mt.flatten(x, 1))))
 
     mt.manual_seed(0)
     rng = np.random.default_rng(0)

@@ -29,6 +29,8 @@ BATCH = 32
 
 
 class Net(nn.Module):
+    """The article's CIFAR-10 ConvNet: (B, 3, 32, 32) -> (B, 10)."""
+
     def __init__(self):
         super().__init__()
         self.conv1, self.conv2 = nn.Conv2d(3, 32, 3, padding=1), nn.Conv2d(32, 64, 3, padding=1)

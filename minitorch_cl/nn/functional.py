@@ -10,4 +10,6 @@ from ..ops.rnn import *  # noqa: F401,F403  gru, rnn, gru_cell, rnn_cell
 from ..ops.attention import *  # noqa: F401,F403  scaled_dot_product_attention
 from ..ops.norm import *  # noqa: F401,F403  layer_norm
 from ..ops.batchnorm import *  # noqa: F401,F403  batch_norm, group_norm
+from ..ops.loss import *  # noqa: F401,F403  binary_cross_entropy(_with_logits), l1/smooth_l1/huber, kl_div, ...
+from ..ops.interpolate import *  # noqa: F401,F403  interpolate, pixel_shuffle, pixel_unshuffle
 from ..ops.activation import *  # noqa: F401,F403  silu, elu, softplus, prelu, gelu(approximate=), ... (after elementwise)

@@ -1,8 +1,6 @@
 from .. import dtypes
 from ..autograd import no_grad
-from ..ops.elementwise import where
-from ..ops.shape import index_select
-from ..shared_constants import ERR_EMBEDDING
+from ..ops.loss import embedding
 from ..tensor import empty
 from . import init
 from .module import Module
@@ -15,8 +13,12 @@ class Embedding(Module):
     """A lookup table: integer indices (...) -> rows of weight (num_embeddings, embedding_dim), N(0, 1) init.
     The gradient is a scatter-add of the output gradient into the looked-up rows (repeats add up)."""
 
-    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, device=None, dtype=None, _weight=None):
+    def __init__(self, num_embeddings, embedding_dim, padding_idx=None, max_norm=None, norm_type=2.0,
+                 scale_grad_by_freq=False, sparse=False, _weight=None, _freeze=False, device=None, dtype=None):
         super().__init__()
+        if scale_grad_by_freq or sparse:
+            raise NotImplementedError("Embedding: scale_grad_by_freq and sparse are not implemented")
+        self.max_norm, self.norm_type = max_norm, norm_type
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"padding_idx {padding_idx} out of range for {num_embeddings} embeddings")
@@ -38,24 +40,20 @@ class Embedding(Module):
                 self.weight[self.padding_idx].fill_(0)
 
     @classmethod
-    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None):
+    def from_pretrained(cls, embeddings, freeze=True, padding_idx=None, max_norm=None, norm_type=2.0,
+                        scale_grad_by_freq=False, sparse=False):
         """An Embedding whose weight is a copy of embeddings (num, dim); frozen unless freeze=False."""
-        m = cls(embeddings.shape[0], embeddings.shape[1], padding_idx=padding_idx, _weight=embeddings.clone())
+        m = cls(embeddings.shape[0], embeddings.shape[1], padding_idx=padding_idx, max_norm=max_norm,
+                norm_type=norm_type, _weight=embeddings.clone())
         m.weight.requires_grad = not freeze
         return m
 
     def forward(self, input):
         if input.dtype.is_floating or input.dtype is dtypes.bool_:
             raise TypeError(f"Embedding expects integer indices, got {input.dtype!r} of shape {input.shape}")
-        if input.device != self.weight.device:
-            raise RuntimeError(f"Embedding indices on {input.device.spec} but weight on {self.weight.device.spec}")
-        out = index_select(self.weight, 0, input.reshape(-1), _op=ERR_EMBEDDING)
-        out = out.reshape(*input.shape, self.embedding_dim)
-        if self.padding_idx is not None:  # same values, but no gradient flows to the padding row
-            keep = (input != self.padding_idx).unsqueeze(-1)
-            out = where(keep, out, out.detach())
-        return out
+        return embedding(input, self.weight, self.padding_idx, self.max_norm, self.norm_type)
 
     def extra_repr(self):
         s = f"{self.num_embeddings}, {self.embedding_dim}"
-        return s + (f", padding_idx={self.padding_idx}" if self.padding_idx is not None else "")
+        s += f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return s + (f", max_norm={self.max_norm}" if self.max_norm is not None else "")

@@ -1,8 +1,13 @@
 """conv2d as im2col (clkernels/conv.cl) + one batched GEMM over the whole batch, bias and ReLU
 fused into the GEMM's epilogue; the GEMM writes (N, C, H, W) directly, so nothing is transposed.
 Backward: dX = col2im(W^T @ g), a batched GEMM, and dW^T = sum over images of col @ g^T, one GEMM
-summing over the batch; both read transposed views."""
-from .. import dtypes, layout
+summing over the batch; both read transposed views.
+Groups: the column rows and the weight split into G blocks, so each image is one GEMM batched over
+the groups (and dW one batch-summed GEMM per group); depthwise convolution (groups == C) has direct
+kernels instead, whose K = KH*KW is too small for a GEMM. conv_transpose is the adjoint: col2im(W^T @ x)
+forward, and im2col + GEMM backward. An explicit output size lets 'same' pad more on the
+right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
+from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..launch import launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
@@ -10,7 +15,7 @@ from ..tensor import Tensor, empty
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
-__all__ = ["conv2d"]
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
 
 def _pair(v, name):
@@ -51,27 +56,64 @@ def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
     return dx
 
 
+def _grouped_gemm(out, a, b, G):
+    """out[n, g] (M, P) = a[g] (M, K) @ b[n, g] (K, P); out (N, G*M, P) contiguous, a (G, M, K) (any view
+    GEMM reads), b (N, G*K, P) contiguous. G == 1 is one batched GEMM. Otherwise, with fewer images than
+    groups, one GEMM per image batched over the groups; else one GEMM per group batched over the images
+    into a (G, N, M, P) buffer and one copy into place."""
+    if G == 1:
+        return gemm_into(out, a[0], b)
+    N, GM, P = out.shape
+    M, K = GM // G, b.shape[1] // G
+    if N <= G:
+        for n in range(N):
+            gemm_into(out[n].reshape(G, M, P), a, b[n].reshape(G, K, P))
+        return out
+    tmp = empty(G, N, M, P, device=out.device)
+    for g in range(G):
+        gemm_into(tmp[g], a[g], b[:, g * K:(g + 1) * K])
+    backend.copy_(out.reshape(N, G, M, P), tmp.permute(1, 0, 2, 3))
+    return out
+
+
+def _grouped_sum_gemm(out, a, b, G):
+    """out[g] (M, R) = sum over n of a[n, g] (M, P) @ b[n, g]^T (P, R); a (N, G*M, P), b (N, G*R, P)."""
+    M, R = out.shape[1:]
+    for g in range(G):
+        gemm_into(out[g], a[:, g * M:(g + 1) * M], b[:, g * R:(g + 1) * R].mT, sum_batch=True)
+    return out
+
+
+def _add_bias(out, bias):
+    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
+
+
 class Conv2d(Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation, relu):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, OH, OW, relu):
         N, C, H, W = x.shape
         OC, _, KH, KW = weight.shape
-        OH = output_size(H, KH, stride[0], padding[0], dilation[0])
-        OW = output_size(W, KW, stride[1], padding[1], dilation[1])
+        G = groups
         col = im2col(x, KH, KW, stride, padding, dilation, OH, OW)  # (N, K, P)
-        w2 = weight.contiguous().reshape(OC, -1)  # (OC, K)
+        w2 = weight.contiguous().reshape(OC, -1)  # (OC, K / G)
         out = empty(N, OC, OH, OW, device=x.device)
-        # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
-        gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias,
-                  bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE, relu=relu)
+        if G == 1:
+            # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
+            bias = bias.contiguous() if bias is not None else None  # the epilogue reads it densely
+            gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias,
+                      bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE, relu=relu)
+        else:
+            _grouped_gemm(out.reshape(N, OC, OH * OW), w2.reshape(G, OC // G, -1), col, G)
+            out = _add_bias(out, bias)
+            out = out.relu() if relu else out
         ctx.save_for_backward(col, w2, out if relu else None)
-        ctx.geom = (x.shape, weight.shape, stride, padding, dilation, OH, OW, relu)
+        ctx.geom = (x.shape, weight.shape, stride, padding, dilation, G, OH, OW, relu)
         return out
 
     @staticmethod
     def backward(ctx, g):
         col, w2, out = ctx.saved_tensors
-        xshape, wshape, stride, padding, dilation, OH, OW, relu = ctx.geom
+        xshape, wshape, stride, padding, dilation, G, OH, OW, relu = ctx.geom
         N, OC = xshape[0], wshape[0]
         if relu:
             g = g.relu_backward(out)
@@ -79,55 +121,233 @@ class Conv2d(Function):
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             dcol = empty(*col.shape, device=g.device)
-            gemm_into(dcol, w2.T, g3)  # dcol[n] (K, P) = W^T (K, OC) @ g[n] (OC, P)
+            # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P)
+            _grouped_gemm(dcol, w2.reshape(G, OC // G, -1).mT, g3, G)
             gx = col2im(dcol, xshape, wshape[2], wshape[3], stride, padding, dilation, OH, OW)
         if ctx.needs_input_grad[1]:
             # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
             # all N*P positions (no per-image products to sum), with the wider K*KH*KW as its M
-            gw_t = empty(col.shape[1], OC, device=g.device)
-            gemm_into(gw_t, col, g3.mT, sum_batch=True)
-            gw = gw_t.T.contiguous().reshape(wshape)
+            gw_t = empty(G, col.shape[1] // G, OC // G, device=g.device)
+            _grouped_sum_gemm(gw_t, col, g3, G)
+            gw = gw_t.mT.contiguous().reshape(wshape)
         if ctx.needs_input_grad[2]:
             gb = g3.sum(2).sum(0)  # two plain reductions beat one over non-adjacent dims
-        return gx, gw, gb, None, None, None, None
+        return gx, gw, gb, None, None, None, None, None, None, None
+
+
+class DepthwiseConv2d(Function):
+    """groups == C with one input channel per group: direct kernels (conv.cl depthwise_*), no im2col."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, OH, OW, relu):
+        N, C, H, W = x.shape
+        OC, _, KH, KW = weight.shape
+        w2 = weight.contiguous().reshape(OC, KH * KW)
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        out = empty(N, OC, OH, OW, device=x.device)
+        if out.numel():
+            launch(x.device, "conv.cl", "depthwise_fwd", (out.numel(),), win, OC // C, int(bias is not None),
+                   layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out)
+        out = out.relu() if relu else out
+        ctx.save_for_backward(x, w2, out if relu else None)
+        ctx.geom = (win, OC // C, weight.shape, relu)
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        x, w2, out = ctx.saved_tensors
+        win, M, wshape, relu = ctx.geom
+        if relu:
+            g = g.relu_backward(out)
+        gx = gw = gb = None
+        gs = layout.strides4_struct(g.strides)
+        if ctx.needs_input_grad[0]:
+            gx = empty(*x.shape, device=g.device)
+            if gx.numel():
+                launch(g.device, "conv.cl", "depthwise_bwd_input", (gx.numel(),), win, M, gs, g, w2, gx)
+        if ctx.needs_input_grad[1]:
+            gw = empty(*wshape, device=g.device)
+            launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M,
+                   layout.strides4_struct(x.strides), gs, x, g, gw)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum((2, 3)).sum(0)
+        return gx, gw, gb, None, None, None, None, None, None
+
+
+class ConvTranspose2d(Function):
+    """y = col2im(W^T @ x): the gradient of a conv2d of y with this weight, taken with respect to y."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride, padding, dilation, groups, OH, OW):
+        N, C, H, W = x.shape
+        _, OCg, KH, KW = weight.shape
+        G = groups
+        x3 = x.contiguous().reshape(N, C, H * W)
+        w2 = weight.contiguous().reshape(C, -1)  # (C, OC/G * KH * KW)
+        dcol = empty(N, G * w2.shape[1], H * W, device=x.device)
+        # dcol[n, g] (OC/G*KH*KW, HW) = W[g]^T @ x[n, g] (C/G, HW)
+        _grouped_gemm(dcol, w2.reshape(G, C // G, -1).mT, x3, G)
+        out = col2im(dcol, (N, G * OCg, OH, OW), KH, KW, stride, padding, dilation, H, W)
+        ctx.save_for_backward(x3, w2)
+        ctx.geom = (x.shape, weight.shape, stride, padding, dilation, G)
+        return _add_bias(out, bias)
+
+    @staticmethod
+    def backward(ctx, g):
+        x3, w2 = ctx.saved_tensors
+        xshape, wshape, stride, padding, dilation, G = ctx.geom
+        N, C, H, W = xshape
+        KH, KW = wshape[2:]
+        col = im2col(g, KH, KW, stride, padding, dilation, H, W)  # (N, OC*KH*KW, HW)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = empty(N, C, H * W, device=g.device)
+            _grouped_gemm(gx, w2.reshape(G, C // G, -1), col, G)  # W[g] (C/G, K/G) @ col[n, g]
+            gx = gx.reshape(xshape)
+        if ctx.needs_input_grad[1]:
+            gw = empty(G, C // G, w2.shape[1], device=g.device)
+            _grouped_sum_gemm(gw, x3, col, G)  # sum over n of x[n, g] @ col[n, g]^T
+            gw = gw.reshape(wshape)
+        if ctx.needs_input_grad[2]:
+            gb = g.sum((2, 3)).sum(0)
+        return gx, gw, gb, None, None, None, None, None, None
+
+
+def _check_tensors(input, weight, bias, name):
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{name} needs tensors for input and weight")
+    tensors = [input, weight] + ([bias] if bias is not None else [])
+    if len({t.device for t in tensors}) > 1:
+        raise RuntimeError(f"{name}: tensors on different devices: " +
+                           ", ".join(f"{tuple(t.shape)} on {t.device.spec}" for t in tensors))
+    if any(t.dtype is not dtypes.float32 for t in tensors):
+        raise TypeError(f"{name} supports float32, got " + ", ".join(repr(t.dtype) for t in tensors))
+
+
+def _same_padding(padding, kernel, stride, dilation, name):
+    """(padding pair, explicit output size or None) for int, pair, 'same' or 'valid' padding."""
+    if not isinstance(padding, str):
+        return _pair(padding, "padding"), False
+    if padding == "valid":
+        return (0, 0), False
+    if padding != "same":
+        raise ValueError(f"{name}: invalid padding string {padding!r}, should be 'same' or 'valid'")
+    if stride != (1, 1):
+        raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+    # total d(k-1) per dim; the left/top gets the floor, the right/bottom the rest (via the output size)
+    return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation)), True
 
 
 @float32_kernels(LOWER)
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, relu=False):
-    """torch.nn.functional.conv2d for groups=1; relu=True fuses a ReLU into the GEMM epilogue."""
-    if groups != 1:
-        raise NotImplementedError("conv2d: only groups=1 is implemented")
+    """torch.nn.functional.conv2d (groups, 'same'/'valid'); relu=True fuses a ReLU into the GEMM epilogue."""
+    _check_tensors(input, weight, bias, "conv2d")
     stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-    if isinstance(padding, str):
-        raise NotImplementedError("conv2d: string padding ('same', 'valid') is not implemented; pass ints")
-    padding = _pair(padding, "padding")
-    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
-        raise TypeError("conv2d needs tensors for input and weight")
     if weight.ndim != 4:
         raise ValueError(f"conv2d: weight must be (out_channels, in_channels, kH, kW), got shape {weight.shape}")
+    padding, same = _same_padding(padding, weight.shape[2:], stride, dilation, "conv2d")
     batched = input.ndim == 4
     if input.ndim == 3:
         input = input.unsqueeze(0)
     if input.ndim != 4:
         raise ValueError(f"conv2d: input must be (N, C, H, W) or (C, H, W), got shape {input.shape}")
-    if input.shape[1] != weight.shape[1]:
+    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+        raise ValueError(f"conv2d: groups {groups!r} must be a positive integer dividing out_channels of weight "
+                         f"of shape {weight.shape}")
+    if input.shape[1] != weight.shape[1] * groups:
         raise ValueError(f"conv2d: input of shape {input.shape} has {input.shape[1]} channels but weight of "
-                         f"shape {weight.shape} expects {weight.shape[1]}")
+                         f"shape {weight.shape} with groups={groups} expects {weight.shape[1] * groups}")
     if bias is not None and tuple(bias.shape) != (weight.shape[0],):
         raise ValueError(f"conv2d: bias of shape {bias.shape} does not match weight of shape {weight.shape}")
-    tensors = [input, weight] + ([bias] if bias is not None else [])
-    if len({t.device for t in tensors}) > 1:
-        raise RuntimeError("conv2d: tensors on different devices: " +
-                           ", ".join(f"{tuple(t.shape)} on {t.device.spec}" for t in tensors))
-    if any(t.dtype is not dtypes.float32 for t in tensors):
-        raise TypeError("conv2d supports float32, got " + ", ".join(repr(t.dtype) for t in tensors))
     if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0:
         raise ValueError(f"conv2d: invalid stride {stride}, padding {padding} or dilation {dilation}")
     H, W = input.shape[2:]
-    OH = output_size(H, weight.shape[2], stride[0], padding[0], dilation[0])
-    OW = output_size(W, weight.shape[3], stride[1], padding[1], dilation[1])
+    if same:
+        OH, OW = H, W
+    else:
+        OH = output_size(H, weight.shape[2], stride[0], padding[0], dilation[0])
+        OW = output_size(W, weight.shape[3], stride[1], padding[1], dilation[1])
     if OH < 1 or OW < 1:
         raise ValueError(f"conv2d: input of shape {input.shape} is too small for a kernel of shape "
                          f"{weight.shape} with padding {padding} and dilation {dilation}")
-    out = Conv2d.apply(input, weight, bias, stride, padding, dilation, relu)
+    if groups > 1 and groups == input.shape[1]:  # depthwise: direct kernels
+        out = DepthwiseConv2d.apply(input, weight, bias, stride, padding, dilation, OH, OW, relu)
+    else:
+        out = Conv2d.apply(input, weight, bias, stride, padding, dilation, groups, OH, OW, relu)
     return out if batched else out.squeeze(0)
+
+
+def _single(v, name):
+    if isinstance(v, int):
+        return v
+    v = tuple(v)
+    if len(v) != 1 or not isinstance(v[0], int):
+        raise ValueError(f"conv1d: {name} must be an int or a 1-tuple, got {v}")
+    return v[0]
+
+
+def _batched1d(input, weight, name):
+    if weight.ndim != 3:
+        raise ValueError(f"{name}: weight must be 3-D (out, in, k), got shape {weight.shape}")
+    if input.ndim not in (2, 3):
+        raise ValueError(f"{name}: input must be (N, C, L) or (C, L), got shape {input.shape}")
+    return input.unsqueeze(-2), weight.unsqueeze(-2)  # (N, C, 1, L), (O, I, 1, K)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """torch.nn.functional.conv1d as a conv2d over (N, C, 1, L)."""
+    _check_tensors(input, weight, bias, "conv1d")
+    x, w = _batched1d(input, weight, "conv1d")
+    padding = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
+    out = conv2d(x, w, bias, (1, _single(stride, "stride")), padding, (1, _single(dilation, "dilation")), groups)
+    return out.squeeze(-2)
+
+
+@float32_kernels(LOWER)
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose2d: weight (in_channels, out_channels / groups, kH, kW)."""
+    _check_tensors(input, weight, bias, "conv_transpose2d")
+    stride, dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+    padding, opad = _pair(padding, "padding"), _pair(output_padding, "output_padding")
+    if weight.ndim != 4:
+        raise ValueError(f"conv_transpose2d: weight must be (in_channels, out_channels/groups, kH, kW), "
+                         f"got shape {weight.shape}")
+    batched = input.ndim == 4
+    if input.ndim == 3:
+        input = input.unsqueeze(0)
+    if input.ndim != 4:
+        raise ValueError(f"conv_transpose2d: input must be (N, C, H, W) or (C, H, W), got shape {input.shape}")
+    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+        raise ValueError(f"conv_transpose2d: groups {groups!r} must be a positive integer dividing in_channels "
+                         f"of weight of shape {weight.shape}")
+    if input.shape[1] != weight.shape[0]:
+        raise ValueError(f"conv_transpose2d: input of shape {input.shape} has {input.shape[1]} channels but "
+                         f"weight of shape {weight.shape} expects {weight.shape[0]}")
+    out_channels = weight.shape[1] * groups
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise ValueError(f"conv_transpose2d: bias of shape {bias.shape} does not match weight of shape "
+                         f"{weight.shape} with groups={groups}")
+    if min(stride) < 1 or min(dilation) < 1 or min(padding) < 0 or min(opad) < 0:
+        raise ValueError(f"conv_transpose2d: invalid stride {stride}, padding {padding}, output_padding {opad} "
+                         f"or dilation {dilation}")
+    if any(opad[i] >= stride[i] and opad[i] >= dilation[i] for i in range(2)):
+        raise ValueError(f"conv_transpose2d: output_padding {opad} must be smaller than either stride {stride} "
+                         f"or dilation {dilation}")
+    H, W = input.shape[2:]
+    size = [((H, W)[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (weight.shape[2 + i] - 1) + opad[i] + 1
+            for i in range(2)]
+    if min(size) < 1:
+        raise ValueError(f"conv_transpose2d: input of shape {input.shape} with weight of shape {weight.shape} "
+                         f"and padding {padding} gives an empty output of size {tuple(size)}")
+    out = ConvTranspose2d.apply(input, weight, bias, stride, padding, dilation, groups, *size)
+    return out if batched else out.squeeze(0)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """torch.nn.functional.conv_transpose1d as a conv_transpose2d over (N, C, 1, L)."""
+    _check_tensors(input, weight, bias, "conv_transpose1d")
+    x, w = _batched1d(input, weight, "conv_transpose1d")
+    out = conv_transpose2d(x, w, bias, (1, _single(stride, "stride")), (0, _single(padding, "padding")),
+                           (0, _single(output_padding, "output_padding")), groups,
+                           (1, _single(dilation, "dilation")))
+    return out.squeeze(-2)

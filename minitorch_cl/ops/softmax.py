@@ -1,10 +1,14 @@
 """softmax / log_softmax over a dim, and the losses: cross_entropy and nll_loss (one fused kernel
-each way, clkernels/softmax.cl) and mse_loss (written with the engine's own ops)."""
+each way, clkernels/softmax.cl) and mse_loss (written with the engine's own ops). Class weights and
+class-probability targets are composed on top: the fused kernel's per-row losses (which check the
+labels on the device) times the gathered weights, with PyTorch's weighted mean."""
 from .. import dtypes, layout
 from ..autograd import Function
 from ..launch import At, launch
 from ..tensor import Tensor, empty
+from .elementwise import masked_fill
 from .precision import FLOAT32, float32_kernels
+from .shape import index_select
 
 __all__ = ["softmax", "log_softmax", "cross_entropy", "nll_loss", "mse_loss"]
 
@@ -104,17 +108,25 @@ class CrossEntropy(Function):
 def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing, is_logp, name):
     if not isinstance(input, Tensor) or not isinstance(target, Tensor):
         raise TypeError(f"{name} needs tensors for input and target")
-    if weight is not None:
-        raise NotImplementedError(f"{name}: class weights are not implemented")
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{name}: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"{name}: label_smoothing must be in [0, 1], got {label_smoothing}")
-    if target.dtype.is_floating:
-        raise NotImplementedError(f"{name}: class-probability targets are not implemented; pass int64 labels "
-                                  f"(got target of dtype {target.dtype!r})")
     if input.device != target.device:
         raise RuntimeError(f"{name}: input on {input.device.spec} and target on {target.device.spec}")
+    C = input.shape[0 if input.ndim == 1 else 1] if input.ndim else 0
+    if weight is not None:
+        if not isinstance(weight, Tensor) or tuple(weight.shape) != (C,):
+            raise RuntimeError(f"{name}: weight tensor should be defined either for all {C} classes or no "
+                               f"classes but got weight tensor of shape: {getattr(weight, 'shape', weight)}")
+        if weight.device != input.device:
+            raise RuntimeError(f"{name}: weight on {weight.device.spec} and input on {input.device.spec}")
+    if target.dtype.is_floating:
+        if is_logp:
+            raise RuntimeError(f"{name}: expected an integer target, got {target.dtype!r} of shape {target.shape}")
+        return _prob_target(input, target, weight, reduction, label_smoothing, name)
+    if weight is not None:
+        return _weighted(input, target, weight, ignore_index, reduction, label_smoothing, is_logp, name)
     if input.dtype is not dtypes.float32:
         raise TypeError(f"{name} supports float32 input, got {input.dtype!r}")
     if input.ndim == 1:  # (C,) with a 0-d target
@@ -140,6 +152,49 @@ def _class_loss(input, target, weight, ignore_index, reduction, label_smoothing,
     if mode == 0:
         out = out.reshape((input.shape[0],) + extra) if input.ndim >= 2 else out.reshape(())
     return out
+
+
+def _class_view(weight, ndim):
+    """weight (C,) shaped to broadcast over a class dim (dim 1, or 0 for an unbatched (C,) input)."""
+    return weight.reshape((-1,) + (1,) * (ndim - 2)) if ndim >= 2 else weight
+
+
+def _weighted(input, target, weight, ignore_index, reduction, eps, is_logp, name):
+    """PyTorch's weighted NLL: sum of w[t] * loss over kept rows, 'mean' divided by the sum of those w[t];
+    label smoothing adds eps/C * sum_c w_c * -logp_c, normalised the same way."""
+    rows = _class_loss(input, target, None, ignore_index, "none", 0.0, is_logp, name)  # -logp[t], 0 if ignored
+    keep = target != ignore_index
+    safe = masked_fill(target.long(), keep.logical_not(), 0)
+    wt = index_select(weight, 0, safe.reshape(-1)).reshape(tuple(safe.shape)) * keep.float()
+    loss = rows * wt
+    C = input.shape[0 if input.ndim == 1 else 1]
+    if eps > 0:
+        logp = input if is_logp else log_softmax(input, 0 if input.ndim == 1 else 1)
+        smooth = -(logp * _class_view(weight, input.ndim)).sum(0 if input.ndim == 1 else 1) * keep.float()
+        loss = loss * (1 - eps) + smooth * (eps / C)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / wt.sum()
+
+
+def _prob_target(input, target, weight, reduction, eps, name):
+    """Class probabilities as target: -sum_c w_c * t_c * log_softmax(x)_c per row; 'mean' over rows."""
+    if tuple(target.shape) != tuple(input.shape):
+        raise RuntimeError(f"{name}: a class-probability target must have the input's shape {input.shape}, "
+                           f"got {target.shape}")
+    if input.dtype is not dtypes.float32 or target.dtype is not dtypes.float32:
+        raise TypeError(f"{name} supports float32, got input {input.dtype!r} and target {target.dtype!r}")
+    dim = 0 if input.ndim == 1 else 1
+    C = input.shape[dim]
+    if eps > 0:
+        target = target * (1 - eps) + eps / C
+    prod = log_softmax(input, dim) * target
+    if weight is not None:
+        prod = prod * _class_view(weight, input.ndim)
+    loss = -prod.sum(dim)
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.sum() / max(input.numel() // max(C, 1), 1)
 
 
 @float32_kernels(FLOAT32)

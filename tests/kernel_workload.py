@@ -1,0 +1,260 @@
+"""A tiny forward + backward run of every kernel family, for tools that watch the kernels rather
+than the numbers: the OpenCL C 1.2 build test records the (file, defines) each family builds, and
+the Oclgrind run checks every launch for out-of-bounds accesses and data races.
+
+Sizes are tiny but straddle a work-group or a tile where it matters (7, 33, 65). Each family also
+checks a value or two against NumPy, so a kernel that runs clean but wrong still fails.
+
+    python tests/kernel_workload.py FAMILY [--profile cpu|gpu]...   # what test_oclgrind.py runs
+"""
+import contextlib
+import sys
+
+import numpy as np
+
+import minitorch_cl as mt
+import minitorch_cl.nn.functional as F
+from minitorch_cl import device_profile, nn
+from minitorch_cl.launch import launch
+from minitorch_cl.backend import RANDOM_UNIFORM
+
+
+@contextlib.contextmanager
+def forced_profile(dev, type_name, **limits):
+    """Run dev with the profile a device of type_name ('CPU', 'GPU') and its limits would get;
+    limits (max_work_group_size=64, ...) stand in for the device's own, down to a smaller device's."""
+    d = dev.cl_device
+    old = dev._profile
+    own = dict(max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
+               mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+    dev._profile = device_profile.for_device(type_name, **{**own, **limits})
+    try:
+        yield dev.profile
+    finally:
+        dev._profile = old
+
+
+def _t(dev, array, grad=True):
+    return mt.tensor(np.asarray(array, np.float32), device=dev, requires_grad=grad)
+
+
+def _close(got, want, tol=1e-4):
+    got = got.detach().numpy() if isinstance(got, mt.Tensor) else np.asarray(got)
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def _backward(*outs):
+    sum(o.sum() for o in outs).backward()
+
+
+def elementwise(dev, rng):
+    a, b = rng.standard_normal((7, 33)), rng.standard_normal((33,))
+    x, y = _t(dev, a), _t(dev, b)
+    z = (x * y + x.exp()).tanh() - mt.where(x > 0, x, y.sigmoid())
+    _backward(z, F.gelu(x.T), x[:, ::2].relu())
+    want = np.tanh(a * b + np.exp(a)) - np.where(a > 0, a, 1 / (1 + np.exp(-b)))
+    _close(z, want)
+    mt.manual_seed(0)
+    r = mt.rand(65, device=dev).numpy()
+    assert ((r >= 0) & (r < 1)).all()
+    _close(F.dropout(_t(dev, np.ones(65), grad=False), 0.5, training=True).sum() >= 0, True)
+
+
+def reduce(dev, rng):
+    a = rng.standard_normal((3, 65, 7))
+    x = _t(dev, a)
+    s = x.sum(1)
+    _backward(s, x.amax(dim=(0, 2)), x.mean(), x.std(dim=2))
+    _close(s, a.sum(1))
+    _close(mt.argmax(x, dim=1), a.argmax(1))
+    _close(mt.argmin(x.permute(2, 0, 1), dim=2), a.transpose(2, 0, 1).argmin(2))
+    _close(mt.logsumexp(x, dim=1), np.log(np.exp(a).sum(1)))
+
+
+def index(dev, rng):
+    a = rng.standard_normal((33, 7))
+    idx = np.array([0, 32, 5, -1, 5])
+    x = _t(dev, a)
+    g = x[mt.tensor(idx, device=dev)]
+    m = x[mt.tensor(a[:, 0] > 0, device=dev)]
+    emb = nn.Embedding(33, 7).to(dev)
+    e = emb(mt.tensor(np.array([[1, 2], [32, 1]]), device=dev))
+    _backward(g, m, e, mt.index_select(x, 1, mt.tensor(np.array([6, 0]), device=dev)))
+    _close(g, a[idx])
+    want = np.zeros_like(a)
+    np.add.at(want, idx, 1.0)
+    _close(x.grad.numpy() - (a[:, :1] > 0) - np.isin(np.arange(7), [6, 0]), want)
+
+
+def gemm_family(dev, rng):
+    M, N, K = 7, 33, 65  # one tile of C, K over several K-steps; the gradients' GEMMs span two tiles
+    a, b, bias = rng.standard_normal((M, K)), rng.standard_normal((N, K)), rng.standard_normal(N)
+    x, w, c = _t(dev, a), _t(dev, b), _t(dev, bias)
+    y = F.linear(x, w, c)  # x @ w.T + bias: the transposed operand read in place
+    _backward(y.relu())
+    _close(y, a @ b.T + bias)
+    _close(w.grad, (a @ b.T + bias > 0).T @ a)
+    p, q = rng.standard_normal((2, 1, 3)), rng.standard_normal((2, 3, 1))
+    _close(mt.bmm(_t(dev, p), _t(dev, q)), p @ q)
+
+
+def conv(dev, rng):
+    x = _t(dev, rng.standard_normal((2, 3, 7, 9)))
+    layer = nn.Conv2d(3, 4, 3, stride=2, padding=1).to(dev)
+    y = layer(x)
+    _backward(F.relu(y))
+    with mt.no_grad():
+        F.conv2d(x, layer.weight, None, padding=(0, 2), dilation=2)
+    assert y.shape == (2, 4, 4, 5) and np.isfinite(x.grad.numpy()).all()
+    w = layer.weight.detach().numpy()
+    want = np.einsum("nchw,ochw->o", x.detach().numpy()[:, :, 1:4, 1:4], w[:, :, :, :]) \
+        + 2 * layer.bias.detach().numpy()
+    _close(y[:, :, 1, 1].sum(0), want, 1e-3)
+
+
+def pool(dev, rng):
+    a = rng.standard_normal((2, 3, 8, 7))
+    x = _t(dev, a)
+    m2 = F.max_pool2d(x, 2)                  # the 2x2 / stride-2 straight-line kernels
+    m3 = F.max_pool2d(x, 3, stride=2, padding=1)
+    av = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+    _backward(m2, m3, av, F.avg_pool2d(x, 2))
+    _close(m2, a[:, :, :8, :6].reshape(2, 3, 4, 2, 3, 2).max((3, 5)))
+
+
+def softmax(dev, rng):
+    a = rng.standard_normal((7, 33))
+    x = _t(dev, a)
+    s = F.softmax(x, dim=1)
+    labels = rng.integers(0, 33, 7)
+    loss = F.cross_entropy(x, mt.tensor(labels, device=dev), label_smoothing=0.1) \
+        + F.nll_loss(F.log_softmax(x.T, dim=0).T, mt.tensor(labels, device=dev)) + F.mse_loss(s, x.detach())
+    _backward(loss, F.softmax(x, dim=0))
+    e = np.exp(a - a.max(1, keepdims=True))
+    _close(s, e / e.sum(1, keepdims=True))
+
+
+def optim(dev, rng):
+    for make in (lambda p: mt.optim.SGD(p, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                 lambda p: mt.optim.Adam(p, lr=0.1, amsgrad=True),
+                 lambda p: mt.optim.AdamW(p, lr=0.1),
+                 lambda p: mt.optim.RMSprop(p, lr=0.1, momentum=0.5, centered=True),
+                 lambda p: mt.optim.Adagrad(p, lr=0.1)):
+        w = nn.Parameter(_t(dev, rng.standard_normal(65)))
+        opt = make([w])
+        for _ in range(2):
+            opt.zero_grad()
+            (w * w).sum().backward()
+            opt.step()
+        assert np.isfinite(w.detach().numpy()).all()
+    w = nn.Parameter(_t(dev, np.ones(7)))
+    opt = mt.optim.SGD([w], lr=0.5)
+    (w * w).sum().backward()
+    opt.step()
+    _close(w, np.zeros(7))
+
+
+def lstm(dev, rng):
+    layer = nn.LSTM(5, 7, bidirectional=True).to(dev)
+    out, (h, c) = layer(_t(dev, rng.standard_normal((2, 2, 5))))
+    _backward(out, h, c)
+    assert out.shape == (2, 2, 14) and np.isfinite(layer.weight_hh_l0.grad.numpy()).all()
+
+
+def rnn(dev, rng):
+    x = _t(dev, rng.standard_normal((2, 2, 5)))
+    gru, elman = nn.GRU(5, 7).to(dev), nn.RNN(5, 7, nonlinearity="relu", batch_first=True).to(dev)
+    cell = nn.GRUCell(5, 7).to(dev)
+    y1, h1 = gru(x)
+    y2, h2 = elman(x)
+    _backward(y1, h1, y2, h2, cell(x[0]))
+    assert np.isfinite(gru.weight_hh_l0.grad.numpy()).all() and np.isfinite(x.grad.numpy()).all()
+
+
+def _ref_attention(q, k, v, causal):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    if causal:
+        s = np.where(np.tril(np.ones(s.shape[-2:], bool)), s, -np.inf)
+    e = np.exp(s - s.max(-1, keepdims=True))
+    return (e / e.sum(-1, keepdims=True)) @ v
+
+
+def attention(dev, rng):
+    for L, S, D, causal in ((7, 7, 8, True), (33, 5, 16, False)):
+        q, k, v = (rng.standard_normal((2, 1, n, D)) for n in (L, S, S))
+        tq, tk, tv = _t(dev, q), _t(dev, k), _t(dev, v)
+        y = F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)
+        _backward(y)
+        _close(y, _ref_attention(q, k, v, causal), 1e-3)
+    mask = _t(dev, rng.standard_normal((7, 7)), grad=False)
+    _backward(F.scaled_dot_product_attention(tq[..., :7, :], tq[..., :7, :], tq[..., :7, :], attn_mask=mask))
+
+
+def layernorm(dev, rng):
+    a = rng.standard_normal((3, 65))
+    x = _t(dev, a)
+    ln = nn.LayerNorm(65).to(dev)
+    y = ln(x)
+    _backward(y * _t(dev, rng.standard_normal(65), grad=False), F.layer_norm(x[:, :33], (33,)))
+    _close(y, (a - a.mean(1, keepdims=True)) / np.sqrt(a.var(1, keepdims=True) + 1e-5), 1e-3)
+
+
+def batchnorm(dev, rng):
+    a = rng.standard_normal((3, 4, 5, 7))
+    x = _t(dev, a)
+    bn = nn.BatchNorm2d(4).to(dev)
+    y = bn(x)
+    gn = F.group_norm(x, 2, _t(dev, np.ones(4)), _t(dev, np.zeros(4)))
+    _backward(y * _t(dev, rng.standard_normal((4, 1, 1)), grad=False), gn)
+    bn.eval()
+    _backward(bn(x))
+    m, v = a.mean((0, 2, 3), keepdims=True), a.var((0, 2, 3), keepdims=True)
+    _close(y, (a - m) / np.sqrt(v + 1e-5), 1e-3)
+
+
+def clip(dev, rng):
+    params = [nn.Parameter(_t(dev, rng.standard_normal(n))) for n in (1, 7, 65, 33, 5, 2, 3, 4, 9)]
+    sum((p * p).sum() for p in params).backward()
+    grads = np.concatenate([p.grad.numpy() for p in params])
+    total = nn.utils.clip_grad_norm_(params, 1.0)
+    _close(total, np.linalg.norm(grads), 1e-3)
+    nn.utils.clip_grad_norm_(params, 1.0, norm_type=float("inf"))
+    nn.utils.clip_grad_value_(params, 0.01)
+    assert np.abs(np.concatenate([p.grad.numpy() for p in params])).max() <= 0.01 + 1e-7
+
+
+def canary_out_of_bounds(dev, rng):
+    """A launch that writes past its buffer's end, which Oclgrind must report (never in FAMILIES)."""
+    out = mt.empty(16, device=dev)
+    launch(dev, "elementwise.cl", "random_fill", (64,), 64, RANDOM_UNIFORM, 0, 0.0, 1.0, out)
+
+
+FAMILIES = {"elementwise": elementwise, "reduce": reduce, "index": index, "gemm": gemm_family, "conv": conv,
+            "pool": pool, "softmax": softmax, "optim": optim, "lstm": lstm, "rnn": rnn, "attention": attention,
+            "layernorm": layernorm, "batchnorm": batchnorm, "clip": clip}
+PROFILES = ("CPU", "GPU")
+LIMITS = {"SMALLGPU": ("GPU", {"max_work_group_size": 64})}  # a GPU whose work-groups hold 64 items
+
+
+def run(dev, family, profile):
+    """Run one family with the kernel variants of a CPU or a GPU profile (gemm_packed or gemm_tiled,
+    attention with or without local memory, the norms' work-group tree sums or not, ...)."""
+    type_name, limits = LIMITS.get(profile, (profile, {}))
+    with forced_profile(dev, type_name, **limits):
+        FAMILIES.get(family, globals().get(family))(dev, np.random.default_rng(0))
+        dev.synchronize()
+
+
+def main(argv):
+    families = [a for a in argv if not a.startswith("--")] or list(FAMILIES)
+    profiles = [a[len("--profile="):].upper() for a in argv if a.startswith("--profile=")] or PROFILES
+    dev = mt.device()
+    for family in families:
+        for profile in profiles:
+            print(f"== {family} {profile} on {dev.spec} ({dev.name})", file=sys.stderr, flush=True)
+            run(dev, family, profile)
+    print("workload ok", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

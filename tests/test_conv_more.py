@@ -1,0 +1,228 @@
+"""conv with groups (depthwise included), 'same'/'valid' padding, conv1d, conv_transpose1d/2d and their
+nn modules: values and gradients against NumPy float64 references and against PyTorch."""
+import numpy as np
+import pytest
+
+import minitorch_cl as mt
+from minitorch_cl import nn
+from minitorch_cl.nn import functional as F
+from helpers import check
+
+
+def np_conv2d(x, w, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+    """Grouped conv of x (N, C, H, W) padded by (top, bottom, left, right), tap by tap."""
+    (sh, sw), (dh, dw) = stride, dilation
+    x = np.pad(x, ((0, 0), (0, 0), pads[:2], pads[2:]))
+    N, C, H, W = x.shape
+    O, Cg, KH, KW = w.shape
+    OH, OW = (H - dh * (KH - 1) - 1) // sh + 1, (W - dw * (KW - 1) - 1) // sw + 1
+    out = np.zeros((N, O, OH, OW))
+    Og = O // groups
+    for g in range(groups):
+        xg, wg = x[:, g * Cg:(g + 1) * Cg], w[g * Og:(g + 1) * Og]
+        for kh in range(KH):
+            for kw in range(KW):
+                patch = xg[:, :, kh * dh:kh * dh + sh * (OH - 1) + 1:sh, kw * dw:kw * dw + sw * (OW - 1) + 1:sw]
+                out[:, g * Og:(g + 1) * Og] += np.einsum("nchw,oc->nohw", patch, wg[:, :, kh, kw])
+    return out if b is None else out + b[None, :, None, None]
+
+
+def np_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups):
+    """Each input cell scatters x * w into the output at h*s - p + kh*d."""
+    N, C, H, W = x.shape
+    _, Og, KH, KW = w.shape
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    OH = (H - 1) * sh - 2 * ph + dh * (KH - 1) + oph + 1
+    OW = (W - 1) * sw - 2 * pw + dw * (KW - 1) + opw + 1
+    full = np.zeros((N, Og * groups, OH + 2 * ph + sh + dh * KH, OW + 2 * pw + sw + dw * KW))
+    Cg = C // groups
+    for g in range(groups):
+        xg, wg = x[:, g * Cg:(g + 1) * Cg], w[g * Cg:(g + 1) * Cg]
+        for kh in range(KH):
+            for kw in range(KW):
+                contrib = np.einsum("nchw,co->nohw", xg, wg[:, :, kh, kw])
+                full[:, g * Og:(g + 1) * Og, kh * dh:kh * dh + sh * (H - 1) + 1:sh,
+                     kw * dw:kw * dw + sw * (W - 1) + 1:sw] += contrib
+    out = full[:, :, ph:ph + OH, pw:pw + OW]
+    return out if b is None else out + b[None, :, None, None]
+
+
+def _arrays(rng, *shapes):
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+GROUP_CASES = [  # x shape, weight shape, groups, stride, padding, dilation
+    ((2, 4, 7, 6), (6, 2, 3, 3), 2, 1, 1, 1),
+    ((1, 3, 7, 9), (3, 1, 3, 3), 3, 2, 1, 1),       # depthwise
+    ((3, 4, 6, 5), (8, 1, 2, 3), 4, (2, 1), (1, 0), (1, 2)),  # depthwise, multiplier 2, N > groups
+    ((2, 6, 5, 5), (3, 2, 1, 1), 3, 1, 0, 1),
+    ((5, 4, 6, 7), (6, 2, 3, 2), 2, (1, 2), (1, 1), 1),  # more images than groups: one GEMM per group
+]
+
+
+@pytest.mark.parametrize("xs,ws,groups,stride,padding,dilation", GROUP_CASES)
+def test_conv2d_groups(dev, rng, xs, ws, groups, stride, padding, dilation):
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    p = (padding, padding) if isinstance(padding, int) else padding
+    pair = lambda v: (v, v) if isinstance(v, int) else v  # noqa: E731
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups),
+          lambda x, w, b: np_conv2d(x, w, b, pair(stride), (p[0], p[0], p[1], p[1]), pair(dilation), groups),
+          x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+@pytest.mark.parametrize("groups,mult", [(7, 1), (7, 3), (4, 2)])
+def test_depthwise_and_grouped_match_torch(dev, rng, groups, mult):
+    """Depthwise (direct kernels) and grouped (GEMM per image) paths on sizes off the tiles, with a fused ReLU."""
+    torch = pytest.importorskip("torch")
+    C = 7
+    if C % groups:
+        C = 8
+    x, w, b = _arrays(rng, (3, C, 33, 17), (groups * mult, C // groups, 3, 5), groups * mult)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    mx, mw, mb = (mt.tensor(a, device=dev, requires_grad=True) for a in (x, w, b))
+    yt = torch.relu(torch.nn.functional.conv2d(tx, tw, tb, (2, 1), (1, 2), (1, 2), groups))
+    ym = F.conv2d(mx, mw, mb, (2, 1), (1, 2), (1, 2), groups, relu=True)
+    np.testing.assert_allclose(ym.detach().numpy(), yt.detach().numpy(), rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(g))
+    ym.backward(mt.tensor(g, device=dev))
+    for a, c in zip((tx, tw, tb), (mx, mw, mb)):
+        np.testing.assert_allclose(c.grad.numpy(), a.grad.numpy(), rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("k,dilation", [((3, 3), (1, 1)), ((2, 4), (1, 1)), ((4, 1), (1, 1)), ((2, 3), (3, 2))])
+def test_conv2d_same_padding(dev, rng, k, dilation):
+    """'same' pads d*(k-1) in total, the extra cell of an odd total at the right/bottom (PyTorch's rule)."""
+    x, w, b = _arrays(rng, (2, 2, 7, 6), (3, 2) + k, 3)
+    tot = [d * (kk - 1) for kk, d in zip(k, dilation)]
+    pads = (tot[0] // 2, tot[0] - tot[0] // 2, tot[1] // 2, tot[1] - tot[1] // 2)
+    out = check(dev, lambda x, w, b: F.conv2d(x, w, b, padding="same", dilation=dilation),
+                lambda x, w, b: np_conv2d(x, w, b, (1, 1), pads, dilation), x, w, b, rtol=1e-4, atol=1e-4,
+                noncontig=True)
+    assert out.shape == (2, 3, 7, 6)
+
+
+def test_conv2d_valid_and_errors(dev, rng):
+    x, w = _arrays(rng, (1, 2, 6, 5), (3, 2, 3, 2))
+    tx, tw = mt.tensor(x, device=dev), mt.tensor(w, device=dev)
+    np.testing.assert_allclose(F.conv2d(tx, tw, padding="valid").numpy(),
+                               np_conv2d(x.astype(np.float64), w, None), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="strided"):
+        F.conv2d(tx, tw, padding="same", stride=2)
+    with pytest.raises(ValueError, match="'full'"):
+        F.conv2d(tx, tw, padding="full")
+    with pytest.raises(ValueError, match=r"\(1, 2, 6, 5\).*\(3, 1, 3, 2\).*groups=3"):
+        F.conv2d(tx, mt.zeros(3, 1, 3, 2, device=dev), groups=3)
+    with pytest.raises(ValueError, match="groups"):
+        F.conv2d(tx, mt.zeros(3, 1, 3, 2, device=dev), groups=2)  # 3 out channels, 2 groups
+    with pytest.raises(ValueError, match="divisible"):
+        nn.Conv2d(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="strided"):
+        nn.Conv2d(4, 4, 3, stride=2, padding="same")
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,dilation,groups", [
+    ((2, 3, 9), (4, 3, 3), 1, 1, 1, 1), ((1, 4, 33), (2, 2, 4), 3, 2, 2, 2), ((3, 2, 8), (2, 1, 2), 1, "same", 1, 2),
+])
+def test_conv1d(dev, rng, xs, ws, stride, padding, dilation, groups):
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    if padding == "same":
+        tot = dilation * (ws[2] - 1)
+        pads = (0, 0, tot // 2, tot - tot // 2)
+    else:
+        pads = (0, 0, padding, padding)
+    check(dev, lambda x, w, b: F.conv1d(x, w, b, stride, padding, dilation, groups),
+          lambda x, w, b: np_conv2d(x[:, :, None], w[:, :, None], b, (1, stride), pads, (1, dilation), groups)[:, :, 0],
+          x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+T_CASES = [  # x shape, weight shape, stride, padding, output_padding, dilation, groups
+    ((2, 3, 4, 5), (3, 2, 3, 3), (1, 1), (0, 0), (0, 0), (1, 1), 1),
+    ((1, 4, 3, 4), (4, 3, 3, 2), (2, 3), (1, 0), (1, 2), (1, 1), 2),
+    ((2, 2, 3, 3), (2, 2, 2, 3), (2, 2), (1, 1), (0, 1), (2, 1), 1),
+    ((2, 3, 4, 3), (3, 1, 3, 3), (2, 1), (1, 1), (1, 0), (1, 1), 3),  # depthwise
+    ((3, 4, 3, 3), (4, 2, 2, 2), (2, 2), (0, 0), (1, 1), (1, 1), 2),  # more images than groups
+]
+
+
+@pytest.mark.parametrize("xs,ws,stride,padding,opad,dilation,groups", T_CASES)
+def test_conv_transpose2d(dev, rng, xs, ws, stride, padding, opad, dilation, groups):
+    x, w, b = _arrays(rng, xs, ws, ws[1] * groups)
+    check(dev, lambda x, w, b: F.conv_transpose2d(x, w, b, stride, padding, opad, groups, dilation),
+          lambda x, w, b: np_conv_transpose2d(x, w, b, stride, padding, opad, dilation, groups),
+          x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+def test_conv_transpose1d_and_adjoint(dev, rng):
+    """conv_transpose1d against NumPy, and <conv(y), x> == <y, conv_transpose(x)> (it is conv's adjoint)."""
+    x, w, b = _arrays(rng, (2, 4, 7), (4, 3, 3), 6)
+    check(dev, lambda x, w, b: F.conv_transpose1d(x, w, b, 2, 1, 1, 2),
+          lambda x, w, b: np_conv_transpose2d(x[:, :, None], w[:, :, None], b, (1, 2), (0, 1), (0, 1), (1, 1),
+                                              2)[:, :, 0], x, w, b, rtol=1e-4, atol=1e-4)
+    tx, tw = mt.tensor(x, device=dev), mt.tensor(w, device=dev)
+    yt = F.conv_transpose1d(tx, tw, None, 2, 1, 1, 2)
+    y = rng.standard_normal(yt.shape).astype(np.float32)
+    cy = F.conv1d(mt.tensor(y, device=dev), tw, None, 2, 1, 1, 2)
+    assert cy.shape == tx.shape
+    np.testing.assert_allclose((cy * tx).sum().item(), (yt * mt.tensor(y, device=dev)).sum().item(), rtol=1e-4)
+
+
+def test_conv_transpose_errors(dev):
+    x = mt.zeros(1, 4, 3, 3, device=dev)
+    with pytest.raises(ValueError, match="output_padding"):
+        F.conv_transpose2d(x, mt.zeros(4, 2, 3, 3, device=dev), stride=2, output_padding=2)
+    with pytest.raises(ValueError, match=r"\(1, 4, 3, 3\).*\(3, 2, 3, 3\)"):
+        F.conv_transpose2d(x, mt.zeros(3, 2, 3, 3, device=dev))
+    with pytest.raises(ValueError, match="dividing"):
+        F.conv_transpose2d(x, mt.zeros(4, 2, 3, 3, device=dev), groups=3)
+
+
+def _torch_pair(torch, tmod, mod, x, rng):
+    mod.load_state_dict({k: v.detach().numpy() for k, v in tmod.state_dict().items()})
+    tx = torch.tensor(x, requires_grad=True)
+    mx = mt.tensor(x, requires_grad=True)
+    ty, my = tmod(tx), mod(mx)
+    np.testing.assert_allclose(my.detach().numpy(), ty.detach().numpy(), rtol=1e-4, atol=1e-4)
+    g = rng.standard_normal(ty.shape).astype(np.float32)
+    ty.backward(torch.tensor(g))
+    my.backward(mt.tensor(g))
+    np.testing.assert_allclose(mx.grad.numpy(), tx.grad.numpy(), rtol=1e-4, atol=1e-4)
+    for (name, tp), p in zip(tmod.named_parameters(), mod.parameters()):
+        np.testing.assert_allclose(p.grad.numpy(), tp.grad.numpy(), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("make,xs", [
+    (lambda m: m.Conv2d(6, 4, 3, padding="same", groups=2), (2, 6, 7, 8)),
+    (lambda m: m.Conv2d(5, 10, (3, 2), stride=2, groups=5, bias=False), (3, 5, 9, 7)),
+    (lambda m: m.Conv1d(4, 6, 4, padding="same", dilation=2, groups=2), (2, 4, 13)),
+    (lambda m: m.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1, groups=2), (2, 4, 5, 4)),
+    (lambda m: m.ConvTranspose1d(3, 2, 5, stride=3, dilation=2), (2, 3, 6)),
+])
+def test_modules_match_torch(dev, rng, make, xs):
+    torch = pytest.importorskip("torch")
+    tmod, mod = make(torch.nn), make(nn).to(dev)
+    assert tuple(mod.weight.shape) == tuple(tmod.weight.shape)
+    assert repr(mod) == repr(tmod)
+    _torch_pair(torch, tmod, mod, rng.standard_normal(xs).astype(np.float32), rng)
+
+
+def test_conv_transpose_output_size(dev, rng):
+    torch = pytest.importorskip("torch")
+    tmod, mod = torch.nn.ConvTranspose2d(2, 3, 3, stride=3), nn.ConvTranspose2d(2, 3, 3, stride=3)
+    mod.load_state_dict({k: v.detach().numpy() for k, v in tmod.state_dict().items()})
+    x = rng.standard_normal((1, 2, 4, 4)).astype(np.float32)
+    ty = tmod(torch.tensor(x), output_size=(13, 14))
+    my = mod(mt.tensor(x), output_size=(13, 14))
+    assert my.shape == ty.shape == (1, 3, 13, 14)
+    np.testing.assert_allclose(my.detach().numpy(), ty.detach().numpy(), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="output size"):
+        mod(mt.tensor(x), output_size=(15, 14))
+
+
+def test_default_init_bounds():
+    """PyTorch's init: bias U(-1/sqrt(fan_in)), fan_in = weight.shape[1] * kernel (out/groups for transposed)."""
+    mt.manual_seed(0)
+    m = nn.ConvTranspose2d(4, 6, 3, groups=2)
+    bound = 1 / np.sqrt(3 * 9)
+    assert np.abs(m.bias.detach().numpy()).max() <= bound
+    assert np.abs(m.weight.detach().numpy()).max() <= bound
