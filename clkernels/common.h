@@ -5,6 +5,9 @@
 #ifdef HAS_FP16
 #pragma OPENCL EXTENSION cl_khr_fp16 : enable
 #endif
+#ifdef HAS_FP64
+#pragma OPENCL EXTENSION cl_khr_fp64 : enable
+#endif
 
 /* Loads and stores through a pointer of storage type TYPE (a one-word OpenCL C type name), as the
  * kernel's compute type: half goes through vload_half / vstore_half, which are core OpenCL 1.2, so

@@ -71,6 +71,144 @@
 #define OP_AND 56
 #define OP_OR 57
 #define OP_XOR 58
+/* math, dtypes and activations (issue 10) */
+#define OP_TO_BOOL 60      /* nonzero is true, NaN included */
+#define OP_LOG2 61
+#define OP_LOG10 62
+#define OP_LOG1P 63
+#define OP_EXPM1 64
+#define OP_EXP2 65
+#define OP_ERF 66
+#define OP_ERFINV 67
+#define OP_TAN 68
+#define OP_ASIN 69
+#define OP_ACOS 70
+#define OP_ATAN 71
+#define OP_SINH 72
+#define OP_COSH 73
+#define OP_ASINH 74
+#define OP_ACOSH 75
+#define OP_ATANH 76
+#define OP_FLOOR 77
+#define OP_CEIL 78
+#define OP_ROUND 79        /* round half to even of x * alpha, over alpha (alpha = 10^decimals) */
+#define OP_ROUND_NEG 80    /* round half to even of x / alpha, times alpha (negative decimals) */
+#define OP_TRUNC 81
+#define OP_FRAC 82
+#define OP_RECIPROCAL 83
+#define OP_SQUARE 84
+#define OP_ISNAN 85
+#define OP_ISINF 86
+#define OP_ISFINITE 87
+#define OP_SIGNBIT 88
+#define OP_BITNOT 89
+#define OP_SILU 90
+#define OP_SILU_GRAD 91
+#define OP_MISH 92
+#define OP_MISH_GRAD 93
+#define OP_SOFTPLUS 94     /* alpha = beta, beta = threshold */
+#define OP_SOFTPLUS_GRAD 95
+#define OP_ELU 96          /* alpha = alpha, beta = scale (selu) */
+#define OP_ELU_GRAD 97
+#define OP_CELU 98
+#define OP_CELU_GRAD 99
+#define OP_LEAKY_RELU 100
+#define OP_LEAKY_RELU_GRAD 101
+#define OP_HARDTANH_GRAD 102 /* 1 inside (alpha, beta) */
+#define OP_HARDSWISH 103
+#define OP_HARDSWISH_GRAD 104
+#define OP_HARDSIGMOID 105
+#define OP_HARDSIGMOID_GRAD 106
+#define OP_SOFTSIGN 107
+#define OP_LOGSIGMOID 108
+#define OP_THRESHOLD 109   /* x <= alpha ? beta : x */
+#define OP_GELU_TANH 110
+#define OP_GELU_TANH_GRAD 111
+/* binary */
+#define OP_ATAN2 120
+#define OP_FMOD 121
+#define OP_FMOD_INT 122
+#define OP_REMAINDER 123
+#define OP_REMAINDER_INT 124
+#define OP_FLOORDIV 125
+#define OP_FLOORDIV_INT 126
+#define OP_COPYSIGN 127
+#define OP_HYPOT 128
+#define OP_LOGADDEXP 129
+#define OP_LOGADDEXP2 130
+#define OP_XLOGY 131
+#define OP_BITAND 132
+#define OP_BITOR 133
+#define OP_BITXOR 134
+#define OP_SHL 135
+#define OP_SHR 136
+#define OP_TRUNCDIV_INT 137
+#define OP_TRUNCDIV 138
+
+/* Integer division helpers: a zero divisor gives 0 instead of a trap (the host checks first), and
+ * x / -1 is negation so the most negative value wraps instead of trapping. */
+#if OP == OP_FMOD_INT || OP == OP_REMAINDER_INT || OP == OP_FLOORDIV_INT || OP == OP_TRUNCDIV_INT
+#define MINUS_ONE(b) ((T)-1 < (T)0 && (b) == (T)-1)  /* signed types only */
+inline T int_div(T a, T b) { return b == 0 ? (T)0 : (MINUS_ONE(b) ? (T)(-a) : (T)(a / b)); }
+inline T int_mod(T a, T b) { return (b == 0 || MINUS_ONE(b)) ? (T)0 : (T)(a % b); }
+inline T int_floordiv(T a, T b)
+{
+    T q = int_div(a, b);
+    return (int_mod(a, b) != 0 && ((a < 0) != (b < 0))) ? (T)(q - 1) : q;
+}
+inline T int_remainder(T a, T b)
+{
+    T r = int_mod(a, b);
+    return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;
+}
+#endif
+#if OP == OP_REMAINDER || OP == OP_FLOORDIV
+/* PyTorch's float remainder and floor division (sign of the divisor; exact quotients stay exact) */
+inline T f_remainder(T a, T b)
+{
+    T m = fmod(a, b);
+    return (m != (T)0 && ((b < (T)0) != (m < (T)0))) ? m + b : m;
+}
+inline T f_floordiv(T a, T b)
+{
+    if (b == (T)0) return a / b;
+    T m = fmod(a, b);
+    T d = (a - m) / b;
+    if (m != (T)0 && ((b < (T)0) != (m < (T)0))) d -= (T)1;
+    T f = floor(d);
+    if (d - f > (T)0.5) f += (T)1;
+    return d == (T)0 ? copysign((T)0, a / b) : f;
+}
+#endif
+#if OP == OP_ERFINV
+/* Giles' single-precision approximation, then two Newton steps on erf (exact to double). */
+inline T erfinv_(T y)
+{
+    if (y <= (T)-1 || y >= (T)1)
+        return y == (T)-1 ? -INFINITY : (y == (T)1 ? INFINITY : NAN);
+    T w = -log(((T)1 - y) * ((T)1 + y)), p;
+    if (w < (T)5) {
+        w -= (T)2.5;
+        p = (T)2.81022636e-08;
+        p = (T)3.43273939e-07 + p * w; p = (T)-3.5233877e-06 + p * w; p = (T)-4.39150654e-06 + p * w;
+        p = (T)0.00021858087 + p * w; p = (T)-0.00125372503 + p * w; p = (T)-0.00417768164 + p * w;
+        p = (T)0.246640727 + p * w; p = (T)1.50140941 + p * w;
+    } else {
+        w = sqrt(w) - (T)3;
+        p = (T)-0.000200214257;
+        p = (T)0.000100950558 + p * w; p = (T)0.00134934322 + p * w; p = (T)-0.00367342844 + p * w;
+        p = (T)0.00573950773 + p * w; p = (T)-0.0076224613 + p * w; p = (T)0.00943887047 + p * w;
+        p = (T)1.00167406 + p * w; p = (T)2.83297682 + p * w;
+    }
+    T x = p * y;
+    for (int k = 0; k < 2; ++k)
+        x -= (erf(x) - y) / ((T)1.1283791670955126 * exp(-x * x));
+    return x;
+}
+#endif
+#if OP == OP_SHL || OP == OP_SHR
+#define NBITS ((T)(sizeof(T) * 8))
+#endif
 
 #if OP == OP_COPY
 #define F1(x) (x)
@@ -89,7 +227,7 @@
 #elif OP == OP_SIGMOID
 #define F1(x) ((T)1 / ((T)1 + exp(-(x))))
 #elif OP == OP_RELU
-#define F1(x) ((x) > (T)0 ? (x) : (T)0)
+#define F1(x) ((x) < (T)0 ? (T)0 : (x))  /* NaN passes */
 #elif OP == OP_ABS
 #define F1(x) ((x) < (T)0 ? -(x) : (x))
 #elif OP == OP_ADD_S
@@ -171,6 +309,153 @@
 #define F2(x, y) ((x) || (y))
 #elif OP == OP_XOR
 #define F2(x, y) ((!(x)) != (!(y)))
+#elif OP == OP_TO_BOOL
+#define F1(x) ((x) != (T)0)
+#elif OP == OP_LOG2
+#define F1(x) log2(x)
+#elif OP == OP_LOG10
+#define F1(x) log10(x)
+#elif OP == OP_LOG1P
+#define F1(x) log1p(x)
+#elif OP == OP_EXPM1
+#define F1(x) expm1(x)
+#elif OP == OP_EXP2
+#define F1(x) exp2(x)
+#elif OP == OP_ERF
+#define F1(x) erf(x)
+#elif OP == OP_ERFINV
+#define F1(x) erfinv_(x)
+#elif OP == OP_TAN
+#define F1(x) tan(x)
+#elif OP == OP_ASIN
+#define F1(x) asin(x)
+#elif OP == OP_ACOS
+#define F1(x) acos(x)
+#elif OP == OP_ATAN
+#define F1(x) atan(x)
+#elif OP == OP_SINH
+#define F1(x) sinh(x)
+#elif OP == OP_COSH
+#define F1(x) cosh(x)
+#elif OP == OP_ASINH
+#define F1(x) asinh(x)
+#elif OP == OP_ACOSH
+#define F1(x) acosh(x)
+#elif OP == OP_ATANH
+#define F1(x) atanh(x)
+#elif OP == OP_FLOOR
+#define F1(x) floor(x)
+#elif OP == OP_CEIL
+#define F1(x) ceil(x)
+#elif OP == OP_ROUND
+#define F1(x) (rint((x) * alpha) / alpha)
+#elif OP == OP_ROUND_NEG
+#define F1(x) (rint((x) / alpha) * alpha)
+#elif OP == OP_TRUNC
+#define F1(x) trunc(x)
+#elif OP == OP_FRAC
+#define F1(x) ((x) - trunc(x))
+#elif OP == OP_RECIPROCAL
+#define F1(x) ((T)1 / (x))
+#elif OP == OP_SQUARE
+#define F1(x) ((x) * (x))
+#elif OP == OP_ISNAN
+#define F1(x) isnan(x)
+#elif OP == OP_ISINF
+#define F1(x) isinf(x)
+#elif OP == OP_ISFINITE
+#define F1(x) isfinite(x)
+#elif OP == OP_SIGNBIT
+#define F1(x) signbit(x)
+#elif OP == OP_BITNOT
+#define F1(x) (~(x))
+#elif OP == OP_SILU
+#define F1(x) ((x) / ((T)1 + exp(-(x))))
+#elif OP == OP_SILU_GRAD  /* s (1 + x (1 - s)) */
+#define F1(x) (((T)1 / ((T)1 + exp(-(x)))) * ((T)1 + (x) * ((T)1 - (T)1 / ((T)1 + exp(-(x))))))
+#elif OP == OP_MISH
+#define F1(x) ((x) * tanh(log1p(exp(x))))
+#elif OP == OP_MISH_GRAD  /* tanh(sp) + x sigmoid(x) (1 - tanh(sp)^2) */
+#define F1(x) (tanh(log1p(exp(x))) + (x) * ((T)1 / ((T)1 + exp(-(x)))) * \
+               ((T)1 - tanh(log1p(exp(x))) * tanh(log1p(exp(x)))))
+#elif OP == OP_SOFTPLUS
+#define F1(x) ((x) * alpha > beta ? (x) : log1p(exp((x) * alpha)) / alpha)
+#elif OP == OP_SOFTPLUS_GRAD
+#define F1(x) ((x) * alpha > beta ? (T)1 : (T)1 / ((T)1 + exp(-(x) * alpha)))
+#elif OP == OP_ELU
+#define F1(x) ((x) > (T)0 ? beta * (x) : beta * alpha * expm1(x))
+#elif OP == OP_ELU_GRAD
+#define F1(x) ((x) > (T)0 ? beta : beta * alpha * exp(x))
+#elif OP == OP_CELU
+#define F1(x) ((x) > (T)0 ? (x) : alpha * expm1((x) / alpha))
+#elif OP == OP_CELU_GRAD
+#define F1(x) ((x) > (T)0 ? (T)1 : exp((x) / alpha))
+#elif OP == OP_LEAKY_RELU
+#define F1(x) ((x) > (T)0 ? (x) : (x) * alpha)
+#elif OP == OP_LEAKY_RELU_GRAD
+#define F1(x) ((x) > (T)0 ? (T)1 : alpha)
+#elif OP == OP_HARDTANH_GRAD
+#define F1(x) ((x) > alpha && (x) < beta ? (T)1 : (T)0)
+#elif OP == OP_HARDSWISH
+#define F1(x) ((x) * fmin(fmax((x) + (T)3, (T)0), (T)6) / (T)6)
+#elif OP == OP_HARDSWISH_GRAD
+#define F1(x) ((x) < (T)-3 ? (T)0 : ((x) <= (T)3 ? (x) / (T)3 + (T)0.5 : (T)1))
+#elif OP == OP_HARDSIGMOID
+#define F1(x) ((x) <= (T)-3 ? (T)0 : ((x) >= (T)3 ? (T)1 : (x) / (T)6 + (T)0.5))
+#elif OP == OP_HARDSIGMOID_GRAD
+#define F1(x) ((x) > (T)-3 && (x) < (T)3 ? (T)1 / (T)6 : (T)0)
+#elif OP == OP_SOFTSIGN
+#define F1(x) ((x) / ((T)1 + fabs(x)))
+#elif OP == OP_LOGSIGMOID  /* min(x, 0) - log1p(exp(-|x|)) */
+#define F1(x) (isnan(x) ? (x) : fmin((x), (T)0) - log1p(exp(-fabs(x))))
+#elif OP == OP_THRESHOLD
+#define F1(x) ((x) <= alpha ? beta : (x))
+#elif OP == OP_GELU_TANH
+#define F1(x) ((x) / ((T)1 + exp((T)-1.5957691216057307 * ((x) + (T)0.044715 * (x) * (x) * (x)))))  /* x sigmoid(2u) */
+#elif OP == OP_GELU_TANH_GRAD
+#define F1(x) ((T)0.5 * ((T)1 + tanh((T)0.79788456080286536 * ((x) + (T)0.044715 * (x) * (x) * (x)))) + \
+               (T)0.5 * (x) * ((T)1 - tanh((T)0.79788456080286536 * ((x) + (T)0.044715 * (x) * (x) * (x))) * \
+               tanh((T)0.79788456080286536 * ((x) + (T)0.044715 * (x) * (x) * (x)))) * \
+               (T)0.79788456080286536 * ((T)1 + (T)0.134145 * (x) * (x)))
+#elif OP == OP_ATAN2
+#define F2(x, y) atan2((x), (y))
+#elif OP == OP_FMOD
+#define F2(x, y) fmod((x), (y))
+#elif OP == OP_FMOD_INT
+#define F2(x, y) int_mod((x), (y))
+#elif OP == OP_REMAINDER
+#define F2(x, y) f_remainder((x), (y))
+#elif OP == OP_REMAINDER_INT
+#define F2(x, y) int_remainder((x), (y))
+#elif OP == OP_FLOORDIV
+#define F2(x, y) f_floordiv((x), (y))
+#elif OP == OP_FLOORDIV_INT
+#define F2(x, y) int_floordiv((x), (y))
+#elif OP == OP_TRUNCDIV
+#define F2(x, y) trunc((x) / (y))
+#elif OP == OP_TRUNCDIV_INT
+#define F2(x, y) int_div((x), (y))
+#elif OP == OP_COPYSIGN
+#define F2(x, y) copysign((x), (y))
+#elif OP == OP_HYPOT
+#define F2(x, y) hypot((x), (y))
+#elif OP == OP_LOGADDEXP  /* max + log1p(exp(-|x - y|)); equal infinities give that infinity */
+#define F2(x, y) (isnan(x) || isnan(y) ? (x) + (y) : ((x) == (y) && isinf(x) ? (x) : fmax((x), (y)) + log1p(exp(-fabs((x) - (y))))))
+#elif OP == OP_LOGADDEXP2
+#define F2(x, y) (isnan(x) || isnan(y) ? (x) + (y) : ((x) == (y) && isinf(x) ? (x) : \
+                  fmax((x), (y)) + log1p(exp2(-fabs((x) - (y)))) * (T)1.4426950408889634))
+#elif OP == OP_XLOGY
+#define F2(x, y) (isnan(y) ? (y) : ((x) == (T)0 ? (T)0 : (x) * log(y)))
+#elif OP == OP_BITAND
+#define F2(x, y) ((x) & (y))
+#elif OP == OP_BITOR
+#define F2(x, y) ((x) | (y))
+#elif OP == OP_BITXOR
+#define F2(x, y) ((x) ^ (y))
+#elif OP == OP_SHL
+#define F2(x, y) ((y) < (T)0 || (y) >= NBITS ? (T)0 : (T)((x) << (y)))
+#elif OP == OP_SHR
+#define F2(x, y) ((y) < (T)0 || (y) >= NBITS ? ((x) < (T)0 ? (T)-1 : (T)0) : (T)((x) >> (y)))
 #endif
 
 #ifdef F1

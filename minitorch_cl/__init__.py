@@ -3,7 +3,8 @@ from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, se
 from .autograd import Function
 from . import autograd  # noqa: F401  (mt.autograd.detect_anomaly, ...)
 from .device import Device, DeviceError, device, devices
-from .dtypes import bool_ as bool, float16, float32, int32, int64
+from .dtypes import bool_ as bool, float16, float32, float64, int8, int16, int32, int64, uint8
+from .dtypes import finfo, iinfo, promote_types
 from .kernels import KernelBuildError
 from .tensor import (Tensor, arange, as_tensor, empty, empty_like, from_numpy, full, full_like, linspace, ones,
                      ones_like, tensor, zeros, zeros_like)
@@ -36,6 +37,8 @@ float = float32
 half = float16
 long = int64
 int = int32
+double = float64
+short = int16
 
 cl = cuda  # mt.cl.memory_allocated() and friends: the same module under the project's own name
 

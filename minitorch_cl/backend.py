@@ -26,6 +26,8 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     out_dtype = out.dtype if out is not None else (out_dtype or a.dtype)
     if out is None:
         out = empty(a.shape, dtype=out_dtype, device=a.device)
+    if op == "OP_COPY" and out_dtype is dtypes.bool_ and a.dtype is not dtypes.bool_:
+        op = "OP_TO_BOOL"  # nonzero (NaN included) is True, as in PyTorch
     n = out.numel()
     _check_size(n)
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)
@@ -111,9 +113,10 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     outer = layout.numel([x.shape[d] for d in range(len(lo_dims))])
     inner = layout.numel(x.shape) // max(outer * R, 1) if R else layout.numel(out_shape) // max(outer, 1)
     acc = dtypes.compute_dtype(x.dtype)
-    if acc is dtypes.bool_:
+    int_sum = op == "RED_SUM" and not x.dtype.is_floating  # PyTorch sums bool and integers into int64
+    if acc is dtypes.bool_ or int_sum:
         acc = dtypes.int64
-    odt = dtypes.int64 if is_arg else (out_dtype or (dtypes.int64 if x.dtype is dtypes.bool_ else x.dtype))
+    odt = dtypes.int64 if is_arg else (out_dtype or (dtypes.int64 if int_sum or x.dtype is dtypes.bool_ else x.dtype))
     out = empty(out_shape, dtype=odt, device=x.device)
     n_out = outer * inner
     if n_out == 0:

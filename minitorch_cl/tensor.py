@@ -32,12 +32,12 @@ class Tensor:
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
-    def from_data(cls, data, dtype=None, device=None):
+    def from_data(cls, data, dtype=None, device=None, keep_float64=False):
         if isinstance(data, Tensor):
             return data.to(device=device or data.device, dtype=dtype or data.dtype).detach()
         dev = resolve_device(device)
         arr = np.asarray(data)
-        dt = dtypes.as_dtype(dtype) or _infer_dtype(arr)
+        dt = dtypes.as_dtype(dtype) or _infer_dtype(arr, keep_float64=isinstance(data, np.ndarray) and keep_float64)
         host = np.array(arr, dtype=dt.np, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         t = empty(host.shape, dtype=dt, device=dev)
         if host.size:
@@ -173,11 +173,15 @@ class Tensor:
         return self
 
 
-def _infer_dtype(arr):
+def _infer_dtype(arr, keep_float64=False):
+    """The array's own dtype (uint8 stays uint8, int32 int32); Python floats give float32, and so do
+    float64 arrays given to tensor() (see the README's dtype notes), while from_numpy keeps float64."""
     if arr.dtype == np.bool_:
         return dtypes.bool_
+    if arr.dtype == np.float64 and not keep_float64:
+        return dtypes.float32
     if arr.dtype.kind in "iuf":
-        return dtypes.as_dtype(arr.dtype)  # int32 stays int32; float64 becomes float32
+        return dtypes.as_dtype(arr.dtype)
     if arr.dtype == object:
         raise TypeError("could not build a tensor from ragged or non-numeric data")
     raise TypeError(f"unsupported data type {arr.dtype}")
@@ -197,6 +201,8 @@ def empty(*size, dtype=None, device=None, requires_grad=False):
     shape = _shape_args(size)
     dev = resolve_device(device)
     dt = dtypes.as_dtype(dtype) or dtypes.float32
+    if dt is dtypes.float64:
+        dtypes.check_fp64(dev)
     buf = dev.alloc(layout.numel(shape) * dt.itemsize)
     t = Tensor(buf, shape, layout.contiguous_strides(shape), 0, dt, dev)
     return t.requires_grad_(requires_grad) if requires_grad else t
@@ -244,7 +250,7 @@ def from_numpy(array, device=None):
     """A tensor with the array's values and dtype (a copy on the device: OpenCL memory is not host memory)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
-    return Tensor.from_data(array, device=device)
+    return Tensor.from_data(array, device=device, keep_float64=True)
 
 
 def as_tensor(data, dtype=None, device=None):

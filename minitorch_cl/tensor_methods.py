@@ -330,6 +330,38 @@ METHODS.update({"__iadd__": METHODS["add_"], "__isub__": METHODS["sub_"], "__imu
                 "__iand__": _inplace(_logical("OP_AND")), "__ior__": _inplace(_logical("OP_OR")),
                 "__ixor__": _inplace(_logical("OP_XOR"))})
 
+# ---- dtypes, element-wise math, bitwise and logical ops (issue 10) ----------------------------
+_MATH = ([op.name for op in elementwise.MATH_UNARY + elementwise.MATH_BINARY if op.name not in ("round_neg", "trunc_divide")]
+         + ["arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "fix", "bitwise_not",
+            "logical_and", "logical_or", "logical_xor", "isnan", "isinf", "isfinite", "isposinf", "isneginf",
+            "signbit", "nan_to_num", "isclose", "allclose", "true_divide"])
+METHODS.update({name: getattr(elementwise, name) for name in _MATH})
+METHODS.update({name + "_": _inplace(getattr(elementwise, name)) for name in _MATH
+                if name not in ("isnan", "isinf", "isfinite", "isposinf", "isneginf", "signbit", "isclose", "allclose")})
+METHODS.update({
+    "double": _to_dtype(dtypes.float64), "short": _to_dtype(dtypes.int16), "byte": _to_dtype(dtypes.uint8),
+    "char": _to_dtype(dtypes.int8),
+    "div": elementwise.divide, "divide": elementwise.divide, "div_": _fast_binary("OP_DIV", elementwise.divide),
+    "divide_": _inplace(elementwise.divide), "clamp": elementwise.clamp, "clamp_": _inplace(elementwise.clamp),
+    "clip_": _inplace(elementwise.clamp), "lerp": elementwise.lerp, "lerp_": _inplace(elementwise.lerp),
+    "logical_not_": _inplace(elementwise.logical_not),
+    "__mod__": elementwise.remainder, "__rmod__": _reflected(elementwise.remainder),
+    "__imod__": _inplace(elementwise.remainder),
+    "__floordiv__": elementwise.floor_divide, "__rfloordiv__": _reflected(elementwise.floor_divide),
+    "__ifloordiv__": _inplace(elementwise.floor_divide),
+    "__and__": elementwise.bitwise_and, "__rand__": _reflected(elementwise.bitwise_and),
+    "__iand__": _inplace(elementwise.bitwise_and),
+    "__or__": elementwise.bitwise_or, "__ror__": _reflected(elementwise.bitwise_or),
+    "__ior__": _inplace(elementwise.bitwise_or),
+    "__xor__": elementwise.bitwise_xor, "__rxor__": _reflected(elementwise.bitwise_xor),
+    "__ixor__": _inplace(elementwise.bitwise_xor),
+    "__lshift__": elementwise.bitwise_left_shift, "__rlshift__": _reflected(elementwise.bitwise_left_shift),
+    "__ilshift__": _inplace(elementwise.bitwise_left_shift),
+    "__rshift__": elementwise.bitwise_right_shift, "__rrshift__": _reflected(elementwise.bitwise_right_shift),
+    "__irshift__": _inplace(elementwise.bitwise_right_shift),
+    "__invert__": elementwise.bitwise_not, "is_floating_point": elementwise.is_floating_point,
+})
+
 for _name, _fn in METHODS.items():
     setattr(Tensor, _name, _fn)
 del ops

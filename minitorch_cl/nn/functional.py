@@ -13,3 +13,4 @@ from ..ops.batchnorm import *  # noqa: F401,F403  batch_norm, group_norm
 from ..ops.loss import *  # noqa: F401,F403  binary_cross_entropy(_with_logits), l1/smooth_l1/huber, kl_div, ...
 from ..ops.interpolate import *  # noqa: F401,F403  interpolate, pixel_shuffle, pixel_unshuffle
 from ..ops.manip import fold, pad, unfold  # noqa: F401
+from ..ops.activation import *  # noqa: F401,F403  silu, elu, softplus, prelu, gelu(approximate=), ... (after elementwise)
