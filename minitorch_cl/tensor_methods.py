@@ -119,7 +119,8 @@ def _fast_binary(op, fn):
     slow = _inplace(fn)
 
     def update(self, other, **kwargs):
-        if kwargs or _needs_graph(self, other) or not isinstance(other, (Tensor, int, float, bool)):
+        if kwargs or _needs_graph(self, other) or not isinstance(other, (Tensor, int, float, bool)) or \
+                self.dtype is dtypes.bool_:  # bool tensors: the out-of-place rules (+ is or, * is and)
             return slow(self, other, **kwargs)
         _check_writable(self, False)
         if isinstance(other, Tensor):

@@ -197,3 +197,17 @@ def test_finfo_iinfo_like_torch():
             with pytest.raises(TypeError):
                 mt.finfo(m)
     assert mt.finfo().eps == torch.finfo().eps
+
+
+def test_bool_arithmetic_stays_bool_as_in_torch(dev):
+    torch = pytest.importorskip("torch")
+    a, b = [True, False, True, False], [True, True, False, False]
+    x, y = mt.tensor(a, device=dev), mt.tensor(b, device=dev)
+    tx, ty = torch.tensor(a), torch.tensor(b)
+    for got, want in (((x + y), (tx + ty)), ((x * y), (tx * ty)), ((x + True), (tx + True)), ((x * 3), (tx * 3))):
+        assert got.dtype.name == str(want.dtype).replace("torch.", "") and got.tolist() == want.tolist()
+    z = x.clone()
+    z += y
+    assert z.dtype is mt.bool and z.tolist() == (tx + ty).tolist()
+    with pytest.raises(RuntimeError, match="Subtraction"):
+        x - y

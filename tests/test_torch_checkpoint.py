@@ -91,6 +91,7 @@ def test_torch_zip_loads_without_torch(tmp_path):
     assert "/model/1.num_batches_tracked int64" in res.stdout
     assert "/extra/5 bool" in res.stdout and "/extra/3 float16" in res.stdout
     assert "/extra/9 float32 Parameter" in res.stdout
+    assert " uint8" in res.stdout  # small integer dtypes keep their dtype
 
 
 def test_torch_state_dict_into_model(dev, tmp_path):

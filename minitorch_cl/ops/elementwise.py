@@ -157,7 +157,22 @@ def _binary(a, b, name, number_right, number_left):
     return number_left(b, a)
 
 
+def _bools(a, b):
+    """Both operands bool (tensors or Python bools, at least one a tensor): torch keeps bool there."""
+    def is_bool(x):
+        return isinstance(x, bool) or (isinstance(x, Tensor) and x.dtype is dtypes.bool_)
+    return is_bool(a) and is_bool(b) and (isinstance(a, Tensor) or isinstance(b, Tensor))
+
+
+def _bool_op(op, a, b):
+    if not isinstance(a, Tensor):
+        a, b = b, a
+    return logical(op, a, b)
+
+
 def add(a, b, alpha=1):
+    if _bools(a, b) and alpha == 1:
+        return _bool_op("OP_OR", a, b)  # True + True is True, as in torch
     if alpha != 1:
         b = b * alpha
     return _binary(a, b, "add", lambda t, s: _number_op(t, s, "add_number"),
@@ -165,11 +180,16 @@ def add(a, b, alpha=1):
 
 
 def sub(a, b):
+    if _bools(a, b):
+        raise RuntimeError("Subtraction, the `-` operator, with two bool tensors is not supported. "
+                           "Use the `^` or `logical_xor()` operator instead.")
     return _binary(a, b, "sub", lambda t, s: _number_op(t, -s, "add_number"),
                    lambda t, s: _number_op(t, s, "number_sub"))
 
 
 def mul(a, b):
+    if _bools(a, b):
+        return _bool_op("OP_AND", a, b)
     return _binary(a, b, "mul", lambda t, s: _number_op(t, s, "mul_number"),
                    lambda t, s: _number_op(t, s, "mul_number"))
 
