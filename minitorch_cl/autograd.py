@@ -161,7 +161,10 @@ def _run_backward(pending, root, retain_graph):
             if node.ctx is None:
                 raise RuntimeError("trying to backward through the graph a second time; "
                                    "pass retain_graph=True to the first backward()")
-            grads = [g if g is not None else _zeros(meta) for g, meta in zip(grads, node.out_meta)]
+            # a gradient has its tensor's dtype, as in torch (w * float32_out with a float64 w gives a
+            # float64 product, whose gradient into out is float32 again)
+            grads = [_zeros(meta) if g is None else g if g.dtype is meta[1] else g.to(dtype=meta[1])
+                     for g, meta in zip(grads, node.out_meta)]
             for i, hooks in node.hooks.items():
                 grads[i] = _run_hooks(hooks, grads[i])
             in_grads = node.fn.backward(node.ctx, *grads)

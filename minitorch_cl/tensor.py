@@ -32,12 +32,14 @@ class Tensor:
 
     # ---- construction ---------------------------------------------------------------------
     @classmethod
-    def from_data(cls, data, dtype=None, device=None, keep_float64=False):
+    def from_data(cls, data, dtype=None, device=None):
         if isinstance(data, Tensor):
             return data.to(device=device or data.device, dtype=dtype or data.dtype).detach()
         dev = resolve_device(device)
         arr = np.asarray(data)
-        dt = dtypes.as_dtype(dtype) or _infer_dtype(arr, keep_float64=isinstance(data, np.ndarray) and keep_float64)
+        # as in torch: a float64 array (or NumPy float64 scalar) stays float64, Python floats give float32
+        keep_float64 = isinstance(data, (np.ndarray, np.floating)) and dev.profile.fp64
+        dt = dtypes.as_dtype(dtype) or _infer_dtype(arr, keep_float64=keep_float64)
         host = np.array(arr, dtype=dt.np, order="C")  # (ascontiguousarray would make a 0-d array 1-d)
         t = empty(host.shape, dtype=dt, device=dev)
         if host.size:
@@ -174,8 +176,8 @@ class Tensor:
 
 
 def _infer_dtype(arr, keep_float64=False):
-    """The array's own dtype (uint8 stays uint8, int32 int32); Python floats give float32, and so do
-    float64 arrays given to tensor() (see the README's dtype notes), while from_numpy keeps float64."""
+    """The array's own dtype (uint8 stays uint8, int32 int32, float64 float64 with keep_float64: a NumPy
+    float64 on a device with cl_khr_fp64); Python floats give float32."""
     if arr.dtype == np.bool_:
         return dtypes.bool_
     if arr.dtype == np.float64 and not keep_float64:
@@ -250,7 +252,7 @@ def from_numpy(array, device=None):
     """A tensor with the array's values and dtype (a copy on the device: OpenCL memory is not host memory)."""
     if not isinstance(array, np.ndarray):
         raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
-    return Tensor.from_data(array, device=device, keep_float64=True)
+    return Tensor.from_data(array, device=device, dtype=dtypes.float64 if array.dtype == np.float64 else None)
 
 
 def as_tensor(data, dtype=None, device=None):

@@ -3,8 +3,7 @@ without PyTorch. A restricted unpickler rebuilds tensors (torch._utils._rebuild_
 _rebuild_parameter), storages by dtype, OrderedDict and plain containers, and refuses every other
 global (os.system, builtins.eval, ...) before anything is called.
 
-Tensors come back as minitorch_cl tensors of the same dtype (float64 as float32, as mt.tensor gives
-it; bfloat16 widened to float32), 0-d ones from NumPy arrays of shape () so they keep the shape the tensor
+Tensors come back as minitorch_cl tensors of the same dtype (bfloat16 widened to float32), 0-d ones from NumPy arrays of shape () so they keep the shape the tensor
 factory gives a 0-d array."""
 import collections
 import pickle
@@ -22,7 +21,7 @@ _STORAGES = {  # torch.<Name>Storage -> the NumPy dtype of its bytes
     "BFloat16Storage": np.uint16, "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16,
     "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
 }
-_DTYPES = {"float64": "float32", "double": "float32", "float32": "float32", "float": "float32",
+_DTYPES = {"float64": "float64", "double": "float64", "float32": "float32", "float": "float32",
            "float16": "float16", "half": "float16", "bfloat16": "float32", "int64": "int64", "long": "int64",
            "int32": "int32", "int": "int32", "int16": "int16", "short": "int16", "int8": "int8", "uint8": "uint8",
            "bool": "bool"}

@@ -77,8 +77,9 @@ def test_numpy_arrays_keep_their_dtype(dev):
     for name in OPERAND_DTYPES:
         arr = np.arange(4).astype(NP_OF[name])
         assert mt.from_numpy(arr, device=dev).dtype.name == name
-        assert mt.tensor(arr, device=dev).dtype.name == (name if name != "float64" else "float32")
-    assert mt.tensor([1.5, 2], device=dev).dtype is mt.float32
+        assert mt.tensor(arr, device=dev).dtype.name == name  # float64 too, as in torch (PoCL has cl_khr_fp64)
+    assert mt.tensor([1.5, 2], device=dev).dtype is mt.float32  # Python floats give float32
+    assert mt.tensor(np.float64(2.5), device=dev).dtype is mt.float64
     assert mt.tensor([1, 2], device=dev).dtype is mt.int64
     assert mt.tensor([True], device=dev).dtype is mt.bool
     assert mt.tensor(np.ones(2), dtype=mt.float64, device=dev).dtype is mt.float64

@@ -91,15 +91,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     float16 tensors (a model.half()) are computed in float32; half running statistics are updated
     through float32 copies written back, so the module's own buffers change."""
     tensors = (input, running_mean, running_var, weight, bias)
-    if any(t is not None and t.dtype is dtypes.float16 for t in tensors):
-        wide = [t.float() if t is not None and t.dtype is dtypes.float16 else t for t in tensors]
+    other = (dtypes.float16, dtypes.float64)  # computed through float32 copies
+    if any(t is not None and t.dtype in other for t in tensors):
+        wide = [t.float() if t is not None and t.dtype in other else t for t in tensors]
         out = batch_norm(*wide[:3], *wide[3:], training=training, momentum=momentum, eps=eps,
                          num_batches_tracked=num_batches_tracked)
         with no_grad():
             for stat, wide_stat in ((running_mean, wide[1]), (running_var, wide[2])):
                 if stat is not None and stat is not wide_stat:
                     stat.copy_(wide_stat)
-        return out if input.dtype is not dtypes.float16 or autocast_dtype() is not None else out.half()
+        return out if input.dtype not in other or autocast_dtype() is not None else out.to(dtype=input.dtype)
     _check("batch_norm", input, running_mean, running_var, weight, bias)
     N, C = input.shape[:2]
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),

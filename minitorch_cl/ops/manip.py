@@ -12,6 +12,7 @@ from ..tensor import arange, full, tensor, zeros
 from .conv import _pair, col2im, im2col, output_size as conv_output_size
 from .elementwise import where
 from .shape import _view, cat, index_select, narrow, permute
+from .precision import SAME, float32_kernels
 
 
 # ---- movedim ---------------------------------------------------------------------------------
@@ -303,6 +304,7 @@ class Col2Im(Function):
         return (im2col(g, k[0], k[1], st, pad, dil, OH, OW),) + (None,) * 7
 
 
+@float32_kernels(SAME)
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """F.unfold (im2col): (N, C, H, W) -> (N, C*KH*KW, L)."""
     if input.ndim == 3:
@@ -313,6 +315,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     return Im2Col.apply(input, *_geometry(kernel_size, dilation, padding, stride))
 
 
+@float32_kernels(SAME)
 def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """F.fold (col2im): (N, C*KH*KW, L) -> (N, C, H, W), summing overlapping taps."""
     if input.ndim == 2:

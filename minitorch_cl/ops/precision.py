@@ -1,6 +1,6 @@
-"""float16 on every device for the fused families: their kernels compute in float32, so half inputs
-are widened at the op's boundary and the results narrowed back (element-wise kernels instead read
-and write half storage directly). Under autocast, the "lower precision" ops take their floating
+"""float16 and float64 through the fused families: their kernels compute in float32, so half inputs
+are widened at the op's boundary, float64 ones narrowed, and the results cast back (element-wise
+kernels instead read and write half storage directly, and compute float64 in double). Under autocast, the "lower precision" ops take their floating
 inputs as float16 and the "float32" ops give float32 results, as torch.autocast does."""
 import functools
 
@@ -22,13 +22,14 @@ def _has_tensor(values):
     return any(isinstance(v, Tensor) or (isinstance(v, (list, tuple)) and _has_tensor(v)) for v in values)
 
 
-def _any_half(values):
+def _other_float(values):
+    """float16 or float64 when an input has that dtype (float64 wins), else None."""
+    found = None
     for v in values:
-        if isinstance(v, Tensor) and v.dtype is dtypes.float16:
-            return True
-        if isinstance(v, (list, tuple)) and _any_half(v):
-            return True
-    return False
+        dt = v.dtype if isinstance(v, Tensor) else _other_float(v) if isinstance(v, (list, tuple)) else None
+        if dt is dtypes.float64 or (dt is dtypes.float16 and found is None):
+            found = dt
+    return found
 
 
 LOWER, FLOAT32, SAME = "lower", "float32", "same"  # autocast's op lists, and the ops on neither
@@ -45,11 +46,12 @@ def float32_kernels(policy=SAME):
             autocasting = autocast_dtype() is not None
             if policy == LOWER and autocasting:
                 args, kwargs = _cast(args, dtypes.float16), {k: _cast(v, dtypes.float16) for k, v in kwargs.items()}
-            if not _any_half(list(args) + list(kwargs.values())):
+            given = _other_float(list(args) + list(kwargs.values()))
+            if given is None:
                 with paused():
                     return fn(*args, **kwargs)
             with paused():
                 out = fn(*_cast(args, dtypes.float32), **{k: _cast(v, dtypes.float32) for k, v in kwargs.items()})
-            return out if policy == FLOAT32 and autocasting else _cast(out, dtypes.float16)
+            return out if policy == FLOAT32 and autocasting else _cast(out, given)
         return op
     return decorate

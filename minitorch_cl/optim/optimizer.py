@@ -35,9 +35,8 @@ class Optimizer:
         for p in group["params"]:
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize tensors, got {type(p).__name__}")
-            if p.dtype not in (dtypes.float32, dtypes.float16):
-                raise TypeError(f"optimizer supports float32 and float16 parameters, got {p.dtype!r} of shape "
-                                f"{p.shape}")
+            if p.dtype not in (dtypes.float32, dtypes.float16, dtypes.float64):
+                raise TypeError(f"optimizer supports floating point parameters, got {p.dtype!r} of shape {p.shape}")
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in group["params"]):
             raise ValueError("some parameters appear in more than one parameter group")
@@ -130,7 +129,7 @@ def _launch(p, name, *args):
     are float32: a float16 parameter (model.half()) and its state are updated through float32
     copies, written back."""
     n = p.numel()
-    wide = [a.float() if isinstance(a, Tensor) and a.dtype is dtypes.float16 else a for a in args]
+    wide = [a.float() if isinstance(a, Tensor) and a.dtype in (dtypes.float16, dtypes.float64) else a for a in args]
     launch(p.device, "optim.cl", name, (n,), n, *wide)
     for a, w in zip(args, wide):
         if w is not a:
