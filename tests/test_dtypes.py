@@ -212,3 +212,15 @@ def test_bool_arithmetic_stays_bool_as_in_torch(dev):
     assert z.dtype is mt.bool and z.tolist() == (tx + ty).tolist()
     with pytest.raises(RuntimeError, match="Subtraction"):
         x - y
+
+
+def test_where_promotes_as_torch(dev):
+    torch = pytest.importorskip("torch")
+    c, tc = mt.tensor([True, False], device=dev), torch.tensor([True, False])
+    x, tx = mt.tensor([1.0, 2.0], device=dev), torch.tensor([1.0, 2.0])
+    for got, want in ((mt.where(c, x, mt.tensor(3.0, dtype=mt.float64, device=dev)),
+                       torch.where(tc, tx, torch.tensor(3.0, dtype=torch.float64))),
+                      (mt.where(c, mt.tensor([1, 2], device=dev), 0.5), torch.where(tc, torch.tensor([1, 2]), 0.5)),
+                      (mt.where(c, mt.tensor([1, 2], dtype=mt.int32, device=dev), mt.tensor([3, 4], device=dev)),
+                       torch.where(tc, torch.tensor([1, 2], dtype=torch.int32), torch.tensor([3, 4])))):
+        assert got.dtype.name == str(want.dtype).replace("torch.", "") and got.tolist() == want.tolist()

@@ -306,13 +306,16 @@ class Where(Function):
 
 
 def where(cond, a, b):
-    """cond ? a : b, broadcast; a and b may be Python scalars."""
+    """cond ? a : b, broadcast; a and b may be Python scalars. The result dtype is torch.result_type's
+    (a 0-d tensor or a number only lifts the category)."""
     ref = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else cond
-    dt = a.dtype if isinstance(a, Tensor) else b.dtype if isinstance(b, Tensor) else dtypes.float32
-    if not isinstance(a, Tensor):
-        a = full((), a, dtype=dtypes.result_type(dt, a), device=ref.device)
-    if not isinstance(b, Tensor):
-        b = full((), b, dtype=dtypes.result_type(dt, b), device=ref.device)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        dt = dtypes.result_type(dtypes.float32 if isinstance(a, float) or isinstance(b, float) else
+                                dtypes.scalar_dtype(a), b)
+    else:
+        dt = dtypes.result_type_of(*((x.dtype, x.ndim) if isinstance(x, Tensor) else x for x in (a, b)))
+    a = _as_dtype(a, dt) if isinstance(a, Tensor) else full((), a, dtype=dt, device=ref.device)
+    b = _as_dtype(b, dt) if isinstance(b, Tensor) else full((), b, dtype=dt, device=ref.device)
     return Where.apply(cond, a, b)
 
 
