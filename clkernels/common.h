@@ -70,6 +70,21 @@ inline float group_sum(float v, __local float *buf, int lid, int n)
     return total;
 }
 
+/* float atomic add through a compare-and-swap loop on the bits (OpenCL 1.2 has no float atomics);
+ * every read of *p is atomic, and a failed swap hands back the value to retry with. */
+inline void atomic_add_float(volatile __global float *p, float v)
+{
+    volatile __global unsigned int *bits = (volatile __global unsigned int *)p;
+    union { unsigned int u; float f; } expected, desired;
+    expected.u = atomic_or(bits, 0u);
+    for (;;) {
+        desired.f = expected.f + v;
+        unsigned int seen = atomic_cmpxchg(bits, expected.u, desired.u);
+        if (seen == expected.u) break;
+        expected.u = seen;
+    }
+}
+
 /* A bad index found on the device: the first one is kept as err[0..3] = (1, op, value, bound) in
  * the device's error buffer (op: an ERR_* code), which the host reads at its next wait on the
  * device and raises as IndexError. The kernel never reads or writes through the bad index. */

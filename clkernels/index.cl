@@ -27,20 +27,6 @@ __kernel void index_select(const int outer, const int n_idx, const int inner, co
     }
 }
 
-/* float atomic add through a compare-and-swap loop on the bits (OpenCL 1.2 has no float atomics);
- * every read of *p is atomic, and a failed swap hands back the value to retry with. */
-inline void atomic_add_float(volatile __global float *p, float v)
-{
-    volatile __global unsigned int *bits = (volatile __global unsigned int *)p;
-    union { unsigned int u; float f; } expected, desired;
-    expected.u = atomic_or(bits, 0u);
-    for (;;) {
-        desired.f = expected.f + v;
-        unsigned int seen = atomic_cmpxchg(bits, expected.u, desired.u);
-        if (seen == expected.u) break;
-        expected.u = seen;
-    }
-}
 
 __kernel void index_add(const int outer, const int n_idx, const int inner, const int rows,
                         __global const float *g, const int g_off,

@@ -81,18 +81,6 @@ __kernel void interp_fwd(const int P, const int C, const int H, const int W, con
     y[i] = acc;
 }
 
-inline void atomic_add_f(volatile __global float *p, float v)
-{
-    volatile __global unsigned int *bits = (volatile __global unsigned int *)p;
-    union { unsigned int u; float f; } expected, desired;
-    expected.u = atomic_or(bits, 0u);
-    for (;;) {
-        desired.f = expected.f + v;
-        unsigned int seen = atomic_cmpxchg(bits, expected.u, desired.u);
-        if (seen == expected.u) break;
-        expected.u = seen;
-    }
-}
 
 /* dx (P, H, W) contiguous, zeroed beforehand, += wh * ww * g[p, oh, ow] at every tap. */
 __kernel void interp_bwd(const int P, const int C, const int H, const int W, const int OH, const int OW,
@@ -111,5 +99,5 @@ __kernel void interp_bwd(const int P, const int C, const int H, const int W, con
     __global float *plane = dx + (long)p * H * W;
     for (int a = 0; a < nh; ++a)
         for (int b = 0; b < nw; ++b)
-            atomic_add_f(plane + hi[a] * W + wi[b], gv * hw[a] * ww[b]);
+            atomic_add_float(plane + hi[a] * W + wi[b], gv * hw[a] * ww[b]);
 }
