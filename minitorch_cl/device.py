@@ -322,12 +322,13 @@ class Device:
             observe(self, "upload", host.nbytes, event, time.perf_counter() - start)
         return event
 
-    def download(self, host, buffer, nbytes_offset=0):
-        """Copy buffer (from a byte offset) into a contiguous host array, waiting for the device."""
+    def download(self, host, buffer, nbytes_offset=0, kind="download"):
+        """Copy buffer (from a byte offset) into a contiguous host array, waiting for the device.
+        kind names the transfer for the profiler ("error check" for check_errors' read)."""
         start = time.perf_counter()
         event = cl.enqueue_copy(self.queue, host, buffer, src_offset=nbytes_offset, is_blocking=True)
         for observe in transfer_observers:
-            observe(self, "download", host.nbytes, event, time.perf_counter() - start)
+            observe(self, kind, host.nbytes, event, time.perf_counter() - start)
         return host
 
     def program(self, filename, defines=None):
@@ -367,7 +368,7 @@ class Device:
         """Raise the first bad index a kernel reported since the last check (waits for the device)."""
         if self._errors is None:
             return
-        err = self.download(np.zeros(4, np.int64), self._errors)
+        err = self.download(np.zeros(4, np.int64), self._errors, kind="error check")
         if err[0]:
             cl.enqueue_copy(self.queue, self._errors, np.zeros(4, np.int64), is_blocking=True)
             template = _INDEX_ERRORS.get(int(err[1]), "index {value} out of range (bound {bound})")
