@@ -242,12 +242,6 @@ def _compare(name):
     return cmp
 
 
-def _logical(op):
-    def logical(self, other):
-        return elementwise.logical(op, self, other)
-    return logical
-
-
 def _relu_backward(g, out):
     """g where out > 0, else 0: the ReLU gradient from its output."""
     return backend.map2("OP_RELU_BWD", g, out)
@@ -276,8 +270,6 @@ METHODS = {
     "__neg__": elementwise.neg, "__abs__": elementwise.abs,
     "__eq__": _compare("eq"), "__ne__": _compare("ne"), "__lt__": _compare("lt"),
     "__le__": _compare("le"), "__gt__": _compare("gt"), "__ge__": _compare("ge"),
-    "__invert__": elementwise.logical_not, "__and__": _logical("OP_AND"), "__or__": _logical("OP_OR"),
-    "__xor__": _logical("OP_XOR"),
     # element-wise
     # (every op of the element-wise table is a method too: added below)
     "sign": elementwise.sign, "clamp": elementwise.clamp, "clip": elementwise.clamp,
@@ -327,9 +319,7 @@ METHODS.update({op.name: getattr(elementwise, op.name) for op in elementwise.UNA
 METHODS.update({op.name + "_": _inplace(getattr(elementwise, op.name)) for op in elementwise.UNARY})
 # augmented assignment is in place, as in PyTorch: `p -= lr * p.grad` updates p
 METHODS.update({"__iadd__": METHODS["add_"], "__isub__": METHODS["sub_"], "__imul__": METHODS["mul_"],
-                "__itruediv__": METHODS["div_"], "__ipow__": METHODS["pow_"],
-                "__iand__": _inplace(_logical("OP_AND")), "__ior__": _inplace(_logical("OP_OR")),
-                "__ixor__": _inplace(_logical("OP_XOR"))})
+                "__itruediv__": METHODS["div_"], "__ipow__": METHODS["pow_"]})  # &= |= ^= below
 
 # ---- dtypes, element-wise math, bitwise and logical ops (issue 10) ----------------------------
 _MATH = ([op.name for op in elementwise.MATH_UNARY + elementwise.MATH_BINARY if op.name not in ("round_neg", "trunc_divide")]
