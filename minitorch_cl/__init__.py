@@ -29,7 +29,7 @@ from .ops.manip import (diag, diagonal, eye, flip, fliplr, flipud, meshgrid, mov
 from .random import bernoulli, normal
 from . import linalg  # noqa: F401
 from . import vision  # before data: data re-exports vision.transforms' first three names
-from . import cuda, data, datasets, distributed, nn, optim, profiler, utils
+from . import cuda, data, datasets, distributed, hub, nn, optim, profiler, utils
 from .device import OutOfMemoryError
 from .serialization import load, save
 

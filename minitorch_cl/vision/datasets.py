@@ -7,18 +7,16 @@ all (N, H, W[, C]) and `targets` the int64 labels. `ds[i]` is (image, int label)
 vision.transforms.ToTensor turns an image into C x H x W float32 in [0, 1]. When the extracted files
 are in place nothing is downloaded, with or without download=True."""
 import gzip
-import hashlib
 import os
 import pickle
 import shutil
-import sys
 import tarfile
 import tempfile
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
+from .. import download
 from ..data import Dataset
 
 __all__ = ["CIFAR10", "CIFAR100", "MNIST", "FashionMNIST", "Digits", "digits", "DatasetError", "CIFAR10_URL",
@@ -275,47 +273,15 @@ def _read_idx(path, ndim):
 
 
 def _fetch(url, dest, progress):
-    """Download url to dest through a temporary file, with a progress bar on stderr."""
-    tmp = Path(f"{dest}.part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as f:
-            total = int(response.headers.get("Content-Length") or 0)
-            done = 0
-            while True:
-                chunk = response.read(1 << 20)
-                if not chunk:
-                    break
-                f.write(chunk)
-                done += len(chunk)
-                if progress:
-                    _progress(done, total)
-        if progress:
-            print(file=sys.stderr)
-        if total and done != total:
-            raise DatasetError(f"download of {url} stopped after {done} of {total} bytes; run again to retry")
-        os.replace(tmp, dest)
-    except (OSError, ValueError) as err:  # urllib.error.URLError is an OSError
-        raise DatasetError(f"could not download {url}: {err}. Check the network (or a proxy), or download the "
-                           f"file by hand and extract it into {dest.parent}.") from err
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _progress(done, total):
-    if total:
-        filled = int(30 * done / total)
-        print(f"\r  [{'#' * filled}{'.' * (30 - filled)}] {done / 2**20:6.1f} / {total / 2**20:.1f} MiB",
-              end="", file=sys.stderr, flush=True)
-    else:
-        print(f"\r  {done / 2**20:6.1f} MiB", end="", file=sys.stderr, flush=True)
+        download.fetch(url, dest, progress, hash_name="md5")
+    except download.DownloadError as err:
+        raise DatasetError(f"{err}. Check the network (or a proxy), or download the file by hand and extract "
+                           f"it into {dest.parent}.") from err
 
 
 def _md5(path):
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return download.file_digest(path, "md5")
 
 
 def _extract(archive, root, folder):
