@@ -12,9 +12,15 @@
  *   GPU:         WG=64, BQ=1, USE_LOCAL=1: K^T and V tiles are staged in local memory per group.
  * (USE_LOCAL applies to the forward; the backward kernels read their operands from global memory.)
  *
+ * Dropout (drop_p > 0) multiplies P by a keep factor hashed from (seed, n * L + i, j) after the row
+ * sums are taken, so the normaliser is dropout-free as in PyTorch; the backward kernels recompute
+ * the same factors (no mask is stored): dV = (P K)^T dO, dS = P (K dP - delta), delta = rowsum(dO O).
+ *
  * Strided operands (q, k, v, do, mask, and the output o) are addressed by a batch index n split as
  * (n / NB1, n % NB1) with RowStrides (batch stride 0, batch stride 1, row stride); columns
  * are contiguous. Other outputs and the transposed copies are contiguous. */
+
+#include "common.h"
 
 #ifndef DMAX
 #define DMAX 64     /* head dim rounded up to a multiple of 8 (register array size) */
@@ -53,6 +59,7 @@ typedef float8 float8u __attribute__((aligned(4)));
 #define STP8(p, x) (*(__private float8u *)(p) = (x))
 #define UNROLL _Pragma("unroll")
 #define IMIN(a, b) ((a) < (b) ? (a) : (b))
+#define IOTA8 ((uint8)(0, 1, 2, 3, 4, 5, 6, 7))
 #define VMAX(a, b) ((a) > (b) ? (a) : (b))
 
 /* 8 floats from p, zero past the first cnt (never reads past them). */
@@ -160,7 +167,8 @@ inline float8 fexp2(float8 x)
 
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_fwd(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-              const int causal, const int has_mask, const RowStrides qs, const RowStrides vs,
+              const int causal, const int has_mask, const float drop_p, const float drop_scale, const uint seed,
+              const RowStrides qs, const RowStrides vs,
               const RowStrides ms, const int mss, const RowStrides os,
               __global const float *q, const int q_off, __global const float *kt, const int kt_off,
               __global const float *v, const int v_off, __global const float *mask, const int mask_off,
@@ -228,10 +236,12 @@ void attn_fwd(const int N, const int NB1, const int L, const int S, const int D,
             const float mu = (mx == -INFINITY) ? 0.0f : mx;  /* a fully masked row so far stays 0 */
             alpha[r] = fexp2((float8)(m[r] - mu)).s0;
             float8 sum8 = (float8)(0.0f);
+            const uint8 row8 = (uint8)((uint)(n * L + r0 + r));
             for (int jj = 0; jj < BK; jj += 8) {
                 const float8 p8 = fexp2(LDP8(&pr[r][jj]) - (float8)(mu));
-                STP8(&pr[r][jj], p8);
                 sum8 += p8;
+                STP8(&pr[r][jj], drop_p > 0.0f ?
+                     p8 * dropout_keep8(seed, row8, (uint8)((uint)(j0 + jj)) + IOTA8, drop_p, drop_scale) : p8);
             }
             l[r] = l[r] * alpha[r] + hsum8(sum8);
             m[r] = mx;
@@ -280,7 +290,8 @@ __kernel void attn_bwd_delta(const int N, const int NB1, const int L, const int 
 /* dQ for BQ query rows: recompute P from lse, dP = dO V^T, dS = P (dP - delta), dQ = scale dS K. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-                 const int causal, const int has_mask, const RowStrides qs, const RowStrides ks,
+                 const int causal, const int has_mask, const float drop_p, const float drop_scale, const uint seed,
+                 const RowStrides qs, const RowStrides ks,
                  const RowStrides gs, const RowStrides ms, const int mss,
                  __global const float *q, const int q_off, __global const float *k, const int k_off,
                  __global const float *kt, const int kt_off, __global const float *vt, const int vt_off,
@@ -324,9 +335,13 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
         SCORE_TILE(dp, gr, vtn, S, j0, nk, 1.0f)
         MASK_TILE(pr, r0, j0, nk)
         UNROLL for (int r = 0; r < BQ; ++r) {
-            for (int jj = 0; jj < BK; jj += 8) {  /* dS = P (dP - delta), P = 2^(s - lse) */
+            const uint8 row8 = (uint8)((uint)(n * L + r0 + r));
+            for (int jj = 0; jj < BK; jj += 8) {  /* dS = P (K dP - delta), P = 2^(s - lse) */
                 const float8 p8 = fexp2(LDP8(&pr[r][jj]) - (float8)(lr[r]));
-                STP8(&pr[r][jj], p8 * (LDP8(&dp[r][jj]) - (float8)(dr[r])));
+                float8 dp8 = LDP8(&dp[r][jj]);
+                if (drop_p > 0.0f)
+                    dp8 *= dropout_keep8(seed, row8, (uint8)((uint)(j0 + jj)) + IOTA8, drop_p, drop_scale);
+                STP8(&pr[r][jj], p8 * (dp8 - (float8)(dr[r])));
             }
         }
         for (int e = 0; e < nd8; ++e) {
@@ -348,7 +363,8 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
  * P^T = exp2(K Q^T - lse), dV = P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const int D, const float scale,
-                   const int causal, const int has_mask, const RowStrides qs, const RowStrides ks,
+                   const int causal, const int has_mask, const float drop_p, const float drop_scale,
+                   const uint seed, const RowStrides qs, const RowStrides ks,
                    const RowStrides vs, const RowStrides gs, const RowStrides ms, const int mss,
                    __global const float *q, const int q_off, __global const float *k, const int k_off,
                    __global const float *v, const int v_off, __global const float *g, const int g_off,
@@ -406,10 +422,13 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
             delta8[jj / 8] = load8g(deltan + i0 + jj, ni - jj);
         }
         UNROLL for (int r = 0; r < BQ; ++r) {
-            for (int jj = 0; jj < BK; jj += 8) {  /* P^T and dS^T = P^T (dP^T - delta) */
+            const uint8 col8 = (uint8)((uint)(c0 + r));
+            for (int jj = 0; jj < BK; jj += 8) {  /* (P K)^T and dS^T = P^T (K^T dP^T - delta) */
                 const float8 p8 = fexp2(LDP8(&pt[r][jj]) - lse8[jj / 8]);
-                STP8(&pt[r][jj], p8);
-                STP8(&dpt[r][jj], p8 * (LDP8(&dpt[r][jj]) - delta8[jj / 8]));
+                const float8 k8 = drop_p > 0.0f ? dropout_keep8(seed, (uint8)((uint)(n * L + i0 + jj)) + IOTA8,
+                                                                col8, drop_p, drop_scale) : (float8)(1.0f);
+                STP8(&pt[r][jj], p8 * k8);
+                STP8(&dpt[r][jj], p8 * (LDP8(&dpt[r][jj]) * k8 - delta8[jj / 8]));
             }
         }
         for (int e = 0; e < nd8; ++e) {

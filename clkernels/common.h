@@ -97,6 +97,39 @@ inline void report_bad_index(__global long *err, int op, long value, long bound)
     }
 }
 
+/* A stateless hash of (seed, counter): the same seed always gives the same stream. random_fill draws
+ * from it; the fused attention's dropout recomputes its keep test in the backward instead of storing it. */
+inline uint mix32(uint x)
+{
+    x ^= x >> 16; x *= 0x7feb352dU;
+    x ^= x >> 15; x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+inline float uniform01(uint seed, uint counter)
+{
+    uint h = mix32(counter * 0x9E3779B9U ^ mix32(seed));
+    return ((float)(h >> 8) + 0.5f) * (1.0f / 16777216.0f);  /* in (0, 1) */
+}
+
+inline uint8 mix32x8(uint8 x)
+{
+    x ^= x >> 16; x *= 0x7feb352dU;
+    x ^= x >> 15; x *= 0x846ca68bU;
+    x ^= x >> 16;
+    return x;
+}
+
+/* Dropout factors of 8 elements (row[k], col[k]) of one stream: `scale` (1 / (1 - p)) where the
+ * element is kept (probability 1 - p), else 0. */
+inline float8 dropout_keep8(uint seed, uint8 row, uint8 col, float p, float scale)
+{
+    const uint8 h = mix32x8(col * 0x9E3779B9U ^ mix32x8((uint8)(seed) ^ mix32x8(row * 0x85EBCA6BU)));
+    const float8 u = (convert_float8(h >> 8) + 0.5f) * (1.0f / 16777216.0f);
+    return u >= (float8)(p) ? (float8)(scale) : (float8)(0.0f);
+}
+
 /* Element offset of the i-th element (row-major over shape) in an operand with strides st. */
 inline int strided_offset(const Shape *shape, const Strides *st, int i)
 {

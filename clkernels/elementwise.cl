@@ -1,5 +1,5 @@
 /* Element-wise maps over broadcast, strided shapes: map1 (unary, with scalars alpha/beta),
- * map2 (binary), where3 (select), and a counter-based random fill.
+ * map2 (binary), where3 (select), dropout_apply, and a counter-based random fill.
  * -D OP=<OP_* name> picks the operation; TA/TB/TO are the operand and output types and
  * T the type the arithmetic runs in. */
 #include "common.h"
@@ -500,19 +500,17 @@ __kernel void where3(const int n, const Shape shape, const Strides sc, const Str
         STORE(TO, out, o, LOAD(TB, b, strided_offset(&shape, &sb, i)));
 }
 
-/* A stateless hash of (seed, counter): the same seed always gives the same stream. */
-inline uint mix32(uint x)
+/* out = a * (keep ? scale : 0) with keep drawn as random_fill's mode 2 draws it for element i: the
+ * same (seed, i) gives the same factor, so the backward applies the forward's mask without storing it. */
+__kernel void dropout_apply(const int n, const Shape shape, const Strides sa, const Strides so, const float keep,
+                            const T scale, const uint seed, __global const TA *a, const int a_off,
+                            __global TO *out, const int out_off)
 {
-    x ^= x >> 16; x *= 0x7feb352dU;
-    x ^= x >> 15; x *= 0x846ca68bU;
-    x ^= x >> 16;
-    return x;
-}
-
-inline float uniform01(uint seed, uint counter)
-{
-    uint h = mix32(counter * 0x9E3779B9U ^ mix32(seed));
-    return ((float)(h >> 8) + 0.5f) * (1.0f / 16777216.0f);  /* in (0, 1) */
+    a += a_off; out += out_off;
+    int i = get_global_id(0);
+    if (i >= n) return;
+    const T x = (T)LOAD(TA, a, strided_offset(&shape, &sa, i));
+    STORE(TO, out, strided_offset(&shape, &so, i), uniform01(seed, (uint)(2 * i)) < keep ? x * scale : (T)0);
 }
 
 /* mode 0: uniform [lo, hi); mode 1: normal(lo, hi) by Box-Muller; mode 2: bernoulli(keep = lo)

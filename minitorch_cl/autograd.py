@@ -1,6 +1,7 @@
 """Reverse-mode autograd: Function (forward and backward side by side) and the tape walk."""
 import collections
 import os
+import sys
 import threading
 import traceback
 
@@ -176,12 +177,16 @@ def _run_backward(pending, root, retain_graph):
                                      f"{_nth(i)} output", node.trace)
             if not retain_graph:
                 node.ctx = None
-            for e, g in zip(node.inputs, in_grads):
+            in_grads = list(in_grads)
+            for i in range(min(len(node.inputs), len(in_grads))):
+                e, g, in_grads[i] = node.inputs[i], in_grads[i], None  # g is then this loop's own reference
                 if e is None:
                     continue
                 g = _sum_to_shape(g, e.shape) if g is not None else None
                 if e.node is None:
-                    _accumulate_leaf(e.tensor, g if e.tensor.requires_grad else None, uses, received)
+                    g = g if e.tensor.requires_grad else None
+                    owned = g is not None and _sole_owner(g)  # before g is an argument (one more reference)
+                    _accumulate_leaf(e.tensor, g, uses, received, owned)
                 elif g is not None:
                     slot = pending.setdefault(id(e.node), [None] * len(e.node.out_meta))
                     slot[e.index] = g if slot[e.index] is None else slot[e.index] + g
@@ -271,14 +276,31 @@ def _run_callbacks():
     _state.callbacks = None
 
 
-def _accumulate_leaf(t, g, uses, received):
-    """Add g (None: this edge brought nothing) into t.grad; after t's last edge, run its hooks."""
+def _sole_owner(g):
+    """Whether the backward loop holds the only reference to g and g the only one to its buffer (no
+    view of it, no other leaf's gradient, nothing the user or a saved context keeps): then the leaf
+    can take g's buffer as its .grad instead of a copy, as PyTorch's AccumulateGrad steals one.
+    The counts: the loop's variable, this parameter and getrefcount's own argument; for the buffer,
+    g's attribute and the argument."""
+    return sys.getrefcount(g) <= 3 and sys.getrefcount(g.buffer) <= 2
+
+
+def _accumulate_leaf(t, g, uses, received, owned=False):
+    """Add g (None: this edge brought nothing) into t.grad; after t's last edge, run its hooks.
+    owned: nothing else can see g's buffer (see _sole_owner), so .grad may be g itself."""
     if g is not None:
-        g = _run_hooks(t._grad_hooks, g)
+        hooked = _run_hooks(t._grad_hooks, g)
+        owned = owned and hooked is g  # a hook's tensor may be kept by the hook
+        g = hooked
         if g.dtype is not t.dtype:
-            g = g.to(t.dtype)
-        # A fresh buffer: g may be shared with another leaf, and .grad may be changed in place later.
-        t.grad = g.contiguous().clone() if t.grad is None else (t.grad + g).detach()
+            g, owned = g.to(t.dtype), True
+        if t.grad is None:
+            # .grad is changed in place later (optimizers, clip_grad_norm_), so it must be a buffer of
+            # its own: a copy unless g is fresh (a contiguous() copy) or owned outright.
+            fresh = g.contiguous()
+            t.grad = fresh.detach() if fresh is not g or (owned and g.offset == 0) else fresh.clone()
+        else:
+            t.grad = (t.grad + g).detach()
         received.add(id(t))
     uses[id(t)] -= 1
     if uses[id(t)] == 0 and id(t) in received:

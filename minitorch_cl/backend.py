@@ -87,6 +87,21 @@ def random_fill(out, mode, seed, lo, hi):
     return out
 
 
+def dropout_apply(a, keep, scale, seed):
+    """a * (scale with probability keep, else 0): the factors random_fill(RANDOM_KEEP_MASK, seed, keep,
+    scale) would draw, applied without storing them (dropout's forward and backward)."""
+    out = empty(a.shape, dtype=a.dtype, device=a.device)
+    n = out.numel()
+    _check_size(n)
+    if n == 0:
+        return out
+    shape, sa, so = _operands(out, a)
+    defines = dtypes.cl_defines(a.device, T=dtypes.compute_dtype(a.dtype), TA=a.dtype, TO=a.dtype)
+    launch(a.device, "elementwise.cl", "dropout_apply", (n,), n, shape, sa, so, keep, scale, seed & 0xFFFFFFFF,
+           a, out, defines=defines, nbytes=2 * n * a.dtype.itemsize)
+    return out
+
+
 def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     """Reduce x over dims (a sorted tuple). op: RED_SUM, RED_PROD, RED_MAX, RED_MIN, RED_ARGMAX,
     RED_ARGMIN.

@@ -9,8 +9,9 @@ from minitorch_cl.nn.functional import scaled_dot_product_attention as sdpa
 from helpers import check, compare, f32
 
 
-def ref_attention(q, k, v, mask=None, causal=False, scale=None):
-    """(out, backward) in float64; mask is bool (True = attend) or additive float."""
+def ref_attention(q, k, v, mask=None, causal=False, scale=None, keep=None):
+    """(out, backward) in float64; mask is bool (True = attend) or additive float; keep holds the
+    dropout factors (0 or 1 / (1 - p)) applied to the probabilities after normalisation."""
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     s = q @ np.swapaxes(k, -1, -2) * scale
     L, S = s.shape[-2:]
@@ -21,11 +22,12 @@ def ref_attention(q, k, v, mask=None, causal=False, scale=None):
     s = s - s.max(-1, keepdims=True)
     p = np.exp(s)
     p /= p.sum(-1, keepdims=True)
-    out = p @ v
+    keep = 1.0 if keep is None else keep
+    out = (p * keep) @ v
 
     def backward(g):
-        dv = np.swapaxes(p, -1, -2) @ g
-        dp = g @ np.swapaxes(v, -1, -2)
+        dv = np.swapaxes(p * keep, -1, -2) @ g
+        dp = (g @ np.swapaxes(v, -1, -2)) * keep
         ds = p * (dp - (dp * p).sum(-1, keepdims=True))
         dq = ds @ k * scale
         dk = np.swapaxes(ds, -1, -2) @ q * scale
@@ -34,9 +36,9 @@ def ref_attention(q, k, v, mask=None, causal=False, scale=None):
     return out, backward
 
 
-def attention_grad(mask=None, causal=False, scale=None):
+def attention_grad(mask=None, causal=False, scale=None, keep=None):
     """np_grad for helpers.check: the reference's q/k/v gradients (the helper sums broadcast dims)."""
-    return lambda inputs, g: ref_attention(*inputs, mask, causal, scale)[1](g)
+    return lambda inputs, g: ref_attention(*inputs, mask, causal, scale, keep)[1](g)
 
 
 def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitude=1.0, scale=None, permute=False,
@@ -153,3 +155,51 @@ def test_gpu_layout_runs_here(dev, rng, monkeypatch, causal):
     monkeypatch.setattr(A, "_config", lambda d, head_dim: dict(DMAX=64, BQ=1, BK=32, WG=64, USE_LOCAL=1))
     mask = None if causal else rng.standard_normal((33, 40))
     run_case(dev, rng, (2, 33, 40), (2, 40, 40), (2, 40, 40), mask=mask, causal=causal)
+
+
+def dropout_factors(dev, batch, L, S, p, seed):
+    """The fused kernels' dropout factors for seed, read back through the kernel itself: with q = k = 0
+    every row's probabilities are 1/S, and V = I makes output (i, j) the factor of (i, j) over S."""
+    mt.manual_seed(seed)
+    zeros = mt.zeros(*batch, L, S, device=dev)
+    eye = mt.tensor(np.broadcast_to(np.eye(S), batch + (S, S)).copy(), device=dev, dtype=mt.float32)
+    out = sdpa(zeros, mt.zeros(*batch, S, S, device=dev), eye, dropout_p=p).numpy()
+    kept = np.rint(out * S * (1 - p))
+    assert set(np.unique(kept)) <= {0.0, 1.0}, "dropout factors are 0 or 1/(1-p)"
+    return kept / (1 - p)
+
+
+@pytest.mark.parametrize("batch,L,S,D,causal,p", [
+    ((2, 3), 37, 45, 24, False, 0.3),   # tails in every block, L != S
+    ((2,), 40, 40, 65, True, 0.5),      # causal, head dim past a bucket edge
+])
+def test_fused_dropout_values_and_gradients(dev, rng, batch, L, S, D, causal, p):
+    keep = dropout_factors(dev, batch, L, S, p, seed=11)
+    kept = (keep > 0).mean()
+    assert abs(kept - (1 - p)) < 4 * math.sqrt(p * (1 - p) / keep.size), f"kept {kept:.3f}, expected {1 - p}"
+    mask = rng.standard_normal((L, S))
+    tmask = mt.tensor(mask, device=dev, dtype=mt.float32)
+
+    def fused(q, k, v):
+        mt.manual_seed(11)  # the same seed gives the same factors, whatever the head dim or the config
+        return sdpa(q, k, v, attn_mask=None if causal else tmask, is_causal=causal, dropout_p=p)
+
+    m = None if causal else f32(mask)
+    q, k, v = (rng.standard_normal(batch + (n, D)) for n in (L, S, S))
+    check(dev, fused, lambda q, k, v: ref_attention(q, k, v, m, causal, keep=keep)[0], q, k, v,
+          np_grad=attention_grad(m, causal, keep=keep), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+def test_fused_dropout_gpu_layout_and_fresh_seeds(dev, rng, monkeypatch):
+    keep = dropout_factors(dev, (2,), 33, 40, 0.2, seed=5)
+    assert not np.array_equal(keep, dropout_factors(dev, (2,), 33, 40, 0.2, seed=6)), "another seed, another mask"
+    from minitorch_cl.ops import attention as A
+    monkeypatch.setattr(A, "_config", lambda d, head_dim: dict(DMAX=64, BQ=1, BK=32, WG=64, USE_LOCAL=1))
+    q, k, v = (rng.standard_normal((2, n, 40)) for n in (33, 40, 40))
+
+    def fused(q, k, v):
+        mt.manual_seed(5)
+        return sdpa(q, k, v, dropout_p=0.2)
+
+    check(dev, fused, lambda q, k, v: ref_attention(q, k, v, keep=keep)[0], q, k, v,
+          np_grad=attention_grad(keep=keep), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)

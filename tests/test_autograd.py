@@ -92,3 +92,48 @@ def test_long_chain_does_not_recurse(dev):
 def test_integer_tensors_do_not_require_grad(dev):
     with pytest.raises(RuntimeError, match="floating"):
         mt.tensor([1, 2], device=dev, requires_grad=True)
+
+
+# ---- a leaf's .grad: its own buffer, taken over from the backward when nothing else can see it ----
+def _copies_during(fn):
+    from minitorch_cl import launch
+    seen = []
+    observe = lambda dev, key, event, grid, local, work: seen.append(key) if ("OP", "OP_COPY") in key[2] else None
+    launch.observers.append(observe)
+    try:
+        fn()
+    finally:
+        launch.observers.remove(observe)
+    return len(seen)
+
+
+def test_leaf_takes_over_a_fresh_gradient_without_a_copy(dev, rng):
+    lin = mt.nn.Linear(5, 3, device=dev)
+    x, w = (mt.tensor(rng.standard_normal(s), device=dev, dtype=mt.float32) for s in ((4, 5), (4, 3)))
+    assert _copies_during(lambda: (lin(x) * w).sum().backward()) == 0
+    np.testing.assert_allclose(lin.weight.grad.numpy(), w.numpy().T @ x.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), w.numpy().sum(0), rtol=1e-5)
+
+
+def test_leaf_grads_never_alias_each_other_or_the_callers_tensors(dev, rng):
+    a, b = (mt.tensor(rng.standard_normal(3), device=dev, dtype=mt.float32, requires_grad=True) for _ in range(2))
+    (a + b).sum().backward()  # add's backward hands the same gradient to both leaves
+    a.grad.add_(1.0)
+    np.testing.assert_array_equal(b.grad.numpy(), np.ones(3))
+    w = mt.ones(3, device=dev)
+    a.grad = None
+    (a * 1.0).backward(w)  # the caller's gradient tensor passes straight through to the leaf
+    a.grad.add_(5.0)
+    np.testing.assert_array_equal(w.numpy(), np.ones(3))
+    kept = []
+    b.grad = None
+    b.register_hook(lambda g: kept.append(g * 2.0) or kept[-1])  # a hook that keeps what it returns
+    (b * 1.0).sum().backward()
+    b.grad.add_(1.0)
+    np.testing.assert_array_equal(kept[0].numpy(), 2 * np.ones(3))
+    c = mt.tensor(rng.standard_normal((2, 3)), device=dev, dtype=mt.float32, requires_grad=True)
+    g = mt.tensor(rng.standard_normal((2, 3)), device=dev, dtype=mt.float32)
+    view = g[0]  # a view of g lives on while c's gradient (g itself) arrives
+    c.backward(g)
+    c.grad.mul_(0.0)
+    assert np.all(view.numpy() == g.numpy()[0]) and np.any(view.numpy() != 0)

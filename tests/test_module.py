@@ -110,3 +110,21 @@ def test_dropout_keeps_expectation(dev):
 def test_sequential_rejects_a_non_module():
     with pytest.raises(TypeError, match="function is not a Module subclass"):
         nn.Sequential(nn.Linear(2, 2), mt.relu)
+
+
+@pytest.mark.parametrize("dtype", [mt.float32, mt.float64, mt.float16])
+def test_dropout_on_a_strided_view_stores_no_mask_and_keeps_its_dtype(dev, rng, dtype):
+    if dtype is mt.float64 and not dev.has_fp64:
+        pytest.skip("no cl_khr_fp64")
+    mt.manual_seed(3)
+    base = mt.tensor(rng.uniform(1, 2, (37, 66)), device=dev, dtype=dtype)
+    x = base[:, ::2].requires_grad_()  # a strided view: factors follow the logical element order
+    y = nn.functional.dropout(x, 0.4)
+    assert y.dtype is dtype
+    w = rng.standard_normal((37, 33))
+    (y * mt.tensor(w, device=dev, dtype=dtype)).sum().backward()
+    xs, ys = x.detach().numpy().astype(np.float64), y.detach().numpy().astype(np.float64)
+    factor = np.where(ys != 0, 1 / 0.6, 0.0)
+    rtol = {mt.float64: 1e-12, mt.float32: 1e-6, mt.float16: 1e-3}[dtype]
+    np.testing.assert_allclose(ys, xs * factor, rtol=rtol)
+    np.testing.assert_allclose(x.grad.numpy().astype(np.float64), w * factor, rtol=rtol, atol=rtol)

@@ -1,6 +1,7 @@
 """nn.Transformer forward (eval, no grad) at the shape of "Attention Is All You Need": d_model 512,
-8 heads, 6 + 6 layers, feed-forward 2048, src length 512, tgt length 128 with a causal mask;
-next to PyTorch's nn.Transformer on the CPU when it is installed."""
+8 heads, 6 + 6 layers, feed-forward 2048, src length 512, tgt length 128 with a causal mask; and a
+training step (train mode, MSE loss, backward, Adam) at a CI-sized shape; next to PyTorch's
+nn.Transformer on the CPU when it is installed."""
 import os
 import warnings
 
@@ -11,8 +12,12 @@ from . import median_time, torch_or_none
 BATCH = int(os.environ.get("MINITORCH_CL_TRANSFORMER_BATCH", "8"))
 NOTE = ((f"Batch {BATCH} rather than the article's 64, which takes tens of seconds per forward on a 2-core CPU "
          "(set MINITORCH_CL_TRANSFORMER_BATCH=64 for the full shape). " if BATCH != 64 else "The article's batch 64. ")
-        + "Medians of 3; both sides in eval mode with the same weights. "
-        "--quick: d_model 128, 2 heads, 2+2 layers, src 128, tgt 32, batch 4.")
+        + "Medians of 3; both sides with the same weights (forward: eval mode). The training step: "
+        f"d_model 128, 4 heads, 2+2 layers, feed-forward 512, src 64, tgt 32, batch 8, dropout 0.1, "
+        "MSE loss against a fixed target, backward, Adam. "
+        "--quick: forward at d_model 128, 2 heads, 2+2 layers, src 128, tgt 32, batch 4.")
+TRAIN = dict(d_model=128, nhead=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=512)
+TRAIN_SHAPE = (64, 32, 8)  # src length, tgt length, batch
 
 
 def run(dev, quick=False):
@@ -39,7 +44,7 @@ def run(dev, quick=False):
 
     repeats = 3
     t_ours = median_time(ours, repeats, 1, dev.synchronize)
-    row = {"shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})", "layers": f"{cfg['num_encoder_layers']}+"
+    row = {"pass": "forward", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})", "layers": f"{cfg['num_encoder_layers']}+"
            f"{cfg['num_decoder_layers']}", "minitorch s": t_ours}
     if torch is not None:
         with warnings.catch_warnings():  # PyTorch's note about nested tensors with batch_first=False
@@ -56,4 +61,44 @@ def run(dev, quick=False):
         t_ref = median_time(theirs, repeats, 1)
         row["torch s"] = t_ref
         row["ratio (ours/torch time)"] = t_ours / t_ref
-    return [row]
+    return [row, _training_step(dev, torch, rng)]
+
+
+def _training_step(dev, torch, rng):
+    import minitorch_cl as mt
+    from minitorch_cl import nn
+    S, T, B = TRAIN_SHAPE
+    E = TRAIN["d_model"]
+    src, tgt, goal = (rng.standard_normal((n, B, E)).astype(np.float32) for n in (S, T, T))
+    model = nn.Transformer(**TRAIN, device=dev).train()
+    opt = mt.optim.Adam(model.parameters(), lr=1e-4)
+    msrc, mtgt, mgoal = (mt.tensor(a, device=dev) for a in (src, tgt, goal))
+    mmask = nn.Transformer.generate_square_subsequent_mask(T, device=dev)
+
+    def ours():
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(msrc, mtgt, tgt_mask=mmask, tgt_is_causal=True), mgoal)
+        loss.backward()
+        opt.step()
+
+    row = {"pass": "train step", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})",
+           "layers": f"{TRAIN['num_encoder_layers']}+{TRAIN['num_decoder_layers']}",
+           "minitorch s": median_time(ours, 5, 1, dev.synchronize)}
+    if torch is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = torch.nn.Transformer(**TRAIN, dropout=0.1).train()
+        model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+        topt = torch.optim.Adam(ref.parameters(), lr=1e-4)
+        tsrc, ttgt, tgoal = (torch.tensor(a) for a in (src, tgt, goal))
+        tmask = torch.nn.Transformer.generate_square_subsequent_mask(T)
+
+        def theirs():
+            topt.zero_grad()
+            loss = torch.nn.functional.mse_loss(ref(tsrc, ttgt, tgt_mask=tmask, tgt_is_causal=True), tgoal)
+            loss.backward()
+            topt.step()
+
+        row["torch s"] = median_time(theirs, 5, 1)
+        row["ratio (ours/torch time)"] = row["minitorch s"] / row["torch s"]
+    return row

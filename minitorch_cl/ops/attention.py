@@ -1,5 +1,6 @@
-"""scaled_dot_product_attention: the fused online-softmax kernels of clkernels/attention.cl, with an
-unfused path (matmul, softmax, dropout, matmul) for dropout and shapes the kernels do not cover."""
+"""scaled_dot_product_attention: the fused online-softmax kernels of clkernels/attention.cl (dropout
+included: its keep factors are hashed from a seed, recomputed in the backward, never stored), with an
+unfused path (matmul, softmax, dropout, matmul) for shapes the kernels do not cover."""
 import math
 
 import numpy as np
@@ -8,6 +9,7 @@ from .. import dtypes, layout
 from ..autograd import Function
 from ..launch import launch
 from ..tensor import Tensor, empty
+from ..random import next_seed
 from .dropout import dropout
 from .elementwise import where
 from .precision import LOWER, float32_kernels
@@ -104,7 +106,7 @@ def _mask_args(mask, batch, L, S, fallback):
 
 class _Attention(Function):
     @staticmethod
-    def forward(ctx, q, k, v, mask, causal, scale):
+    def forward(ctx, q, k, v, mask, causal, scale, dropout_p):
         batch = layout.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
         if mask is not None:
             batch = layout.broadcast_shapes(batch, mask.shape[:-2])
@@ -118,18 +120,19 @@ class _Attention(Function):
         has_mask, mbuf, ms, mss = _mask_args(mask, batch, L, S, q)
         out, os = _output_like(q, batch + (L, D))
         lse = empty(batch + (L,), device=dev)
+        drop = (dropout_p, 1.0 / (1.0 - dropout_p) if dropout_p < 1.0 else 0.0, next_seed() if dropout_p else 0)
         if N * L * D and S:
             launch(dev, "attention.cl", "attn_fwd", (-(-L // defines["BQ"]), N), N, NB1, L, S, D, scale, causal,
-                   has_mask, qs, vs, ms, mss, os, q, kt, vd, mbuf, out, lse, local=(defines["WG"], 1),
+                   has_mask, *drop, qs, vs, ms, mss, os, q, kt, vd, mbuf, out, lse, local=(defines["WG"], 1),
                    defines=defines)
         ctx.save_for_backward(q, k, v, mask, out, lse, kt)
-        ctx.args = (batch, causal, scale, defines)
+        ctx.args = (batch, causal, scale, defines, drop)
         return out
 
     @staticmethod
     def backward(ctx, g):
         q, k, v, mask, out, lse, kt = ctx.saved_tensors
-        batch, causal, scale, defines = ctx.args
+        batch, causal, scale, defines, drop = ctx.args
         L, S, D = q.shape[-2], k.shape[-2], q.shape[-1]
         N, NB1 = layout.numel(batch), (batch[-1] if batch else 1)
         dev = q.device
@@ -138,13 +141,13 @@ class _Attention(Function):
         kd, ks = _dense_rows(k, batch, defines)
         v, vs, _ = _addressing(v, batch)           # rows read once, into registers
         has_mask, mbuf, ms, mss = _mask_args(mask, batch, L, S, q)
-        sizes = (N, NB1, L, S, D, scale, causal, has_mask)
+        sizes = (N, NB1, L, S, D, scale, causal, has_mask, *drop)
         delta = empty(batch + (L,), device=dev)
         dq = empty(batch + (L, D), device=dev)
         dk = empty(batch + (S, D), device=dev)
         dv = empty(batch + (S, D), device=dev)
         if N * L * D == 0 or S == 0:
-            return dq.zero_(), dk.zero_(), dv.zero_(), None, None, None
+            return dq.zero_(), dk.zero_(), dv.zero_(), None, None, None, None
         launch(dev, "attention.cl", "attn_bwd_delta", (L, N), N, NB1, L, D, gs, _addressing(out, batch)[1], gd,
                out, delta, local=(_ROW_LOCAL, 1), defines=defines)
         vt = _transposed(v, batch, defines)
@@ -154,7 +157,7 @@ class _Attention(Function):
         gt = _transposed(gd.reshape(*batch, L, D), batch, defines)
         launch(dev, "attention.cl", "attn_bwd_dkdv", (-(-S // defines["BQ"]), N), *sizes, qs, ks, vs, gs, ms, mss,
                qd, kd, v, gd, qt, gt, mbuf, lse, delta, dk, dv, local=(defines["WG"], 1), defines=defines)
-        return dq, dk, dv, None, None, None
+        return dq, dk, dv, None, None, None, None
 
 
 def _float_mask(mask):
@@ -217,10 +220,13 @@ def attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=Non
         mask = mask.float()
     if mask is not None and mask.ndim < 2:
         mask = mask.reshape((1,) * (2 - mask.ndim) + tuple(mask.shape))
-    fused = dropout_p == 0.0 and q.shape[-1] == v.shape[-1] and q.shape[-1] <= _HEAD_DIMS[-1]
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1], got {dropout_p}")
+    fused = q.shape[-1] == v.shape[-1] and q.shape[-1] <= _HEAD_DIMS[-1]
     if not fused:
         return _unfused(q, k, v, mask, dropout_p, is_causal, scale)
     n = layout.numel(layout.broadcast_shapes(q.shape[:-2], k.shape[:-2])) * max(L, S) * q.shape[-1]
     if n >= 2 ** 31:
         raise ValueError(f"scaled_dot_product_attention: {q.shape} x {k.shape} exceeds the 2**31 element limit")
-    return _Attention.apply(q, k, v, mask.detach() if mask is not None else None, bool(is_causal), scale)
+    return _Attention.apply(q, k, v, mask.detach() if mask is not None else None, bool(is_causal), scale,
+                            float(dropout_p))

@@ -1,4 +1,5 @@
-"""Dropout: a counter-based random keep-mask generated on the device, scaled by 1/(1-p)."""
+"""Dropout: a counter-based random keep-mask drawn on the device, scaled by 1/(1-p). Element-wise
+dropout stores no mask: its backward draws the same factors again from the saved seed."""
 import warnings
 
 from .. import backend
@@ -12,15 +13,12 @@ __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d"]
 class Dropout(Function):
     @staticmethod
     def forward(ctx, x, p):
-        mask = empty(x.shape, device=x.device)
-        backend.random_fill(mask, backend.RANDOM_KEEP_MASK, next_seed(), 1.0 - p, 1.0 / (1.0 - p))
-        ctx.save_for_backward(mask)
-        return x * mask
+        ctx.factors = (1.0 - p, 1.0 / (1.0 - p), next_seed())
+        return backend.dropout_apply(x, *ctx.factors)
 
     @staticmethod
     def backward(ctx, g):
-        (mask,) = ctx.saved_tensors
-        return g * mask, None
+        return backend.dropout_apply(g, *ctx.factors), None
 
 
 def dropout(x, p=0.5, training=True, inplace=False):
