@@ -129,3 +129,25 @@ def test_repeat_and_dtype_conversion(dev):
     f = t.float()
     assert f.dtype is mt.float32 and f.tolist() == [[1.0, 2.0]]
     assert mt.tensor([1.7, -1.7], device=dev).long().tolist() == [1, -1]
+
+
+@pytest.mark.parametrize("sizes,dim", [(3, 0), ([2, 5, 0, 2], 1), (4, -1)])
+def test_split_gradient_writes_each_piece_into_one_buffer(dev, rng, sizes, dim):
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    a = rng.standard_normal((7, 9, 5))
+
+    def pieces(x, lib):
+        out = x.split(sizes, dim)
+        return tuple(p * (i + 1) for i, p in enumerate(out) if i != 1)  # piece 1 unused: its gradient is 0
+
+    def np_split(x):
+        n = x.shape[dim]
+        lengths = sizes if isinstance(sizes, list) else [min(sizes, n - s) for s in range(0, n, sizes)]
+        return np.split(x, np.cumsum(lengths)[:-1], axis=dim)
+
+    ref = lambda x: tuple(p * (i + 1) for i, p in enumerate(np_split(x)) if i != 1)
+    check(dev, lambda x: pieces(x, mt), ref, a, noncontig=True,
+          torch_fn=(lambda x: pieces(x, torch)) if torch is not None else None)

@@ -63,12 +63,11 @@ class MultiheadAttention(Module):
         """q, k, v projections: one GEMM for self-attention, three otherwise."""
         w, b, E = self.in_proj_weight, self.in_proj_bias, self.embed_dim
         if query is key and key is value:
-            qkv = linear(query, w, b)  # (.., 3E)
-            return qkv[..., :E], qkv[..., E:2 * E], qkv[..., 2 * E:]
+            return linear(query, w, b).split(E, dim=-1)  # (.., 3E) -> three views
         bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
         if key is value:
-            kv = linear(key, w[E:], None if b is None else b[E:])
-            return linear(query, w[:E], bs[0]), kv[..., :E], kv[..., E:]
+            k, v = linear(key, w[E:], None if b is None else b[E:]).split(E, dim=-1)
+            return linear(query, w[:E], bs[0]), k, v
         return (linear(query, w[:E], bs[0]), linear(key, w[E:2 * E], bs[1]), linear(value, w[2 * E:], bs[2]))
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,

@@ -371,11 +371,34 @@ def split(x, split_size, dim=0):
         [min(split_size, n - s) for s in range(0, n, split_size)] or [0]
     if sum(sizes) != n:
         raise ValueError(f"split sizes {sizes} do not add up to dimension {d} of size {n}")
-    out, start = [], 0
-    for s in sizes:
-        out.append(narrow(x, d, start, s))
-        start += s
-    return tuple(out)
+    return Split.apply(x, d, tuple(sizes))
+
+
+class Split(Function):
+    """split/chunk: views of x along d. The backward writes each piece's gradient into its slice of
+    one buffer, instead of a zero-filled full-size gradient per piece and their sum (q, k and v
+    sliced out of one projection)."""
+
+    @staticmethod
+    def forward(ctx, x, d, sizes):
+        ctx.shape, ctx.d, ctx.sizes = x.shape, d, sizes
+        return tuple(_slice_view(x, d, start, n) for start, n in zip(_starts(sizes), sizes))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        gi = empty(ctx.shape, dtype=grads[0].dtype, device=grads[0].device)
+        for g, start, n in zip(grads, _starts(ctx.sizes), ctx.sizes):
+            backend.copy_(_slice_view(gi, ctx.d, start, n), g)
+        return gi, None, None
+
+
+def _starts(sizes):
+    return [sum(sizes[:i]) for i in range(len(sizes))]
+
+
+def _slice_view(x, d, start, n):
+    shape = x.shape[:d] + (n,) + x.shape[d + 1:]
+    return _view(x, shape, x.strides, x.offset + start * x.strides[d])
 
 
 def chunk(x, chunks, dim=0):
