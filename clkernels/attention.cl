@@ -16,9 +16,9 @@
  * sums are taken, so the normaliser is dropout-free as in PyTorch; the backward kernels recompute
  * the same factors (no mask is stored): dV = (P K)^T dO, dS = P (K dP - delta), delta = rowsum(dO O).
  *
- * Strided operands (q, k, v, do, mask, and the output o) are addressed by a batch index n split as
+ * Strided operands (q, k, v, do, mask, and the outputs o, dq, dk, dv) are addressed by a batch index n split as
  * (n / NB1, n % NB1) with RowStrides (batch stride 0, batch stride 1, row stride); columns
- * are contiguous. Other outputs and the transposed copies are contiguous. */
+ * are contiguous. lse, delta and the transposed copies are contiguous. */
 
 #include "common.h"
 
@@ -292,7 +292,7 @@ __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int D, const float scale,
                  const int causal, const int has_mask, const float drop_p, const float drop_scale, const uint seed,
                  const RowStrides qs, const RowStrides ks,
-                 const RowStrides gs, const RowStrides ms, const int mss,
+                 const RowStrides gs, const RowStrides ms, const int mss, const RowStrides dqs,
                  __global const float *q, const int q_off, __global const float *k, const int k_off,
                  __global const float *kt, const int kt_off, __global const float *vt, const int vt_off,
                  __global const float *g, const int g_off, __global const float *mask, const int mask_off,
@@ -354,7 +354,7 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
     UNROLL for (int r = 0; r < BQ; ++r) {
         const int i = r0 + r;
         if (i >= L) break;
-        __global float *out = dq + ((long)n * L + i) * D;
+        __global float *out = ROWPTR(dq, dqs, n, i);
         for (int e = 0; e < nd8; ++e) store8g(acc[r][e] * scale, out + e * 8, D - e * 8);
     }
 }
@@ -366,7 +366,7 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
                    const int causal, const int has_mask, const float drop_p, const float drop_scale,
                    const uint seed, const RowStrides qs, const RowStrides ks,
                    const RowStrides vs, const RowStrides gs, const RowStrides ms, const int mss,
-                   __global const float *q, const int q_off, __global const float *k, const int k_off,
+                   const RowStrides dks, const RowStrides dvs, __global const float *q, const int q_off, __global const float *k, const int k_off,
                    __global const float *v, const int v_off, __global const float *g, const int g_off,
                    __global const float *qt, const int qt_off, __global const float *gt, const int gt_off,
                    __global const float *mask, const int mask_off,
@@ -442,8 +442,8 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
     UNROLL for (int r = 0; r < BQ; ++r) {
         const int j = c0 + r;
         if (j >= S) break;
-        __global float *dkrow = dk + ((long)n * S + j) * D;
-        __global float *dvrow = dv + ((long)n * S + j) * D;
+        __global float *dkrow = ROWPTR(dk, dks, n, j);
+        __global float *dvrow = ROWPTR(dv, dvs, n, j);
         for (int e = 0; e < nd8; ++e) {
             store8g(dka[r][e] * scale, dkrow + e * 8, D - e * 8);
             store8g(dva[r][e], dvrow + e * 8, D - e * 8);

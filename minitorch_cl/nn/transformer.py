@@ -64,11 +64,13 @@ class MultiheadAttention(Module):
         w, b, E = self.in_proj_weight, self.in_proj_bias, self.embed_dim
         if query is key and key is value:
             return linear(query, w, b).split(E, dim=-1)  # (.., 3E) -> three views
-        bs = (None, None, None) if b is None else (b[:E], b[E:2 * E], b[2 * E:])
+        # split: views whose gradients land in one buffer (slicing would zero-fill one per slice)
         if key is value:
-            k, v = linear(key, w[E:], None if b is None else b[E:]).split(E, dim=-1)
-            return linear(query, w[:E], bs[0]), k, v
-        return (linear(query, w[:E], bs[0]), linear(key, w[E:2 * E], bs[1]), linear(value, w[2 * E:], bs[2]))
+            (wq, wkv), (bq, bkv) = w.split([E, 2 * E]), (None, None) if b is None else b.split([E, 2 * E])
+            k, v = linear(key, wkv, bkv).split(E, dim=-1)
+            return linear(query, wq, bq), k, v
+        ws, bs = w.split(E), (None,) * 3 if b is None else b.split(E)
+        return tuple(linear(x, wi, bi) for x, wi, bi in zip((query, key, value), ws, bs))
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):

@@ -143,20 +143,20 @@ class _Attention(Function):
         has_mask, mbuf, ms, mss = _mask_args(mask, batch, L, S, q)
         sizes = (N, NB1, L, S, D, scale, causal, has_mask, *drop)
         delta = empty(batch + (L,), device=dev)
-        dq = empty(batch + (L, D), device=dev)
-        dk = empty(batch + (S, D), device=dev)
-        dv = empty(batch + (S, D), device=dev)
+        # each gradient laid out in its input's dim order: MultiheadAttention's views of (L, B, H, D)
+        # memory get gradients that reshape back to (L, B, E) without a copy
+        (dq, dqs), (dk, dks), (dv, dvs) = (_output_like(t, batch + t.shape[-2:]) for t in (q, k, v))
         if N * L * D == 0 or S == 0:
             return dq.zero_(), dk.zero_(), dv.zero_(), None, None, None, None
         launch(dev, "attention.cl", "attn_bwd_delta", (L, N), N, NB1, L, D, gs, _addressing(out, batch)[1], gd,
                out, delta, local=(_ROW_LOCAL, 1), defines=defines)
         vt = _transposed(v, batch, defines)
         launch(dev, "attention.cl", "attn_bwd_dq", (-(-L // defines["BQ"]), N), *sizes, qs, ks, gs, ms, mss,
-               qd, kd, kt, vt, gd, mbuf, lse, delta, dq, local=(defines["WG"], 1), defines=defines)
+               dqs, qd, kd, kt, vt, gd, mbuf, lse, delta, dq, local=(defines["WG"], 1), defines=defines)
         qt = _transposed(qd.reshape(*batch, L, D), batch, defines)
         gt = _transposed(gd.reshape(*batch, L, D), batch, defines)
         launch(dev, "attention.cl", "attn_bwd_dkdv", (-(-S // defines["BQ"]), N), *sizes, qs, ks, vs, gs, ms, mss,
-               qd, kd, v, gd, qt, gt, mbuf, lse, delta, dk, dv, local=(defines["WG"], 1), defines=defines)
+               dks, dvs, qd, kd, v, gd, qt, gt, mbuf, lse, delta, dk, dv, local=(defines["WG"], 1), defines=defines)
         return dq, dk, dv, None, None, None, None
 
 
