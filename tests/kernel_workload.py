@@ -253,6 +253,7 @@ def attention(dev, rng):
         _close(y, _ref_attention(q, k, v, causal), 1e-3)
     mask = _t(dev, rng.standard_normal((7, 7)), grad=False)
     _backward(F.scaled_dot_product_attention(tq[..., :7, :], tq[..., :7, :], tq[..., :7, :], attn_mask=mask))
+    _backward(F.scaled_dot_product_attention(tq, tk, tv, dropout_p=0.3))  # keep factors recomputed in backward
 
 
 def layernorm(dev, rng):
