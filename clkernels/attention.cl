@@ -360,27 +360,42 @@ void attn_bwd_dq(const int N, const int NB1, const int L, const int S, const int
 }
 
 /* dK and dV for BQ key rows: walk the queries in blocks of BK with Q^T and dO^T (D, L):
- * P^T = exp2(K Q^T - lse), dV = P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q. */
+ * P^T = exp2(K Q^T - lse), dV = P^T dO, dP^T = V dO^T, dS^T = P^T (dP^T - delta), dK = scale dS^T Q.
+ * fuse_dq (the CPU path, enough batch items to fill the cores): one work-item walks every key block
+ * of its batch item in turn and also adds dQ += scale dS K into dq, which it alone writes, so the
+ * backward makes 5 products instead of 7 (attn_bwd_dq recomputes P and dP) and needs no V^T. */
 __kernel __attribute__((reqd_work_group_size(WG, 1, 1)))
 void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const int D, const float scale,
                    const int causal, const int has_mask, const float drop_p, const float drop_scale,
                    const uint seed, const RowStrides qs, const RowStrides ks,
                    const RowStrides vs, const RowStrides gs, const RowStrides ms, const int mss,
-                   const RowStrides dks, const RowStrides dvs, __global const float *q, const int q_off, __global const float *k, const int k_off,
+                   const RowStrides dks, const RowStrides dvs, const RowStrides dqs, const int fuse_dq,
+                   __global const float *q, const int q_off, __global const float *k, const int k_off,
                    __global const float *v, const int v_off, __global const float *g, const int g_off,
                    __global const float *qt, const int qt_off, __global const float *gt, const int gt_off,
                    __global const float *mask, const int mask_off,
                    __global const float *lse, const int lse_off,
                    __global const float *delta, const int delta_off, __global float *dk, const int dk_off,
-                   __global float *dv, const int dv_off)
+                   __global float *dv, const int dv_off, __global float *dq, const int dq_off)
 {
     q += q_off; k += k_off; v += v_off; g += g_off; qt += qt_off; gt += gt_off; mask += mask_off;
-    lse += lse_off; delta += delta_off; dk += dk_off; dv += dv_off;
+    lse += lse_off; delta += delta_off; dk += dk_off; dv += dv_off; dq += dq_off;
     const int n = get_global_id(1);
     if (n >= N) return;
-    const int c0 = get_global_id(0) * BQ;   /* first key row of this work-item */
-    const int group_start = get_group_id(0) * WG * BQ;
     const float kscale = scale * LOG2E;
+    const int nd8 = (D + 7) / 8;
+    __global const float *qtn = qt + (long)n * D * L;
+    __global const float *gtn = gt + (long)n * D * L;
+    __global const float *lsen = lse + (long)n * L;
+    __global const float *deltan = delta + (long)n * L;
+    if (fuse_dq)
+        for (int i = 0; i < L; ++i)
+            for (int e = 0; e < nd8; ++e) store8g((float8)(0.0f), ROWPTR(dq, dqs, n, i) + e * 8, D - e * 8);
+    /* without fuse_dq: one key block per work-item; with it: all of them, one after another */
+    const int first = fuse_dq ? 0 : get_global_id(0) * BQ;
+    const int last = fuse_dq ? S : first + 1;
+    for (int c0 = first; c0 < last; c0 += BQ) {   /* c0: first key row of the block */
+    const int group_start = fuse_dq ? c0 : get_group_id(0) * WG * BQ;
     float kr[BQ][DMAX], vr[BQ][DMAX];
     float8 dka[BQ][DV], dva[BQ][DV];
     UNROLL for (int r = 0; r < BQ; ++r) {
@@ -393,12 +408,7 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
         }
         for (int e = 0; e < DV; ++e) dka[r][e] = dva[r][e] = (float8)(0.0f);
     }
-    const int nd8 = (D + 7) / 8;
     const int istart = causal ? IMIN(L, group_start) : 0;   /* queries before the first key see none */
-    __global const float *qtn = qt + (long)n * D * L;
-    __global const float *gtn = gt + (long)n * D * L;
-    __global const float *lsen = lse + (long)n * L;
-    __global const float *deltan = delta + (long)n * L;
     float pt[BQ][BK], dpt[BQ][BK];
     for (int i0 = istart; i0 < L; i0 += BK) {
         const int ni = IMIN(BK, L - i0);
@@ -438,6 +448,16 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
             ACCUM(b, dpt, ROWPTR(q, qs, n, i0), qs.row, ni, e)
             UNROLL for (int r = 0; r < BQ; ++r) { dva[r][e] = a[r]; dka[r][e] = b[r]; }
         }
+        if (fuse_dq) {  /* dQ[i] += sum over this block's keys r of dS^T[r][i] K[r] */
+            for (int ii = 0; ii < ni; ++ii) {
+                __global float *dqrow = ROWPTR(dq, dqs, n, i0 + ii);
+                for (int e = 0; e < nd8; ++e) {
+                    float8 a = load8g(dqrow + e * 8, D - e * 8);
+                    UNROLL for (int r = 0; r < BQ; ++r) a = (float8)(dpt[r][ii]) * LDP8(&kr[r][e * 8]) + a;
+                    store8g(a, dqrow + e * 8, D - e * 8);
+                }
+            }
+        }
     }
     UNROLL for (int r = 0; r < BQ; ++r) {
         const int j = c0 + r;
@@ -449,7 +469,14 @@ void attn_bwd_dkdv(const int N, const int NB1, const int L, const int S, const i
             store8g(dva[r][e], dvrow + e * 8, D - e * 8);
         }
     }
+    }  /* key blocks */
+    if (fuse_dq)
+        for (int i = 0; i < L; ++i) {
+            __global float *dqrow = ROWPTR(dq, dqs, n, i);
+            for (int e = 0; e < nd8; ++e) store8g(load8g(dqrow + e * 8, D - e * 8) * scale, dqrow + e * 8, D - e * 8);
+        }
 }
+
 
 /* out[n, d, j] = x[n, j, d]: a strided (N, R, D) operand as a contiguous (N, D, R) copy, so that
  * the kernels above can read 8 consecutive rows as one vector. 8 rows x 8 columns per step. */

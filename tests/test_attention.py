@@ -203,3 +203,14 @@ def test_fused_dropout_gpu_layout_and_fresh_seeds(dev, rng, monkeypatch):
 
     check(dev, fused, lambda q, k, v: ref_attention(q, k, v, keep=keep)[0], q, k, v,
           np_grad=attention_grad(keep=keep), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+
+
+@pytest.mark.parametrize("fuse", [True, False])
+def test_backward_with_and_without_the_fused_dq(dev, rng, monkeypatch, fuse):
+    # the CPU backward accumulates dQ inside the dK/dV kernel once there are batch items enough to fill
+    # the cores; both ways, whatever this machine's core count
+    from minitorch_cl.ops import attention as A
+    monkeypatch.setattr(A, "FUSE_DQ_ITEMS_PER_UNIT", 0 if fuse else 10 ** 9)
+    mask = rng.standard_normal((33, 40))
+    run_case(dev, rng, (3, 33, 65), (3, 40, 65), (3, 40, 65), mask=mask, permute=True)
+    run_case(dev, rng, (2, 2, 40, 16), (2, 2, 40, 16), (2, 2, 40, 16), causal=True)

@@ -18,6 +18,7 @@ __all__ = ["scaled_dot_product_attention"]
 
 _HEAD_DIMS = (16, 32, 64, 128, 256)  # register-array sizes: one build variant each
 _ROW_LOCAL = 64                       # fixed local size of the per-row delta kernel
+FUSE_DQ_ITEMS_PER_UNIT = 2            # batch items per compute unit from which the CPU backward fuses dQ
 
 
 def _config(dev, head_dim):
@@ -150,13 +151,18 @@ class _Attention(Function):
             return dq.zero_(), dk.zero_(), dv.zero_(), None, None, None, None
         launch(dev, "attention.cl", "attn_bwd_delta", (L, N), N, NB1, L, D, gs, _addressing(out, batch)[1], gd,
                out, delta, local=(_ROW_LOCAL, 1), defines=defines)
-        vt = _transposed(v, batch, defines)
-        launch(dev, "attention.cl", "attn_bwd_dq", (-(-L // defines["BQ"]), N), *sizes, qs, ks, gs, ms, mss,
-               dqs, qd, kd, kt, vt, gd, mbuf, lse, delta, dq, local=(defines["WG"], 1), defines=defines)
+        # On a CPU with batch items enough to fill its cores, one work-item per batch item walks all
+        # key blocks and accumulates dQ itself (5 products, not 7); else dQ has a kernel of its own.
+        fuse_dq = int(defines["WG"] == 1 and N >= FUSE_DQ_ITEMS_PER_UNIT * dev.cl_device.max_compute_units)
+        if not fuse_dq:
+            vt = _transposed(v, batch, defines)
+            launch(dev, "attention.cl", "attn_bwd_dq", (-(-L // defines["BQ"]), N), *sizes, qs, ks, gs, ms, mss,
+                   dqs, qd, kd, kt, vt, gd, mbuf, lse, delta, dq, local=(defines["WG"], 1), defines=defines)
         qt = _transposed(qd.reshape(*batch, L, D), batch, defines)
         gt = _transposed(gd.reshape(*batch, L, D), batch, defines)
-        launch(dev, "attention.cl", "attn_bwd_dkdv", (-(-S // defines["BQ"]), N), *sizes, qs, ks, vs, gs, ms, mss,
-               dks, dvs, qd, kd, v, gd, qt, gt, mbuf, lse, delta, dk, dv, local=(defines["WG"], 1), defines=defines)
+        launch(dev, "attention.cl", "attn_bwd_dkdv", (1 if fuse_dq else -(-S // defines["BQ"]), N), *sizes,
+               qs, ks, vs, gs, ms, mss, dks, dvs, dqs, fuse_dq, qd, kd, v, gd, qt, gt, mbuf, lse, delta, dk, dv, dq,
+               local=(defines["WG"], 1), defines=defines)
         return dq, dk, dv, None, None, None, None
 
 
