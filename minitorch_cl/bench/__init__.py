@@ -1,5 +1,7 @@
 """Benchmarks behind `minitorch-cl bench NAME`: each module has run(dev) -> list of row dicts,
 timing minitorch_cl next to NumPy (and PyTorch when installed) in the same run."""
+import ctypes
+import ctypes.util
 import statistics
 import time
 
@@ -20,6 +22,44 @@ def median_time(fn, repeats=5, warmup=1, sync=None):
             sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def our_step_peak_mib(dev, step):
+    """Peak device memory over one call of step (after a warm-up call), above what was in use before
+    it: the memory pool's high-water mark of bytes in tensors, torch.cuda.max_memory_allocated's sense."""
+    from .. import cuda
+    step()
+    dev.synchronize()
+    cuda.reset_peak_memory_stats(dev)
+    before = cuda.memory_allocated(dev)
+    step()
+    dev.synchronize()
+    return (cuda.max_memory_allocated(dev) - before) / 2 ** 20
+
+
+def torch_step_peak_rss_mib(step):
+    """PyTorch's peak resident-set growth over one call of step (after a warm-up call): VmHWM after it
+    minus VmRSS before, the high-water mark reset by writing 5 to /proc/self/clear_refs (Linux);
+    None where /proc cannot do that. malloc_trim first hands the warm-up's freed heap back to the
+    system, or its pages would still be resident and the step would seem to need no memory."""
+    step()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim(0)
+    except (OSError, AttributeError, TypeError):
+        pass  # not glibc: the growth may then read low
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        before = _proc_status_kib("VmRSS")
+        step()
+        return (_proc_status_kib("VmHWM") - before) / 1024
+    except OSError:
+        return None
+
+
+def _proc_status_kib(field):
+    with open("/proc/self/status") as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
 
 
 PROFILE_STEPS = 5
@@ -52,7 +92,7 @@ def torch_or_none():
 def format_table(rows):
     if not rows:
         return "(no rows)"
-    cols = list(rows[0].keys())
+    cols = list(dict.fromkeys(k for r in rows for k in r))  # every row's columns, first seen first
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     line = lambda vals: "| " + " | ".join(v.rjust(w) for v, w in zip(vals, widths)) + " |"

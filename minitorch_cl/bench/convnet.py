@@ -2,11 +2,14 @@
 here and (when installed) in PyTorch on the CPU, timed in the same run."""
 import numpy as np
 
-from . import median_time, torch_or_none
+from . import median_time, our_step_peak_mib, torch_or_none, torch_step_peak_rss_mib
 
 NOTE = ("ConvNet: Conv(3->32,k3,p1)-ReLU-MaxPool2-Conv(32->64,k3,p1)-ReLU-MaxPool2-Linear(4096->512)-ReLU-"
         "Linear(512->10), CrossEntropyLoss, SGD(lr=0.001, momentum=0.9); inputs (64, 3, 32, 32). "
-        "Medians of timed repeats after warm-up; 'ratio' is this engine's time over PyTorch CPU's.")
+        "Medians of timed repeats after warm-up; 'ratio' is this engine's time over PyTorch CPU's. "
+        "'peak MiB' (train step only): ours is the device pool's high-water mark of bytes in tensors over "
+        "one step above what was in use before it; PyTorch's is its peak resident-set growth over one "
+        "step (VmHWM reset through /proc/self/clear_refs).")
 
 BATCH = 64
 
@@ -84,4 +87,8 @@ def run(dev, quick=False):
             tt = median_time(theirs[name], repeats, warmup)
             row.update({"PyTorch CPU ms": 1e3 * tt, "PyTorch img/s": BATCH / tt, "ratio": t / tt})
         rows.append(row)
+    step = rows[-1]
+    step["minitorch_cl peak MiB"] = our_step_peak_mib(dev, ours["train step"])
+    if "train step" in theirs:
+        step["PyTorch peak MiB"] = torch_step_peak_rss_mib(theirs["train step"])
     return rows

@@ -7,14 +7,14 @@ import warnings
 
 import numpy as np
 
-from . import median_time, torch_or_none
+from . import median_time, our_step_peak_mib, torch_or_none, torch_step_peak_rss_mib
 
 BATCH = int(os.environ.get("MINITORCH_CL_TRANSFORMER_BATCH", "8"))
 NOTE = ((f"Batch {BATCH} rather than the article's 64, which takes tens of seconds per forward on a 2-core CPU "
          "(set MINITORCH_CL_TRANSFORMER_BATCH=64 for the full shape). " if BATCH != 64 else "The article's batch 64. ")
         + "Medians of 3; both sides with the same weights (forward: eval mode). The training step: "
         f"d_model 128, 4 heads, 2+2 layers, feed-forward 512, src 64, tgt 32, batch 8, dropout 0.1, "
-        "MSE loss against a fixed target, backward, Adam. "
+        "MSE loss against a fixed target, backward, Adam; peak MiB as in bench convnet's note. "
         "--quick: forward at d_model 128, 2 heads, 2+2 layers, src 128, tgt 32, batch 4.")
 TRAIN = dict(d_model=128, nhead=4, num_encoder_layers=2, num_decoder_layers=2, dim_feedforward=512)
 TRAIN_SHAPE = (64, 32, 8)  # src length, tgt length, batch
@@ -83,7 +83,7 @@ def _training_step(dev, torch, rng):
 
     row = {"pass": "train step", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})",
            "layers": f"{TRAIN['num_encoder_layers']}+{TRAIN['num_decoder_layers']}",
-           "minitorch s": median_time(ours, 5, 1, dev.synchronize)}
+           "minitorch s": median_time(ours, 5, 1, dev.synchronize), "minitorch peak MiB": our_step_peak_mib(dev, ours)}
     if torch is not None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -101,4 +101,5 @@ def _training_step(dev, torch, rng):
 
         row["torch s"] = median_time(theirs, 5, 1)
         row["ratio (ours/torch time)"] = row["minitorch s"] / row["torch s"]
+        row["torch peak MiB"] = torch_step_peak_rss_mib(theirs)
     return row
