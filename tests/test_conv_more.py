@@ -226,3 +226,41 @@ def test_default_init_bounds():
     bound = 1 / np.sqrt(3 * 9)
     assert np.abs(m.bias.detach().numpy()).max() <= bound
     assert np.abs(m.weight.detach().numpy()).max() <= bound
+
+
+def _launches(fn, kernel):
+    from minitorch_cl import launch
+    seen = []
+    observe = lambda dev, key, event, grid, local, work: seen.append(key[1]) if key[1] == kernel else None
+    launch.observers.append(observe)
+    try:
+        fn()
+    finally:
+        launch.observers.remove(observe)
+    return len(seen)
+
+
+@pytest.mark.parametrize("strided", [False, True])
+def test_pointwise_conv_reads_its_input_in_place(dev, rng, strided):
+    # 1x1, stride 1, no padding: no im2col/col2im at all, values and gradients as any conv
+    x, w, b = _arrays(rng, (3, 5, 7, 9), (6, 5, 1, 1), (6,))
+    conv = lambda x, w, b: F.conv2d(x.permute(0, 1, 3, 2) if strided else x, w, b)
+    ref = lambda x, w, b: np_conv2d(x.transpose(0, 1, 3, 2) if strided else x, w, b)
+    check(dev, conv, ref, x, w, b, rtol=1e-4, atol=1e-5)
+    tx, tw = (mt.tensor(a, device=dev, requires_grad=True) for a in (x, w))
+    run = lambda: conv(tx, tw, None).sum().backward()
+    assert _launches(run, "im2col_fwd") == 0 and _launches(run, "im2col_bwd") == 0
+
+
+def test_conv_backward_keeps_its_input_not_the_columns(dev, rng):
+    # 3x3 columns are 9x the input: saved for backward they would dominate a CNN's training memory
+    x = mt.tensor(rng.standard_normal((8, 16, 32, 32)), device=dev, dtype=mt.float32)
+    conv = nn.Conv2d(16, 16, 3, padding=1).to(dev)
+    mt.cuda.reset_peak_memory_stats(dev)
+    before = mt.cuda.memory_allocated(dev)
+    y = conv(x)
+    held = mt.cuda.memory_allocated(dev) - before
+    cols = 8 * 16 * 9 * 32 * 32 * 4
+    assert held < cols / 2, f"forward holds {held} bytes: the {cols}-byte columns were kept"
+    y.sum().backward()
+    np.testing.assert_allclose(conv.bias.grad.numpy(), np.full(16, 8 * 32 * 32), rtol=1e-5)

@@ -1,7 +1,9 @@
 """conv2d as im2col (clkernels/conv.cl) + one batched GEMM over the whole batch, bias and ReLU
 fused into the GEMM's epilogue; the GEMM writes (N, C, H, W) directly, so nothing is transposed.
 Backward: dX = col2im(W^T @ g), a batched GEMM, and dW^T = sum over images of col @ g^T, one GEMM
-summing over the batch; both read transposed views.
+summing over the batch; both read transposed views. The backward keeps x, not col (KH*KW times
+larger), and rebuilds col for dW after dX's dcol is freed. A pointwise convolution (1x1, stride 1,
+no padding) has no col at all: the GEMMs read x (and write dx) as (N, C, H*W).
 Groups: the column rows and the weight split into G blocks, so each image is one GEMM batched over
 the groups (and dW one batch-summed GEMM per group); depthwise convolution (groups == C) has direct
 kernels instead, whose K = KH*KW is too small for a GEMM. conv_transpose is the adjoint: col2im(W^T @ x)
@@ -31,6 +33,25 @@ def _pair(v, name):
 def output_size(size, kernel, stride, padding, dilation):
     """PyTorch's floor((size + 2p - d(k-1) - 1) / s) + 1."""
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _pointwise(KH, KW, stride, padding):
+    """A 1x1 convolution with stride 1 and no padding: its col is the input itself."""
+    return KH == KW == 1 and tuple(stride) == (1, 1) and tuple(padding) == (0, 0)
+
+
+def _columns(x, KH, KW, stride, padding, dilation, OH, OW):
+    """im2col for the convolutions' own GEMMs: for a pointwise convolution, x itself as (N, C, H*W)."""
+    if _pointwise(KH, KW, stride, padding):
+        return x.contiguous().reshape(x.shape[0], x.shape[1], -1)
+    return im2col(x, KH, KW, stride, padding, dilation, OH, OW)
+
+
+def _uncolumns(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
+    """col2im of a fresh dcol for the convolutions: for a pointwise convolution, dcol itself."""
+    if _pointwise(KH, KW, stride, padding):
+        return dcol.reshape(shape)
+    return col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW)
 
 
 def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
@@ -96,7 +117,7 @@ class Conv2d(Function):
         N, C, H, W = x.shape
         OC, _, KH, KW = weight.shape
         G = groups
-        col = im2col(x, KH, KW, stride, padding, dilation, OH, OW)  # (N, K, P)
+        col = _columns(x, KH, KW, stride, padding, dilation, OH, OW)  # (N, K, P)
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K / G)
         out = empty(N, OC, OH, OW, device=x.device)
         if G == 1:
@@ -108,25 +129,29 @@ class Conv2d(Function):
             _grouped_gemm(out.reshape(N, OC, OH * OW), w2.reshape(G, OC // G, -1), col, G)
             out = _add_bias(out, bias)
             out = out.relu() if relu else out
-        ctx.save_for_backward(col, w2, out if relu else None)
+        # x, not col: col is KH*KW times larger, and the backward rebuilds it (one im2col) only
+        # for the weight gradient, after the input gradient's dcol is freed
+        ctx.save_for_backward(x, w2, out if relu else None)
         ctx.geom = (x.shape, weight.shape, stride, padding, dilation, G, OH, OW, relu)
         return out
 
     @staticmethod
     def backward(ctx, g):
-        col, w2, out = ctx.saved_tensors
+        x, w2, out = ctx.saved_tensors
         xshape, wshape, stride, padding, dilation, G, OH, OW, relu = ctx.geom
-        N, OC = xshape[0], wshape[0]
+        N, OC, KH, KW = xshape[0], wshape[0], wshape[2], wshape[3]
         if relu:
             g = g.relu_backward(out)
         g3 = g.contiguous().reshape(N, OC, OH * OW)  # (N, OC, P)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
-            dcol = empty(*col.shape, device=g.device)
+            dcol = empty(N, w2.shape[1] * G, OH * OW, device=g.device)
             # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P)
             _grouped_gemm(dcol, w2.reshape(G, OC // G, -1).mT, g3, G)
-            gx = col2im(dcol, xshape, wshape[2], wshape[3], stride, padding, dilation, OH, OW)
+            gx = _uncolumns(dcol, xshape, KH, KW, stride, padding, dilation, OH, OW)
+            del dcol
         if ctx.needs_input_grad[1]:
+            col = _columns(x, KH, KW, stride, padding, dilation, OH, OW)
             # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
             # all N*P positions (no per-image products to sum), with the wider K*KH*KW as its M
             gw_t = empty(G, col.shape[1] // G, OC // G, device=g.device)
@@ -189,7 +214,7 @@ class ConvTranspose2d(Function):
         dcol = empty(N, G * w2.shape[1], H * W, device=x.device)
         # dcol[n, g] (OC/G*KH*KW, HW) = W[g]^T @ x[n, g] (C/G, HW)
         _grouped_gemm(dcol, w2.reshape(G, C // G, -1).mT, x3, G)
-        out = col2im(dcol, (N, G * OCg, OH, OW), KH, KW, stride, padding, dilation, H, W)
+        out = _uncolumns(dcol, (N, G * OCg, OH, OW), KH, KW, stride, padding, dilation, H, W)
         ctx.save_for_backward(x3, w2)
         ctx.geom = (x.shape, weight.shape, stride, padding, dilation, G)
         return _add_bias(out, bias)
@@ -200,7 +225,7 @@ class ConvTranspose2d(Function):
         xshape, wshape, stride, padding, dilation, G = ctx.geom
         N, C, H, W = xshape
         KH, KW = wshape[2:]
-        col = im2col(g, KH, KW, stride, padding, dilation, H, W)  # (N, OC*KH*KW, HW)
+        col = _columns(g, KH, KW, stride, padding, dilation, H, W)  # (N, OC*KH*KW, HW)
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = empty(N, C, H * W, device=g.device)
