@@ -178,12 +178,24 @@ def add_(self, other, alpha=1):
 _add_inplace = _fast_binary("OP_ADD", elementwise.add)
 
 
+def _random_fill_(self, mode, lo, hi):
+    """self = a draw, in one pass when self is contiguous float32 and autograd does not watch it
+    (initialising a 100M-parameter model is then one kernel per tensor), else through copy_."""
+    if self.dtype is dtypes.float32 and self.is_contiguous() and not _needs_graph(self):
+        _check_writable(self, False)
+        backend.random_fill(self, mode, random_ops.next_seed(), lo, hi)
+        self._bump_version()
+        return self
+    draw = empty(*self.shape, device=self.device)
+    return self.copy_(backend.random_fill(draw, mode, random_ops.next_seed(), lo, hi))
+
+
 def uniform_(self, a=0.0, b=1.0):
-    return self.copy_(rand(*self.shape, device=self.device) * (b - a) + a)
+    return _random_fill_(self, backend.RANDOM_UNIFORM, float(a), float(b))
 
 
 def normal_(self, mean=0.0, std=1.0):
-    return self.copy_(randn(*self.shape, device=self.device) * std + mean)
+    return _random_fill_(self, backend.RANDOM_NORMAL, float(mean), float(std))
 
 
 def bernoulli_(self, p=0.5):
