@@ -46,6 +46,16 @@ def _pair(torch_model, our_model):
     return torch_model.eval(), our_model.eval()
 
 
+def _torch_twin(tv_builder, our_model, **kwargs):
+    """torchvision's model holding our model's weights, built without running torch's init (on the meta
+    device, then given memory): for the 100M-parameter models that init is most of a test's time."""
+    with torch.device("meta"):
+        t = tv_builder(**kwargs)
+    t = t.to_empty(device="cpu")
+    t.load_state_dict({k: torch.from_numpy(v.detach().numpy()) for k, v in our_model.state_dict().items()})
+    return t
+
+
 def _check_eval(torch_model, our_model, shape, seed=0):
     x = np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
     with torch.no_grad():
@@ -128,8 +138,8 @@ def _init_values(model, names):
 @pytest.fixture(scope="module")
 def vit_b_16_pair():
     torch.manual_seed(5)
-    t = _perturb(tv.models.vit_b_16(), names=("heads", "class_token"), std=0.02)
     o = M.vit_b_16()
+    t = _perturb(_torch_twin(tv.models.vit_b_16, o), names=("heads", "class_token"), std=0.02)
     mlp = "encoder.layers.encoder_layer_0.mlp."
     init = _init_values(o, ["heads.head.weight", "heads.head.bias", "class_token", "conv_proj.weight",
                             "conv_proj.bias", "encoder.pos_embedding", mlp + "0.weight", mlp + "0.bias"])
@@ -181,8 +191,8 @@ def test_vit_builder_configs(dev, monkeypatch):
 @pytest.fixture(scope="module")
 def vgg11_bn_pair():
     torch.manual_seed(6)
-    t = _perturb(tv.models.vgg11_bn(), names=("features.",), std=0.1)
     o = M.vgg11_bn()
+    t = _perturb(_torch_twin(tv.models.vgg11_bn, o), names=("features.",), std=0.1)
     init = _init_values(o, ["features.0.weight", "features.0.bias", "features.1.weight", "features.1.bias",
                             "classifier.6.weight", "classifier.6.bias"])
     return _pair(t, o) + (init,)
@@ -219,7 +229,8 @@ def test_vgg_builders_are_torchvisions_configs(dev):
 
 def test_alexnet_eval_matches_torchvision(dev):
     torch.manual_seed(8)
-    t, o = _pair(tv.models.alexnet(), M.alexnet())
+    o = M.alexnet()
+    t, o = _pair(_torch_twin(tv.models.alexnet, o), o)
     assert _num_params(o) == M.AlexNet_Weights.IMAGENET1K_V1.meta["num_params"]
     _check_eval(t, o, (1, 3, 63, 63))  # the smallest input (min_size): 1x1 after the last pool
     _check_eval(t, o, (2, 3, 75, 75), seed=1)
