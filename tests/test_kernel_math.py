@@ -1,6 +1,8 @@
-"""The device's random draws against a float64 NumPy reimplementation of elementwise.cl's counter
-hash: every value, so the kernel's own log, cos and sqrt (and its Box-Muller) are checked, not just
-the moments."""
+"""elementwise.cl's own math functions (it avoids PoCL's slow generic builtins): the random draws against
+a float64 NumPy reimplementation of its counter hash, every value, so the kernel's log, cos and sqrt
+(and its Box-Muller) are checked, not just the moments; float32 erf (erf, GELU) on a dense grid."""
+import math
+
 import numpy as np
 import pytest
 
@@ -67,3 +69,25 @@ def test_inplace_fills_take_one_pass_and_keep_autograd_rules(dev):
     with mt.no_grad():
         p.uniform_(-1, 1)
     assert p.requires_grad and (np.abs(p.detach().numpy()) <= 1).all()
+
+
+def test_float32_erf_and_gelu_on_a_dense_grid(dev):
+    """Every region of erf_f32 ([0, 1], [1, 2.5], [2.5, 4], beyond) and its edges, against math.erf."""
+    x = np.concatenate([np.linspace(-6, 6, 240_001), np.nextafter(np.float32([1, 2.5, 4]), 0), [1, 2.5, 4],
+                        [1e-30, -1e-30, 1e-8, 0.0]]).astype(np.float32)
+    x64 = x.astype(np.float64)
+    ref = np.array([math.erf(v) for v in x64])
+    got = mt.erf(mt.tensor(x, device=dev)).numpy().astype(np.float64)
+    assert np.abs(got - ref).max() <= 1.2e-7
+    small = (np.abs(x) < 1) & (x != 0)
+    assert (np.abs(got - ref)[small] / np.abs(ref[small])).max() <= 2e-7
+    gelu = mt.nn.functional.gelu(mt.tensor(x, device=dev)).numpy().astype(np.float64)
+    gref = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x64])
+    assert (np.abs(gelu - gref) <= 1.5e-7 * np.maximum(np.abs(gref), 1) + 1e-30).all()
+
+
+def test_float32_erf_special_values(dev):
+    x = np.float32([0.0, -0.0, np.inf, -np.inf, np.nan, 10.0, -10.0])
+    got = mt.erf(mt.tensor(x, device=dev)).numpy()
+    np.testing.assert_array_equal(got[[0, 2, 3, 5, 6]], [0, 1, -1, 1, -1])
+    assert np.signbit(got[1]) and not np.signbit(got[0]) and np.isnan(got[4])
