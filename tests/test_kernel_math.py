@@ -60,6 +60,10 @@ def test_normal_tails_and_moments(dev):
 def test_inplace_fills_take_one_pass_and_keep_autograd_rules(dev):
     w = mt.empty(33, 7, device=dev)
     assert w.normal_(1.0, 0.0).numpy().tolist() == np.ones((33, 7)).tolist()
+    base = mt.zeros(6, 5, device=dev)
+    base[2:4].normal_(3.0, 0.5)  # a contiguous view at an offset: filled in place, its neighbours untouched
+    b = base.numpy()
+    assert not b[:2].any() and not b[4:].any() and (np.abs(b[2:4] - 3.0) < 3.0).all() and b[2:4].std() > 0
     v = mt.zeros(8, 9, device=dev)[:, ::2]  # a strided view: filled through copy_
     v.uniform_(2.0, 3.0)
     assert ((v.numpy() >= 2) & (v.numpy() < 3)).all()
