@@ -83,7 +83,8 @@ def random_fill(out, mode, seed, lo, hi):
     """Fill a contiguous float32 tensor: RANDOM_UNIFORM [lo, hi), RANDOM_NORMAL (mean lo, std hi),
     or RANDOM_KEEP_MASK (hi with probability lo, else 0: dropout masks)."""
     n = out.numel()
-    launch(out.device, "elementwise.cl", "random_fill", (n,), n, mode, seed & 0xFFFFFFFF, lo, hi, out, nbytes=4 * n)
+    launch(out.device, "elementwise.cl", "random_fill", (n,), n, seed & 0xFFFFFFFF, lo, hi, out, nbytes=4 * n,
+           defines=dict(RANDOM_MODE=mode))
     return out
 
 

@@ -1,5 +1,7 @@
 """Every Tensor method beyond its data (tensor.py): the operators, conversions, in-place updates and
 the op methods, attached to the class once, here, from the ops that implement them."""
+import numpy as np
+
 from . import autograd, backend, dtypes, layout, ops
 from .device import Device, device as resolve_device
 from .grad_mode import is_grad_enabled, no_grad
@@ -142,10 +144,22 @@ def _fast_binary(op, fn):
     return update
 
 
+def _upload_into(self, data):
+    """self[...] = host data of self's shape, self contiguous: one blocking transfer straight into self's
+    memory, no staging copy on either side (load_state_dict of a 500 MB checkpoint)."""
+    host = np.ascontiguousarray(data, dtype=self.dtype.np)
+    if host.size:
+        self.device.upload(self.buffer, host, self.offset * host.itemsize).wait()
+    self._bump_version()
+    return self
+
+
 def copy_(self, src):
     graph = _needs_graph(self, src)
     _check_writable(self, graph)
     if not isinstance(src, Tensor):
+        if not graph and self.is_contiguous() and tuple(np.shape(src)) == tuple(self.shape):
+            return _upload_into(self, src)
         src = Tensor.from_data(src, dtype=self.dtype, device=self.device)
     elif src.device != self.device:
         src = src.to(self.device)
@@ -178,12 +192,24 @@ def add_(self, other, alpha=1):
 _add_inplace = _fast_binary("OP_ADD", elementwise.add)
 
 
+def _random_fill_(self, mode, lo, hi):
+    """self = a draw, in one pass when self is contiguous float32 and autograd does not watch it
+    (initialising a 100M-parameter model is then one kernel per tensor), else through copy_."""
+    if self.dtype is dtypes.float32 and self.is_contiguous() and not _needs_graph(self):
+        _check_writable(self, False)
+        backend.random_fill(self, mode, random_ops.next_seed(), lo, hi)
+        self._bump_version()
+        return self
+    draw = empty(*self.shape, device=self.device)
+    return self.copy_(backend.random_fill(draw, mode, random_ops.next_seed(), lo, hi))
+
+
 def uniform_(self, a=0.0, b=1.0):
-    return self.copy_(rand(*self.shape, device=self.device) * (b - a) + a)
+    return _random_fill_(self, backend.RANDOM_UNIFORM, float(a), float(b))
 
 
 def normal_(self, mean=0.0, std=1.0):
-    return self.copy_(randn(*self.shape, device=self.device) * std + mean)
+    return _random_fill_(self, backend.RANDOM_NORMAL, float(mean), float(std))
 
 
 def bernoulli_(self, p=0.5):

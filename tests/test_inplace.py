@@ -183,3 +183,24 @@ def test_zero_dim_tensors_and_factories(dev):
     assert mt.as_tensor(t) is t
     with mt.inference_mode():
         assert not (mt.ones(1, device=dev, requires_grad=True) * 2).requires_grad
+
+
+def test_copy_from_host_array_uploads_in_place(dev):
+    """copy_(ndarray) into a contiguous tensor (or contiguous view at an offset) writes its memory
+    directly, converting the dtype; the array can change afterwards; other layouts go through a copy."""
+    base = mt.zeros(10, device=dev)
+    src = np.arange(4, dtype=np.float64)
+    base[3:7].copy_(src)
+    src[:] = -1  # the transfer has finished: the tensor keeps the values
+    np.testing.assert_array_equal(base.numpy(), [0, 0, 0, 0, 1, 2, 3, 0, 0, 0])
+    ints = mt.zeros(2, 3, dtype=mt.int64, device=dev)
+    ints.copy_(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=np.float32).T.T)  # a host view is fine
+    assert ints.dtype is mt.int64 and ints.numpy().tolist() == [[1, 2, 3], [4, 5, 6]]
+    t = mt.zeros(3, 2, device=dev).t()  # a strided target
+    t.copy_(np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32))
+    np.testing.assert_array_equal(t.numpy(), [[1, 2, 3], [4, 5, 6]])
+    b = mt.zeros(2, 3, device=dev)
+    b.copy_(np.array([7.0, 8.0, 9.0]))  # broadcast: through a staging tensor
+    np.testing.assert_array_equal(b.numpy(), [[7, 8, 9], [7, 8, 9]])
+    with pytest.raises(RuntimeError, match="leaf Variable"):
+        mt.zeros(3, device=dev, requires_grad=True).copy_(np.ones(3))

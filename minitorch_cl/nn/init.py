@@ -6,7 +6,7 @@ import numpy as np
 
 from ..autograd import no_grad
 from ..ops.manip import eye
-from ..random import rand, randn
+from ..random import normal, randn
 from ..tensor import tensor
 
 
@@ -55,12 +55,12 @@ def calculate_gain(nonlinearity, param=None):
 
 def uniform_(t, a=0.0, b=1.0):
     with no_grad():
-        return t.copy_(rand(*t.shape, device=t.device) * (b - a) + a)
+        return t.uniform_(a, b)
 
 
 def normal_(t, mean=0.0, std=1.0):
     with no_grad():
-        return t.copy_(randn(*t.shape, device=t.device) * std + mean)
+        return t.normal_(mean, std)
 
 
 def constant_(t, value):
@@ -106,12 +106,12 @@ def trunc_normal_(t, mean=0.0, std=1.0, a=-2.0, b=2.0):
     """Normal(mean, std) restricted to [a, b]: out-of-range draws are redrawn on the device (a one-bool
     check per round), then clamped, so the values always lie in [a, b]."""
     with no_grad():
-        x = randn(*t.shape, device=t.device) * std + mean
+        x = normal(mean, std, tuple(t.shape), device=t.device)
         for _ in range(64):
             bad = (x < a) | (x > b)
             if not bool(bad.any()):
                 break
-            x = bad.to(dtype=x.dtype) * (randn(*t.shape, device=t.device) * std + mean - x) + x
+            x = bad.to(dtype=x.dtype) * (normal(mean, std, tuple(t.shape), device=t.device) - x) + x
         return t.copy_(x.clamp(a, b))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 from .. import dtypes
 from ..autograd import no_grad
 from ..device import Device
-from ..tensor import Tensor, tensor
+from ..tensor import Tensor
 from .parameter import Parameter
 
 
@@ -203,6 +203,9 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values in by name; accepts tensors or NumPy arrays (e.g. a PyTorch state_dict's .numpy())."""
+        state_dict = dict(state_dict)
+        for name, m in self.named_modules():
+            m._upgrade_state_dict(state_dict, name + "." if name else "")
         own = self.state_dict()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -227,6 +230,10 @@ class Module:
                 if k in state_dict:
                     target.copy_(_as_tensor(state_dict[k], target))
         return _IncompatibleKeys(missing, unexpected)
+
+    def _upgrade_state_dict(self, state_dict, prefix):
+        """Rename, in place, this module's entries (under prefix) that an older version of it saved
+        under other names; the counterpart of torch's version check in _load_from_state_dict."""
 
     # ---- printing -----------------------------------------------------------------------
     def extra_repr(self):
@@ -266,5 +273,6 @@ def _as_tensor(value, like):
         return value.to(like.device)
     if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch.Tensor
         value = value.detach().cpu().numpy()
-    # reshape: tensor() makes a 0-d array (num_batches_tracked) 1-D, as np.ascontiguousarray does
-    return tensor(np.asarray(value), dtype=like.dtype, device=like.device).reshape(like.shape)
+    # a host array of the target's shape (a saved 0-d num_batches_tracked may be 1-D): copy_ uploads
+    # it straight into the parameter's memory
+    return np.asarray(value).reshape(like.shape)
