@@ -553,7 +553,8 @@ inline uint uniform24(uint seed, uint counter)
 }
 
 /* log(u) for u in (0, 1], within 1 ulp (checked on every uniform01 value): u = m 2^e with
- * m in [sqrt(1/2), sqrt(2)), then cephes' logf polynomial; PoCL's generic log costs ten times more. */
+ * m in [sqrt(1/2), sqrt(2)), log(1 + x) = x - x^2/2 + x^3 P(x) with P our degree-8 Chebyshev fit on
+ * that range (abs error 1.3e-9 before rounding); PoCL's generic log costs ten times more. */
 inline float log_unit(float u)
 {
     int bits = as_int(u);
@@ -561,16 +562,16 @@ inline float log_unit(float u)
     float m = as_float((bits & 0x007fffff) | 0x3f000000);  /* [0.5, 1) */
     if (m < 0.70710678f) { e -= 1; m = m + m; }
     float x = m - 1.0f, z = x * x, fe = (float)e;
-    float y = ((((((((7.0376836292e-2f * x - 1.1514610310e-1f) * x + 1.1676998740e-1f) * x
-              - 1.2420140846e-1f) * x + 1.4249322787e-1f) * x - 1.6668057665e-1f) * x
-              + 2.0000714765e-1f) * x - 2.4999993993e-1f) * x + 3.3333331174e-1f) * x * z;
-    y += -2.12194440e-4f * fe - 0.5f * z;
+    float y = ((((((((7.1497528449e-2f * x - 1.1571200994e-1f) * x + 1.1661511629e-1f) * x
+              - 1.2411050666e-1f) * x + 1.4249936461e-1f) * x - 1.6668480239e-1f) * x
+              + 2.0000707482e-1f) * x - 2.4999989049e-1f) * x + 3.3333331191e-1f) * x * z;
+    y += -2.1219444005e-4f * fe - 0.5f * z;  /* ln 2 = 0.693359375 (exact in float) + this */
     return x + y + 0.693359375f * fe;
 }
 
 /* cos(2 pi v) for uniform01's v = (k + 1/2) / 2^24, k in [0, 2^24): the reflections v -> 1 - v,
- * 1/2 - v, 1/4 - v are exact on k, leaving x = 2 pi v in (0, pi/4) for cephes' sinf/cosf polynomials
- * (abs error < 2e-7). No builtins: PoCL's generic CPU target makes rint/fabs/cos library calls that
+ * 1/2 - v, 1/4 - v are exact on k, leaving x = 2 pi v in (0, pi/4) for cos x = 1 - z/2 + z^2 Q(z) and
+ * sin x = x + x z R(z), z = x^2, Q and R our quadratic Chebyshev fits (abs error < 1e-8 before rounding). No builtins: PoCL's generic CPU target makes rint/fabs/cos library calls that
  * cost ten times the polynomial. */
 inline float cos_turn(uint k)
 {
@@ -580,9 +581,8 @@ inline float cos_turn(uint k)
     int use_sin = k >= 0x200000u;
     if (use_sin) k = 0x3FFFFFu - k;               /* = sin(2 pi (1/4 - v)) */
     float x = ((float)k + 0.5f) * (6.283185307179586f / 16777216.0f), z = x * x;
-    float cosx = 1.0f - 0.5f * z + z * z * ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z
-                                            + 4.166664568298827e-2f);
-    float sinx = x + x * z * ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f);
+    float cosx = 1.0f - 0.5f * z + z * z * ((2.4415339057e-5f * z - 1.3887280505e-3f) * z + 4.1666648888e-2f);
+    float sinx = x + x * z * ((-1.9587949843e-4f * z + 8.3327486344e-3f) * z - 1.6666664665e-1f);
     return sign * (use_sin ? sinx : cosx);
 }
 
