@@ -28,7 +28,8 @@ class Op:
     macro: str
     grad: object
     floating: bool = True
-    saves: bool = True  # whether backward reads the inputs and the output (kept alive until then)
+    saves: object = True  # what backward reads (kept alive until then): True (inputs and output),
+    #                       "out" or "inputs" (only those, so the rest can be freed), False (nothing)
     int_macro: str = None  # the macro for integer (and bool) operands, where it differs
 
 
@@ -38,17 +39,17 @@ def _needs(ctx, i, make):
 
 UNARY = (
     Op("neg", "OP_NEG", lambda c, g: -g, floating=False, saves=False),
-    Op("abs", "OP_ABS", lambda c, g: g * backend.map1("OP_SIGN", c.inputs[0]), floating=False),
-    Op("relu", "OP_RELU", lambda c, g: backend.map2("OP_RELU_BWD", g, c.out), floating=False),
-    Op("exp", "OP_EXP", lambda c, g: g * c.out),
-    Op("log", "OP_LOG", lambda c, g: g / c.inputs[0]),
-    Op("sqrt", "OP_SQRT", lambda c, g: g * 0.5 / c.out),
-    Op("rsqrt", "OP_RSQRT", lambda c, g: g * -0.5 * c.out * c.out * c.out),
-    Op("tanh", "OP_TANH", lambda c, g: backend.map2("OP_TANH_BWD", g, c.out)),
-    Op("sigmoid", "OP_SIGMOID", lambda c, g: backend.map2("OP_SIGMOID_BWD", g, c.out)),
-    Op("gelu", "OP_GELU", lambda c, g: g * backend.map1("OP_GELU_GRAD", c.inputs[0])),
-    Op("sin", "OP_SIN", lambda c, g: g * backend.map1("OP_COS", c.inputs[0])),
-    Op("cos", "OP_COS", lambda c, g: -g * backend.map1("OP_SIN", c.inputs[0])),
+    Op("abs", "OP_ABS", lambda c, g: g * backend.map1("OP_SIGN", c.inputs[0]), floating=False, saves="inputs"),
+    Op("relu", "OP_RELU", lambda c, g: backend.map2("OP_RELU_BWD", g, c.out), floating=False, saves="out"),
+    Op("exp", "OP_EXP", lambda c, g: g * c.out, saves="out"),
+    Op("log", "OP_LOG", lambda c, g: g / c.inputs[0], saves="inputs"),
+    Op("sqrt", "OP_SQRT", lambda c, g: g * 0.5 / c.out, saves="out"),
+    Op("rsqrt", "OP_RSQRT", lambda c, g: g * -0.5 * c.out * c.out * c.out, saves="out"),
+    Op("tanh", "OP_TANH", lambda c, g: backend.map2("OP_TANH_BWD", g, c.out), saves="out"),
+    Op("sigmoid", "OP_SIGMOID", lambda c, g: backend.map2("OP_SIGMOID_BWD", g, c.out), saves="out"),
+    Op("gelu", "OP_GELU", lambda c, g: g * backend.map1("OP_GELU_GRAD", c.inputs[0]), saves="inputs"),
+    Op("sin", "OP_SIN", lambda c, g: g * backend.map1("OP_COS", c.inputs[0]), saves="inputs"),
+    Op("cos", "OP_COS", lambda c, g: -g * backend.map1("OP_SIN", c.inputs[0]), saves="inputs"),
 )
 
 
@@ -79,8 +80,8 @@ def _extreme_grad(pick_a):
 BINARY = (
     Op("add", "OP_ADD", lambda c, g: (g, g), floating=False, saves=False),
     Op("sub", "OP_SUB", lambda c, g: (g, -g), floating=False, saves=False),
-    Op("mul", "OP_MUL", _mul_grad, floating=False),
-    Op("div", "OP_DIV", _div_grad),
+    Op("mul", "OP_MUL", _mul_grad, floating=False, saves="inputs"),
+    Op("div", "OP_DIV", _div_grad, saves="inputs"),
     Op("pow", "OP_POW", _pow_grad),
     Op("maximum", "OP_MAX", _extreme_grad(lambda a, b: a > b), floating=False),
     Op("minimum", "OP_MIN", _extreme_grad(lambda a, b: a < b), floating=False),
@@ -113,12 +114,14 @@ def _function(op, arity):
             out = backend.map2(macro, a, b, compute_dtype=ct, out_dtype=ct)
         ctx.number, ctx.number2 = numbers[0] if len(args) > arity else None, numbers[1]
         if op.saves:
-            ctx.save_for_backward(*tensors, out)
+            ctx.save_for_backward(*(tensors if op.saves != "out" else ()), *((out,) if op.saves != "inputs" else ()))
         return out
 
     def backward(ctx, g):
         if op.saves:
-            *ctx.inputs, ctx.out = ctx.saved_tensors
+            saved = list(ctx.saved_tensors)
+            ctx.out = saved.pop() if op.saves != "inputs" else None
+            ctx.inputs = saved if op.saves != "out" else None
         grads = op.grad(ctx, g)
         grads = grads if isinstance(grads, tuple) else (grads,)
         return grads + (None,) * (len(ctx.needs_input_grad) - len(grads))
