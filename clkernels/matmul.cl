@@ -151,7 +151,16 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
 inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
                        float8 v, int bias_mode, int relu, int accumulate)
 {
-    if (cols >= 8 && bias_mode == BIAS_NONE && !relu && !accumulate) {
+    if (cols >= 8) {  /* store_c's epilogue on all eight lanes at once (the scalar loop cost more
+                       * than the product itself for conv1's K = 27) */
+        if (accumulate)
+            v += vload8(0, c);
+        if (bias_mode == BIAS_PER_COLUMN)
+            v += vload8(0, bias + n);
+        else if (bias_mode == BIAS_PER_ROW)
+            v += bias[m];
+        if (relu)
+            v = fmax(v, (float8)(0.0f));
         vstore8(v, 0, c);
         return;
     }
