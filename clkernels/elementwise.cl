@@ -464,7 +464,7 @@ __kernel void map1(const int n, const Shape shape, const Strides sa, const Strid
 {
     a += a_off; out += out_off;
     int i = get_global_id(0);
-    if (i >= n) return;
+    if (PAST_END(i, n)) return;
     T x = (T)LOAD(TA, a, strided_offset(&shape, &sa, i));
     STORE(TO, out, strided_offset(&shape, &so, i), F1(x));
 }
@@ -477,7 +477,7 @@ __kernel void map2(const int n, const Shape shape, const Strides sa, const Strid
 {
     a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
-    if (i >= n) return;
+    if (PAST_END(i, n)) return;
     T x = (T)LOAD(TA, a, strided_offset(&shape, &sa, i));
     T y = (T)LOAD(TB, b, strided_offset(&shape, &sb, i));
     STORE(TO, out, strided_offset(&shape, &so, i), F2(x, y));
@@ -492,7 +492,7 @@ __kernel void where3(const int n, const Shape shape, const Strides sc, const Str
 {
     cond += cond_off; a += a_off; b += b_off; out += out_off;
     int i = get_global_id(0);
-    if (i >= n) return;
+    if (PAST_END(i, n)) return;
     const int o = strided_offset(&shape, &so, i);
     if (cond[strided_offset(&shape, &sc, i)])
         STORE(TO, out, o, LOAD(TA, a, strided_offset(&shape, &sa, i)));
@@ -522,7 +522,7 @@ __kernel void random_fill(const int n, const int mode, const uint seed, const fl
 {
     out += out_off;
     int i = get_global_id(0);
-    if (i >= n) return;
+    if (PAST_END(i, n)) return;
     float u = uniform01(seed, (uint)(2 * i));
     float r;
     if (mode == 0) {
