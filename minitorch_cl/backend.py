@@ -16,6 +16,11 @@ def _operands(out, *inputs):
     return layout.layout_struct(cshape, cstrides)
 
 
+def _map_kernel(name, shape):
+    """map1/map2, or its loop-free variant for an iteration that coalesced to one dimension."""
+    return name + "_flat" if shape["ndim"] <= 1 else name
+
+
 def _check_size(n):
     if n >= 2 ** 31:
         raise ValueError(f"tensors of {n} elements exceed the 2**31 element limit of the kernels")
@@ -33,7 +38,7 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TO=out_dtype))
     shape, sa, so = _operands(out, a)
-    launch(a.device, "elementwise.cl", "map1", (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines,
+    launch(a.device, "elementwise.cl", _map_kernel("map1", shape), (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines,
            nbytes=n * (a.dtype.itemsize + out.dtype.itemsize))
     return out
 
@@ -49,7 +54,7 @@ def map2(op, a, b, out_dtype=None, compute_dtype=None, alpha=0, out=None):
     _check_size(n)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TB=b.dtype, TO=out.dtype))
     shape, sa, sb, so = _operands(out, a, b)
-    launch(a.device, "elementwise.cl", "map2", (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
+    launch(a.device, "elementwise.cl", _map_kernel("map2", shape), (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
            nbytes=n * (a.dtype.itemsize + b.dtype.itemsize + out.dtype.itemsize))
     return out
 
