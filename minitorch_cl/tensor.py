@@ -284,6 +284,6 @@ def fill_(t, value):
         sh, so = layout.layout_struct(shape, [st])
         defines = dict(OP="OP_FILL", **dtypes.cl_defines(t.device, T=dtypes.compute_dtype(t.dtype), TA=t.dtype,
                                                           TO=t.dtype))
-        kernel = "map1_flat" if len(shape) <= 1 else "map1"  # (backend._map_kernel's rule)
+        kernel = "map1_flat" if len(shape) <= 1 else "map1"  # (backend._map_operands' rule)
         launch(t.device, "elementwise.cl", kernel, (n,), n, sh, so, so, value, 0, t, t, defines=defines)
     return t
