@@ -21,9 +21,10 @@ from .launch import At, launch
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
 PACK_GROUP = (64, 1, 1)
 PACK_ROWS_GROUP = (16, 4)  # gemm_pack_rows: (panels, k's)
-# gemm_pack_rows packs a source with contiguous rows (rs == 1) from this many elements up; below
-# it gemm_pack's source stays in L2 and gemm_pack measured faster (fc1's dW: 0.2 vs 0.37 ms)
-PACK_ROWS_MIN = 1 << 20
+# gemm_pack_rows packs a source with contiguous rows (rs == 1) from this many elements up (fc1's dX
+# and square 2048's B, 2M each); below it gemm_pack measured faster (fc1's dW, 256K: 0.2 vs 0.37 ms)
+# or too close to call (square 1024's B, 1M)
+PACK_ROWS_MIN = 1 << 21
 # A CPU takes the packed path from this many multiply-adds (M*N*K) up, i.e. always: gemm_tiled's
 # barriers cost PoCL ~50 us per work-group and K tile, packing ~50 us in all. Tests raise it to
 # run gemm_tiled on a CPU.

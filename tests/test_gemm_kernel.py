@@ -262,7 +262,7 @@ def test_pack_rows(dev, monkeypatch, mnk, kw):
 
 
 def test_pack_rows_at_its_default_threshold(dev):
-    """A row-major B of over PACK_ROWS_MIN elements per K chunk (three chunks of 700 x 1500), N not
-    a multiple of the panel width, so it is packed by gemm_pack_rows with the built-in settings."""
-    assert 700 * 1500 >= gemm_mod.PACK_ROWS_MIN
-    _run(dev, np.random.default_rng(12), 17, 1500, 2100)
+    """A row-major B (1000 x 2100) of over PACK_ROWS_MIN elements, N not a multiple of the panel
+    width, so it is packed by gemm_pack_rows with the built-in settings."""
+    assert 1000 * 2100 >= gemm_mod.PACK_ROWS_MIN
+    _run(dev, np.random.default_rng(12), 17, 2100, 1000)
