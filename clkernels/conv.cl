@@ -29,6 +29,18 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
     }
     __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
     const int w0 = kw * win.DW - win.PW;
+    if (win.SW == 1 && xs.w == 1) {
+        /* three plain loops, zeros | a contiguous copy | zeros, which LLVM vectorises (the
+         * bounds test inside one loop made a per-element gather) */
+        const int lo = clamp(-w0, 0, OW), hi = clamp(win.W - w0, lo, OW);
+        for (int ow = 0; ow < lo; ++ow)
+            out[ow] = 0.0f;
+        for (int ow = lo; ow < hi; ++ow)
+            out[ow] = row[w0 + ow];
+        for (int ow = hi; ow < OW; ++ow)
+            out[ow] = 0.0f;
+        return;
+    }
     for (int ow = 0; ow < OW; ++ow) {
         const int w = w0 + ow * win.SW;
         out[ow] = (w >= 0 && w < win.W) ? row[w * xs.w] : 0.0f;

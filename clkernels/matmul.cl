@@ -101,6 +101,41 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
             d[j * W + i] = 0.0f;
 }
 
+/* The same panels, without a batch (kin == K), from a large source whose rows are contiguous
+ * (rs == 1) and whose k stride is large (op(B) = B row-major: a Linear weight in dX = g @ W, a
+ * square B): one work-item per (panel, k) over a (panels, K) grid, so that a work-group's
+ * neighbours copy neighbouring PW-wide pieces of a few source rows; gemm_pack's work-items walk
+ * 8 k's each at the largest stride, which thrashed the cache once the source outgrew L2. PW is
+ * compile-time (MR or NR), so the copy unrolls into straight code; a work-item past the grid
+ * redoes the last panel or k (the same values to the same place) rather than returning early,
+ * and there are no builtin calls: either stops PoCL's vectorisation across work-items. */
+inline void pack_rows(const int PW, int R, int K, int ks, int k0, __global const float *src,
+                      __global float *dst)
+{
+    const int P = (R + PW - 1) / PW;
+    const int gp = get_global_id(0), gk = get_global_id(1);
+    const int p = gp < P ? gp : P - 1, k = gk < K ? gk : K - 1;
+    const __global float *s = src + (long)(k0 + k) * ks;
+    __global float *d = dst + ((long)p * K + k) * PW;
+    for (int i = 0; i < PW; ++i) {
+        const int row = p * PW + i, inside = row < R;
+        const float v = s[inside ? row : R - 1];
+        d[i] = inside ? v : 0.0f;
+    }
+}
+
+__kernel void gemm_pack_rows_a(int R, int K, int ks, int k0, __global const float *src, const int src_off,
+                               __global float *dst, const int dst_off)
+{
+    pack_rows(MR, R, K, ks, k0, src + src_off, dst + dst_off);
+}
+
+__kernel void gemm_pack_rows_b(int R, int K, int ks, int k0, __global const float *src, const int src_off,
+                               __global float *dst, const int dst_off)
+{
+    pack_rows(NR, R, K, ks, k0, src + src_off, dst + dst_off);
+}
+
 /* ---- CPU: register-blocked kernel on packed panels ----------------------------------------- */
 
 /* FOR_MR(X) expands X(0) .. X(MR-1). The accumulators are named variables, not an array, so that
@@ -151,7 +186,16 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
 inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
                        float8 v, int bias_mode, int relu, int accumulate)
 {
-    if (cols >= 8 && bias_mode == BIAS_NONE && !relu && !accumulate) {
+    if (cols >= 8) {  /* store_c's epilogue on all eight lanes at once (the scalar loop cost more
+                       * than the product itself for conv1's K = 27) */
+        if (accumulate)
+            v += vload8(0, c);
+        if (bias_mode == BIAS_PER_COLUMN)
+            v += vload8(0, bias + n);
+        else if (bias_mode == BIAS_PER_ROW)
+            v += bias[m];
+        if (relu)
+            v = fmax(v, (float8)(0.0f));
         vstore8(v, 0, c);
         return;
     }

@@ -9,7 +9,7 @@ __kernel void sgd_step(int n, float lr, float momentum, float dampening, float w
                        __global float *buf, int buf_off)
 {
     const int i = get_global_id(0);
-    if (i >= n)
+    if (PAST_END(i, n))
         return;
     g += g_off; p += p_off; buf += buf_off;
     float d = g[i];
@@ -34,7 +34,7 @@ __kernel void adam_step(int n, float lr, float beta1, float beta2, float eps, fl
                         __global float *vmax, int vmax_off)
 {
     const int i = get_global_id(0);
-    if (i >= n)
+    if (PAST_END(i, n))
         return;
     g += g_off; p += p_off; m += m_off; v += v_off; vmax += vmax_off;
     float gi = g[i], pi = p[i];
@@ -66,7 +66,7 @@ __kernel void rmsprop_step(int n, float lr, float alpha, float eps, float weight
                            __global float *buf, int buf_off)
 {
     const int i = get_global_id(0);
-    if (i >= n)
+    if (PAST_END(i, n))
         return;
     g += g_off; p += p_off; sq += sq_off; grad_avg += grad_avg_off; buf += buf_off;
     float gi = g[i];
@@ -97,7 +97,7 @@ __kernel void adagrad_step(int n, float clr, float eps, float weight_decay, __gl
                            __global float *p, int p_off, __global float *sum, int sum_off)
 {
     const int i = get_global_id(0);
-    if (i >= n)
+    if (PAST_END(i, n))
         return;
     g += g_off; p += p_off; sum += sum_off;
     float gi = g[i];

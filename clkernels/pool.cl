@@ -45,29 +45,34 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const fl
 
 /* The ConvNet's case, 2x2 windows with stride 2 and no padding, as straight-line code over a
  * (OW, OH, N*C) grid: no per-cell integer division (slow, and not vectorised on CPUs), and PoCL
- * vectorises across neighbouring cells. Scan order and tie/NaN rules are those of maxpool_fwd. */
+ * vectorises across neighbouring cells. Neither kernel has an early return or calls a builtin
+ * (min, isnan): on PoCL either stops that vectorisation, 15-20x slower. A work-item past the edge
+ * of the grid instead redoes the last cell of its row or column and stores the same values there.
+ * Tie and NaN rules are maxpool_fwd's (first maximum in scan order, the first NaN wins), as a
+ * tournament of the two rows' pairs. */
+#define PICK2(a, ka, b, kb, r, kr) { \
+    const int t_ = (b) > (a) || ((b) != (b) && (a) == (a));  /* v != v is isnan(v) */ \
+    r = t_ ? (b) : (a); kr = t_ ? (kb) : (ka); }
+
 __kernel void maxpool2x2_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
                              __global float *y, const int y_off, __global int *idx, const int idx_off)
 {
     y += y_off; idx += idx_off;
-    const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     const int OH = win.OH, OW = win.OW, W = win.W;
-    if (ow >= OW || oh >= OH)
-        return;
+    const int gw = get_global_id(0), gh = get_global_id(1), nc = get_global_id(2);
+    const int ow = gw < OW ? gw : OW - 1, oh = gh < OH ? gh : OH - 1;
     const int c = nc % win.C, n = nc / win.C;  /* uniform over the work-group */
     const int h = 2 * oh, w = 2 * ow;
     __global const float *p = x + x_off + n * xs.n + c * xs.c + h * xs.h + w * xs.w;
-    const float v[4] = {p[0], p[xs.w], p[xs.h], p[xs.h + xs.w]};
-    float best = v[0];
-    int k = 0;
-    for (int j = 1; j < 4; ++j)  /* v != v is isnan(v) without a call (PoCL does not inline it) */
-        if (v[j] > best || (v[j] != v[j] && best == best)) {
-            best = v[j];
-            k = j;
-        }
+    const float v0 = p[0], v1 = p[xs.w], v2 = p[xs.h], v3 = p[xs.h + xs.w];
+    float a, b, best;
+    int ka, kb, k;
+    PICK2(v0, 0, v1, 1, a, ka)
+    PICK2(v2, W, v3, W + 1, b, kb)
+    PICK2(a, ka, b, kb, best, k)
     const int i = (nc * OH + oh) * OW + ow;
     y[i] = best;
-    idx[i] = (h + (k >> 1)) * W + w + (k & 1);
+    idx[i] = h * W + w + k;
 }
 
 /* Its gradient over the same grid: each output cell writes its four dx cells, g at the arg-max
@@ -77,10 +82,9 @@ __kernel void maxpool2x2_bwd(const Window win, const Strides4 gs, __global const
                              __global float *dx, const int dx_off)
 {
     idx += idx_off; dx += dx_off;
-    const int ow = get_global_id(0), oh = get_global_id(1), nc = get_global_id(2);
     const int OH = win.OH, OW = win.OW, H = win.H, W = win.W;
-    if (ow >= OW || oh >= OH)
-        return;
+    const int gw = get_global_id(0), gh = get_global_id(1), nc = get_global_id(2);
+    const int ow = gw < OW ? gw : OW - 1, oh = gh < OH ? gh : OH - 1;
     const int c = nc % win.C, n = nc / win.C;
     const float gv = g[g_off + n * gs.n + c * gs.c + oh * gs.h + ow * gs.w];
     const int arg = idx[(nc * OH + oh) * OW + ow];

@@ -8,12 +8,22 @@ from .tensor import empty, fill_  # noqa: F401  (fill_ is one of the launchers)
 RANDOM_UNIFORM, RANDOM_NORMAL, RANDOM_KEEP_MASK = 0, 1, 2
 
 
-def _operands(out, *inputs):
-    """Coalesced iteration shape and strides structs for each broadcast input and out."""
+def _coalesced(out, *inputs):
     shape = out.shape
     strides = [layout.broadcast_strides(t.shape, t.strides, shape) for t in inputs] + [out.strides]
-    cshape, cstrides = layout.coalesce(shape, strides)
-    return layout.layout_struct(cshape, cstrides)
+    return layout.coalesce(shape, strides)
+
+
+def _operands(out, *inputs):
+    """Coalesced iteration shape and strides structs for each broadcast input and out."""
+    return layout.layout_struct(*_coalesced(out, *inputs))
+
+
+def _map_operands(name, out, *inputs):
+    """map1/map2 (or its loop-free variant when the iteration coalesces to one dimension) and the
+    structs of _operands."""
+    cshape, cstrides = _coalesced(out, *inputs)
+    return name + "_flat" if len(cshape) <= 1 else name, layout.layout_struct(cshape, cstrides)
 
 
 def _check_size(n):
@@ -32,8 +42,8 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     _check_size(n)
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TO=out_dtype))
-    shape, sa, so = _operands(out, a)
-    launch(a.device, "elementwise.cl", "map1", (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines,
+    kernel, (shape, sa, so) = _map_operands("map1", out, a)
+    launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines,
            nbytes=n * (a.dtype.itemsize + out.dtype.itemsize))
     return out
 
@@ -48,8 +58,8 @@ def map2(op, a, b, out_dtype=None, compute_dtype=None, alpha=0, out=None):
     n = out.numel()
     _check_size(n)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TB=b.dtype, TO=out.dtype))
-    shape, sa, sb, so = _operands(out, a, b)
-    launch(a.device, "elementwise.cl", "map2", (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
+    kernel, (shape, sa, sb, so) = _map_operands("map2", out, a, b)
+    launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
            nbytes=n * (a.dtype.itemsize + b.dtype.itemsize + out.dtype.itemsize))
     return out
 

@@ -20,6 +20,11 @@ from .launch import At, launch
 
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
 PACK_GROUP = (64, 1, 1)
+PACK_ROWS_GROUP = (16, 4)  # gemm_pack_rows: (panels, k's)
+# gemm_pack_rows packs a source with contiguous rows (rs == 1) from this many elements up (fc1's dX
+# and square 2048's B, 2M each); below it gemm_pack measured faster (fc1's dW, 256K: 0.2 vs 0.37 ms)
+# or too close to call (square 1024's B, 1M)
+PACK_ROWS_MIN = 1 << 21
 # A CPU takes the packed path from this many multiply-adds (M*N*K) up, i.e. always: gemm_tiled's
 # barriers cost PoCL ~50 us per work-group and K tile, packing ~50 us in all. Tests raise it to
 # run gemm_tiled on a CPU.
@@ -134,6 +139,11 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
     n = batch if batch_src else 1
     per_item = -(-R // W) * W * K
     dst = dev.alloc(4 * per_item * n)
+    if rs == 1 and n == 1 and k0 + K <= kin and R * K >= PACK_ROWS_MIN:  # no batch, no wrap
+        launch(dev, "matmul.cl", "gemm_pack_rows_a" if W == defines["MR"] else "gemm_pack_rows_b",
+               (-(-R // W), K), R, K, ks, k0, src, At(dst, 0), local=PACK_ROWS_GROUP, defines=defines,
+               nbytes=8 * per_item)
+        return At(dst, 0), 0
     launch(dev, "matmul.cl", "gemm_pack", (-(-K // PACK_KB), -(-R // W), n), R, K, W, rs, ks, batch_src,
            per_item, kin, k0, src, At(dst, 0), local=PACK_GROUP, defines=defines, nbytes=8 * per_item * n)
     return At(dst, 0), (per_item if batch_src else 0)

@@ -40,10 +40,10 @@ class KernelArgumentError(TypeError):
 class _Plan:
     """What one kernel's parameters are: for each, 'tensor', 'local', 'struct' or a scalar dtype, and
     for each tensor the OpenCL C element type its buffer must hold."""
-    __slots__ = ("kinds", "key", "elements")
+    __slots__ = ("kinds", "key", "elements", "kernel")
 
     def __init__(self, kernel, key):
-        self.key = key
+        self.key, self.kernel = key, kernel
         kinds, self.elements = [], {}
         n = kernel.num_args
         i = 0
@@ -76,10 +76,12 @@ def _name(key):
     return f"{file}:{name}" + (f" ({kernels.short_defines(defines)})" if defines else "")
 
 
-def _plan(device, kernel, key):
+def _plan(device, key):
+    """The kernel's plan, holding the kernel itself: one dict lookup per launch once built."""
     plan = device._launch_plans.get(key)
     if plan is None:
-        plan = device._launch_plans[key] = _Plan(kernel, key)
+        file, name, defines = key
+        plan = device._launch_plans[key] = _Plan(device.kernel(file, name, dict(defines)), key)
     return plan
 
 
@@ -126,10 +128,9 @@ def launch(device, file, name, grid, *args, local=None, defines=None, flops=None
         local = (device.profile.map_local,)
     local = tuple(local)
     grid = tuple(-(-g // l) * l for g, l in zip(grid, local))
-    defines = defines or {}
-    kernel = device.kernel(file, name, defines)
-    key = (file, name, tuple(sorted(defines.items())))
-    plan = _plan(device, kernel, key)
+    key = (file, name, tuple(sorted(defines.items())) if defines else ())
+    plan = _plan(device, key)
+    kernel = plan.kernel
     kernel.set_args(*_kernel_args(plan, args))
     event = cl.enqueue_nd_range_kernel(device.queue, kernel, grid, local)
     if kernels.DEBUG:

@@ -284,5 +284,6 @@ def fill_(t, value):
         sh, so = layout.layout_struct(shape, [st])
         defines = dict(OP="OP_FILL", **dtypes.cl_defines(t.device, T=dtypes.compute_dtype(t.dtype), TA=t.dtype,
                                                           TO=t.dtype))
-        launch(t.device, "elementwise.cl", "map1", (n,), n, sh, so, so, value, 0, t, t, defines=defines)
+        kernel = "map1_flat" if len(shape) <= 1 else "map1"  # (backend._map_operands' rule)
+        launch(t.device, "elementwise.cl", kernel, (n,), n, sh, so, so, value, 0, t, t, defines=defines)
     return t

@@ -241,3 +241,28 @@ def test_gemm_into_sum_batch(dev, rng):
     gemm_into(out, mt.tensor(A, device=dev).mT, mt.tensor(B, device=dev), sum_batch=True)
     want = (np.swapaxes(A, -1, -2).astype(np.float64) @ B).sum((0, 1))
     compare(out, want, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kw", [{"trans_a": True}, {"trans_a": True, "pad": 3, "off": 5},
+                                {"batch": 2, "bcast_b": True, "trans_a": True, "bias_mode": 1, "relu": True},
+                                {"trans_a": True, "accumulate": True, "chunks": True}])
+@pytest.mark.parametrize("mnk", [(1, 1, 1), (7, 17, 5), (65, 33, 66), (13, 130, 257)])
+def test_pack_rows(dev, monkeypatch, mnk, kw):
+    """gemm_pack_rows (sources with contiguous rows: A transposed, B row-major) at every size, over
+    grids that straddle its (16, 4) work-group and partial panels of both widths; with K chunks it
+    packs rows k0.. of the source. DIRECT_*: 0 so that both operands are packed."""
+    kw = dict(kw)
+    monkeypatch.setattr(gemm_mod, "PACK_ROWS_MIN", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
+    if kw.pop("chunks", False):
+        monkeypatch.setattr(gemm_mod, "K_CHUNK", 40)
+        monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
+    _run(dev, np.random.default_rng(sum(mnk)), *mnk, **kw)
+
+
+def test_pack_rows_at_its_default_threshold(dev):
+    """A row-major B (1000 x 2100) of over PACK_ROWS_MIN elements, N not a multiple of the panel
+    width, so it is packed by gemm_pack_rows with the built-in settings."""
+    assert 1000 * 2100 >= gemm_mod.PACK_ROWS_MIN
+    _run(dev, np.random.default_rng(12), 17, 2100, 1000)

@@ -189,3 +189,27 @@ def test_pool_output_size_rule_matches_torch():
                         for ceil in (False, True):
                             want = torch.nn.functional.max_pool1d(torch.zeros(1, 1, H), k, s, p, d, ceil).shape[-1]
                             assert pool_output_size(H, k, s, p, d, ceil) == want, (H, k, s, p, d, ceil)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 2, 2), (2, 3, 14, 66), (1, 2, 35, 33), (2, 1, 9, 130)])
+def test_max_pool2x2_kernels_edges_nan_and_ties(dev, rng, shape):
+    """The 2x2/stride-2 kernels over grids that straddle their (16, 4) work-group (clamped edge
+    work-items): a NaN in each of the four window cells, all-tie windows, a strided view, and the
+    gradient of the arg-max against PyTorch's (which shares the first-maximum, first-NaN rule)."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[..., :2, 2:4] = 1.5  # a window of ties
+    for j, (h, w) in enumerate([(0, 4), (1, 7), (2, 8), (3, 13)]):  # NaN in cell j of its window
+        if h < shape[2] and w < shape[3]:
+            x[0, 0, h, w] = np.nan
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = torch.nn.functional.max_pool2d(xt, 2, 2, return_indices=True)
+    g = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(g))
+    for view in (lambda a: a, lambda a: a.transpose(2, 3).contiguous().transpose(2, 3)):  # strided
+        xm = view(mt.tensor(x, device=dev)).requires_grad_(True)
+        ym, im = F.max_pool2d(xm, 2, 2, return_indices=True)
+        np.testing.assert_array_equal(ym.detach().numpy(), yt.detach().numpy())
+        np.testing.assert_array_equal(im.numpy(), it.numpy())
+        ym.backward(mt.tensor(g, device=dev))
+        np.testing.assert_array_equal(xm.grad.numpy(), xt.grad.numpy())
