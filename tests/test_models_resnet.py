@@ -113,12 +113,14 @@ def test_constructor_arguments_equal_torchvisions(tv, dev, block, config):
         ours_cfg["norm_layer"] = partial(nn.GroupNorm, 4)
         theirs_cfg["norm_layer"] = partial(torch.nn.GroupNorm, 4)
     torch.manual_seed(1)
-    theirs = tv.models.resnet.ResNet(getattr(tv.models.resnet, block), [1, 2, 1, 1], **theirs_cfg)
-    ours = R.ResNet(getattr(R, block), [1, 2, 1, 1], **ours_cfg)
+    # a second block in a stage where dilation starts: it dilates by the new rate, its first by the old
+    layers = [1, 1, 2, 1] if "replace_stride_with_dilation" in config else [1, 1, 1, 1]
+    theirs = tv.models.resnet.ResNet(getattr(tv.models.resnet, block), layers, **theirs_cfg)
+    ours = R.ResNet(getattr(R, block), layers, **ours_cfg)
     if config.get("zero_init_residual"):
         last = "bn3" if block == "Bottleneck" else "bn2"
         zeroed = [k for k, v in ours.state_dict().items() if k.endswith(f"{last}.weight")]
-        assert len(zeroed) == 5 and all(not ours.state_dict()[k].numpy().any() for k in zeroed)
+        assert len(zeroed) == 4 and all(not ours.state_dict()[k].numpy().any() for k in zeroed)
     else:
         _randomize_norms(theirs)
     _eval_both(theirs, ours, _image((1, 3, 33, 33), seed=2), dev)
