@@ -155,11 +155,14 @@ def test_amp_run_scales_and_saves_the_scaler(ex, tiny_digits, dev, tmp_path):
     assert np.isfinite(float(_rows(tmp_path / "amp.csv")[0]["train_loss"]))
 
 
-def test_amp_default_follows_the_device(ex, tiny_digits, dev, tmp_path):
-    result = CliRunner().invoke(ex.main, TINY[:-1] + ["1", "--device", dev.spec])
+def test_amp_default_follows_the_device_and_plot(ex, tiny_digits, dev, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    result = CliRunner().invoke(ex.main, TINY[:-1] + ["1", "--device", dev.spec, "--plot", str(png)])
     assert result.exit_code == 0, result.output
     want = dev.profile.fp16 and not dev.is_cpu
     assert ("amp on" if want else "amp off") in result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot {png}" in result.output
 
 
 def test_image_size_is_for_digits_only(ex, dev, tmp_path):
