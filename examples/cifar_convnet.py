@@ -49,30 +49,6 @@ def datasets(name, data_dir, download):
             CIFAR10(data_dir, train=False, download=download, transform=transform))
 
 
-def train_epoch(model, loader, criterion, optimizer, label):
-    """One pass over loader; returns its Progress (mean loss, images/s, seconds)."""
-    model.train()
-    with training.Progress(len(loader), label, "img") as progress:
-        for inputs, labels in loader:
-            optimizer.zero_grad()
-            loss = criterion(model(inputs), labels)
-            loss.backward()
-            optimizer.step()
-            progress.step(loss.item(), inputs.shape[0])  # reading the loss waits for the step: img/s is honest
-    return progress
-
-
-@mt.no_grad()
-def evaluate(model, loader):
-    """Top-1 accuracy over loader."""
-    model.eval()
-    correct = count = 0
-    for inputs, labels in loader:
-        correct += int((model(inputs).argmax(1) == labels).sum().item())
-        count += labels.shape[0]
-    return correct / max(count, 1)
-
-
 @click.command()
 @training.options(epochs=None)
 @click.option("--dataset", type=click.Choice(["cifar10", "digits"]), default="cifar10", show_default=True)
@@ -121,8 +97,8 @@ def main(device, epochs, checkpoint, resume, seed, plot, dataset, batch_size, lr
     for epoch in todo:
         if sampler is not None:
             sampler.set_epoch(epoch)
-        progress = train_epoch(net, train_loader, criterion, optimizer, f"epoch {epoch}/{epochs}")
-        accuracy = evaluate(model, test_loader)
+        progress = training.train_epoch(net, train_loader, criterion, optimizer, f"epoch {epoch}/{epochs}")
+        accuracy = training.evaluate(model, test_loader)
         click.echo(f"epoch {epoch}: train {progress.summary()}; test accuracy {100 * accuracy:.2f}%")
         run.end_epoch(epoch, train_loss=progress.loss, test_accuracy=accuracy, images_per_s=progress.rate,
                       lr=optimizer.param_groups[0]["lr"], seconds=progress.seconds)

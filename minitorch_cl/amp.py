@@ -94,6 +94,12 @@ class GradScaler:
             if self._enabled else {}
 
     def load_state_dict(self, state):
+        """As torch's: a disabled scaler ignores it; an enabled one refuses a disabled one's (empty) state."""
+        if not self._enabled:
+            return
+        if len(state) == 0:
+            raise RuntimeError("The source state dict is empty, possibly because it was saved from a disabled "
+                               "instance of GradScaler.")
         self._scale = float(state["scale"])
         self._growth_factor, self._backoff_factor = state["growth_factor"], state["backoff_factor"]
         self._growth_interval, self._growth_tracker = state["growth_interval"], state["_growth_tracker"]

@@ -8,13 +8,16 @@ import tempfile
 import time
 
 import click
+import numpy as np
 from click.core import ParameterSource
 
+from .autocast_state import autocast
 from .device import DeviceError, device as resolve_device
+from .grad_mode import no_grad
 from .random import _Seed  # manual_seed's state: saved so that a resumed run draws what it would have
 from .serialization import load, save
 
-__all__ = ["options", "open_device", "Run", "Progress", "plot_metrics", "plural"]
+__all__ = ["options", "open_device", "Run", "Progress", "plot_metrics", "plural", "train_epoch", "evaluate"]
 
 
 def plural(n, word):
@@ -62,13 +65,17 @@ def _check_writable(option, path):
 
 
 def _rng_state(generators):
-    return {"mt": [_Seed.value, _Seed.counter], "numpy": [g.bit_generator.state for g in generators]}
+    # np.random's global state too: vision.transforms' random crops and flips draw from it
+    return {"mt": [_Seed.value, _Seed.counter], "numpy": [g.bit_generator.state for g in generators],
+            "numpy_global": np.random.get_state(legacy=False)}
 
 
 def _set_rng_state(state, generators):
     _Seed.value, _Seed.counter = state["mt"]
     for g, s in zip(generators, state["numpy"]):
         g.bit_generator.state = s
+    if "numpy_global" in state:
+        np.random.set_state(state["numpy_global"])
 
 
 class Run:
@@ -85,7 +92,7 @@ class Run:
         self.history = list(self.state["history"]) if self.state else []
         self.first_epoch = self.state["epoch"] + 1 if self.state else 1
         self.model = self.optimizer = None
-        self.generators, self.fixed = [], {}
+        self.generators, self.fixed, self.extra = [], {}, {}
         if self.checkpoint:
             _check_writable("--checkpoint", self.checkpoint)
         if self.plot:
@@ -125,14 +132,16 @@ class Run:
         self.fixed = values
         return values
 
-    def track(self, model, optimizer, generators=()):
-        """The objects a checkpoint holds (with the NumPy generators that draw the data); restored
-        here from --resume."""
-        self.model, self.optimizer, self.generators = model, optimizer, list(generators)
+    def track(self, model, optimizer, generators=(), **extra):
+        """The objects a checkpoint holds (with the NumPy generators that draw the data, and any other
+        object with state_dict/load_state_dict: scheduler=, scaler=); restored here from --resume."""
+        self.model, self.optimizer, self.generators, self.extra = model, optimizer, list(generators), extra
         if self.state is not None:
             model.load_state_dict(self.state["model"])
             optimizer.load_state_dict(self.state["optimizer"])
             _set_rng_state(self.state["rng"], self.generators)
+            for name, obj in extra.items():
+                obj.load_state_dict(self.state["extra"][name])
 
     def remaining(self, epochs):
         """The epoch numbers still to train, up to the total `epochs`; empty (and says so) when none."""
@@ -149,7 +158,8 @@ class Run:
         if self.checkpoint:
             save({"example": self.example, "epoch": epoch, "config": self.fixed, "model": self.model.state_dict(),
                   "optimizer": self.optimizer.state_dict(), "rng": _rng_state(self.generators),
-                  "history": self.history}, self.checkpoint)
+                  "history": self.history, "extra": {k: v.state_dict() for k, v in self.extra.items()}},
+                 self.checkpoint)
             write_csv(self.history, self.metrics_path)
 
     def finish(self):
@@ -247,3 +257,36 @@ class Progress:
 
     def summary(self):
         return f"loss {self.loss:.4f}, {self.rate:.0f} {self.unit}/s, {self.seconds:.1f} s"
+
+
+def train_epoch(model, loader, criterion, optimizer, label, scheduler=None, scaler=None, amp=False):
+    """One pass over loader; returns its Progress (mean loss, images/s, seconds). scheduler steps after
+    every batch (OneCycleLR); amp runs the forward under autocast and steps through the GradScaler."""
+    model.train()
+    with Progress(len(loader), label, "img") as progress:
+        for inputs, labels in loader:
+            optimizer.zero_grad()
+            with autocast(device_type=inputs.device.type, enabled=amp):
+                loss = criterion(model(inputs), labels)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            progress.step(loss.item(), inputs.shape[0])  # reading the loss waits for the step: img/s is honest
+    return progress
+
+
+@no_grad()
+def evaluate(model, loader):
+    """Top-1 accuracy over loader."""
+    model.eval()
+    correct = count = 0
+    for inputs, labels in loader:
+        correct += int((model(inputs).argmax(1) == labels).sum().item())
+        count += labels.shape[0]
+    return correct / max(count, 1)

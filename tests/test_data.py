@@ -12,6 +12,7 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl import data, datasets
+from minitorch_cl.vision import datasets as vision_datasets
 
 
 def test_dataloader_batches_shuffle_drop_last(dev):
@@ -174,3 +175,12 @@ def test_digits():
     assert img.shape == (3, 32, 32) and img.max() <= 1.0 and 0 <= label < 10
     np.testing.assert_array_equal(img[0], img[2])  # grey: the channels agree
     np.testing.assert_array_equal(img[0, :4, :4], img[0, 0, 0])  # each 8x8 pixel is a 4x4 block
+
+
+def test_digits_file_is_load_digits():
+    """Digits reads sklearn's file itself (no import of sklearn.datasets): the same images and labels."""
+    sklearn_datasets = pytest.importorskip("sklearn.datasets")
+    images, target = vision_datasets._digits_csv()
+    d = sklearn_datasets.load_digits()
+    np.testing.assert_array_equal(images, d.images)
+    np.testing.assert_array_equal(target, d.target)

@@ -196,3 +196,23 @@ def test_half_checkpoint_round_trip(dev, tmp_path, rng):
         for k, v in model.state_dict().items():
             assert loaded[k].dtype is mt.float16, (path, k)
             np.testing.assert_array_equal(np.asarray(loaded[k].numpy()), v.detach().numpy())
+
+
+def test_grad_scaler_state_dict_round_trip_and_disabled_as_torch():
+    """A disabled scaler's state is {} and loading anything into it does nothing; an enabled one refuses {}."""
+    torch = pytest.importorskip("torch")
+    ours = mt.amp.GradScaler(init_scale=8.0, growth_interval=3)
+    ours._growth_tracker = 2
+    again = mt.amp.GradScaler()
+    again.load_state_dict(ours.state_dict())
+    assert again.get_scale() == 8.0 and again.state_dict() == ours.state_dict()
+    off, torch_off = mt.amp.GradScaler(enabled=False), torch.amp.GradScaler("cpu", enabled=False)
+    assert off.state_dict() == torch_off.state_dict() == {}
+    off.load_state_dict({})
+    torch_off.load_state_dict({})
+    off.load_state_dict(ours.state_dict())
+    assert off.get_scale() == 1.0 and not off.is_enabled()
+    with pytest.raises(RuntimeError, match="saved from a disabled instance of GradScaler"):
+        mt.amp.GradScaler().load_state_dict({})
+    with pytest.raises(RuntimeError, match="saved from a disabled instance of GradScaler"):
+        torch.amp.GradScaler("cpu").load_state_dict({})

@@ -128,3 +128,20 @@ def test_dropout_on_a_strided_view_stores_no_mask_and_keeps_its_dtype(dev, rng, 
     rtol = {mt.float64: 1e-12, mt.float32: 1e-6, mt.float16: 1e-3}[dtype]
     np.testing.assert_allclose(ys, xs * factor, rtol=rtol)
     np.testing.assert_allclose(x.grad.numpy().astype(np.float64), w * factor, rtol=rtol, atol=rtol)
+
+
+def test_replacing_a_submodule_or_parameter_keeps_its_place():
+    """As torch: `model.conv1 = nn.Conv2d(...)` leaves conv1 first in named_modules and state_dict."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)), \
+        torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1))
+    for m, lib in [(ours, nn), (theirs, torch.nn)]:
+        setattr(m, "0", lib.Linear(2, 3, bias=False))
+        m[2].weight = lib.Parameter(m[2].weight.detach() * 2)
+        m[2].extra = lib.Identity()
+        setattr(m, "1", lib.Tanh())
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["0.weight", "2.weight", "2.bias"]
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    assert [n for n, _ in ours[2].named_parameters()] == ["weight", "bias"]
+    ours[2].extra = 5  # a plain value replaces a submodule, as torch's
+    assert ours[2].extra == 5 and "extra" not in dict(ours[2].named_children())

@@ -7,6 +7,7 @@ all (N, H, W[, C]) and `targets` the int64 labels. `ds[i]` is (image, int label)
 vision.transforms.ToTensor turns an image into C x H x W float32 in [0, 1]. When the extracted files
 are in place nothing is downloaded, with or without download=True."""
 import gzip
+import importlib.util
 import os
 import pickle
 import shutil
@@ -335,18 +336,30 @@ class Digits(_ImageDataset):
     classes = tuple(str(i) for i in range(10))
 
     def __init__(self, root=None, train=True, transform=None, target_transform=None, download=False):
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError as err:
-            raise DatasetError("the digits data set needs scikit-learn: pip install scikit-learn") from err
-        d = load_digits()
-        images = (d.images * (255.0 / 16.0)).round().astype(np.uint8)  # (1797, 8, 8) in 0..16
+        pixels, target = _digits_csv()
+        images = (pixels * (255.0 / 16.0)).round().astype(np.uint8)  # (1797, 8, 8) in 0..16
         images = images.repeat(4, axis=1).repeat(4, axis=2)[..., None].repeat(3, axis=3)  # (N, 32, 32, 3)
         order = np.random.default_rng(0).permutation(len(images))
         split = len(images) * 4 // 5
         idx = order[:split] if train else order[split:]
-        super().__init__(np.ascontiguousarray(images[idx]), d.target[idx].astype(np.int64), transform,
+        super().__init__(np.ascontiguousarray(images[idx]), target[idx].astype(np.int64), transform,
                          target_transform)
+
+
+def _digits_csv():
+    """scikit-learn's digits as load_digits reads them ((1797, 8, 8) floats, (1797,) labels), from the
+    file in its package: importing sklearn.datasets takes seconds (scipy and all), reading the file
+    milliseconds."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    if spec is None or spec.origin is None:
+        raise DatasetError("the digits data set needs scikit-learn: pip install scikit-learn")
+    path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz"
+    if not path.is_file():  # another layout: ask sklearn itself
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        return d.images, d.target
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
 
 
 def digits(root=None, train=True, transform=None, target_transform=None, download=False):

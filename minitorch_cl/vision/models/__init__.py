@@ -4,6 +4,9 @@ from ._api import Weights, WeightsEnum, get_model, get_model_builder, get_model_
 
 __all__ = ["Weights", "WeightsEnum", "get_model", "get_model_builder", "get_model_weights", "list_models"]
 # each model file appends: from .resnet import *  and extends __all__
+from .resnet import *  # noqa: F401,F403
+from .resnet import __all__ as _names
+__all__ += _names
 from .vision_transformer import *  # noqa: F401,F403
 from .vision_transformer import __all__ as _names
 __all__ += _names
