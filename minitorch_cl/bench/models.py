@@ -34,7 +34,7 @@ NOTE = ('Eval: model.eval() forward under no_grad at batch 16; train: forward, C
         "frameworks run the same code on the same weights (torchvision's init, copied into ours); PyTorch CPU "
         'uses torch.set_num_threads(os.cpu_count()). Medians of 5 timed repeats after 2 warm-ups (2 after 1 with '
         "--quick); 'ratio' = our time / PyTorch's (below 1: we are faster); 'geomean' = the geometric mean of the"
-        " ratios over the models. Peak memory of one training step after warm-up: ours = the device pool's high-"
+        " ratios over the models timed in both. Peak memory of one training step after warm-up: ours = the device pool's high-"
         'water mark of bytes in live tensors (cuda.max_memory_allocated after reset_peak_memory_stats: weights, '
         "gradients, momentum, inputs and activations); PyTorch's = in a fresh process per model, the peak "
         "resident set (VmHWM, reset after warm-up by writing 5 to /proc/self/clear_refs; else the process's "
@@ -93,9 +93,10 @@ def _phases(fw, model, device, size, eval_batch, train_batch):
     return {"eval": evaluate, "train": train}
 
 
-def _torch_model(torch, tv, name):
+def _torch_model(torch, name):
+    """PyTorch's network `name` (torchvision's builders, imported only for a model that needs them)."""
     torch.manual_seed(0)
-    return MODELS[name].build(tv.models, torch.nn)
+    return MODELS[name].build(import_torchvision().models if MODELS[name].needs else None, torch.nn)
 
 
 def _missing(name):
@@ -132,13 +133,12 @@ def _kib(field):
 def _peak_worker(name, eval_batch, train_batch, threads):
     """In a fresh process: print {"peak": bytes} for one PyTorch training step after one warm-up."""
     torch = torch_or_none()
-    tv = import_torchvision()
     torch.set_num_threads(threads)
     try:
         before = _kib("VmRSS")
     except OSError:
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    model = _torch_model(torch, tv, name)
+    model = _torch_model(torch, name)
     train = _phases(torch, model, "cpu", MODELS[name].size, eval_batch, train_batch)["train"]
     train()
     try:
@@ -178,10 +178,6 @@ def run(dev, quick=False, models=None, log=print):
     repeats, warmup = (2, 1) if quick else (5, 2)
     batches = (QUICK_BATCH, QUICK_BATCH) if quick else (EVAL_BATCH, TRAIN_BATCH)
     torch = torch_or_none()
-    try:
-        tv = import_torchvision() if torch is not None else None
-    except ImportError:
-        tv = None
     threads = os.cpu_count() or 1
     if torch is not None:
         torch.set_num_threads(threads)
@@ -193,7 +189,12 @@ def run(dev, quick=False, models=None, log=print):
         if why:
             log(f"skipped {name}: {why}")
             continue
-        theirs = _torch_model(torch, tv, name) if tv is not None else None
+        theirs = None
+        if torch is not None:
+            try:
+                theirs = _torch_model(torch, name)
+            except ImportError:
+                log(f"{name}: torchvision is not installed, our columns only")
         try:
             ours, peak = _ours(dev, name, theirs, batches, repeats, warmup)
         except Exception as err:  # one model's missing op must not hide the others' figures
@@ -213,9 +214,10 @@ def run(dev, quick=False, models=None, log=print):
                         "PyTorch train img/s": batches[1] / t["train"], "train ratio": ours["train"] / t["train"],
                         "PyTorch peak MiB": _torch_peak(name, batches, threads) / 2 ** 20})
         rows.append(row)
-    if rows and tv is not None:
-        rows.append({"model": f"geomean ({len(rows)})", "eval ratio": _geomean(r["eval ratio"] for r in rows),
-                     "train ratio": _geomean(r["train ratio"] for r in rows)})
+    pairs = [r for r in rows if r["eval ratio"] is not None]
+    if pairs:
+        rows.append({"model": f"geomean ({len(pairs)})", "eval ratio": _geomean(r["eval ratio"] for r in pairs),
+                     "train ratio": _geomean(r["train ratio"] for r in pairs)})
     return rows
 
 
