@@ -23,6 +23,7 @@ def result(dev):
     pytest.importorskip("torch")
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(bench_models, "PAUSE", 0.0)
+        mp.setenv(bench_models.THREADS_ENV, "1")
         mp.setitem(bench_models.MODELS, "future_net", bench_models.Model(bench_models._tiny, 32, "future_net"))
         out = CliRunner().invoke(main, ["bench", "models", "--quick", "--device", dev.spec,
                                         "--models", "tiny,future_net,bogus"])
@@ -52,6 +53,7 @@ def test_table_has_the_columns_ratios_and_geomean(result):
 def test_models_it_cannot_run_are_skipped_with_a_note(result):
     assert "skipped future_net: minitorch_cl.vision.models has no future_net yet" in result
     assert "skipped bogus: unknown model" in result
+    assert "CPU: 1 thread\n" in result  # $MINITORCH_CL_TORCH_THREADS
     assert "/proc/self/clear_refs" in result  # the footnote explains the memory method
 
 

@@ -27,19 +27,21 @@ EVAL_BATCH, TRAIN_BATCH = 16, 8
 QUICK_BATCH = 2
 CLASSES = 10  # labels drawn from range(10): valid for the 1000-class heads and the CIFAR ones
 PAUSE = 1.0  # idle seconds before each framework's timings: PyTorch's idle threads spin a while
+THREADS_ENV = "MINITORCH_CL_TORCH_THREADS"  # PyTorch's intra-op threads; default: the core count
 
-NOTE = ('Eval: model.eval() forward under no_grad at batch 16; train: forward, CrossEntropyLoss, backward, '
-        'SGD(lr=0.01, momentum=0.9) step at batch 8 (both at batch 2 with --quick); random inputs at 224x224 '
-        '(32x32 for cifar_resnet18 = resnet18 with a 3x3 stride-1 stem and no max-pool, 10 classes). Both '
-        "frameworks run the same code on the same weights (torchvision's init, copied into ours); PyTorch CPU "
-        'uses torch.set_num_threads(os.cpu_count()). Medians of 5 timed repeats after 2 warm-ups (2 after 1 with '
-        "--quick); 'ratio' = our time / PyTorch's (below 1: we are faster); 'geomean' = the geometric mean of the"
-        " ratios over the models timed in both. Peak memory of one training step after warm-up: ours = the device pool's high-"
-        'water mark of bytes in live tensors (cuda.max_memory_allocated after reset_peak_memory_stats: weights, '
-        "gradients, momentum, inputs and activations); PyTorch's = in a fresh process per model, the peak "
-        "resident set (VmHWM, reset after warm-up by writing 5 to /proc/self/clear_refs; else the process's "
-        'ru_maxrss) minus the resident set before the model was built, so the same things count, plus what the C '
-        'allocator and thread pools keep.')
+NOTE = ("Eval: model.eval() forward under no_grad at batch 16; train: forward, CrossEntropyLoss, backward, "
+        "SGD(lr=0.01, momentum=0.9) step at batch 8 (both at batch 2 with --quick); random inputs at 224x224 "
+        "(32x32 for cifar_resnet18 = resnet18 with a 3x3 stride-1 stem and no max-pool, 10 classes). Both "
+        "frameworks run the same code on the same weights (torchvision's init, copied into ours). PyTorch CPU "
+        f"uses torch.set_num_threads(os.cpu_count(), or ${THREADS_ENV}: on a machine loaded by other work, "
+        "OpenMP's pool at the core count can run several times slower than one thread). Medians of 5 timed "
+        "repeats after 2 warm-ups (2 after 1 with --quick); 'ratio' = our time / PyTorch's (below 1: we are "
+        "faster); 'geomean' = the geometric mean of the ratios over the models timed in both. Peak memory of "
+        "one training step after warm-up: ours = the device pool's high-water mark of bytes in live tensors "
+        "(cuda.max_memory_allocated after reset_peak_memory_stats: weights, gradients, momentum, inputs and "
+        "activations); PyTorch's = in a fresh process per model, the peak resident set (VmHWM, reset after "
+        "warm-up by writing 5 to /proc/self/clear_refs; else the process's ru_maxrss) minus the resident set "
+        "before the model was built, so the same things count, plus what the C allocator and thread pools keep.")
 
 
 class Model(NamedTuple):
@@ -178,9 +180,10 @@ def run(dev, quick=False, models=None, log=print):
     repeats, warmup = (2, 1) if quick else (5, 2)
     batches = (QUICK_BATCH, QUICK_BATCH) if quick else (EVAL_BATCH, TRAIN_BATCH)
     torch = torch_or_none()
-    threads = os.cpu_count() or 1
+    threads = int(os.environ.get(THREADS_ENV) or os.cpu_count() or 1)
     if torch is not None:
         torch.set_num_threads(threads)
+        log(f"PyTorch {torch.__version__} CPU: {threads} thread{'s' if threads != 1 else ''}")
     else:
         log("PyTorch is not installed: our columns only")
     rows = []
