@@ -5,6 +5,7 @@ import hashlib
 import os
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 
 
@@ -17,7 +18,9 @@ def fetch(url, dest, progress=True, hash_name="sha256", check=None):
     (it is then deleted and dest is left as it was)."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    # a temporary name of its own: processes fetching the same file at once (the ranks of one job) do
+    # not write into each other's; the last rename wins, with a whole file
+    tmp = dest.with_name(f"{dest.name}.{uuid.uuid4().hex[:12]}.part")
     digest = hashlib.new(hash_name)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "minitorch_cl"})

@@ -29,7 +29,7 @@ def set_dir(d):
 
 
 def download_url_to_file(url, dst, hash_prefix=None, progress=True):
-    """url to dst (through dst.part); with hash_prefix, a file whose SHA-256 does not start with it is
+    """url to dst (through a temporary dst.*.part); with hash_prefix, a file whose SHA-256 does not start with it is
     deleted and RuntimeError raised, as torch.hub does."""
     def check(digest):
         if hash_prefix and not digest.startswith(hash_prefix):

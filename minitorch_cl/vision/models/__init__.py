@@ -4,3 +4,7 @@ from ._api import Weights, WeightsEnum, get_model, get_model_builder, get_model_
 
 __all__ = ["Weights", "WeightsEnum", "get_model", "get_model_builder", "get_model_weights", "list_models"]
 # each model file appends: from .resnet import *  and extends __all__
+from .resnet import *  # noqa: F401,F403
+from . import resnet
+
+__all__ += resnet.__all__
