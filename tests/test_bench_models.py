@@ -53,6 +53,7 @@ def test_table_has_the_columns_ratios_and_geomean(result):
 def test_models_it_cannot_run_are_skipped_with_a_note(result):
     assert "skipped future_net: minitorch_cl.vision.models has no future_net yet" in result
     assert "skipped bogus: unknown model" in result
+    assert "tiny: measured in " in result  # progress, one line per model
     assert "CPU: 1 thread\n" in result  # $MINITORCH_CL_TORCH_THREADS
     assert "/proc/self/clear_refs" in result  # the footnote explains the memory method
 

@@ -192,6 +192,7 @@ def run(dev, quick=False, models=None, log=print):
         if why:
             log(f"skipped {name}: {why}")
             continue
+        start = time.perf_counter()
         theirs = None
         if torch is not None:
             try:
@@ -220,6 +221,7 @@ def run(dev, quick=False, models=None, log=print):
             except (RuntimeError, subprocess.TimeoutExpired) as err:
                 log(f"{name}: PyTorch's peak memory not measured: {str(err).splitlines()[0]}")
         rows.append(row)
+        log(f"{name}: measured in {time.perf_counter() - start:.0f} s")  # a full run takes a while
     pairs = [r for r in rows if r["eval ratio"] is not None]
     if pairs:
         rows.append({"model": f"geomean ({len(pairs)})", "eval ratio": _geomean(r["eval ratio"] for r in pairs),
