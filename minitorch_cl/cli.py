@@ -119,23 +119,32 @@ def doctor(spec, no_self_test):
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp"]))
+@click.argument("name", type=click.Choice(["gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp",
+                                           "models"]))
 @click.option("--device", "spec", default=None, help="Device spec: cl:N, cl:P:D, gpu, cpu or a name fragment.")
 @click.option("--quick", is_flag=True, help="Fewer sizes and repeats (a smoke run).")
 @click.option("--profile", "profile", is_flag=True, help="Then print the kernel profiler's table of the run.")
-def bench(name, spec, quick, profile):
+@click.option("--models", "model_names", default=None,
+              help="bench models only: comma-separated names (default: the zoo and cifar_resnet18; tiny: a smoke net).")
+def bench(name, spec, quick, profile, model_names):
     """Time minitorch_cl next to NumPy (and PyTorch when installed) in the same run."""
     from .bench import format_table
+    if model_names is not None and name != "models":
+        raise click.UsageError("--models applies to `bench models` only")
     d = resolve_device(spec)
     module = importlib.import_module(f"minitorch_cl.bench.{name}")
+    options = {}
+    if name == "models":  # its model list, and its notes (models skipped) as it goes
+        names = [m.strip() for m in model_names.split(",") if m.strip()] if model_names else None
+        options = {"models": names, "log": click.echo}
     click.echo(f"# {name} on {d.spec}: {d.name} [{d.platform_name} {d.platform_version}]")
     step = getattr(module, "profile_step", None) if profile else None
     if profile and step is None:  # no step of its own: the whole run, PyTorch's part included
         from . import profiler
         with profiler.profile() as prof:
-            rows = module.run(d, quick=quick)
+            rows = module.run(d, quick=quick, **options)
     else:
-        rows = module.run(d, quick=quick)
+        rows = module.run(d, quick=quick, **options)
     click.echo(format_table(rows))
     note = getattr(module, "NOTE", "")
     if note:

@@ -1,33 +1,16 @@
-"""torchvision for the reference comparisons, where it is installed.
-
-The registry's torchvision wheel is a CUDA build: its compiled operators (nms, roi_align) cannot load
-beside torch's CPU build, and importing torchvision then fails while registering their fake kernels.
-The models are pure Python and need none of those operators, so the registration module is skipped."""
-import sys
-import types
-
+"""torchvision for the reference comparisons, where it is installed (the import's workaround for the
+registry's CUDA-build wheel lives in minitorch_cl/bench/_torchvision.py, which `bench models` shares)."""
 import pytest
+
+from minitorch_cl.bench._torchvision import copy_weights, import_torchvision as _import_torchvision
+
+__all__ = ["import_torchvision", "copy_weights"]
 
 
 def import_torchvision():
     """torchvision, or skip the test."""
     pytest.importorskip("torch")
     try:
-        import torchvision
+        return _import_torchvision()
     except ImportError:
         pytest.skip("torchvision is not installed")
-    except RuntimeError:
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
-            del sys.modules[name]
-        sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
-        import torchvision
-    return torchvision
-
-
-def copy_weights(torch_model, our_model):
-    """Our model takes the torch model's state_dict as it is (names and shapes must match torchvision's)."""
-    state = {k: v.detach().numpy() for k, v in torch_model.state_dict().items()}
-    theirs, ours = set(state), set(our_model.state_dict())
-    assert theirs == ours, f"state_dict names differ: only torchvision {sorted(theirs - ours)[:8]}, " \
-                           f"only ours {sorted(ours - theirs)[:8]}"
-    our_model.load_state_dict(state)
