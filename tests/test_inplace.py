@@ -204,3 +204,17 @@ def test_copy_from_host_array_uploads_in_place(dev):
     np.testing.assert_array_equal(b.numpy(), [[7, 8, 9], [7, 8, 9]])
     with pytest.raises(RuntimeError, match="leaf Variable"):
         mt.zeros(3, device=dev, requires_grad=True).copy_(np.ones(3))
+
+
+def test_inplace_on_a_product_whose_backward_reads_only_its_inputs(dev):
+    # torchvision's MBConv does `result += input` on a product: mul saves its inputs, not its output
+    x = mt.tensor([[1.0, -2.0, 3.0], [0.5, 4.0, -1.0]], device=dev, requires_grad=True)
+    h = x * 2 + 0
+    r = h * mt.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], device=dev)
+    r += h
+    r.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), 2 * (np.array([[1, 2, 3], [4, 5, 6]]) + 1))
+    y = x.exp()  # exp's backward reads its output: changing that output in place is refused, as in torch
+    y.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
