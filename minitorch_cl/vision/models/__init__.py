@@ -4,3 +4,8 @@ from ._api import Weights, WeightsEnum, get_model, get_model_builder, get_model_
 
 __all__ = ["Weights", "WeightsEnum", "get_model", "get_model_builder", "get_model_weights", "list_models"]
 # each model file appends: from .resnet import *  and extends __all__
+from .mobilenetv2 import *  # noqa: F401,F403
+from .mobilenetv3 import *  # noqa: F401,F403
+from .efficientnet import *  # noqa: F401,F403
+from . import mobilenetv2, mobilenetv3, efficientnet
+__all__ += mobilenetv2.__all__ + mobilenetv3.__all__ + efficientnet.__all__
