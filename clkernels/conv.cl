@@ -81,64 +81,100 @@ __kernel void im2col_bwd(const Window win, __global const float *dcol, const int
 
 /* Depthwise convolution (groups == C, one input channel per group): out channel oc = c * M + m reads
  * only input channel c = oc / M, so a direct loop over the KH*KW taps beats a GEMM of K = KH*KW.
- * Window: the input's (N, C, H, W), the output's (OH, OW); weight (C*M, KH*KW) contiguous. */
+ * Window: the input's (N, C, H, W), the output's (OH, OW); weight (C*M, KH*KW) contiguous.
+ * One work-item per output (input) row: the index math happens once per row, and the kernel size and
+ * strides, given as -D DW_KH/DW_KW/DW_SH/DW_SW (0: the Window's, at run time), make the tap loops
+ * unroll and the stride tests of the gradient cheap (one work-item per element with run-time
+ * divisions ran 5-10x slower on PoCL). */
+#ifndef DW_KH
+#define DW_KH 0
+#endif
+#ifndef DW_KW
+#define DW_KW 0
+#endif
+#ifndef DW_SH
+#define DW_SH 0
+#endif
+#ifndef DW_SW
+#define DW_SW 0
+#endif
+#define DW_KH_(win) (DW_KH ? DW_KH : (win).KH)
+#define DW_KW_(win) (DW_KW ? DW_KW : (win).KW)
+#define DW_SH_(win) (DW_SH ? DW_SH : (win).SH)
+#define DW_SW_(win) (DW_SW ? DW_SW : (win).SW)
+
+/* y[n, oc, oh, :] for one (n, oc, oh) per work-item; y contiguous (N, OC, OH, OW). The sum starts
+ * from the bias and runs over the taps in (kh, kw) order. */
 __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, const Strides4 xs,
                             __global const float *x, int x_off, __global const float *w, const int w_off,
                             __global const float *bias, const int bias_off, __global float *y, const int y_off)
 {
     w += w_off; bias += bias_off; y += y_off;
-    const int OH = win.OH, OW = win.OW, OC = win.C * M;
-    const int i = get_global_id(0);
-    if (i >= win.N * OC * OH * OW)
+    const int KH = DW_KH_(win), KW = DW_KW_(win), SW = DW_SW_(win);
+    const int OH = win.OH, OW = win.OW, OC = win.C * M, W = win.W, DW = win.DW;
+    const int r = get_global_id(0);
+    if (r >= win.N * OC * OH)
         return;
-    const int ow = i % OW, oh = (i / OW) % OH, oc = (i / (OW * OH)) % OC, n = i / (OW * OH * OC);
+    const int oh = r % OH, oc = (r / OH) % OC, n = r / (OH * OC);
     __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
-    __global const float *k = w + oc * win.KH * win.KW;
-    const int h0 = oh * win.SH - win.PH, w0 = ow * win.SW - win.PW;
-    float acc = has_bias ? bias[oc] : 0.0f;
-    for (int kh = 0; kh < win.KH; ++kh) {
-        const int h = h0 + kh * win.DH;
-        if (h < 0 || h >= win.H)
-            continue;
-        for (int kw = 0; kw < win.KW; ++kw) {
-            const int ww = w0 + kw * win.DW;
-            if (ww >= 0 && ww < win.W)
-                acc += k[kh * win.KW + kw] * plane[h * xs.h + ww * xs.w];
+    __global const float *k = w + oc * KH * KW;
+    __global float *yrow = y + (long)r * OW;
+    const int h0 = oh * DW_SH_(win) - win.PH;
+    const float b = has_bias ? bias[oc] : 0.0f;
+    for (int ow = 0; ow < OW; ++ow) {
+        const int w0 = ow * SW - win.PW;
+        const bool inside = w0 >= 0 && w0 + (KW - 1) * DW < W;
+        float acc = b;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int h = h0 + kh * win.DH;
+            if (h < 0 || h >= win.H)
+                continue;
+            __global const float *row = plane + h * xs.h;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int ww = w0 + kw * DW;
+                if (inside || (ww >= 0 && ww < W))
+                    acc += k[kh * KW + kw] * row[ww * xs.w];
+            }
         }
+        yrow[ow] = acc;
     }
-    y[i] = acc;
 }
 
-/* dx[n, c, h, w] = sum over m and the taps that read (h, w) of g[n, c*M + m, oh, ow] * w: a gather. */
+/* dx[n, c, h, :] for one (n, c, h) per work-item: the sum over m and the taps that read (h, w) of
+ * g[n, c*M + m, oh, ow] * w, in (m, kh, kw) order (a gather, no atomics); dx contiguous (N, C, H, W). */
 __kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 gs, __global const float *g,
                                   int g_off, __global const float *w, const int w_off,
                                   __global float *dx, const int dx_off)
 {
     w += w_off; dx += dx_off;
+    const int KH = DW_KH_(win), KW = DW_KW_(win), SH = DW_SH_(win), SW = DW_SW_(win);
     const int C = win.C, H = win.H, W = win.W, OH = win.OH, OW = win.OW;
-    const int i = get_global_id(0);
-    if (i >= win.N * C * H * W)
+    const int r = get_global_id(0);
+    if (r >= win.N * C * H)
         return;
-    const int x_w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
-    float acc = 0.0f;
-    for (int m = 0; m < M; ++m) {
-        const int oc = c * M + m;
-        __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
-        __global const float *k = w + oc * win.KH * win.KW;
-        for (int kh = 0; kh < win.KH; ++kh) {
-            const int th = h + win.PH - kh * win.DH;
-            if (th < 0 || th % win.SH || th / win.SH >= OH)
-                continue;
-            const int oh = th / win.SH;
-            for (int kw = 0; kw < win.KW; ++kw) {
-                const int tw = x_w + win.PW - kw * win.DW;
-                if (tw < 0 || tw % win.SW || tw / win.SW >= OW)
+    const int h = r % H, c = (r / H) % C, n = r / (H * C);
+    __global float *dxrow = dx + (long)r * W;
+    for (int x_w = 0; x_w < W; ++x_w) {
+        float acc = 0.0f;
+        for (int m = 0; m < M; ++m) {
+            const int oc = c * M + m;
+            __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
+            __global const float *k = w + oc * KH * KW;
+            for (int kh = 0; kh < KH; ++kh) {
+                const int th = h + win.PH - kh * win.DH;
+                if (th < 0 || th % SH || th / SH >= OH)
                     continue;
-                acc += k[kh * win.KW + kw] * gplane[oh * gs.h + (tw / win.SW) * gs.w];
+                __global const float *grow = gplane + (th / SH) * gs.h;
+                for (int kw = 0; kw < KW; ++kw) {
+                    const int tw = x_w + win.PW - kw * win.DW;
+                    if (tw < 0 || tw % SW || tw / SW >= OW)
+                        continue;
+                    acc += k[kh * KW + kw] * grow[(tw / SW) * gs.w];
+                }
             }
         }
+        dxrow[x_w] = acc;
     }
-    dx[i] = acc;
 }
 
 /* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap]: one work-item per tap. */
