@@ -178,7 +178,7 @@ class DepthwiseConv2d(Function):
         if ctx.needs_input_grad[1]:
             gw = empty(*wshape, device=g.device)
             launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M,
-                   layout.strides4_struct(x.strides), gs, x, g, gw)
+                   layout.strides4_struct(x.strides), gs, x, g, gw, defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[2]:
             gb = g.sum((2, 3)).sum(0)
         return gx, gw, gb, None, None, None, None, None, None
