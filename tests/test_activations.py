@@ -140,6 +140,22 @@ def test_inplace_true_keeps_the_graph(dev):
         F.elu(mt.tensor([1.0], device=dev, requires_grad=True), inplace=True)
 
 
+def test_inplace_without_graph_writes_views_and_refuses_expanded(dev):
+    """No graph to record: one kernel straight into x's memory, through a strided view into its base."""
+    base = np.array([[-2.0, 9.0, -0.5], [0.5, 9.0, 7.0]], np.float32)
+    for name, args in (("relu6", ()), ("hardswish", ()), ("silu", ()), ("leaky_relu", (0.1,))):
+        b = mt.tensor(base, device=dev, requires_grad=True)
+        with mt.no_grad():
+            v = b[:, ::2]
+            before = v._version
+            assert getattr(F, name)(v, *args, inplace=True) is v and v._version > before
+        want = torch.tensor(base)
+        getattr(TF, name)(want[:, ::2], *args, inplace=True)
+        np.testing.assert_allclose(b.detach().numpy(), want.numpy(), rtol=1e-6, err_msg=name)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        F.hardswish(mt.ones(3, device=dev).expand(2, 3), inplace=True)
+
+
 def test_integer_inputs_and_bad_arguments_refused(dev):
     for fn in (F.silu, F.elu, F.softplus, F.hardswish, F.logsigmoid):
         with pytest.raises(NotImplementedError, match="not implemented for 'int64'"):
