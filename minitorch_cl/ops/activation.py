@@ -30,6 +30,8 @@ def _row(x, name, inplace, *numbers):
         backend.map1(_MACROS[name], x, alpha=alpha, beta=beta, out=x)
         x._bump_version()
         return x
+    if inplace and x.dtype.is_floating and name in ("relu", "hardtanh") and is_grad_enabled() and x.requires_grad:
+        return x.copy_(ew.activation(name + "_out", x, *numbers))  # its backward reads the output, not x
     return _maybe_inplace(x, lambda t: ew.relu(t) if name == "relu" else ew.activation(name, t, *numbers), inplace)
 
 

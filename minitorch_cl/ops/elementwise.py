@@ -28,7 +28,8 @@ class Op:
     macro: str
     grad: object
     floating: bool = True
-    saves: bool = True  # whether backward reads the inputs and the output (kept alive until then)
+    saves: bool = True  # whether backward reads the inputs and the output (kept alive until then);
+    # "out": the output only (the in-place forms, whose input is overwritten by the result)
     int_macro: str = None  # the macro for integer (and bool) operands, where it differs
 
 
@@ -113,7 +114,7 @@ def _function(op, arity):
             out = backend.map2(macro, a, b, compute_dtype=ct, out_dtype=ct)
         ctx.number, ctx.number2 = numbers[0] if len(args) > arity else None, numbers[1]
         if op.saves:
-            ctx.save_for_backward(*tensors, out)
+            ctx.save_for_backward(*(tensors if op.saves != "out" else (None,) * arity), out)
         return out
 
     def backward(ctx, g):
@@ -661,6 +662,15 @@ ACTIVATIONS = (
     Op("gelu_tanh", "OP_GELU_TANH", _grad_map("OP_GELU_TANH_GRAD")),
 )
 FUNCTIONS.update({op.name: _function(op, 1) for op in ACTIVATIONS})
+
+# ---- in-place relu_ / hardtanh_ under autograd: the gradient from the output (as PyTorch's), so the
+# input needs no copy before it is overwritten
+INPLACE_FROM_OUTPUT = (
+    Op("relu_out", "OP_RELU", lambda c, g: backend.map2("OP_RELU_BWD", g, c.out), floating=False, saves="out"),
+    Op("hardtanh_out", "OP_CLAMP", lambda c, g: g * backend.map1("OP_HARDTANH_GRAD", c.out, alpha=c.number or 0,
+                                                                 beta=c.number2), saves="out"),
+)
+FUNCTIONS.update({op.name: _function(op, 1) for op in INPLACE_FROM_OUTPUT})
 
 
 def activation(name, x, *numbers):
