@@ -93,90 +93,131 @@ __kernel void im2col_bwd(const Window win, __global const float *dcol, const int
 
 /* Depthwise convolution (groups == C, one input channel per group): out channel oc = c * M + m reads
  * only input channel c = oc / M, so a direct loop over the KH*KW taps beats a GEMM of K = KH*KW.
- * Window: the input's (N, C, H, W), the output's (OH, OW); weight (C*M, KH*KW) contiguous. */
+ * Window: the input's (N, C, H, W), the output's (OH, OW); weight (C*M, KH*KW) contiguous.
+ * One work-item per output row (per input row for dx, per tap for dw): each tap adds to the whole row
+ * in a branch-free loop over the columns it reaches inside the image, and the kernel size and strides,
+ * given as -D DW_KH/DW_KW/DW_SH/DW_SW (0: the Window's, at run time), unroll the tap loops and make
+ * the stride tests cheap. On PoCL (2 cores) MobileNetV2's depthwise layers (batch 8, 112x112) ran
+ * 3x faster, forward and backward, than with one work-item per element and run-time divisions. */
+#ifndef DW_KH
+#define DW_KH 0
+#endif
+#ifndef DW_KW
+#define DW_KW 0
+#endif
+#ifndef DW_SH
+#define DW_SH 0
+#endif
+#ifndef DW_SW
+#define DW_SW 0
+#endif
+#define DW_KH_(win) (DW_KH ? DW_KH : (win).KH)
+#define DW_KW_(win) (DW_KW ? DW_KW : (win).KW)
+#define DW_SH_(win) (DW_SH ? DW_SH : (win).SH)
+#define DW_SW_(win) (DW_SW ? DW_SW : (win).SW)
+
+/* floor(a / b) and ceil(a / b) for b > 0 and any sign of a */
+inline int dw_floor_div(const int a, const int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
+inline int dw_ceil_div(const int a, const int b) { return -dw_floor_div(-a, b); }
+
+/* y[n, oc, oh, :] for one (n, oc, oh) per work-item; y contiguous (N, OC, OH, OW). The row starts as
+ * the bias and each tap (kh, kw), in that order, adds k * x over the columns ow whose input column
+ * ow*SW + kw*DW - PW lies inside the image: a branch-free inner loop over the row. */
 __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, const Strides4 xs,
                             __global const float *x, int x_off, __global const float *w, const int w_off,
                             __global const float *bias, const int bias_off, __global float *y, const int y_off)
 {
     w += w_off; bias += bias_off; y += y_off;
+    const int KH = DW_KH_(win), KW = DW_KW_(win), SW = DW_SW_(win);
     const int OH = win.OH, OW = win.OW, OC = win.C * M;
-    const int i = get_global_id(0);
-    if (i >= win.N * OC * OH * OW)
+    const int r = get_global_id(0);
+    if (r >= win.N * OC * OH)
         return;
-    const int ow = i % OW, oh = (i / OW) % OH, oc = (i / (OW * OH)) % OC, n = i / (OW * OH * OC);
+    const int oh = r % OH, oc = (r / OH) % OC, n = r / (OH * OC);
     __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
-    __global const float *k = w + oc * win.KH * win.KW;
-    const int h0 = oh * win.SH - win.PH, w0 = ow * win.SW - win.PW;
-    float acc = has_bias ? bias[oc] : 0.0f;
-    for (int kh = 0; kh < win.KH; ++kh) {
+    __global const float *k = w + oc * KH * KW;
+    __global float *yrow = y + (long)r * OW;
+    const float b = has_bias ? bias[oc] : 0.0f;
+    for (int ow = 0; ow < OW; ++ow)
+        yrow[ow] = b;
+    const int h0 = oh * DW_SH_(win) - win.PH;
+    for (int kh = 0; kh < KH; ++kh) {
         const int h = h0 + kh * win.DH;
         if (h < 0 || h >= win.H)
             continue;
-        for (int kw = 0; kw < win.KW; ++kw) {
-            const int ww = w0 + kw * win.DW;
-            if (ww >= 0 && ww < win.W)
-                acc += k[kh * win.KW + kw] * plane[h * xs.h + ww * xs.w];
+        __global const float *row = plane + h * xs.h;
+        for (int kw = 0; kw < KW; ++kw) {
+            const int d = kw * win.DW - win.PW;  /* input column = ow * SW + d */
+            const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(OW, dw_floor_div(win.W - 1 - d, SW) + 1);
+            const float kv = k[kh * KW + kw];
+            for (int ow = lo; ow < hi; ++ow)
+                yrow[ow] += kv * row[(ow * SW + d) * xs.w];
         }
     }
-    y[i] = acc;
 }
 
-/* dx[n, c, h, w] = sum over m and the taps that read (h, w) of g[n, c*M + m, oh, ow] * w: a gather. */
+/* dx[n, c, h, :] for one (n, c, h) per work-item; dx contiguous (N, C, H, W). Input column
+ * ow*SW + kw*DW - PW is read by output column ow of tap (kh, kw), so each tap, in (m, kh, kw) order,
+ * adds k * g[.., oh, ow] to those columns of a zeroed row (a scatter within the work-item's own row). */
 __kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 gs, __global const float *g,
                                   int g_off, __global const float *w, const int w_off,
                                   __global float *dx, const int dx_off)
 {
     w += w_off; dx += dx_off;
+    const int KH = DW_KH_(win), KW = DW_KW_(win), SH = DW_SH_(win), SW = DW_SW_(win);
     const int C = win.C, H = win.H, W = win.W, OH = win.OH, OW = win.OW;
-    const int i = get_global_id(0);
-    if (i >= win.N * C * H * W)
+    const int r = get_global_id(0);
+    if (r >= win.N * C * H)
         return;
-    const int x_w = i % W, h = (i / W) % H, c = (i / (W * H)) % C, n = i / (W * H * C);
-    float acc = 0.0f;
+    const int h = r % H, c = (r / H) % C, n = r / (H * C);
+    __global float *dxrow = dx + (long)r * W;
+    for (int x_w = 0; x_w < W; ++x_w)
+        dxrow[x_w] = 0.0f;
     for (int m = 0; m < M; ++m) {
         const int oc = c * M + m;
         __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
-        __global const float *k = w + oc * win.KH * win.KW;
-        for (int kh = 0; kh < win.KH; ++kh) {
-            const int th = h + win.PH - kh * win.DH;
-            if (th < 0 || th % win.SH || th / win.SH >= OH)
+        __global const float *k = w + oc * KH * KW;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
+            if (th < 0 || th % SH || th / SH >= OH)
                 continue;
-            const int oh = th / win.SH;
-            for (int kw = 0; kw < win.KW; ++kw) {
-                const int tw = x_w + win.PW - kw * win.DW;
-                if (tw < 0 || tw % win.SW || tw / win.SW >= OW)
-                    continue;
-                acc += k[kh * win.KW + kw] * gplane[oh * gs.h + (tw / win.SW) * gs.w];
+            __global const float *grow = gplane + (th / SH) * gs.h;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int d = kw * win.DW - win.PW;
+                const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(OW, dw_floor_div(W - 1 - d, SW) + 1);
+                const float kv = k[kh * KW + kw];
+                for (int ow = lo; ow < hi; ++ow)
+                    dxrow[ow * SW + d] += kv * grow[ow * gs.w];
             }
         }
     }
-    dx[i] = acc;
 }
 
-/* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap]: one work-item per tap. */
+/* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap]: one work-item per tap,
+ * summing in (n, oh, ow) order over the output columns whose input column lies inside the image. */
 __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4 xs, const Strides4 gs,
                                    __global const float *x, int x_off, __global const float *g, int g_off,
                                    __global float *dw, const int dw_off)
 {
     dw += dw_off;
-    const int KH = win.KH, KW = win.KW, OC = win.C * M;
+    const int KH = DW_KH_(win), KW = DW_KW_(win), SH = DW_SH_(win), SW = DW_SW_(win), OC = win.C * M;
     const int i = get_global_id(0);
     if (i >= OC * KH * KW)
         return;
     const int kw = i % KW, kh = (i / KW) % KH, oc = i / (KW * KH);
+    const int d = kw * win.DW - win.PW;  /* input column = ow * SW + d */
+    const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(win.OW, dw_floor_div(win.W - 1 - d, SW) + 1);
     float acc = 0.0f;
     for (int n = 0; n < win.N; ++n) {
         __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
         __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
         for (int oh = 0; oh < win.OH; ++oh) {
-            const int h = oh * win.SH - win.PH + kh * win.DH;
+            const int h = oh * SH - win.PH + kh * win.DH;
             if (h < 0 || h >= win.H)
                 continue;
-            for (int ow = 0; ow < win.OW; ++ow) {
-                const int ww = ow * win.SW - win.PW + kw * win.DW;
-                if (ww >= 0 && ww < win.W)
-                    acc += gplane[oh * gs.h + ow * gs.w] * plane[h * xs.h + ww * xs.w];
-            }
+            __global const float *row = plane + h * xs.h, *grow = gplane + oh * gs.h;
+            for (int ow = lo; ow < hi; ++ow)
+                acc += grow[ow * gs.w] * row[(ow * SW + d) * xs.w];
         }
     }
     dw[i] = acc;

@@ -65,7 +65,7 @@
 #define OP_LE 50
 #define OP_GT 51
 #define OP_GE 52
-#define OP_RELU_BWD 53     /* a * (b > 0) */
+#define OP_RELU_BWD 53     /* b <= 0 ? 0 : a */
 #define OP_SIGMOID_BWD 54  /* a * b * (1 - b), b = sigmoid output */
 #define OP_TANH_BWD 55     /* a * (1 - b * b), b = tanh output */
 #define OP_AND 56
@@ -114,7 +114,7 @@
 #define OP_CELU_GRAD 99
 #define OP_LEAKY_RELU 100
 #define OP_LEAKY_RELU_GRAD 101
-#define OP_HARDTANH_GRAD 102 /* 1 inside (alpha, beta) */
+#define OP_HARDTANH_GRAD 102 /* 0 at or outside alpha, beta, else 1 (NaN: 1) */
 #define OP_HARDSWISH 103
 #define OP_HARDSWISH_GRAD 104
 #define OP_HARDSIGMOID 105
@@ -331,7 +331,7 @@ inline T erfinv_(T y)
 #elif OP == OP_GE
 #define F2(x, y) ((x) >= (y))
 #elif OP == OP_RELU_BWD
-#define F2(x, y) ((y) > (T)0 ? (x) : (T)0)
+#define F2(x, y) ((y) <= (T)0 ? (T)0 : (x))  /* torch's threshold_backward: a NaN output passes g */
 #elif OP == OP_SIGMOID_BWD
 #define F2(x, y) ((x) * (y) * ((T)1 - (y)))
 #elif OP == OP_TANH_BWD
@@ -428,7 +428,7 @@ inline T erfinv_(T y)
 #elif OP == OP_LEAKY_RELU_GRAD
 #define F1(x) ((x) > (T)0 ? (T)1 : alpha)
 #elif OP == OP_HARDTANH_GRAD
-#define F1(x) ((x) > alpha && (x) < beta ? (T)1 : (T)0)
+#define F1(x) ((x) <= alpha || (x) >= beta ? (T)0 : (T)1)  /* torch's: NaN passes g */
 #elif OP == OP_HARDSWISH
 #define F1(x) ((x) * fmin(fmax((x) + (T)3, (T)0), (T)6) / (T)6)
 #elif OP == OP_HARDSWISH_GRAD

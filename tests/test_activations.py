@@ -140,6 +140,40 @@ def test_inplace_true_keeps_the_graph(dev):
         F.elu(mt.tensor([1.0], device=dev, requires_grad=True), inplace=True)
 
 
+def test_inplace_without_graph_writes_views_and_refuses_expanded(dev):
+    """No graph to record: one kernel straight into x's memory, through a strided view into its base."""
+    base = np.array([[-2.0, 9.0, -0.5], [0.5, 9.0, 7.0]], np.float32)
+    for name, args in (("relu6", ()), ("hardswish", ()), ("silu", ()), ("leaky_relu", (0.1,))):
+        b = mt.tensor(base, device=dev, requires_grad=True)
+        with mt.no_grad():
+            v = b[:, ::2]
+            before = v._version
+            assert getattr(F, name)(v, *args, inplace=True) is v and v._version > before
+        want = torch.tensor(base)
+        getattr(TF, name)(want[:, ::2], *args, inplace=True)
+        np.testing.assert_allclose(b.detach().numpy(), want.numpy(), rtol=1e-6, err_msg=name)
+    with pytest.raises(RuntimeError, match="more than one element"):
+        F.hardswish(mt.ones(3, device=dev).expand(2, 3), inplace=True)
+
+
+@pytest.mark.parametrize("name, args", [("relu", ()), ("relu6", ()), ("hardtanh", (-1.0, 1.0)), ("hardtanh", (0.5, 0.5))])
+def test_inplace_in_graph_gradient_from_output(dev, name, args):
+    """relu_/hardtanh_ in a graph take their gradient from the output (no copy of the input): the same
+    gradient as PyTorch's, at the clamp's edges, outside it and at NaN."""
+    v = np.array([-7.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0, 6.0, 7.0, np.nan], np.float32)
+    w = np.arange(1, 11, dtype=np.float32)
+    a = mt.tensor(v, device=dev, requires_grad=True)
+    b = a * 1
+    assert getattr(F, name)(b, *args, inplace=True) is b
+    (b * mt.tensor(w, device=dev)).sum().backward()
+    at = torch.tensor(v, requires_grad=True)
+    bt = at * 1
+    getattr(TF, name)(bt, *args, inplace=True)
+    (bt * torch.tensor(w)).sum().backward()
+    np.testing.assert_array_equal(b.detach().numpy(), bt.detach().numpy())
+    np.testing.assert_array_equal(a.grad.numpy(), at.grad.numpy())
+
+
 def test_integer_inputs_and_bad_arguments_refused(dev):
     for fn in (F.silu, F.elu, F.softplus, F.hardswish, F.logsigmoid):
         with pytest.raises(NotImplementedError, match="not implemented for 'int64'"):

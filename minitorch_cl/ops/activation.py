@@ -1,6 +1,8 @@
 """torch.nn.functional's activations: element-wise rows of ops/elementwise.py with their
 parameters, and the few that combine ops (softmin, glu, prelu, tanhshrink)."""
 
+from .. import backend
+from ..grad_mode import is_grad_enabled
 from . import elementwise as ew
 from .shape import chunk
 from .softmax import softmax
@@ -16,12 +18,29 @@ def _maybe_inplace(x, compute, inplace):
     return x.copy_(compute(x.clone() if x.requires_grad else x))
 
 
+_MACROS = {op.name: op.macro for op in ew.UNARY + ew.ACTIVATIONS}
+
+
+def _row(x, name, inplace, *numbers):
+    """The activation row `name` of x (its numbers are the kernel's alpha, beta); inplace=True with no graph
+    to record runs one kernel straight into x's memory (eval passes: no copy back), else _maybe_inplace."""
+    if inplace and x.dtype.is_floating and not (is_grad_enabled() and x.requires_grad) and \
+            not any(st == 0 and n > 1 for st, n in zip(x.strides, x.shape)):
+        alpha, beta = (tuple(float(v) for v in numbers) + (0.0, 0.0))[:2]
+        backend.map1(_MACROS[name], x, alpha=alpha, beta=beta, out=x)
+        x._bump_version()
+        return x
+    if inplace and x.dtype.is_floating and name in ("relu", "hardtanh") and is_grad_enabled() and x.requires_grad:
+        return x.copy_(ew.activation(name + "_out", x, *numbers))  # its backward reads the output, not x
+    return _maybe_inplace(x, lambda t: ew.relu(t) if name == "relu" else ew.activation(name, t, *numbers), inplace)
+
+
 def silu(input, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("silu", t), inplace)
+    return _row(input, "silu", inplace)
 
 
 def mish(input, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("mish", t), inplace)
+    return _row(input, "mish", inplace)
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -29,27 +48,27 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 def elu(input, alpha=1.0, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("elu", t, alpha, 1.0), inplace)
+    return _row(input, "elu", inplace, alpha, 1.0)
 
 
 def selu(input, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("elu", t, _SELU_ALPHA, _SELU_SCALE), inplace)
+    return _row(input, "elu", inplace, _SELU_ALPHA, _SELU_SCALE)
 
 
 def celu(input, alpha=1.0, inplace=False):
     if alpha == 0:
         raise RuntimeError("ZeroDivisionError")
-    return _maybe_inplace(input, lambda t: ew.activation("celu", t, alpha), inplace)
+    return _row(input, "celu", inplace, alpha)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("leaky_relu", t, negative_slope), inplace)
+    return _row(input, "leaky_relu", inplace, negative_slope)
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     if min_val > max_val:
         raise ValueError("min_val cannot be greater than max_val")
-    return _maybe_inplace(input, lambda t: ew.activation("hardtanh", t, min_val, max_val), inplace)
+    return _row(input, "hardtanh", inplace, min_val, max_val)
 
 
 def relu6(input, inplace=False):
@@ -57,11 +76,11 @@ def relu6(input, inplace=False):
 
 
 def hardswish(input, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("hardswish", t), inplace)
+    return _row(input, "hardswish", inplace)
 
 
 def hardsigmoid(input, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("hardsigmoid", t), inplace)
+    return _row(input, "hardsigmoid", inplace)
 
 
 def softsign(input):
@@ -77,7 +96,7 @@ def tanhshrink(input):
 
 
 def threshold(input, threshold, value, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.activation("threshold", t, threshold, value), inplace)
+    return _row(input, "threshold", inplace, threshold, value)
 
 
 def softmin(input, dim=None, dtype=None):
@@ -113,7 +132,7 @@ def gelu(input, approximate="none"):
 
 
 def relu(input, inplace=False):
-    return _maybe_inplace(input, lambda t: ew.relu(t), inplace)
+    return _row(input, "relu", inplace)
 
 
 __all__ = ["silu", "mish", "softplus", "elu", "selu", "celu", "leaky_relu", "hardtanh", "relu6", "hardswish",

@@ -162,6 +162,11 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None, None, None, None
 
 
+def _depthwise_defines(wshape, stride):
+    """The kernel size and strides as compile-time constants of the depthwise kernels (unrolled taps)."""
+    return {"DW_KH": wshape[2], "DW_KW": wshape[3], "DW_SH": stride[0], "DW_SW": stride[1]}
+
+
 class DepthwiseConv2d(Function):
     """groups == C with one input channel per group: direct kernels (conv.cl depthwise_*), no im2col."""
 
@@ -173,17 +178,18 @@ class DepthwiseConv2d(Function):
         win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
         out = empty(N, OC, OH, OW, device=x.device)
         if out.numel():
-            launch(x.device, "conv.cl", "depthwise_fwd", (out.numel(),), win, OC // C, int(bias is not None),
-                   layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out)
+            launch(x.device, "conv.cl", "depthwise_fwd", (N * OC * OH,), win, OC // C, int(bias is not None),
+                   layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out,
+                   defines=_depthwise_defines(weight.shape, stride))
         out = out.relu() if relu else out
         ctx.save_for_backward(x, w2, out if relu else None)
-        ctx.geom = (win, OC // C, weight.shape, relu)
+        ctx.geom = (win, OC // C, weight.shape, stride, relu)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, w2, out = ctx.saved_tensors
-        win, M, wshape, relu = ctx.geom
+        win, M, wshape, stride, relu = ctx.geom
         if relu:
             g = g.relu_backward(out)
         gx = gw = gb = None
@@ -191,11 +197,13 @@ class DepthwiseConv2d(Function):
         if ctx.needs_input_grad[0]:
             gx = empty(*x.shape, device=g.device)
             if gx.numel():
-                launch(g.device, "conv.cl", "depthwise_bwd_input", (gx.numel(),), win, M, gs, g, w2, gx)
+                N, C, H, _ = x.shape
+                launch(g.device, "conv.cl", "depthwise_bwd_input", (N * C * H,), win, M, gs, g, w2, gx,
+                       defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[1]:
             gw = empty(*wshape, device=g.device)
             launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M,
-                   layout.strides4_struct(x.strides), gs, x, g, gw)
+                   layout.strides4_struct(x.strides), gs, x, g, gw, defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[2]:
             gb = g.sum((2, 3)).sum(0)
         return gx, gw, gb, None, None, None, None, None, None

@@ -665,6 +665,15 @@ ACTIVATIONS = (
 )
 FUNCTIONS.update({op.name: _function(op, 1) for op in ACTIVATIONS})
 
+# ---- in-place relu_ / hardtanh_ under autograd: the gradient from the output (as PyTorch's), so the
+# input needs no copy before it is overwritten
+INPLACE_FROM_OUTPUT = (
+    Op("relu_out", "OP_RELU", lambda c, g: backend.map2("OP_RELU_BWD", g, c.out), floating=False, saves="out"),
+    Op("hardtanh_out", "OP_CLAMP", lambda c, g: g * backend.map1("OP_HARDTANH_GRAD", c.out, alpha=c.number or 0,
+                                                                 beta=c.number2), saves="out"),
+)
+FUNCTIONS.update({op.name: _function(op, 1) for op in INPLACE_FROM_OUTPUT})
+
 
 def activation(name, x, *numbers):
     """One activation row on x (floating point only), with its numbers as alpha and beta."""

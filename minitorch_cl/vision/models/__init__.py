@@ -19,3 +19,12 @@ __all__ += _names
 from .squeezenet import *  # noqa: F401,F403
 from .squeezenet import __all__ as _names
 __all__ += _names
+from .mobilenetv2 import *  # noqa: F401,F403
+from .mobilenetv2 import __all__ as _names
+__all__ += _names
+from .mobilenetv3 import *  # noqa: F401,F403
+from .mobilenetv3 import __all__ as _names
+__all__ += _names
+from .efficientnet import *  # noqa: F401,F403
+from .efficientnet import __all__ as _names
+__all__ += _names
