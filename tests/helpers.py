@@ -2,6 +2,7 @@
 import numpy as np
 
 import minitorch_cl as mt
+from minitorch_cl import launch
 
 
 def as_input(dev, array, noncontig=False, requires_grad=None):
@@ -150,3 +151,15 @@ def check(dev, mt_fn, np_fn, *arrays, grad=True, weights=None, np_grad=None, par
                 np.testing.assert_allclose(got[picked], want[picked], rtol=_pick(grad_rtol, k), atol=tol,
                                            err_msg=f"gradient of {what} ({source})")
     return outs[0] if len(outs) == 1 else outs
+
+
+def count_launches(fn, wanted):
+    """How many kernel launches fn() makes whose (file, kernel, defines) key satisfies wanted(key)."""
+    seen = []
+    observe = lambda dev, key, event, grid, local, work: seen.append(key) if wanted(key) else None
+    launch.observers.append(observe)
+    try:
+        fn()
+    finally:
+        launch.observers.remove(observe)
+    return len(seen)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import minitorch_cl as mt
-from helpers import check
+from helpers import check, count_launches
 
 
 def test_chain_rule_matches_numeric(dev, rng):
@@ -95,22 +95,10 @@ def test_integer_tensors_do_not_require_grad(dev):
 
 
 # ---- a leaf's .grad: its own buffer, taken over from the backward when nothing else can see it ----
-def _copies_during(fn):
-    from minitorch_cl import launch
-    seen = []
-    observe = lambda dev, key, event, grid, local, work: seen.append(key) if ("OP", "OP_COPY") in key[2] else None
-    launch.observers.append(observe)
-    try:
-        fn()
-    finally:
-        launch.observers.remove(observe)
-    return len(seen)
-
-
 def test_leaf_takes_over_a_fresh_gradient_without_a_copy(dev, rng):
     lin = mt.nn.Linear(5, 3, device=dev)
     x, w = (mt.tensor(rng.standard_normal(s), device=dev, dtype=mt.float32) for s in ((4, 5), (4, 3)))
-    assert _copies_during(lambda: (lin(x) * w).sum().backward()) == 0
+    assert count_launches(lambda: (lin(x) * w).sum().backward(), lambda key: ("OP", "OP_COPY") in key[2]) == 0
     np.testing.assert_allclose(lin.weight.grad.numpy(), w.numpy().T @ x.numpy(), rtol=1e-5)
     np.testing.assert_allclose(lin.bias.grad.numpy(), w.numpy().sum(0), rtol=1e-5)
 

@@ -1,4 +1,5 @@
 """torchvision.models._utils' helpers that the model files share."""
+from ... import nn
 
 
 def _make_divisible(v, divisor, min_value=None):
@@ -9,3 +10,19 @@ def _make_divisible(v, divisor, min_value=None):
     if new_v < 0.9 * v:
         new_v += divisor
     return new_v
+
+
+def init_mobile_weights(model, linear_init):
+    """The MobileNets' and EfficientNet's initialisation, in module order: convolutions kaiming-normal
+    (fan_out), norms weight 1 and bias 0, Linear weights by linear_init(linear), every bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            linear_init(m)
+            nn.init.zeros_(m.bias)
