@@ -5,7 +5,7 @@ import ctypes.util
 import statistics
 import time
 
-NAMES = ("gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp")
+NAMES = ("gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp", "models")
 
 
 def median_time(fn, repeats=5, warmup=1, sync=None):
