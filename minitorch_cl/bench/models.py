@@ -17,7 +17,7 @@ import minitorch_cl as mt
 from minitorch_cl.cuda import max_memory_allocated, reset_peak_memory_stats
 from minitorch_cl.vision import models as zoo
 
-from . import median_time, torch_or_none
+from . import _fmt, median_time, torch_or_none
 from ._torchvision import copy_weights, import_torchvision
 
 ZOO = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
@@ -221,7 +221,10 @@ def run(dev, quick=False, models=None, log=print):
             except (RuntimeError, subprocess.TimeoutExpired) as err:
                 log(f"{name}: PyTorch's peak memory not measured: {str(err).splitlines()[0]}")
         rows.append(row)
-        log(f"{name}: measured in {time.perf_counter() - start:.0f} s")  # a full run takes a while
+        # a full run takes a while: each model's figures as soon as they are known, so an interrupted
+        # run still has them
+        log(f"{name}: measured in {time.perf_counter() - start:.0f} s: "
+            + ", ".join(f"{k} {_fmt(row[k])}" for k in ("eval ratio", "train ratio", "peak MiB", "PyTorch peak MiB")))
     pairs = [r for r in rows if r["eval ratio"] is not None]
     if pairs:
         rows.append({"model": f"geomean ({len(pairs)})", "eval ratio": _geomean(r["eval ratio"] for r in pairs),
