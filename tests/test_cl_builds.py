@@ -8,6 +8,7 @@ between (CPU; GPU; a GPU with a 64-item work-group limit, which takes the 32x32 
 variant is built on every PoCL device (the recording builds but never enqueues a kernel: the GPU
 variants are Oclgrind's to run, tests/test_oclgrind.py); pyopencl's cache makes later runs fast."""
 import contextlib
+import gc
 import re
 from unittest import mock
 
@@ -66,6 +67,11 @@ def recorded():
             dev.synchronize()
     finally:
         launch.observers.remove(observe)
+        # Sizes read back from buffers that no kernel wrote are garbage, and the pool would keep the
+        # (untouched, virtual) blocks allocated for them: gigabytes that make every later fork()
+        # (DataLoader workers) fail with ENOMEM. Hand them back.
+        gc.collect()
+        mt.cuda.empty_cache(dev)
     return variants, options
 
 
