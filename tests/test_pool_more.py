@@ -28,7 +28,7 @@ def np_adaptive(x, OH, OW, op):
 
 
 @pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 2, 5, 5), (5, 5)), ((2, 1, 4, 6), (7, 3)),
-                                       ((1, 2, 9, 7), (1, 1))])
+                                       ((1, 2, 9, 7), (1, 1)), ((3, 300, 7, 5), (1, 1))])  # (1, 1): a broadcast map back
 def test_adaptive_avg_pool2d(dev, rng, shape, out):
     x = rng.standard_normal(shape).astype(np.float32)
     check(dev, lambda x: F.adaptive_avg_pool2d(x, out), lambda x: np_adaptive(x, *out, np.mean), x, noncontig=True)

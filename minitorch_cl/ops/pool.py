@@ -1,7 +1,7 @@
 """max/avg pooling (2-D, and 1-D as 2-D over (N, C, 1, L)), ceil_mode, adaptive avg/max pooling and
 max_unpool2d: one kernel each way (clkernels/pool.cl). Inputs may have any strides (a conv's
 channel-major output is read in place); outputs are contiguous."""
-from .. import dtypes, layout
+from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..launch import At, launch
 from ..tensor import Tensor, empty, zeros
@@ -223,6 +223,8 @@ class AdaptiveAvgPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         shape, OH, OW = ctx.geom
+        if OH == OW == 1 and layout.numel(shape):  # global pooling: g / (H*W) broadcast, a division-free map
+            return backend.map1("OP_MUL_S", g.expand(shape), alpha=1.0 / (shape[2] * shape[3])), None, None
         dx = empty(*shape, device=g.device)
         if dx.numel():
             launch(g.device, "pool.cl", "adaptive_avgpool_bwd", (dx.numel(),),
