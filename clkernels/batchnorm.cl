@@ -12,6 +12,13 @@
 #define WG 1
 #endif
 
+/* UNIT=1: the spatial stride is 1 (sS, and gS in the backward; any NCHW-contiguous input), a
+ * compile-time constant, so the CPU path's loops are over contiguous rows that LLVM vectorises, and
+ * its sums run in the 8 lanes of a float8 (a single serial float sum waits on every add). */
+#ifndef UNIT
+#define UNIT 0
+#endif
+
 #if WG > 1
 #define GROUP_SUM(v) group_sum((v), red, lid, WG)
 #define FOR_NS for (int i_ = lid; i_ < N * S; i_ += WG) { const int n = i_ / S, s = i_ - n * S;
@@ -20,6 +27,54 @@
 #define FOR_NS for (int n = 0; n < N; ++n) for (int s = 0; s < S; ++s) {
 #endif
 #define END_NS }
+
+#if WG == 1 && UNIT
+inline float sum8(const float8 v) { return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)); }
+
+/* sum over the channel's N rows of S contiguous elements (row n at p + n * sN) of (p - mu), or of
+ * its square */
+inline float channel_sum(__global const float *p, const int N, const int S, const int sN, const float mu,
+                         const int square)
+{
+    float8 acc = 0.0f;
+    float tail = 0.0f;
+    for (int n = 0; n < N; ++n) {
+        __global const float *row = p + (long)n * sN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+            const float8 d = vload8(0, row + s) - mu;
+            acc += square ? d * d : d;
+        }
+        for (; s < S; ++s) {
+            const float d = row[s] - mu;
+            tail += square ? d * d : d;
+        }
+    }
+    return sum8(acc) + tail;
+}
+
+/* (sum g, sum g * (x - mu)) over the channel, as channel_sum */
+inline float2 channel_grad_sums(__global const float *g, const int gN, __global const float *x, const int sN,
+                                const int N, const int S, const float mu)
+{
+    float8 ag = 0.0f, agx = 0.0f;
+    float tg = 0.0f, tgx = 0.0f;
+    for (int n = 0; n < N; ++n) {
+        __global const float *grow = g + (long)n * gN, *xrow = x + (long)n * sN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+            const float8 gv = vload8(0, grow + s);
+            ag += gv;
+            agx += gv * (vload8(0, xrow + s) - mu);
+        }
+        for (; s < S; ++s) {
+            tg += grow[s];
+            tgx += grow[s] * (xrow[s] - mu);
+        }
+    }
+    return (float2)(sum8(ag) + tg, sum8(agx) + tgx);
+}
+#endif
 
 /* use_batch: normalise with this batch's statistics (training, or no running statistics);
  * otherwise with running_mean / running_var. update: fold the batch statistics into the running
@@ -45,14 +100,24 @@ void batchnorm_fwd(const int N, const int C, const int S, const int sN, const in
     w += w_off; b += b_off; nbt += nbt_off; mean += mean_off; rstd += rstd_off;
     run_mean += run_mean_off; run_var += run_var_off;
     float mu, r, unbiased = 0.0f;
+#if UNIT
+    const int sS_ = 1;
+#else
+    const int sS_ = sS;
+#endif
     if (use_batch) {
-        float acc = 0.0f;
-        FOR_NS acc += x[(long)n * sN + (long)s * sS]; END_NS
         const int M = N * S;
+#if WG == 1 && UNIT
+        mu = channel_sum(x, N, S, sN, 0.0f, 0) / M;
+        const float var = channel_sum(x, N, S, sN, mu, 1) / M;
+#else
+        float acc = 0.0f;
+        FOR_NS acc += x[(long)n * sN + (long)s * sS_]; END_NS
         mu = GROUP_SUM(acc) / M;
         acc = 0.0f;
-        FOR_NS const float d = x[(long)n * sN + (long)s * sS] - mu; acc += d * d; END_NS
+        FOR_NS const float d = x[(long)n * sN + (long)s * sS_] - mu; acc += d * d; END_NS
         const float var = GROUP_SUM(acc) / M;
+#endif
         r = rsqrt(var + eps);
         unbiased = var * M / (M - 1);  /* torch's running variance */
     } else {
@@ -61,7 +126,7 @@ void batchnorm_fwd(const int N, const int C, const int S, const int sN, const in
     }
     const float scale = has_w ? w[c] * r : r;
     const float shift = (has_b ? b[c] : 0.0f) - mu * scale;
-    FOR_NS y[(long)n * C * S + s] = x[(long)n * sN + (long)s * sS] * scale + shift; END_NS
+    FOR_NS y[(long)n * C * S + s] = x[(long)n * sN + (long)s * sS_] * scale + shift; END_NS
     /* After the last barrier on purpose: PoCL 3.0 ran a `lid == 0` block placed between the
      * barriers of the use_batch branch once per work-item (64 running-statistics updates). */
     if (lid == 0) {
@@ -100,21 +165,33 @@ void batchnorm_bwd(const int N, const int C, const int S, const int sN, const in
     const float mu = mean[c], r = rstd[c];
     const float k = has_w ? w[c] * r : r;
     const int dx_now = need_dx && !use_batch;  /* with running statistics dx needs no sums: one pass */
+#if UNIT
+    const int sS_ = 1, gS_ = 1;
+#else
+    const int sS_ = sS, gS_ = gS;
+#endif
+#if WG == 1 && UNIT
+    const float2 sums = channel_grad_sums(g, gN, x, sN, N, S, mu);
+    float sg = sums.x, sgx = sums.y * r;
+    if (dx_now)
+        FOR_NS dx[(long)n * C * S + s] = k * g[(long)n * gN + s]; END_NS
+#else
     float sg = 0.0f, sgx = 0.0f;
     FOR_NS
-        const float gv = g[(long)n * gN + (long)s * gS];
+        const float gv = g[(long)n * gN + (long)s * gS_];
         sg += gv;
-        sgx += gv * (x[(long)n * sN + (long)s * sS] - mu);
+        sgx += gv * (x[(long)n * sN + (long)s * sS_] - mu);
         if (dx_now) dx[(long)n * C * S + s] = k * gv;
     END_NS
     sg = GROUP_SUM(sg);
     sgx = GROUP_SUM(sgx) * r;
+#endif
     if (lid == 0) { db[c] = sg; dw[c] = sgx; }
     if (!need_dx || !use_batch) return;
     const int M = N * S;
     const float mg = sg / M, mgx = sgx * r / M;
     FOR_NS
-        const float xc = x[(long)n * sN + (long)s * sS] - mu;
-        dx[(long)n * C * S + s] = k * (g[(long)n * gN + (long)s * gS] - mg - xc * mgx);
+        const float xc = x[(long)n * sN + (long)s * sS_] - mu;
+        dx[(long)n * C * S + s] = k * (g[(long)n * gN + (long)s * gS_] - mg - xc * mgx);
     END_NS
 }
