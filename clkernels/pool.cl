@@ -4,6 +4,16 @@
  * Outputs are contiguous (N, C, OH, OW) / (N, C, H, W). */
 #include "common.h"
 
+/* One step of a max pool's scan: v at index `at` replaces the best so far if it is the first, is
+ * larger, or is the first NaN (NaN wins, as in PyTorch), so ties keep the first maximum. */
+inline void max_scan(const float v, const int at, float *best, int *arg)
+{
+    if (*arg < 0 || v > *best || (isnan(v) && !isnan(*best))) {
+        *best = v;
+        *arg = at;
+    }
+}
+
 /* y[n,c,oh,ow] = max over the window; idx = h*W + w of the winner (first one on ties).
  * One work-item per output row (n, c, oh): the index math happens once per OW cells. */
 __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
@@ -32,10 +42,7 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const fl
                 if (w < 0 || w >= W)
                     continue;
                 const float v = plane[h * xs.h + w * xs.w];
-                if (arg < 0 || v > best || (isnan(v) && !isnan(best))) {  /* NaN wins, as in PyTorch */
-                    best = v;
-                    arg = h * W + w;
-                }
+                max_scan(v, h * W + w, &best, &arg);
             }
         }
         y[(long)r * OW + ow] = best;
@@ -116,10 +123,7 @@ __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global con
                 if (w < 0 || w >= W)
                     continue;
                 const float v = plane[h * xs.h + w * xs.w];
-                if (arg < 0 || v > best || (isnan(v) && !isnan(best))) {
-                    best = v;
-                    arg = h * W + w;
-                }
+                max_scan(v, h * W + w, &best, &arg);
             }
         }
         yrow[ow] = best;
@@ -342,10 +346,7 @@ __kernel void adaptive_maxpool_fwd(const Window win, const Strides4 xs, __global
     for (int h = adaptive_start(oh, win.H, OH); h < adaptive_end(oh, win.H, OH); ++h)
         for (int w = adaptive_start(ow, W, OW); w < adaptive_end(ow, W, OW); ++w) {
             const float v = plane[h * xs.h + w * xs.w];
-            if (arg < 0 || v > best || (isnan(v) && !isnan(best))) {
-                best = v;
-                arg = h * W + w;
-            }
+            max_scan(v, h * W + w, &best, &arg);
         }
     y[i] = best;
     idx[i] = arg;
