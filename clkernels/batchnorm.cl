@@ -29,8 +29,6 @@
 #define END_NS }
 
 #if WG == 1 && UNIT
-inline float sum8(const float8 v) { return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)); }
-
 /* sum over the channel's N rows of S contiguous elements (row n at p + n * sN) of (p - mu), or of
  * its square */
 inline float channel_sum(__global const float *p, const int N, const int S, const int sN, const float mu,

@@ -56,10 +56,8 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const fl
  * contiguous, or every second of 16, input columns), the few at each end through the scalar scan.
  * Both keep the first maximum in (kh, kw) order and let the first NaN win. */
 #ifdef POOL_KW
-#if POOL_SW == 1
-#define LOAD8_COLUMNS(p) vload8(0, (p))
-#elif POOL_SW == 2
-#define LOAD8_COLUMNS(p) (vload16(0, (p)).even)
+#if POOL_SW <= 2
+#define LOAD8_COLUMNS(p) VLOAD8_STRIDED(POOL_SW, p)
 #endif
 
 __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
