@@ -72,6 +72,37 @@ inline float2 channel_grad_sums(__global const float *g, const int gN, __global 
     }
     return (float2)(sum8(ag) + tg, sum8(agx) + tgx);
 }
+
+/* y = u * a + c over the channel's rows (u's row n at u + n * uN, y's at y + n * yN), in float8s */
+inline void channel_affine(__global float *y, const long yN, __global const float *u, const int uN,
+                           const int N, const int S, const float a, const float c)
+{
+    for (int n = 0; n < N; ++n) {
+        __global const float *urow = u + (long)n * uN;
+        __global float *yrow = y + n * yN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8)
+            vstore8(vload8(0, urow + s) * a + c, 0, yrow + s);
+        for (; s < S; ++s)
+            yrow[s] = urow[s] * a + c;
+    }
+}
+
+/* dx = k * (g - mg - (x - mu) * mgx) over the channel's rows, as channel_affine */
+inline void channel_dx(__global float *dx, const long dN, __global const float *g, const int gN,
+                       __global const float *x, const int sN, const int N, const int S, const float k,
+                       const float mg, const float mu, const float mgx)
+{
+    for (int n = 0; n < N; ++n) {
+        __global const float *grow = g + (long)n * gN, *xrow = x + (long)n * sN;
+        __global float *drow = dx + n * dN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8)
+            vstore8(k * (vload8(0, grow + s) - mg - (vload8(0, xrow + s) - mu) * mgx), 0, drow + s);
+        for (; s < S; ++s)
+            drow[s] = k * (grow[s] - mg - (xrow[s] - mu) * mgx);
+    }
+}
 #endif
 
 /* use_batch: normalise with this batch's statistics (training, or no running statistics);
@@ -124,7 +155,11 @@ void batchnorm_fwd(const int N, const int C, const int S, const int sN, const in
     }
     const float scale = has_w ? w[c] * r : r;
     const float shift = (has_b ? b[c] : 0.0f) - mu * scale;
+#if WG == 1 && UNIT
+    channel_affine(y, (long)C * S, x, sN, N, S, scale, shift);
+#else
     FOR_NS y[(long)n * C * S + s] = x[(long)n * sN + (long)s * sS_] * scale + shift; END_NS
+#endif
     /* After the last barrier on purpose: PoCL 3.0 ran a `lid == 0` block placed between the
      * barriers of the use_batch branch once per work-item (64 running-statistics updates). */
     if (lid == 0) {
@@ -172,7 +207,7 @@ void batchnorm_bwd(const int N, const int C, const int S, const int sN, const in
     const float2 sums = channel_grad_sums(g, gN, x, sN, N, S, mu);
     float sg = sums.x, sgx = sums.y * r;
     if (dx_now)
-        FOR_NS dx[(long)n * C * S + s] = k * g[(long)n * gN + s]; END_NS
+        channel_affine(dx, (long)C * S, g, gN, N, S, k, 0.0f);
 #else
     float sg = 0.0f, sgx = 0.0f;
     FOR_NS
@@ -188,8 +223,12 @@ void batchnorm_bwd(const int N, const int C, const int S, const int sN, const in
     if (!need_dx || !use_batch) return;
     const int M = N * S;
     const float mg = sg / M, mgx = sgx * r / M;
+#if WG == 1 && UNIT
+    channel_dx(dx, (long)C * S, g, gN, x, sN, N, S, k, mg, mu, mgx);
+#else
     FOR_NS
         const float xc = x[(long)n * sN + (long)s * sS_] - mu;
         dx[(long)n * C * S + s] = k * (g[(long)n * gN + (long)s * gS_] - mg - xc * mgx);
     END_NS
+#endif
 }
