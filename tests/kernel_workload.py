@@ -168,6 +168,9 @@ def conv(dev, rng):
     up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1).to(dev)
     _backward(depthwise(x), grouped(x), up(x))
     assert up(x).shape == (2, 2, 14, 18)
+    wide = _t(dev, rng.standard_normal((1, 2, 4, 30)))  # rows wide enough for the depthwise float8 columns
+    _backward(nn.Conv2d(2, 2, 5, padding=2, groups=2).to(dev)(wide),
+              nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2).to(dev)(wide))
 
 
 def pool(dev, rng):
