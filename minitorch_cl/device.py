@@ -188,7 +188,8 @@ class Device:
         d = self.cl_device
         return device_profile.for_device(
             self.type_name, max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
-            mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+            mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions,
+            native_vector_width_float=d.native_vector_width_float)
 
     @property
     def tuning_key(self):

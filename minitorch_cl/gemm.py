@@ -47,6 +47,11 @@ def _config(dev):
     return defines, prof.gemm_packed
 
 
+def _lanes(defines):
+    """Floats per gemm_packed vector (matmul.cl's LANES, 8 unless the block says 16)."""
+    return defines.get("LANES", 8)
+
+
 class PackedB:
     """op(B) (K, N), the same for every batch item, laid out once by pack_b() for gemm(b_packed=)."""
 
@@ -64,7 +69,7 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
     if not (packed and K > 0 and N > 0):
         return PackedB(dev, K, N, b, off_b, trans_b, ldb, False)
     sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
-    buf, _ = _pack(dev, defines, N, K, 8 * defines["NV"], At(b, off_b), sbn, sbk, 1, 0, K, 0)
+    buf, _ = _pack(dev, defines, N, K, _lanes(defines) * defines["NV"], At(b, off_b), sbn, sbk, 1, 0, K, 0)
     return PackedB(dev, K, N, buf.buffer, 0, False, None, True)
 
 
@@ -154,17 +159,17 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
     """Pack and multiply; a long K goes in chunks of at most K_CHUNK, each adding into C, so that a
     work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
     sum_batch packs the batch end to end along K: one product with K * batch."""
-    mr, nr = defines["MR"], 8 * defines["NV"]
+    mr, nr, lanes = defines["MR"], _lanes(defines) * defines["NV"], _lanes(defines)
     kin = K
     if sum_batch:  # z runs along K; the pack kernel steps batch_a/batch_b at every kin rows
         K, batch = K * batch, 1
     # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
     chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
     step = max(-(-K // max(chunks, 1)), 1)
-    # float8 loads of B in place need whole panels and 32-byte aligned rows; a panel spanning more
+    # vector loads of B in place need whole panels and vector-aligned rows; a panel spanning more
     # than L2 thrashes it (power-of-two row pitches), and one pack then pays for itself
     direct_b = not (b_is_panels or sum_batch) and sbn == 1 and N % nr == 0 and \
-        (sbk % 8, off_b % 8, batch_b % 8) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
+        (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
     direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)

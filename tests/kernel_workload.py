@@ -27,7 +27,8 @@ def forced_profile(dev, type_name, **limits):
     d = dev.cl_device
     old = dev._profile
     own = dict(max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
-               mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+               mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions,
+               native_vector_width_float=d.native_vector_width_float)
     dev._profile = device_profile.for_device(type_name, **{**own, **limits})
     try:
         yield dev.profile
