@@ -35,7 +35,8 @@ PACKED_MIN_WORK = 0
 DIRECT_B_SPAN = 1 << 17
 DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
-CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements
+CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements,
+PACK_BUDGET = 1 << 20  # and any K into chunks whose A and B panels take at most this many floats (4 MiB)
 
 
 def _config(dev):
@@ -163,9 +164,6 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
     kin = K
     if sum_batch:  # z runs along K; the pack kernel steps batch_a/batch_b at every kin rows
         K, batch = K * batch, 1
-    # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
-    chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
-    step = max(-(-K // max(chunks, 1)), 1)
     # vector loads of B in place need whole panels and vector-aligned rows; a panel spanning more
     # than L2 thrashes it (power-of-two row pitches), and one pack then pays for itself
     direct_b = not (b_is_panels or sum_batch) and sbn == 1 and N % nr == 0 and \
@@ -173,6 +171,13 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
     direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
+    chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
+    # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB whole)
+    panel_rows = (0 if direct_a else M * (batch if batch_a else 1)) + \
+        (0 if direct_b or b_is_panels else N * (batch if batch_b else 1))
+    chunks = max(chunks, -(-K * panel_rows // PACK_BUDGET))
+    step = max(-(-K // max(chunks, 1)), 1)
     for k0 in range(0, max(K, 1), step):
         kc = min(step, K - k0)
         ep = _part_epilogue(epilogue, k0 == 0, k0 + kc >= K)

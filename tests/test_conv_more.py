@@ -70,6 +70,31 @@ def test_conv2d_groups(dev, rng, xs, ws, groups, stride, padding, dilation):
           x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
 
 
+@pytest.mark.parametrize("xs,ws,groups,stride,padding", [
+    ((5, 3, 7, 6), (4, 3, 3, 3), 1, 1, 1),        # 2 + 2 + 1 images per chunk
+    ((7, 4, 6, 5), (6, 2, 3, 2), 2, (2, 1), (1, 0)),  # grouped: one GEMM per group, per chunk
+    ((5, 6, 5, 5), (4, 6, 1, 1), 1, 1, 0),        # pointwise: no columns, the batch whole
+])
+def test_conv2d_in_image_chunks(dev, rng, monkeypatch, xs, ws, groups, stride, padding):
+    """A batch whose im2col columns exceed COL_BUDGET runs chunk by chunk, forward and backward
+    (the weight gradient summed over the chunks), from a non-contiguous input."""
+    from minitorch_cl.ops import conv as conv_mod
+    KH, KW = ws[2:]
+    P = conv_mod.output_size(xs[2], KH, _pair(stride)[0], _pair(padding)[0], 1) * \
+        conv_mod.output_size(xs[3], KW, _pair(stride)[1], _pair(padding)[1], 1)
+    monkeypatch.setattr(conv_mod, "COL_BUDGET", 2 * xs[1] * KH * KW * P + 1)  # two images' columns
+    assert len(conv_mod._image_chunks(xs[0], xs[1] * KH * KW, P, KH == KW == 1)) == (1 if KH == 1 else -(-xs[0] // 2))
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    p = _pair(padding)
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, padding, 1, groups),
+          lambda x, w, b: np_conv2d(x, w, b, _pair(stride), (p[0], p[0], p[1], p[1]), (1, 1), groups),
+          x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
 @pytest.mark.parametrize("groups,mult", [(7, 1), (7, 3), (4, 2)])
 def test_depthwise_and_grouped_match_torch(dev, rng, groups, mult):
     """Depthwise (direct kernels) and grouped (GEMM per image) paths on sizes off the tiles, with a fused ReLU."""

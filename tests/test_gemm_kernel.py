@@ -203,6 +203,14 @@ def test_sum_batch_in_k_chunks(dev, monkeypatch):
     _run(dev, np.random.default_rng(13), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
 
 
+def test_pack_budget_splits_k(dev, path, monkeypatch):
+    """A small C with a long K (conv1's weight gradient) still runs in chunks when its panels would
+    exceed PACK_BUDGET; the chunks add into C and the epilogue applies once."""
+    monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 2000)
+    _run(dev, np.random.default_rng(14), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
+    _run(dev, np.random.default_rng(15), 7, 20, 300, accumulate=True, bias_mode=1)
+
+
 def test_empty_is_noop(dev):
     c = _upload(dev, np.arange(4, dtype=np.float32))
     for M, N in [(0, 2), (2, 0)]:

@@ -19,6 +19,10 @@ from .precision import LOWER, float32_kernels
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 COL2IM_LOCAL = (16, 16, 1)  # im2col_bwd: (w, h, (n, c)) per work-group
+# Floats of im2col columns made at once (8 MiB): a batch whose columns are larger runs in chunks of
+# images, so that a convolution's transient memory stays bounded whatever the batch (the ConvNet's
+# conv2 at batch 64 held 18 MiB of columns in backward, the largest single item of its step).
+COL_BUDGET = 1 << 21
 
 
 def _pair(v, name):
@@ -54,6 +58,13 @@ def _uncolumns(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
     return col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW)
 
 
+def _image_chunks(N, K, P, pointwise):
+    """(start, stop) ranges of images whose columns, K x P floats each, fit COL_BUDGET (one image at
+    least); a pointwise convolution makes no columns and takes the batch whole."""
+    step = N if pointwise else max(1, COL_BUDGET // max(K * P, 1))
+    return [(n, min(n + step, N)) for n in range(0, N, step)]
+
+
 def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     """x (N, C, H, W), any strides -> col (N, C*KH*KW, OH*OW)."""
     N, C, H, W = x.shape
@@ -67,10 +78,11 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
-def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
-    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps."""
+def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
+    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps; into
+    out (contiguous, that shape) when given."""
     dev = dcol.device
-    dx = empty(*shape, device=dev)
+    dx = empty(*shape, device=dev) if out is None else out
     rows = shape[0] * shape[1] * shape[2]
     if rows and shape[3]:
         win = layout.window_struct(shape, (OH, OW), (KH, KW), stride, padding, dilation)
@@ -99,11 +111,12 @@ def _grouped_gemm(out, a, b, G):
     return out
 
 
-def _grouped_sum_gemm(out, a, b, G):
-    """out[g] (M, R) = sum over n of a[n, g] (M, P) @ b[n, g]^T (P, R); a (N, G*M, P), b (N, G*R, P)."""
+def _grouped_sum_gemm(out, a, b, G, accumulate=False):
+    """out[g] (M, R) (+)= sum over n of a[n, g] (M, P) @ b[n, g]^T (P, R); a (N, G*M, P), b (N, G*R, P)."""
     M, R = out.shape[1:]
     for g in range(G):
-        gemm_into(out[g], a[:, g * M:(g + 1) * M], b[:, g * R:(g + 1) * R].mT, sum_batch=True)
+        gemm_into(out[g], a[:, g * M:(g + 1) * M], b[:, g * R:(g + 1) * R].mT, sum_batch=True,
+                  accumulate=accumulate)
     return out
 
 
@@ -117,20 +130,24 @@ class Conv2d(Function):
         N, C, H, W = x.shape
         OC, _, KH, KW = weight.shape
         G = groups
-        col = _columns(x, KH, KW, stride, padding, dilation, OH, OW)  # (N, K, P)
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K / G)
         out = empty(N, OC, OH, OW, device=x.device)
-        if G == 1:
-            # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
-            bias = bias.contiguous() if bias is not None else None  # the epilogue reads it densely
-            gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias,
-                      bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE, relu=relu)
-        else:
-            _grouped_gemm(out.reshape(N, OC, OH * OW), w2.reshape(G, OC // G, -1), col, G)
+        bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
+        for n0, n1 in _image_chunks(N, w2.numel() // OC * G, OH * OW, _pointwise(KH, KW, stride, padding)):
+            col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
+            out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
+            if G == 1:
+                # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
+                gemm_into(out_c, w2, col, bias=bias_c, bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE,
+                          relu=relu)
+            else:
+                _grouped_gemm(out_c, w2.reshape(G, OC // G, -1), col, G)
+            del col
+        if G > 1:
             out = _add_bias(out, bias)
             out = out.relu() if relu else out
-        # x, not col: col is KH*KW times larger, and the backward rebuilds it (one im2col) only
-        # for the weight gradient, after the input gradient's dcol is freed
+        # x, not col: col is KH*KW times larger, and the backward rebuilds it (chunk by chunk) only
+        # for the weight gradient, after the chunk's dcol is freed
         ctx.save_for_backward(x, w2, out if relu else None)
         ctx.geom = (x.shape, weight.shape, stride, padding, dilation, G, OH, OW, relu)
         return out
@@ -144,18 +161,29 @@ class Conv2d(Function):
             g = g.relu_backward(out)
         g3 = g.contiguous().reshape(N, OC, OH * OW)  # (N, OC, P)
         gx = gw = gb = None
+        K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
         if ctx.needs_input_grad[0]:
-            dcol = empty(N, w2.shape[1] * G, OH * OW, device=g.device)
-            # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P)
-            _grouped_gemm(dcol, w2.reshape(G, OC // G, -1).mT, g3, G)
-            gx = _uncolumns(dcol, xshape, KH, KW, stride, padding, dilation, OH, OW)
-            del dcol
+            gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:
-            col = _columns(x, KH, KW, stride, padding, dilation, OH, OW)
-            # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
-            # all N*P positions (no per-image products to sum), with the wider K*KH*KW as its M
-            gw_t = empty(G, col.shape[1] // G, OC // G, device=g.device)
-            _grouped_sum_gemm(gw_t, col, g3, G)
+            gw_t = empty(G, K // G, OC // G, device=g.device)
+        # image chunk by chunk, so that at most one chunk's columns exist at a time
+        for i, (n0, n1) in enumerate(_image_chunks(N, K, P, pointwise)):
+            g_c = g3[n0:n1]
+            if gx is not None:
+                gx_c = gx[n0:n1]
+                # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P); a pointwise one is gx itself
+                dcol = gx_c.reshape(n1 - n0, K, P) if pointwise else empty(n1 - n0, K, P, device=g.device)
+                _grouped_gemm(dcol, w2.reshape(G, OC // G, -1).mT, g_c, G)
+                if not pointwise:
+                    col2im(dcol, gx_c.shape, KH, KW, stride, padding, dilation, OH, OW, out=gx_c)
+                del dcol
+            if ctx.needs_input_grad[1]:
+                col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)
+                # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
+                # all the chunk's positions (no per-image products to sum), with the wider K*KH*KW as its M
+                _grouped_sum_gemm(gw_t, col, g_c, G, accumulate=i > 0)
+                del col
+        if ctx.needs_input_grad[1]:
             gw = gw_t.mT.contiguous().reshape(wshape)
         if ctx.needs_input_grad[2]:
             gb = g3.sum(2).sum(0)  # two plain reductions beat one over non-adjacent dims
