@@ -47,6 +47,88 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
     }
 }
 
+/* The same columns laid out as matmul.cl's B panels, so that gemm_packed reads them with no pack
+ * pass between (CPU path): image n's panels are (ceil(P/NR), K, NR), dst[n][p / NR][k][p % NR] =
+ * col[n, k, p], with zeros for the p >= P that pad the last panel. One work-item per (n, k, oh), as
+ * im2col_fwd; its OW values fall into runs of at most NR contiguous floats, one per panel. */
+#ifdef NR
+__kernel void im2col_panels(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                            __global float *dst, const int dst_off)
+{
+    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
+    const int K = win.C * KH * KW, P = OH * OW, PANELS = (P + NR - 1) / NR;
+    const int r = get_global_id(0);
+    if (r >= win.N * K * OH)
+        return;
+    const int oh = r % OH, nk = r / OH;
+    const int k = nk % K, n = nk / K;
+    const int c = k / (KH * KW), kh = (k / KW) % KH, kw = k % KW;
+    const int h = oh * win.SH - win.PH + kh * win.DH;
+    const int w0 = kw * win.DW - win.PW;
+    const bool row_inside = h >= 0 && h < win.H;
+    __global const float *row = x + x_off + n * xs.n + c * xs.c + (row_inside ? h : 0) * xs.h;
+    __global float *out = dst + dst_off + (long)n * PANELS * K * NR + (long)k * NR;
+    /* positions base .. base + OW - 1 (ow = p - base), one panel run at a time; the last row also
+     * zeroes the pad. A contiguous input row is three plain loops per run, zeros | copy | zeros,
+     * which vectorise (as in im2col_fwd). */
+    const int base = oh * OW, p_end = oh == OH - 1 ? PANELS * NR : base + OW;
+    for (int p = base; p < p_end;) {
+        const int panel = p / NR, run_end = min(p_end, (panel + 1) * NR);
+        __global float *o = out + (long)panel * (K - 1) * NR;  /* o[p] is (panel, k, p % NR) */
+        if (row_inside && win.SW == 1 && xs.w == 1) {
+            const int copy_end = min(run_end, base + OW);
+            const int lo = clamp(base - w0, p, copy_end), hi = clamp(base + win.W - w0, lo, copy_end);
+            for (; p < lo; ++p)
+                o[p] = 0.0f;
+            for (; p < hi; ++p)
+                o[p] = row[w0 - base + p];
+            for (; p < run_end; ++p)
+                o[p] = 0.0f;
+        } else {
+            for (; p < run_end; ++p) {
+                const int ow = p - base, w = w0 + ow * win.SW;
+                o[p] = row_inside && ow < OW && w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
+            }
+        }
+    }
+}
+#endif
+
+/* The columns as matmul.cl's A panels for the weight gradient, dW^T (K, OC) = sum over images of
+ * col[n] (K, P) @ g[n]^T: the GEMM's M is the column row k and its K runs over every image's P
+ * positions end to end, so dst is (ceil(K/MR), N*P, MR), dst[k / MR][n*P + p][k % MR] = col[n, k, p],
+ * zero for k >= K. One work-item per (n, k / MR, oh): its OW*MR floats are one contiguous block. */
+#ifdef MR
+__kernel void im2col_apanels(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                             __global float *dst, const int dst_off)
+{
+    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
+    const int K = win.C * KH * KW, P = OH * OW, KP = (K + MR - 1) / MR;
+    const int r = get_global_id(0);
+    if (r >= win.N * KP * OH)
+        return;
+    const int oh = r % OH, t = r / OH;
+    const int kp = t % KP, n = t / KP;
+    __global float *out = dst + dst_off + (long)kp * win.N * P * MR + ((long)n * P + oh * OW) * MR;
+    for (int i = 0; i < MR; ++i) {
+        const int k = kp * MR + i;
+        const int c = k / (KH * KW), kh = (k / KW) % KH, kw = k % KW;
+        const int h = oh * win.SH - win.PH + kh * win.DH;
+        if (k >= K || h < 0 || h >= win.H) {
+            for (int ow = 0; ow < OW; ++ow)
+                out[ow * MR + i] = 0.0f;
+            continue;
+        }
+        __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
+        const int w0 = kw * win.DW - win.PW;
+        for (int ow = 0; ow < OW; ++ow) {
+            const int w = w0 + ow * win.SW;
+            out[ow * MR + i] = w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
+        }
+    }
+}
+#endif
+
 /* dx[n, c, h, w] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
  * so no atomics; one work-item per input element over a (W, H, N*C) grid, each written once (one
  * work-item per row summing into global memory ran ~2x slower). Stride 1 takes a path without

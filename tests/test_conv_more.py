@@ -1,12 +1,13 @@
 """conv with groups (depthwise included), 'same'/'valid' padding, conv1d, conv_transpose1d/2d and their
 nn modules: values and gradients against NumPy float64 references and against PyTorch."""
 import numpy as np
+import pyopencl as cl
 import pytest
 
 import minitorch_cl as mt
 from minitorch_cl import nn
 from minitorch_cl.nn import functional as F
-from helpers import check, count_launches
+from helpers import check, compare, count_launches
 
 
 def np_conv2d(x, w, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -93,6 +94,43 @@ def test_conv2d_in_image_chunks(dev, rng, monkeypatch, xs, ws, groups, stride, p
 
 def _pair(v):
     return (v, v) if isinstance(v, int) else v
+
+
+@pytest.mark.parametrize("nr", [8, 24, 32])
+def test_im2col_panels_layout(dev, rng, nr):
+    """im2col_panels writes image n's columns as (ceil(P/nr), K, nr) panels, zero past P, from a
+    strided input: against im2col's (N, K, P) columns rearranged by NumPy."""
+    from minitorch_cl.ops import conv as conv_mod
+    x = mt.tensor(rng.standard_normal((5, 2, 3, 9)).astype(np.float32), device=dev).permute(1, 0, 2, 3)
+    geometry = (3, 2, (2, 1), (1, 1), (1, 2))
+    OH, OW = conv_mod.output_size(3, 3, 2, 1, 1), conv_mod.output_size(9, 2, 1, 1, 2)
+    col = conv_mod.im2col(x, *geometry, OH, OW).numpy()  # (N, K, P)
+    packed = conv_mod.im2col_panels(x[0:2], *geometry, OH, OW, nr)
+    N, K, P = col.shape
+    panels = -(-P // nr)
+    want = np.zeros((N, K, panels * nr), np.float32)
+    want[:, :, :P] = col
+    want = want.reshape(N, K, panels, nr).transpose(0, 2, 1, 3)
+    got = np.empty(N * panels * K * nr, np.float32)
+    cl.enqueue_copy(dev.queue, got, packed.buf)
+    assert packed.batch_stride == panels * K * nr and (packed.K, packed.N) == (K, P)
+    compare(got.reshape(want.shape), want, rtol=0, atol=0)
+
+
+def test_conv2d_with_another_panel_width(dev, rng, monkeypatch):
+    """The columns' panels, forward (B) and weight gradient (A), follow the GEMM's block: 5 x 24
+    (MR=5, NV=3, LANES=8); a batch of several chunks sums the weight gradient over them."""
+    from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.tuner import profile_entries
+    if gemm_mod.panel_block(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no panels")
+    from minitorch_cl.ops import conv as conv_mod
+    monkeypatch.setattr(conv_mod, "COL_BUDGET", 36 * 99 + 1)  # one image's columns: three chunks
+    x, w, b = _arrays(rng, (3, 4, 9, 11), (6, 4, 3, 3), 6)
+    with profile_entries(dev, gemm_cpu_block=dict(MR=5, NV=3, LANES=8)):
+        assert gemm_mod.panel_block(dev) == (5, 24)
+        check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, 1),
+              lambda x, w, b: np_conv2d(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), x, w, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("groups,mult", [(7, 1), (7, 3), (4, 2)])

@@ -11,7 +11,8 @@ forward, and im2col + GEMM backward. An explicit output size lets 'same' pad mor
 right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..launch import launch
+from ..gemm import PackedA, PackedB, gemm, panel_block
+from ..launch import At, launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
 from ..tensor import Tensor, empty
 from .matmul import gemm_into
@@ -78,6 +79,37 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
+def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr):
+    """x (N, C, H, W), any strides -> its columns as GEMM B panels (panel_block's nr), a PackedB of
+    (K, P) per image: im2col and the GEMM's pack in one pass, at the columns' size (CPU path)."""
+    N, C, H, W = x.shape
+    dev = x.device
+    K, P = C * KH * KW, OH * OW
+    per_image = -(-P // nr) * nr * K
+    buf = dev.alloc(4 * per_image * N)
+    rows = N * K * OH
+    if rows and OW:
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        launch(dev, "conv.cl", "im2col_panels", (rows,), win, layout.strides4_struct(x.strides), x, At(buf, 0),
+               defines={"NR": nr}, nbytes=4 * per_image * N)
+    return PackedB(dev, K, P, buf, 0, False, None, True, batch_stride=per_image)
+
+
+def im2col_apanels(x, KH, KW, stride, padding, dilation, OH, OW, mr):
+    """x (N, C, H, W), any strides -> its columns as the A panels (panel_block's mr) of the weight
+    gradient's GEMM: a PackedA of (K, N*P), the images end to end along the GEMM's K (CPU path)."""
+    N, C, H, W = x.shape
+    dev = x.device
+    K, P = C * KH * KW, OH * OW
+    KP = -(-K // mr)
+    buf = dev.alloc(4 * max(KP * mr * N * P, 1))
+    if N and KP and OH and OW:
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        launch(dev, "conv.cl", "im2col_apanels", (N * KP * OH,), win, layout.strides4_struct(x.strides), x,
+               At(buf, 0), defines={"MR": mr}, nbytes=4 * KP * mr * N * P)
+    return PackedA(dev, K, N * P, buf)
+
+
 def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
     """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps; into
     out (contiguous, that shape) when given."""
@@ -133,8 +165,13 @@ class Conv2d(Function):
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K / G)
         out = empty(N, OC, OH, OW, device=x.device)
         bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
-        for n0, n1 in _image_chunks(N, w2.numel() // OC * G, OH * OW, _pointwise(KH, KW, stride, padding)):
-            col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
+        pointwise = _pointwise(KH, KW, stride, padding)
+        block = panel_block(x.device) if G == 1 and not pointwise else None
+        for n0, n1 in _image_chunks(N, w2.numel() // OC * G, OH * OW, pointwise):
+            if block:  # the columns go straight into the GEMM's panels
+                col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[1])
+            else:
+                col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
             out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
             if G == 1:
                 # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
@@ -162,6 +199,7 @@ class Conv2d(Function):
         g3 = g.contiguous().reshape(N, OC, OH * OW)  # (N, OC, P)
         gx = gw = gb = None
         K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
+        block = panel_block(g.device) if G == 1 and not pointwise else None
         if ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:
@@ -178,10 +216,16 @@ class Conv2d(Function):
                     col2im(dcol, gx_c.shape, KH, KW, stride, padding, dilation, OH, OW, out=gx_c)
                 del dcol
             if ctx.needs_input_grad[1]:
-                col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)
                 # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
                 # all the chunk's positions (no per-image products to sum), with the wider K*KH*KW as its M
-                _grouped_sum_gemm(gw_t, col, g_c, G, accumulate=i > 0)
+                if block:  # the columns go straight into the GEMM's A panels
+                    col = im2col_apanels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[0])
+                    gemm(g.device, K, OC, P, None, g_c.buffer, gw_t.buffer, trans_b=True, lda=None, ldb=P,
+                         ldc=OC, off_b=g_c.offset, off_c=gw_t.offset, batch=n1 - n0, batch_b=OC * P, a_packed=col, sum_batch=True,
+                         accumulate=i > 0)
+                else:
+                    col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)
+                    _grouped_sum_gemm(gw_t, col, g_c, G, accumulate=i > 0)
                 del col
         if ctx.needs_input_grad[1]:
             gw = gw_t.mT.contiguous().reshape(wshape)
