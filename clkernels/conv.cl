@@ -5,6 +5,16 @@
  * the input's element strides (any layout) as a Strides4. */
 #include "common.h"
 
+/* Column row k = (c, kh, kw) at output row oh: returns the input row h it reads (outside the image
+ * when not in [0, H)), and sets its channel c and w0, the input column of ow = 0. */
+inline int tap_row(const Window win, int k, int oh, int *c, int *w0)
+{
+    const int kh = (k / win.KW) % win.KH, kw = k % win.KW;
+    *c = k / (win.KH * win.KW);
+    *w0 = kw * win.DW - win.PW;
+    return oh * win.SH - win.PH + kh * win.DH;
+}
+
 /* col[n, k, oh, :] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW] for every ow, 0 outside the
  * image: one work-item per output row, so the index math happens once per OW elements. */
 __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
@@ -19,8 +29,8 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
         return;
     const int oh = r % OH, nk = r / OH;
     const int k = nk % K, n = nk / K;
-    const int c = k / (KH * KW), kh = (k / KW) % KH, kw = k % KW;
-    const int h = oh * win.SH - win.PH + kh * win.DH;
+    int c, w0;
+    const int h = tap_row(win, k, oh, &c, &w0);
     __global float *out = col + (long)r * OW;
     if (h < 0 || h >= win.H) {
         for (int ow = 0; ow < OW; ++ow)
@@ -28,7 +38,6 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
         return;
     }
     __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
-    const int w0 = kw * win.DW - win.PW;
     if (win.SW == 1 && xs.w == 1) {
         /* three plain loops, zeros | a contiguous copy | zeros, which LLVM vectorises (the
          * bounds test inside one loop made a per-element gather) */
@@ -62,9 +71,8 @@ __kernel void im2col_panels(const Window win, const Strides4 xs, __global const 
         return;
     const int oh = r % OH, nk = r / OH;
     const int k = nk % K, n = nk / K;
-    const int c = k / (KH * KW), kh = (k / KW) % KH, kw = k % KW;
-    const int h = oh * win.SH - win.PH + kh * win.DH;
-    const int w0 = kw * win.DW - win.PW;
+    int c, w0;
+    const int h = tap_row(win, k, oh, &c, &w0);
     const bool row_inside = h >= 0 && h < win.H;
     __global const float *row = x + x_off + n * xs.n + c * xs.c + (row_inside ? h : 0) * xs.h;
     __global float *out = dst + dst_off + (long)n * PANELS * K * NR + (long)k * NR;
@@ -112,15 +120,14 @@ __kernel void im2col_apanels(const Window win, const Strides4 xs, __global const
     __global float *out = dst + dst_off + (long)kp * win.N * P * MR + ((long)n * P + oh * OW) * MR;
     for (int i = 0; i < MR; ++i) {
         const int k = kp * MR + i;
-        const int c = k / (KH * KW), kh = (k / KW) % KH, kw = k % KW;
-        const int h = oh * win.SH - win.PH + kh * win.DH;
+        int c, w0;
+        const int h = tap_row(win, k, oh, &c, &w0);
         if (k >= K || h < 0 || h >= win.H) {
             for (int ow = 0; ow < OW; ++ow)
                 out[ow * MR + i] = 0.0f;
             continue;
         }
         __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
-        const int w0 = kw * win.DW - win.PW;
         for (int ow = 0; ow < OW; ++ow) {
             const int w = w0 + ow * win.SW;
             out[ow * MR + i] = w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
