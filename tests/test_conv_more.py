@@ -96,6 +96,25 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
+@pytest.mark.parametrize("ws,padding,dilation,flipped", [
+    ((5, 3, 3, 3), 1, 1, True),
+    ((4, 3, 3, 2), (0, 1), 2, True),       # asymmetric kernel, padding and reach
+    ((4, 3, 3, 3), (3, 1), 1, False),      # padding past the kernel's reach: dcol and col2im
+])
+def test_conv2d_input_gradient_as_a_convolution(dev, rng, ws, padding, dilation, flipped):
+    """A stride-1 convolution's input gradient is g correlated with the flipped, transposed weight
+    (on the packed CPU path, no col2im); against NumPy, as the col2im path is."""
+    from minitorch_cl import gemm as gemm_mod
+    x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
+    p, d = _pair(padding), _pair(dilation)
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation),
+          lambda x, w, b: np_conv2d(x, w, b, (1, 1), (p[0], p[0], p[1], p[1]), d), x, w, b, rtol=1e-4, atol=1e-4)
+    xt = mt.tensor(x, device=dev, requires_grad=True)
+    y = F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation)
+    gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "im2col_bwd")
+    assert gathers == (0 if flipped and gemm_mod.panel_block(dev) else 1)
+
+
 @pytest.mark.parametrize("nr", [8, 24, 32])
 def test_im2col_panels_layout(dev, rng, nr):
     """im2col_panels writes image n's columns as (ceil(P/nr), K, nr) panels, zero past P, from a

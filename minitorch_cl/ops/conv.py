@@ -156,33 +156,50 @@ def _add_bias(out, bias):
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
+def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu):
+    """out (N, OC, OH, OW) = conv2d(x, w2 (OC, C/G*KH*KW) contiguous) (+ bias) (ReLU), image chunk by
+    chunk (COL_BUDGET)."""
+    N, OC = x.shape[0], w2.shape[0]
+    out = empty(N, OC, OH, OW, device=x.device)
+    bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
+    pointwise = _pointwise(KH, KW, stride, padding)
+    block = panel_block(x.device) if G == 1 and not pointwise else None
+    for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
+        if block:  # the columns go straight into the GEMM's panels
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[1])
+        else:
+            col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
+        out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
+        if G == 1:
+            # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
+            gemm_into(out_c, w2, col, bias=bias_c, bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE,
+                      relu=relu)
+        else:
+            _grouped_gemm(out_c, w2.reshape(G, OC // G, -1), col, G)
+        del col
+    if G > 1:
+        out = _add_bias(out, bias)
+        out = out.relu() if relu else out
+    return out
+
+
+def _transposed_padding(KH, KW, stride, padding, dilation):
+    """The padding of the stride-1 convolution of g with the flipped, transposed weight that gives a
+    stride-1 convolution's input gradient (a full correlation), or None where there is none (a stride,
+    or a padding past the kernel's reach)."""
+    if tuple(stride) != (1, 1):
+        return None
+    pads = tuple(d * (k - 1) - p for k, p, d in zip((KH, KW), padding, dilation))
+    return pads if min(pads) >= 0 else None
+
+
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, OH, OW, relu):
-        N, C, H, W = x.shape
         OC, _, KH, KW = weight.shape
         G = groups
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K / G)
-        out = empty(N, OC, OH, OW, device=x.device)
-        bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
-        pointwise = _pointwise(KH, KW, stride, padding)
-        block = panel_block(x.device) if G == 1 and not pointwise else None
-        for n0, n1 in _image_chunks(N, w2.numel() // OC * G, OH * OW, pointwise):
-            if block:  # the columns go straight into the GEMM's panels
-                col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[1])
-            else:
-                col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
-            out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
-            if G == 1:
-                # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
-                gemm_into(out_c, w2, col, bias=bias_c, bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE,
-                          relu=relu)
-            else:
-                _grouped_gemm(out_c, w2.reshape(G, OC // G, -1), col, G)
-            del col
-        if G > 1:
-            out = _add_bias(out, bias)
-            out = out.relu() if relu else out
+        out = _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu)
         # x, not col: col is KH*KW times larger, and the backward rebuilds it (chunk by chunk) only
         # for the weight gradient, after the chunk's dcol is freed
         ctx.save_for_backward(x, w2, out if relu else None)
@@ -200,14 +217,21 @@ class Conv2d(Function):
         gx = gw = gb = None
         K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
         block = panel_block(g.device) if G == 1 and not pointwise else None
-        if ctx.needs_input_grad[0]:
+        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if block else None
+        if ctx.needs_input_grad[0] and flipped:
+            # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
+            # whose columns go straight into panels, with no dcol and no col2im gather
+            C = xshape[1]
+            wt = w2.reshape(OC, C, KH, KW).flip((2, 3)).permute(1, 0, 2, 3).contiguous().reshape(C, -1)
+            gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, xshape[2], xshape[3], False)
+        elif ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:
             gw_t = empty(G, K // G, OC // G, device=g.device)
         # image chunk by chunk, so that at most one chunk's columns exist at a time
         for i, (n0, n1) in enumerate(_image_chunks(N, K, P, pointwise)):
             g_c = g3[n0:n1]
-            if gx is not None:
+            if gx is not None and not flipped:
                 gx_c = gx[n0:n1]
                 # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P); a pointwise one is gx itself
                 dcol = gx_c.reshape(n1 - n0, K, P) if pointwise else empty(n1 - n0, K, P, device=g.device)
@@ -220,9 +244,9 @@ class Conv2d(Function):
                 # all the chunk's positions (no per-image products to sum), with the wider K*KH*KW as its M
                 if block:  # the columns go straight into the GEMM's A panels
                     col = im2col_apanels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[0])
-                    gemm(g.device, K, OC, P, None, g_c.buffer, gw_t.buffer, trans_b=True, lda=None, ldb=P,
-                         ldc=OC, off_b=g_c.offset, off_c=gw_t.offset, batch=n1 - n0, batch_b=OC * P, a_packed=col, sum_batch=True,
-                         accumulate=i > 0)
+                    gemm(g.device, K, OC, P, None, g_c.buffer, gw_t.buffer, trans_b=True, lda=None, ldb=P, ldc=OC,
+                         off_b=g_c.offset, off_c=gw_t.offset, batch=n1 - n0, batch_b=OC * P, a_packed=col,
+                         sum_batch=True, accumulate=i > 0)
                 else:
                     col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)
                     _grouped_sum_gemm(gw_t, col, g_c, G, accumulate=i > 0)
