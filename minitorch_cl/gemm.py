@@ -221,8 +221,8 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
                 ap, batch_ap, sai, sakp, aps = At(a, off_a + k0 * sak), batch_a, sam, sak, mr * sam
             else:
                 ap, batch_ap = _pack(dev, defines, M, kc, mr, At(a, off_a), sam, sak, batch, batch_a, kin, k0)
-            if b_is_panels:
-                bp, batch_bp = At(b, off_b), batch_b
+            if b_is_panels:  # the whole K's panels: this chunk's rows of each
+                bp, batch_bp, bps = At(b, off_b + k0 * nr), batch_b, K * nr
             elif direct_b:  # B's rows are already panel rows: read B in place
                 bp, batch_bp, ldbp, bps = At(b, off_b + k0 * sbk), batch_b, sbk, nr
             else:

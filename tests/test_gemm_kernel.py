@@ -211,6 +211,15 @@ def test_pack_budget_splits_k(dev, path, monkeypatch):
     _run(dev, np.random.default_rng(15), 7, 20, 300, accumulate=True, bias_mode=1)
 
 
+def test_packed_b_in_k_chunks(dev, monkeypatch):
+    """Panels laid out once for the whole K (pack_b, im2col_panels) are read chunk by chunk when a
+    packed A's size splits K (a 512-channel 3x3 convolution: A is 512 x 4608)."""
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 500)
+    monkeypatch.setattr(gemm_mod, "K_CHUNK", 16)
+    _run(dev, np.random.default_rng(16), 13, 40, 71, packed_b=True, batch=2, bcast_b=True, bias_mode=1, relu=True)
+
+
 def test_empty_is_noop(dev):
     c = _upload(dev, np.arange(4, dtype=np.float32))
     for M, N in [(0, 2), (2, 0)]:
