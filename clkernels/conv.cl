@@ -102,35 +102,36 @@ __kernel void im2col_panels(const Window win, const Strides4 xs, __global const 
 }
 #endif
 
-/* The columns as matmul.cl's A panels for the weight gradient, dW^T (K, OC) = sum over images of
- * col[n] (K, P) @ g[n]^T: the GEMM's M is the column row k and its K runs over every image's P
- * positions end to end, so dst is (ceil(K/MR), N*P, MR), dst[k / MR][n*P + p][k % MR] = col[n, k, p],
- * zero for k >= K. One work-item per (n, k / MR, oh): its OW*MR floats are one contiguous block. */
-#ifdef MR
-__kernel void im2col_apanels(const Window win, const Strides4 xs, __global const float *x, int x_off,
-                             __global float *dst, const int dst_off)
+/* The columns transposed, as matmul.cl's B panels for the weight gradient dW (OC, K) = sum over
+ * images of g[n] (OC, P) @ col[n]^T (P, K): the GEMM's N is the column row k and its K runs over
+ * every image's P positions end to end, so dst is (ceil(K/NR), N*P, NR),
+ * dst[k / NR][n*P + p][k % NR] = col[n, k, p], zero for k >= K. One work-item per (n, k / NR, oh):
+ * its OW*NR floats are one contiguous block. */
+#ifdef NR
+__kernel void im2col_panels_t(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                              __global float *dst, const int dst_off)
 {
     const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int K = win.C * KH * KW, P = OH * OW, KP = (K + MR - 1) / MR;
+    const int K = win.C * KH * KW, P = OH * OW, KP = (K + NR - 1) / NR;
     const int r = get_global_id(0);
     if (r >= win.N * KP * OH)
         return;
     const int oh = r % OH, t = r / OH;
     const int kp = t % KP, n = t / KP;
-    __global float *out = dst + dst_off + (long)kp * win.N * P * MR + ((long)n * P + oh * OW) * MR;
-    for (int i = 0; i < MR; ++i) {
-        const int k = kp * MR + i;
+    __global float *out = dst + dst_off + (long)kp * win.N * P * NR + ((long)n * P + oh * OW) * NR;
+    for (int i = 0; i < NR; ++i) {
+        const int k = kp * NR + i;
         int c, w0;
         const int h = tap_row(win, k, oh, &c, &w0);
         if (k >= K || h < 0 || h >= win.H) {
             for (int ow = 0; ow < OW; ++ow)
-                out[ow * MR + i] = 0.0f;
+                out[ow * NR + i] = 0.0f;
             continue;
         }
         __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
         for (int ow = 0; ow < OW; ++ow) {
             const int w = w0 + ow * win.SW;
-            out[ow * MR + i] = w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
+            out[ow * NR + i] = w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
         }
     }
 }

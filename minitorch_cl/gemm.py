@@ -64,19 +64,10 @@ class PackedB:
         self.batch_stride = batch_stride  # elements between batch items' panels (0: one B for all)
 
 
-class PackedA:
-    """op(A) (M, K) as ceil(M/MR) zero-padded (K, MR) panels that a kernel wrote itself (conv.cl's
-    im2col_apanels), for gemm(a_packed=): the whole K, a batch laid end to end along it."""
-
-    def __init__(self, dev, M, K, buf):
-        self.dev, self.M, self.K, self.buf = dev, M, K, buf
-
-
-def panel_block(dev):
-    """(MR, NR), the rows of one A panel and the columns of one B panel, where the device takes the
-    packed CPU path; else None."""
+def panel_width(dev):
+    """NR, the columns of one B panel, where the device takes the packed CPU path; else None."""
     defines, packed = _config(dev)
-    return (defines["MR"], _lanes(defines) * defines["NV"]) if packed else None
+    return _lanes(defines) * defines["NV"] if packed else None
 
 
 def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
@@ -94,7 +85,7 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
 def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, ldc,
          off_a=0, off_b=0, off_c=0, batch=1, batch_a=0, batch_b=0, batch_c=0,
          bias=None, off_bias=0, bias_mode=BIAS_NONE, relu=False, accumulate=False, b_packed=None,
-         a_packed=None, sum_batch=False):
+         sum_batch=False):
     """C[z] (= or +=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, for z in range(batch).
 
     a, b, c, bias: OpenCL buffers (pooled). All offsets/strides in elements (float32).
@@ -110,29 +101,24 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     off_b/batch_b (which are then ignored).
     sum_batch: one C = sum over z of op(A[z]) @ op(B[z]) (a weight gradient over a batch); batch_c
     is ignored.
-    a_packed: a PackedA of shape (M, K * batch) from the packed path (panel_block), in place of a/
-    trans_a/lda/off_a/batch_a; it takes sum_batch, its K running over the batch as sum_batch lays it.
+    With sum_batch, a packed B is (K * batch, N): panels that lay the batch end to end along K
+    (conv.cl's im2col_panels_t).
     Enqueues kernels only: never waits on the device, and builds matmul.cl once per device.
     """
     M, N, K, batch = int(M), int(N), int(K), int(batch)
     if M <= 0 or N <= 0 or batch <= 0:
         return
     if b_packed is not None:
-        if (b_packed.K, b_packed.N) != (K, N) or b_packed.dev != dev:
+        k_all = K * batch if sum_batch else K
+        if (b_packed.K, b_packed.N) != (k_all, N) or b_packed.dev != dev:
             raise ValueError(f"gemm: packed B is ({b_packed.K}, {b_packed.N}) on {b_packed.dev.spec}, "
-                             f"the product needs ({K}, {N}) on {dev.spec}")
-        if sum_batch:
-            raise ValueError("gemm: sum_batch does not take a packed B")
+                             f"the product needs ({k_all}, {N}) on {dev.spec}")
+        if sum_batch and not b_packed.panels:
+            raise ValueError("gemm: sum_batch takes a packed B only as panels (the packed CPU path)")
         b, trans_b, ldb, off_b = b_packed.buf, b_packed.trans, b_packed.ld, b_packed.off
         batch_b = b_packed.batch_stride
     elif ldb is None:
         raise TypeError("gemm: ldb is required unless b_packed is given")
-    if a_packed is not None:
-        if (a_packed.M, a_packed.K) != (M, K * (batch if sum_batch else 1)) or a_packed.dev != dev \
-                or not _config(dev)[1]:
-            raise ValueError(f"gemm: packed A is ({a_packed.M}, {a_packed.K}) on {a_packed.dev.spec}, the "
-                             f"product needs ({M}, {K * (batch if sum_batch else 1)}) on {dev.spec}'s packed path")
-        a, lda, trans_a, off_a, batch_a = a_packed.buf, 1, False, 0, 0
     b_panels = b_packed is not None and b_packed.panels
     if bias is None:
         bias, off_bias, bias_mode = c, 0, BIAS_NONE  # never read, but the kernel needs a buffer
@@ -144,7 +130,7 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     defines, packed = _config(dev)
     if packed and (M * N * K >= PACKED_MIN_WORK or b_panels):
         _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch, a_packed is not None)
+                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch)
         return
     tm, tn = defines["TM"], defines["TN"]
     gx, gy = tn // defines["WN"], tm // defines["WM"]
@@ -182,7 +168,7 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
 
 
 def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch, a_is_panels=False):
+                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch):
     """Pack and multiply; a long K goes in chunks of at most K_CHUNK, each adding into C, so that a
     work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
     sum_batch packs the batch end to end along K: one product with K * batch."""
@@ -196,12 +182,12 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
-    direct_a = not (sum_batch or a_is_panels) and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
     # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
     chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
     # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB
     # whole), in chunks of K_CHUNK at the least (each chunk is one more pass over C)
-    panel_rows = (0 if direct_a or a_is_panels else M * (batch if batch_a else 1)) + \
+    panel_rows = (0 if direct_a else M * (batch if batch_a else 1)) + \
         (0 if direct_b or b_is_panels else N * (batch if batch_b else 1))
     chunks = max(chunks, min(-(-K * panel_rows // PACK_BUDGET), -(-K // K_CHUNK)))
     step = max(-(-K // max(chunks, 1)), 1)
@@ -215,9 +201,7 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         if not kc:  # the epilogue alone: the panels are never read
             ap, bp, batch_ap, batch_bp = At(c, 0), At(c, 0), 0, 0
         else:
-            if a_is_panels:  # the whole K's panels, laid out by another kernel
-                ap, batch_ap, aps = At(a, k0 * mr), 0, K * mr
-            elif direct_a:  # A's rows are read in place through its strides
+            if direct_a:  # A's rows are read in place through its strides
                 ap, batch_ap, sai, sakp, aps = At(a, off_a + k0 * sak), batch_a, sam, sak, mr * sam
             else:
                 ap, batch_ap = _pack(dev, defines, M, kc, mr, At(a, off_a), sam, sak, batch, batch_a, kin, k0)

@@ -112,7 +112,18 @@ def test_conv2d_input_gradient_as_a_convolution(dev, rng, ws, padding, dilation,
     xt = mt.tensor(x, device=dev, requires_grad=True)
     y = F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation)
     gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "im2col_bwd")
-    assert gathers == (0 if flipped and gemm_mod.panel_block(dev) else 1)
+    assert gathers == (0 if flipped and gemm_mod.panel_width(dev) else 1)
+
+
+@pytest.mark.parametrize("ws,groups,stride", [((5, 3, 3, 3), 1, 1), ((4, 3, 3, 2), 1, 2), ((6, 1, 3, 3), 3, 1)])
+def test_conv2d_on_the_gpu_path(dev, rng, ws, groups, stride):
+    """The GPU's path (im2col, gemm_tiled, col2im; no panels), forced on this device: values and gradients."""
+    from kernel_workload import forced_profile
+    x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
+    with forced_profile(dev, "GPU"):
+        check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, 1, 1, groups),
+              lambda x, w, b: np_conv2d(x, w, b, _pair(stride), (1, 1, 1, 1), (1, 1), groups), x, w, b,
+              rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("nr", [8, 24, 32])
@@ -141,13 +152,13 @@ def test_conv2d_with_another_panel_width(dev, rng, monkeypatch):
     (MR=5, NV=3, LANES=8); a batch of several chunks sums the weight gradient over them."""
     from minitorch_cl import gemm as gemm_mod
     from minitorch_cl.tuner import profile_entries
-    if gemm_mod.panel_block(dev) is None:
+    if gemm_mod.panel_width(dev) is None:
         pytest.skip("the device takes the GPU GEMM path, which has no panels")
     from minitorch_cl.ops import conv as conv_mod
     monkeypatch.setattr(conv_mod, "COL_BUDGET", 36 * 99 + 1)  # one image's columns: three chunks
     x, w, b = _arrays(rng, (3, 4, 9, 11), (6, 4, 3, 3), 6)
     with profile_entries(dev, gemm_cpu_block=dict(MR=5, NV=3, LANES=8)):
-        assert gemm_mod.panel_block(dev) == (5, 24)
+        assert gemm_mod.panel_width(dev) == 24
         check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, 1),
               lambda x, w, b: np_conv2d(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), x, w, b, rtol=1e-4, atol=1e-4)
 

@@ -11,7 +11,7 @@ forward, and im2col + GEMM backward. An explicit output size lets 'same' pad mor
 right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..gemm import PackedA, PackedB, gemm, panel_block
+from ..gemm import PackedB, gemm, panel_width
 from ..launch import At, launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
 from ..tensor import Tensor, empty
@@ -80,7 +80,7 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
 
 
 def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr):
-    """x (N, C, H, W), any strides -> its columns as GEMM B panels (panel_block's nr), a PackedB of
+    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr), a PackedB of
     (K, P) per image: im2col and the GEMM's pack in one pass, at the columns' size (CPU path)."""
     N, C, H, W = x.shape
     dev = x.device
@@ -95,19 +95,19 @@ def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr):
     return PackedB(dev, K, P, buf, 0, False, None, True, batch_stride=per_image)
 
 
-def im2col_apanels(x, KH, KW, stride, padding, dilation, OH, OW, mr):
-    """x (N, C, H, W), any strides -> its columns as the A panels (panel_block's mr) of the weight
-    gradient's GEMM: a PackedA of (K, N*P), the images end to end along the GEMM's K (CPU path)."""
+def im2col_panels_t(x, KH, KW, stride, padding, dilation, OH, OW, nr):
+    """x (N, C, H, W), any strides -> its columns transposed, (N*P, K), as GEMM B panels: the weight
+    gradient's right operand, a PackedB with the images end to end along the GEMM's K (CPU path)."""
     N, C, H, W = x.shape
     dev = x.device
     K, P = C * KH * KW, OH * OW
-    KP = -(-K // mr)
-    buf = dev.alloc(4 * max(KP * mr * N * P, 1))
+    KP = -(-K // nr)
+    buf = dev.alloc(4 * max(KP * nr * N * P, 1))
     if N and KP and OH and OW:
         win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_apanels", (N * KP * OH,), win, layout.strides4_struct(x.strides), x,
-               At(buf, 0), defines={"MR": mr}, nbytes=4 * KP * mr * N * P)
-    return PackedA(dev, K, N * P, buf)
+        launch(dev, "conv.cl", "im2col_panels_t", (N * KP * OH,), win, layout.strides4_struct(x.strides), x,
+               At(buf, 0), defines={"NR": nr}, nbytes=4 * KP * nr * N * P)
+    return PackedB(dev, N * P, K, buf, 0, False, None, True)
 
 
 def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
@@ -163,10 +163,10 @@ def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, rel
     out = empty(N, OC, OH, OW, device=x.device)
     bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
     pointwise = _pointwise(KH, KW, stride, padding)
-    block = panel_block(x.device) if G == 1 and not pointwise else None
+    nr = panel_width(x.device) if G == 1 and not pointwise else None
     for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
-        if block:  # the columns go straight into the GEMM's panels
-            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[1])
+        if nr:  # the columns go straight into the GEMM's panels
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
         else:
             col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
         out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
@@ -216,8 +216,8 @@ class Conv2d(Function):
         g3 = g.contiguous().reshape(N, OC, OH * OW)  # (N, OC, P)
         gx = gw = gb = None
         K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
-        block = panel_block(g.device) if G == 1 and not pointwise else None
-        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if block else None
+        nr = panel_width(g.device) if G == 1 and not pointwise else None
+        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr else None
         if ctx.needs_input_grad[0] and flipped:
             # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
             # whose columns go straight into panels, with no dcol and no col2im gather
@@ -226,8 +226,8 @@ class Conv2d(Function):
             gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, xshape[2], xshape[3], False)
         elif ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
-        if ctx.needs_input_grad[1]:
-            gw_t = empty(G, K // G, OC // G, device=g.device)
+        if ctx.needs_input_grad[1]:  # (OC, K), or per group transposed (G, K/G, OC/G)
+            gw = empty(OC, K, device=g.device) if G == 1 else empty(G, K // G, OC // G, device=g.device)
         # image chunk by chunk, so that at most one chunk's columns exist at a time
         for i, (n0, n1) in enumerate(_image_chunks(N, K, P, pointwise)):
             g_c = g3[n0:n1]
@@ -240,19 +240,23 @@ class Conv2d(Function):
                     col2im(dcol, gx_c.shape, KH, KW, stride, padding, dilation, OH, OW, out=gx_c)
                 del dcol
             if ctx.needs_input_grad[1]:
-                # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
-                # all the chunk's positions (no per-image products to sum), with the wider K*KH*KW as its M
-                if block:  # the columns go straight into the GEMM's A panels
-                    col = im2col_apanels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, block[0])
-                    gemm(g.device, K, OC, P, None, g_c.buffer, gw_t.buffer, trans_b=True, lda=None, ldb=P, ldc=OC,
-                         off_b=g_c.offset, off_c=gw_t.offset, batch=n1 - n0, batch_b=OC * P, a_packed=col,
-                         sum_batch=True, accumulate=i > 0)
+                # dW (OC, K) = sum over n of g[n] (OC, P) @ col[n]^T (P, K): one GEMM whose K runs over
+                # all the chunk's positions (no per-image products to sum)
+                if nr:  # the columns go straight into the GEMM's panels
+                    colt = im2col_panels_t(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
+                    gemm(g.device, OC, K, P, g_c.buffer, None, gw.buffer, lda=P, ldc=K, off_a=g_c.offset,
+                         off_c=gw.offset, batch=n1 - n0, batch_a=OC * P, b_packed=colt, sum_batch=True,
+                         accumulate=i > 0)
+                    del colt
                 else:
                     col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)
-                    _grouped_sum_gemm(gw_t, col, g_c, G, accumulate=i > 0)
-                del col
+                    if G == 1:
+                        gemm_into(gw, g_c, col.mT, sum_batch=True, accumulate=i > 0)
+                    else:  # per group, dW^T (K/G, OC/G) with the wider K as its M
+                        _grouped_sum_gemm(gw, col, g_c, G, accumulate=i > 0)
+                    del col
         if ctx.needs_input_grad[1]:
-            gw = gw_t.mT.contiguous().reshape(wshape)
+            gw = (gw if G == 1 else gw.mT.contiguous()).reshape(wshape)
         if ctx.needs_input_grad[2]:
             gb = g3.sum(2).sum(0)  # two plain reductions beat one over non-adjacent dims
         return gx, gw, gb, None, None, None, None, None, None, None
