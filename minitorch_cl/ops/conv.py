@@ -217,7 +217,8 @@ class Conv2d(Function):
         gx = gw = gb = None
         K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
         nr = panel_width(g.device) if G == 1 and not pointwise else None
-        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr else None
+        # (only where OC <= C: its columns are OC*KH*KW rows per position, dcol's C*KH*KW)
+        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr and OC <= xshape[1] else None
         if ctx.needs_input_grad[0] and flipped:
             # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
             # whose columns go straight into panels, with no dcol and no col2im gather
