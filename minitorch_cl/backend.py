@@ -152,6 +152,8 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     dev = x.device
     wg = dev.profile.reduce_wg
     defines = dict(OP=op, WG=wg, **dtypes.cl_defines(dev, T=x.dtype, ACC=acc, TO=odt))
+    if op == "RED_SUM" and x.dtype is dtypes.float32 and acc is dtypes.float32:
+        defines["LANE_SUM"] = 1
     # an arg-reduction writes int64 indices into `index` and nothing into `out`; the others the reverse
     values, index = (At(out.buffer, out.offset), out) if is_arg else (out, At(out.buffer, out.offset))
     args = (outer, R, inner, scale, x, values, index)
