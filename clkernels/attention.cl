@@ -8,8 +8,8 @@
  * so AW consecutive keys form one vector; the host makes those transposed copies. Raw dot products
  * are formed in the same order in every kernel and scaled once, so the backward's recomputed scores
  * match the forward's bit for bit (P = exp2(s - lse) stays accurate at large scores).
- *   CPU (PoCL):  WG=1, BQ=12, USE_LOCAL=0: local memory is only cache there; AW=16 where the CPU has
- *                16-float registers (AVX-512: PoCL's build keeps float8 code in ymm), else 8.
+ *   CPU (PoCL):  WG=1, USE_LOCAL=0: local memory is only cache there; AW=16, BQ=16 where the CPU
+ *                has 16-float registers (AVX-512: PoCL's build keeps float8 code in ymm), else AW=8, BQ=12.
  *   GPU:         WG=64, BQ=1, USE_LOCAL=1, AW=8: K^T and V tiles are staged in local memory per group.
  * (USE_LOCAL applies to the forward; the backward kernels read their operands from global memory.)
  *

@@ -22,7 +22,8 @@ FUSE_DQ_ITEMS_PER_UNIT = 2            # batch items per compute unit from which 
 
 
 def _config(dev, head_dim):
-    """-D parameters: CPU work-items own 12 query rows in registers; GPU groups stage tiles in local memory.
+    """-D parameters: CPU work-items own query rows in registers (12, or 16 at 16 lanes); GPU groups
+    stage tiles in local memory.
     AW is the vector width (8 or 16 floats); the register arrays (DMAX) and the blocks walked (BK)
     are multiples of it."""
     prof = dev.profile
