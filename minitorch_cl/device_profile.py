@@ -15,6 +15,7 @@ class DeviceProfile:
     gemm_cpu_block: dict      # -D register block of gemm_packed: MR rows of NV vectors of LANES floats
     attention_local: bool     # attention.cl stages K/V tiles in local memory (GPU) or not (CPU)
     attention_bq: int         # query rows per work-item (CPU) / per group (GPU)
+    attention_lanes: int      # attention.cl's -D AW: floats per vector, 8 or 16 (CPUs with AVX-512)
     layernorm_wg: int         # work-items per LayerNorm row (1: a work-item owns a row)
     batchnorm_wg: int         # work-items per BatchNorm/GroupNorm channel (1: a work-item owns a channel)
     sort_block: int           # elements a work-group of sort.cl sorts in local memory (sort_block / 2 items)
@@ -34,10 +35,10 @@ class DeviceProfile:
 _BY_TYPE = {
     "CPU": dict(map_local=256, reduce_wg=64, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=True, gemm_cpu_block=dict(MR=6, NV=2, LANES=8), attention_local=False, attention_bq=12,
-                layernorm_wg=1, batchnorm_wg=1, sort_block=1024, sort_serial=True),
+                attention_lanes=8, layernorm_wg=1, batchnorm_wg=1, sort_block=1024, sort_serial=True),
     "GPU": dict(map_local=256, reduce_wg=256, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=False, gemm_cpu_block=dict(MR=6, NV=2, LANES=8), attention_local=True, attention_bq=1,
-                layernorm_wg=128, batchnorm_wg=256, sort_block=1024,
+                attention_lanes=8, layernorm_wg=128, batchnorm_wg=256, sort_block=1024,
                 sort_serial=False),
 }
 
@@ -67,4 +68,8 @@ def for_device(type_name, *, max_work_group_size, local_mem_size, mem_base_addr_
         entry["gemm_cpu_block"]["LANES"] = 16
     if entry["attention_local"] and wg < 64:
         entry["attention_local"] = False
+    # Likewise attention's register rows (its loads need no alignment; the GPU path keeps float8),
+    # with 16 rows, not 12: 32 registers hold 16 accumulators and more (about 15% faster here).
+    if not entry["attention_local"] and native_vector_width_float >= 16:
+        entry.update(attention_lanes=16, attention_bq=16)
     return DeviceProfile(**entry, fp16="cl_khr_fp16" in extensions, fp64="cl_khr_fp64" in extensions)

@@ -89,7 +89,10 @@ GPU_TILES = [dict(TM=tm, TN=tn, TK=tk, WM=wm, WN=wn) for tm, tn, tk, wm, wn in (
     (64, 64, 16, 4, 4), (64, 64, 8, 4, 4), (64, 64, 32, 4, 4), (128, 64, 16, 8, 4), (64, 128, 16, 4, 8),
     (128, 128, 16, 8, 8), (128, 128, 8, 8, 8), (64, 64, 16, 8, 8), (128, 128, 32, 8, 8), (32, 32, 16, 2, 2),
     (32, 32, 16, 4, 4), (32, 32, 32, 4, 4))]
-ATTENTION_BQ_CPU = [12, 8, 16, 6, 10, 4]  # query rows a work-item holds in registers
+# Query rows a work-item holds in registers, by vector width: a score tile takes BQ accumulators and
+# one vector of keys (the broadcast row element is an FMA operand), so 8 floats (16 AVX2 registers)
+# fit up to 14 rows, 16 floats (32 AVX-512 registers) up to 30.
+ATTENTION_BQ_CPU = {8: (12, 8, 6, 10, 4, 14), 16: (16, 12, 20, 24, 8, 28, 10)}
 ATTENTION_BQ_GPU = [1, 2, 4]
 FINALISTS = 3  # the baseline and the best two are timed again, in turns, before one is chosen
 MARGIN = 0.98  # a candidate replaces the baseline only when its score is below this (noise)
@@ -117,7 +120,8 @@ def search_space(dev):
 
 def attention_space(dev):
     """The Search of the fused attention kernels' rows per work-item (attention_bq)."""
-    space = ATTENTION_BQ_GPU if dev.profile.attention_local else ATTENTION_BQ_CPU
+    lanes = dev.default_profile().attention_lanes
+    space = ATTENTION_BQ_GPU if dev.profile.attention_local else list(ATTENTION_BQ_CPU[lanes])
     return Search("attention_bq", _default_first(dev, "attention_bq", space), ATTENTION_SHAPES)
 
 

@@ -17,6 +17,7 @@ import minitorch_cl as mt
 import minitorch_cl.nn.functional as F
 from minitorch_cl import device_profile, gemm as gemm_mod, nn
 from minitorch_cl.launch import launch
+from minitorch_cl.tuner import profile_entries
 from minitorch_cl.backend import RANDOM_UNIFORM
 
 
@@ -252,7 +253,17 @@ def _ref_attention(q, k, v, causal):
 
 
 def attention(dev, rng):
-    for L, S, D, causal in ((7, 7, 8, True), (33, 5, 16, False)):
+    """On a CPU profile, at both vector widths (the device's and the other one), so that both are
+    recorded for the build test and run on Oclgrind."""
+    if dev.profile.attention_local:
+        return _attention(dev, rng)
+    for width in (dev.profile.attention_lanes, 24 - dev.profile.attention_lanes):
+        with profile_entries(dev, attention_lanes=width):
+            _attention(dev, rng)
+
+
+def _attention(dev, rng):
+    for L, S, D, causal in ((7, 7, 8, True), (33, 5, 16, False), (17, 18, 24, False)):
         q, k, v = (rng.standard_normal((2, 1, n, D)) for n in (L, S, S))
         tq, tk, tv = _t(dev, q), _t(dev, k), _t(dev, v)
         y = F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)

@@ -99,6 +99,8 @@ def test_the_recorded_variants_cover_every_file_and_both_paths(recorded):
     assert files == {p.name for p in kernels.kernel_dir().glob("*.cl")}, files
     matmul = [dict(d) for f, d in variants if f == "matmul.cl"]
     assert {m["TM"] for m in matmul} == {32, 64} and any("MR" in m for m in matmul)
+    attention = [dict(d) for f, d in variants if f == "attention.cl"]
+    assert {(a["AW"], a["USE_LOCAL"]) for a in attention} == {(8, 0), (16, 0), (8, 1)}  # both CPU widths
     assert len(variants) > 60
 
 
