@@ -106,9 +106,9 @@ def dropout_apply(a, keep, scale, seed):
     _check_size(n)
     if n == 0:
         return out
-    shape, sa, so = _operands(out, a)
+    kernel, (shape, sa, so) = _map_operands("dropout_apply", out, a)
     defines = dtypes.cl_defines(a.device, T=dtypes.compute_dtype(a.dtype), TA=a.dtype, TO=a.dtype)
-    launch(a.device, "elementwise.cl", "dropout_apply", (n,), n, shape, sa, so, keep, scale, seed & 0xFFFFFFFF,
+    launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, so, keep, scale, seed & 0xFFFFFFFF,
            a, out, defines=defines, nbytes=2 * n * a.dtype.itemsize)
     return out
 
