@@ -69,8 +69,13 @@ typedef uint16 uintw;
 #else
 #error "AW must be 8 or 16"
 #endif
-/* Lets LLVM use AW-float registers where its CPU tuning prefers 256-bit ones (AVX-512's zmm). */
-#define WIDE __attribute__((min_vector_width(32 * AW)))
+/* Lets LLVM use 16-float registers where its CPU tuning prefers 256-bit ones (AVX-512's zmm);
+ * only 16-float builds (CPU profiles) carry the clang attribute, so no GPU compiler meets it. */
+#if AW == 16
+#define WIDE __attribute__((min_vector_width(512)))
+#else
+#define WIDE
+#endif
 
 /* How an operand's rows are found: batch item n is (n / NB1, n % NB1), each with its own stride;
  * rows are `row` elements apart (the operand's element offset travels beside its buffer). */

@@ -38,6 +38,13 @@ typedef float16 vecf;
 #else
 #error "LANES must be 8 or 16"
 #endif
+/* Lets LLVM use 16-float registers where its CPU tuning prefers 256-bit ones (AVX-512's zmm);
+ * only 16-lane builds (CPU profiles) carry the clang attribute, so no GPU compiler meets it. */
+#if LANES == 16
+#define WIDE __attribute__((min_vector_width(512)))
+#else
+#define WIDE
+#endif
 #ifndef TM
 #define TM 64         /* gemm_tiled: C tile per work-group is TM x TN, K staged TK at a time */
 #endif
@@ -226,8 +233,7 @@ inline void store_row(__global float *c, const __global float *bias, int m, int 
  * and the group's few A panels, which stay in L2 for K up to ~1000 (gemm.py splits a longer K into
  * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
  * work-items, measured no faster). */
-__kernel __attribute__((min_vector_width(32 * LANES))) /* zmm registers for LANES 16 where ymm is preferred */
-void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
+__kernel WIDE void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
                           int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate,
                           __global const float *Ap, const int Ap_off,
                           __global const float *Bp, const int Bp_off,
