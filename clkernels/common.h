@@ -61,11 +61,23 @@ typedef struct { int N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW; } Windo
 /* The element strides of an (N, C, H, W) operand. */
 typedef struct { int n, c, h, w; } Strides4;
 
-/* Explicit float8 row code for window kernels (PoCL leaves loops inside a work-item scalar):
- * VLOAD8_STRIDED(s, p) = p[0], p[s], ..., p[7s] for a compile-time stride s of 1 or 2 (the vload16
- * behind s == 2 reads p[15] too, one past the last), and sum8 adds a float8's lanes. */
-#define VLOAD8_STRIDED(s, p) ((s) == 1 ? vload8(0, (p)) : vload16(0, (p)).even)
-inline float sum8(const float8 v) { return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)); }
+/* Explicit float8 row code (a loop inside a work-item stays scalar on PoCL, and its CPU build does
+ * not inline vload8 and the other vector builtins, so row loops use 4-byte-aligned vector types and
+ * operators): LD8/ST8 load and store 8 floats (ST8I 8 ints), LD8_STRIDED(s, p) = p[0], p[s], ...,
+ * p[7s] for a compile-time stride s of 1 or 2 (the 16-float load behind s == 2 reads p[15] too, one
+ * past the last), hsum8 adds a float8's lanes. */
+typedef float8 float8u __attribute__((aligned(4)));
+typedef float16 float16u __attribute__((aligned(4)));
+typedef int8 int8u __attribute__((aligned(4)));
+#define LD8(p) (*(__global const float8u *)(p))
+#define ST8(p, v) (*(__global float8u *)(p) = (v))
+#define ST8I(p, v) (*(__global int8u *)(p) = (v))
+#define LD8_STRIDED(s, p) ((s) == 1 ? LD8(p) : (*(__global const float16u *)(p)).even)
+
+inline float hsum8(float8 a)
+{
+    return ((a.s0 + a.s1) + (a.s2 + a.s3)) + ((a.s4 + a.s5) + (a.s6 + a.s7));
+}
 
 /* The sum of v over the n work-items (n a power of two) of a work-group, through buf, n floats of
  * local memory; every work-item gets it. */

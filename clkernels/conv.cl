@@ -5,6 +5,16 @@
  * the input's element strides (any layout) as a Strides4. */
 #include "common.h"
 
+/* Column row k = (c, kh, kw) at output row oh: returns the input row h it reads (outside the image
+ * when not in [0, H)), and sets its channel c and w0, the input column of ow = 0. */
+inline int tap_row(const Window win, int k, int oh, int *c, int *w0)
+{
+    const int kh = (k / win.KW) % win.KH, kw = k % win.KW;
+    *c = k / (win.KH * win.KW);
+    *w0 = kw * win.DW - win.PW;
+    return oh * win.SH - win.PH + kh * win.DH;
+}
+
 /* col[n, k, oh, :] = x[n, c, oh*SH - PH + kh*DH, ow*SW - PW + kw*DW] for every ow, 0 outside the
  * image: one work-item per output row, so the index math happens once per OW elements. */
 __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
@@ -19,8 +29,8 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
         return;
     const int oh = r % OH, nk = r / OH;
     const int k = nk % K, n = nk / K;
-    const int c = k / (KH * KW), kh = (k / KW) % KH, kw = k % KW;
-    const int h = oh * win.SH - win.PH + kh * win.DH;
+    int c, w0;
+    const int h = tap_row(win, k, oh, &c, &w0);
     __global float *out = col + (long)r * OW;
     if (h < 0 || h >= win.H) {
         for (int ow = 0; ow < OW; ++ow)
@@ -28,7 +38,6 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
         return;
     }
     __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
-    const int w0 = kw * win.DW - win.PW;
     if (win.SW == 1 && xs.w == 1) {
         /* three plain loops, zeros | a contiguous copy | zeros, which LLVM vectorises (the
          * bounds test inside one loop made a per-element gather) */
@@ -46,6 +55,87 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
         out[ow] = (w >= 0 && w < win.W) ? row[w * xs.w] : 0.0f;
     }
 }
+
+/* The same columns laid out as matmul.cl's B panels, so that gemm_packed reads them with no pack
+ * pass between (CPU path): image n's panels are (ceil(P/NR), K, NR), dst[n][p / NR][k][p % NR] =
+ * col[n, k, p], with zeros for the p >= P that pad the last panel. One work-item per (n, k, oh), as
+ * im2col_fwd; its OW values fall into runs of at most NR contiguous floats, one per panel. */
+#ifdef NR
+__kernel void im2col_panels(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                            __global float *dst, const int dst_off)
+{
+    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
+    const int K = win.C * KH * KW, P = OH * OW, PANELS = (P + NR - 1) / NR;
+    const int r = get_global_id(0);
+    if (r >= win.N * K * OH)
+        return;
+    const int oh = r % OH, nk = r / OH;
+    const int k = nk % K, n = nk / K;
+    int c, w0;
+    const int h = tap_row(win, k, oh, &c, &w0);
+    const bool row_inside = h >= 0 && h < win.H;
+    __global const float *row = x + x_off + n * xs.n + c * xs.c + (row_inside ? h : 0) * xs.h;
+    __global float *out = dst + dst_off + (long)n * PANELS * K * NR + (long)k * NR;
+    /* positions base .. base + OW - 1 (ow = p - base), one panel run at a time; the last row also
+     * zeroes the pad. A contiguous input row is three plain loops per run, zeros | copy | zeros,
+     * which vectorise (as in im2col_fwd). */
+    const int base = oh * OW, p_end = oh == OH - 1 ? PANELS * NR : base + OW;
+    for (int p = base; p < p_end;) {
+        const int panel = p / NR, run_end = min(p_end, (panel + 1) * NR);
+        __global float *o = out + (long)panel * (K - 1) * NR;  /* o[p] is (panel, k, p % NR) */
+        if (row_inside && win.SW == 1 && xs.w == 1) {
+            const int copy_end = min(run_end, base + OW);
+            const int lo = clamp(base - w0, p, copy_end), hi = clamp(base + win.W - w0, lo, copy_end);
+            for (; p < lo; ++p)
+                o[p] = 0.0f;
+            for (; p < hi; ++p)
+                o[p] = row[w0 - base + p];
+            for (; p < run_end; ++p)
+                o[p] = 0.0f;
+        } else {
+            for (; p < run_end; ++p) {
+                const int ow = p - base, w = w0 + ow * win.SW;
+                o[p] = row_inside && ow < OW && w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
+            }
+        }
+    }
+}
+#endif
+
+/* The columns transposed, as matmul.cl's B panels for the weight gradient dW (OC, K) = sum over
+ * images of g[n] (OC, P) @ col[n]^T (P, K): the GEMM's N is the column row k and its K runs over
+ * every image's P positions end to end, so dst is (ceil(K/NR), N*P, NR),
+ * dst[k / NR][n*P + p][k % NR] = col[n, k, p], zero for k >= K. One work-item per (n, k / NR, oh):
+ * its OW*NR floats are one contiguous block. */
+#ifdef NR
+__kernel void im2col_panels_t(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                              __global float *dst, const int dst_off)
+{
+    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
+    const int K = win.C * KH * KW, P = OH * OW, KP = (K + NR - 1) / NR;
+    const int r = get_global_id(0);
+    if (r >= win.N * KP * OH)
+        return;
+    const int oh = r % OH, t = r / OH;
+    const int kp = t % KP, n = t / KP;
+    __global float *out = dst + dst_off + (long)kp * win.N * P * NR + ((long)n * P + oh * OW) * NR;
+    for (int i = 0; i < NR; ++i) {
+        const int k = kp * NR + i;
+        int c, w0;
+        const int h = tap_row(win, k, oh, &c, &w0);
+        if (k >= K || h < 0 || h >= win.H) {
+            for (int ow = 0; ow < OW; ++ow)
+                out[ow * NR + i] = 0.0f;
+            continue;
+        }
+        __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
+        for (int ow = 0; ow < OW; ++ow) {
+            const int w = w0 + ow * win.SW;
+            out[ow * NR + i] = w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
+        }
+    }
+}
+#endif
 
 /* dx[n, c, h, w] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
  * so no atomics; one work-item per input element over a (W, H, N*C) grid, each written once (one
@@ -161,9 +251,9 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
                     continue;
                 __global const float *row = plane + h * xs.h + ow * SW - PW;
                 for (int kw = 0; kw < KW; ++kw)
-                    acc += k[kh * KW + kw] * VLOAD8_STRIDED(DW_SW, row + kw * win.DW);
+                    acc += k[kh * KW + kw] * LD8_STRIDED(DW_SW, row + kw * win.DW);
             }
-            vstore8(acc, 0, yrow + ow);
+            ST8(yrow + ow, acc);
             ow += 8;
             continue;
         }
@@ -220,10 +310,10 @@ __kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 
                         continue;
                     __global const float *grow = gbase + oc * gs.c + (th / SH) * gs.h + x_w + PW;
                     for (int kw = 0; kw < KW; ++kw)
-                        acc += kk[kh * KW + kw] * vload8(0, grow - kw * win.DW);
+                        acc += kk[kh * KW + kw] * LD8(grow - kw * win.DW);
                 }
             }
-            vstore8(acc, 0, dxrow + x_w);
+            ST8(dxrow + x_w, acc);
             x_w += 8;
             continue;
         }
@@ -286,7 +376,7 @@ __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4
     const int d = kw * win.DW - win.PW;  /* input column = ow * SW + d */
     const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(win.OW, dw_floor_div(win.W - 1 - d, SW) + 1);
 #if DW_VEC
-    /* vector chunks also keep the vload16's extra column inside the row: ow*SW + d + SW - 1 <= W - 1 */
+    /* vector chunks also keep LD8_STRIDED's extra column inside the row: ow*SW + d + SW - 1 <= W - 1 */
     const int vhi = min(hi, dw_floor_div(win.W - SW - d, SW) + 1);
     const int vec = xs.w == 1 && gs.w == 1;
     float8 acc8 = 0.0f;
@@ -304,14 +394,14 @@ __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4
 #if DW_VEC
             if (vec)
                 for (; ow + 8 <= vhi; ow += 8)
-                    acc8 += vload8(0, grow + ow) * VLOAD8_STRIDED(DW_SW, row + ow * SW + d);
+                    acc8 += LD8(grow + ow) * LD8_STRIDED(DW_SW, row + ow * SW + d);
 #endif
             for (; ow < hi; ++ow)
                 acc += grow[ow * gs.w] * row[(ow * SW + d) * xs.w];
         }
     }
 #if DW_VEC
-    acc += sum8(acc8);
+    acc += hsum8(acc8);
 #endif
     dw[i] = acc;
 }

@@ -603,6 +603,19 @@ __kernel void dropout_apply(const int n, const Shape shape, const Strides sa, co
     STORE(TO, out, strided_offset(&shape, &so, i), uniform01(seed, (uint)(2 * i)) < keep ? x * scale : (T)0);
 }
 
+/* dropout_apply over a 1-D iteration, as map1_flat (strided_offset's loop stopped PoCL's vectorisation:
+ * the Transformer's dropouts ran at 2 GB/s). Same arguments. */
+__kernel void dropout_apply_flat(const int n, const Shape shape, const Strides sa, const Strides so, const float keep,
+                                 const T scale, const uint seed, __global const TA *a, const int a_off,
+                                 __global TO *out, const int out_off)
+{
+    a += a_off; out += out_off;
+    int i = get_global_id(0);
+    if (PAST_END(i, n)) return;
+    const T x = (T)LOAD(TA, a, i * sa.stride[0]);
+    STORE(TO, out, i * so.stride[0], uniform01(seed, (uint)(2 * i)) < keep ? x * scale : (T)0);
+}
+
 /* uniform01's 24 random bits (common.h): uniform01(s, c) = (uniform24(s, c) + 1/2) / 2^24 */
 inline uint uniform24(uint seed, uint counter)
 {

@@ -3,9 +3,9 @@
  *   gemm_pack    copies op(A), or op(B) transposed, into zero-padded panels laid out (panel, k, W),
  *                so that the CPU kernel reads both operands contiguously and never past an edge;
  *                it can also lay a batch end to end along K, for a sum of products over the batch.
- *   gemm_packed  the CPU kernel: each work-item computes an MR x NR block of C (NR = 8*NV) in
- *                float8 registers from one A panel and one B panel (or B's own rows, when they
- *                already are whole, aligned panel rows).
+ *   gemm_packed  the CPU kernel: each work-item computes an MR x NR block of C (NR = LANES*NV)
+ *                in float8 or float16 registers from one A panel and one B panel (or B's own rows,
+ *                when they already are whole, aligned panel rows).
  *   gemm_tiled   the GPU kernel: TM x TN tile of C per work-group, staged through local memory
  *                TK at a time, each work-item computing a WM x WN register block. Reads A and B
  *                straight through runtime strides and guards every edge.
@@ -21,9 +21,30 @@
 #define MR 6          /* gemm_packed: rows of C per work-item (1..8) */
 #endif
 #ifndef NV
-#define NV 2          /* gemm_packed: float8 columns of C per work-item (1..3) */
+#define NV 2          /* gemm_packed: vectors of C per row and work-item (1..4) */
 #endif
-#define NR (8 * NV)
+#ifndef LANES
+#define LANES 8       /* gemm_packed: floats per vector, 8 (an AVX ymm) or 16 (an AVX-512 zmm) */
+#endif
+#define NR (LANES * NV)
+#if LANES == 8
+typedef float8 vecf;
+#define VLOAD vload8
+#define VSTORE vstore8
+#elif LANES == 16
+typedef float16 vecf;
+#define VLOAD vload16
+#define VSTORE vstore16
+#else
+#error "LANES must be 8 or 16"
+#endif
+/* Lets LLVM use 16-float registers where its CPU tuning prefers 256-bit ones (AVX-512's zmm);
+ * only 16-lane builds (CPU profiles) carry the clang attribute, so no GPU compiler meets it. */
+#if LANES == 16
+#define WIDE __attribute__((min_vector_width(512)))
+#else
+#define WIDE
+#endif
 #ifndef TM
 #define TM 64         /* gemm_tiled: C tile per work-group is TM x TN, K staged TK at a time */
 #endif
@@ -140,25 +161,24 @@ __kernel void gemm_pack_rows_b(int R, int K, int ks, int k0, __global const floa
 
 /* FOR_MR(X) expands X(0) .. X(MR-1). The accumulators are named variables, not an array, so that
  * they stay in registers through PoCL's work-item loops. */
-#if MR == 1
-#define FOR_MR(X) X(0)
-#elif MR == 2
-#define FOR_MR(X) X(0) X(1)
-#elif MR == 3
-#define FOR_MR(X) X(0) X(1) X(2)
-#elif MR == 4
-#define FOR_MR(X) X(0) X(1) X(2) X(3)
-#elif MR == 5
-#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4)
-#elif MR == 6
-#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4) X(5)
-#elif MR == 7
-#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6)
-#elif MR == 8
-#define FOR_MR(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#else
-#error "MR must be 1..8"
+#define FOR_MR1(X) X(0)
+#define FOR_MR2(X) FOR_MR1(X) X(1)
+#define FOR_MR3(X) FOR_MR2(X) X(2)
+#define FOR_MR4(X) FOR_MR3(X) X(3)
+#define FOR_MR5(X) FOR_MR4(X) X(4)
+#define FOR_MR6(X) FOR_MR5(X) X(5)
+#define FOR_MR7(X) FOR_MR6(X) X(6)
+#define FOR_MR8(X) FOR_MR7(X) X(7)
+#define FOR_MR9(X) FOR_MR8(X) X(8)
+#define FOR_MR10(X) FOR_MR9(X) X(9)
+#define FOR_MR11(X) FOR_MR10(X) X(10)
+#define FOR_MR12(X) FOR_MR11(X) X(11)
+#if MR < 1 || MR > 12
+#error "MR must be 1..12"
 #endif
+#define FOR_MR_(n) FOR_MR##n
+#define FOR_MR_N(n) FOR_MR_(n)
+#define FOR_MR FOR_MR_N(MR)
 
 #if NV == 1
 #define FOR_NV(X, i) X(i, 0)
@@ -166,42 +186,44 @@ __kernel void gemm_pack_rows_b(int R, int K, int ks, int k0, __global const floa
 #define FOR_NV(X, i) X(i, 0) X(i, 1)
 #elif NV == 3
 #define FOR_NV(X, i) X(i, 0) X(i, 1) X(i, 2)
+#elif NV == 4
+#define FOR_NV(X, i) X(i, 0) X(i, 1) X(i, 2) X(i, 3)
 #else
-#error "NV must be 1..3"
+#error "NV must be 1..4"
 #endif
 
-#define DECL_J(i, j) float8 c##i##_##j = (float8)(0.0f);
+#define DECL_J(i, j) vecf c##i##_##j = (vecf)(0.0f);
 #define DECL(i) FOR_NV(DECL_J, i)
-/* Panels are 32-byte aligned, so a plain float8 load: vload8 and fma() are out-of-line calls on
+/* Panels are aligned to a vector, so a plain vector load: vload and fma() are out-of-line calls on
  * PoCL, which spill every accumulator; a*b + c in one expression contracts to vfmadd. */
-#define LOADB_J(i, j) const float8 b##j = ((const __global float8 *)bp)[j];
+#define LOADB_J(i, j) const vecf b##j = ((const __global vecf *)bp)[j];
 #define FMA_J(i, j) c##i##_##j += a##i * b##j;
 #define AOFF(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
 #define FMA(i) { const float a##i = ap[oa##i]; FOR_NV(FMA_J, i) }
-#define STORE_J(i, j) store_row8(cr + 8 * j, bias, m0 + i, n0 + 8 * j, N - n0 - 8 * j, c##i##_##j, \
-                                 bias_mode, relu, accumulate);
+#define STORE_J(i, j) store_row(cr + LANES * j, bias, m0 + i, n0 + LANES * j, N - n0 - LANES * j, c##i##_##j, \
+                                bias_mode, relu, accumulate);
 #define STORE_ROW(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_J, i) }
 
-/* C[m][n + j] for j < min(8, cols), from the lanes of v. */
-inline void store_row8(__global float *c, const __global float *bias, int m, int n, int cols,
-                       float8 v, int bias_mode, int relu, int accumulate)
+/* C[m][n + j] for j < min(LANES, cols), from the lanes of v. */
+inline void store_row(__global float *c, const __global float *bias, int m, int n, int cols,
+                      vecf v, int bias_mode, int relu, int accumulate)
 {
-    if (cols >= 8) {  /* store_c's epilogue on all eight lanes at once (the scalar loop cost more
-                       * than the product itself for conv1's K = 27) */
+    if (cols >= LANES) {  /* store_c's epilogue on all lanes at once (the scalar loop cost more
+                           * than the product itself for conv1's K = 27) */
         if (accumulate)
-            v += vload8(0, c);
+            v += VLOAD(0, c);
         if (bias_mode == BIAS_PER_COLUMN)
-            v += vload8(0, bias + n);
+            v += VLOAD(0, bias + n);
         else if (bias_mode == BIAS_PER_ROW)
             v += bias[m];
         if (relu)
-            v = fmax(v, (float8)(0.0f));
-        vstore8(v, 0, c);
+            v = fmax(v, (vecf)(0.0f));
+        VSTORE(v, 0, c);
         return;
     }
-    float t[8];
-    vstore8(v, 0, t);
-    for (int j = 0; j < min(cols, 8); ++j)
+    float t[LANES];
+    VSTORE(v, 0, t);
+    for (int j = 0; j < min(cols, LANES); ++j)
         store_c(c + j, bias, m, n + j, t[j], bias_mode, relu, accumulate);
 }
 
@@ -211,7 +233,7 @@ inline void store_row8(__global float *c, const __global float *bias, int m, int
  * and the group's few A panels, which stay in L2 for K up to ~1000 (gemm.py splits a longer K into
  * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
  * work-items, measured no faster). */
-__kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
+__kernel WIDE void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
                           int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate,
                           __global const float *Ap, const int Ap_off,
                           __global const float *Bp, const int Bp_off,
@@ -227,7 +249,7 @@ __kernel void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int ap
     const __global float *ap = Ap + (long)z * batch_ap + (long)bm * aps;
     FOR_MR(AOFF)
     /* B panel bn's row k at bp + k*ldbp: packed (ldbp = NR, bps = K*NR), or B itself when it is
-     * row-major with N % NR == 0 and 8-aligned rows (ldbp = ldb, bps = NR). */
+     * row-major with N % NR == 0 and vector-aligned rows (ldbp = ldb, bps = NR). */
     const __global float *bp = Bp + (long)z * batch_bp + (long)bn * bps;
     FOR_MR(DECL)
     for (int k = 0; k < K; ++k) {

@@ -57,7 +57,7 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const fl
  * Both keep the first maximum in (kh, kw) order and let the first NaN win. */
 #ifdef POOL_KW
 #if POOL_SW <= 2
-#define LOAD8_COLUMNS(p) VLOAD8_STRIDED(POOL_SW, p)
+#define LOAD8_COLUMNS(p) LD8_STRIDED(POOL_SW, p)
 #endif
 
 __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
@@ -77,7 +77,7 @@ __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global con
     int ow = 0;
 #ifdef LOAD8_COLUMNS
     /* vector columns: ow * SW - PW >= 0, and the last column a load touches, ow*SW - PW + KW - 1 + (SW - 1)
-     * (a vload16 reads one past the last tap), below W */
+     * (LD8_STRIDED at stride 2 reads one past the last tap), below W */
     const int lo = min(OW, (PW + POOL_SW - 1) / POOL_SW);
     const int hi = W - POOL_KW - POOL_SW + 1 + PW < 0 ? 0 : min(OW, (W - POOL_KW - POOL_SW + 1 + PW) / POOL_SW + 1);
     const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7) * POOL_SW;
@@ -97,14 +97,15 @@ __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global con
                 for (int kw = 0; kw < POOL_KW; ++kw) {
                     const float8 v = LOAD8_COLUMNS(p + kw);
                     const int8 at = h * W + w0 + kw + lane;
-                    const int8 take = first ? (int8)(-1) : (v > best) | (isnan(v) & ~isnan(best));
-                    best = select(best, v, take);
-                    arg = select(arg, at, take);
+                    /* v != v is isnan(v); a vector ?: picks per lane by the condition's sign */
+                    const int8 take = first ? (int8)(-1) : (v > best) | ((v != v) & (best == best));
+                    best = take ? v : best;
+                    arg = take ? at : arg;
                     first = 0;
                 }
             }
-            vstore8(best, 0, yrow + ow);
-            vstore8(arg, 0, irow + ow);
+            ST8(yrow + ow, best);
+            ST8I(irow + ow, arg);
             ow += 8;
             continue;
         }

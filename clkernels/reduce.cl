@@ -1,7 +1,9 @@
 /* Reductions over the middle axis of an (outer, R, inner) contiguous view:
  * out[o, i] = reduce_r x[o, r, i]. reduce_serial runs one work-item per output (many outputs);
  * reduce_group one work-group per output, with a tree in local memory (few, long outputs).
- * -D OP=RED_SUM|RED_MAX|RED_MIN|RED_ARGMAX|RED_ARGMIN|RED_PROD; T input/accumulator type, TO output type. */
+ * -D OP=RED_SUM|RED_MAX|RED_MIN|RED_ARGMAX|RED_ARGMIN|RED_PROD; T input/accumulator type, TO output type.
+ * LANE_SUM=1 (a float32 sum): reduce_serial sums a contiguous row (inner == 1) in eight lanes, as a
+ * scalar `best += x` is one dependent chain, one add per element at its latency. */
 #include "common.h"
 
 #ifndef T
@@ -79,7 +81,17 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
     ACC best = (ACC)LOAD(T, row, 0);
 #endif
     long bi = 0;
-    for (int r = (ACCUMULATES ? 0 : 1); r < R; ++r) {
+    int r0 = ACCUMULATES ? 0 : 1;
+#if LANE_SUM
+    if (inner == 1) {
+        typedef float8 float8u __attribute__((aligned(4)));
+        float8 a8 = (float8)(0.0f);
+        for (; r0 + 8 <= R; r0 += 8)
+            a8 += *(__global const float8u *)(row + r0);
+        best = ((a8.s0 + a8.s1) + (a8.s2 + a8.s3)) + ((a8.s4 + a8.s5) + (a8.s6 + a8.s7));
+    }
+#endif
+    for (int r = r0; r < R; ++r) {
         ACC v = (ACC)LOAD(T, row, (long)r * inner);
         COMBINE(best, bi, v, (long)r);
     }

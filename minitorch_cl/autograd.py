@@ -52,11 +52,14 @@ class Node:
 class Edge:
     """Where an input's gradient goes: the node that made it (and which output), or the leaf
     itself. Taken when the op is recorded, so a later in-place op that gives the tensor a new
-    history does not rewire this one."""
+    history does not rewire this one. Only a leaf's tensor is kept: an intermediate one is
+    freed as soon as nothing else (the user, a context's saved tensors) holds it, or the graph
+    would keep every activation of the forward alive until the backward had finished."""
     __slots__ = ("tensor", "node", "index", "shape")
 
     def __init__(self, t):
-        self.tensor, self.node, self.index, self.shape = t, t._node, t._out_index, t.shape
+        self.node, self.index, self.shape = t._node, t._out_index, t.shape
+        self.tensor = t if t._node is None else None
 
 
 class Function:

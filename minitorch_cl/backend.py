@@ -105,9 +105,9 @@ def dropout_apply(a, keep, scale, seed):
     _check_size(n)
     if n == 0:
         return out
-    shape, sa, so = _operands(out, a)
+    kernel, (shape, sa, so) = _map_operands("dropout_apply", out, a)
     defines = dtypes.cl_defines(a.device, T=dtypes.compute_dtype(a.dtype), TA=a.dtype, TO=a.dtype)
-    launch(a.device, "elementwise.cl", "dropout_apply", (n,), n, shape, sa, so, keep, scale, seed & 0xFFFFFFFF,
+    launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, so, keep, scale, seed & 0xFFFFFFFF,
            a, out, defines=defines, nbytes=2 * n * a.dtype.itemsize)
     return out
 
@@ -151,6 +151,8 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None):
     dev = x.device
     wg = dev.profile.reduce_wg
     defines = dict(OP=op, WG=wg, **dtypes.cl_defines(dev, T=x.dtype, ACC=acc, TO=odt))
+    if op == "RED_SUM" and x.dtype is dtypes.float32 and acc is dtypes.float32:
+        defines["LANE_SUM"] = 1
     # an arg-reduction writes int64 indices into `index` and nothing into `out`; the others the reverse
     values, index = (At(out.buffer, out.offset), out) if is_arg else (out, At(out.buffer, out.offset))
     args = (outer, R, inner, scale, x, values, index)

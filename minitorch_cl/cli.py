@@ -12,8 +12,8 @@ from .device import (ENV_VAR, NO_PLATFORM_HELP, DeviceError, device as resolve_d
 
 TABLE_WIDTH = 100
 DEFAULT_RULE = (f"* the default: a GPU first, then a runtime installed into this Python environment (pip's\n"
-                f"  PoCL), then the system's. {ENV_VAR} overrides it; `minitorch-cl info --device SPEC`\n"
-                f"  shows a device's details.")
+                f"  PoCL), then the system's, passing over any whose compiler cannot build a kernel.\n"
+                f"  {ENV_VAR} overrides it; `minitorch-cl info --device SPEC` shows a device's details.")
 
 
 class _Group(click.Group):

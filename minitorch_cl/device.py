@@ -6,6 +6,7 @@ import os
 import resource
 import sys
 import time
+import warnings
 
 import numpy as np
 import pyopencl as cl
@@ -103,6 +104,7 @@ class Device:
         self._launch_plans = {}  # launch.py's per-kernel argument plans
         self._profiling = False  # the queue records event timestamps (set_profiling)
         self._tuned = {}
+        self._build_problem = False  # not probed yet; then None (builds fine) or the compiler's complaint
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -186,7 +188,8 @@ class Device:
         d = self.cl_device
         return device_profile.for_device(
             self.type_name, max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
-            mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+            mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions,
+            native_vector_width_float=d.native_vector_width_float)
 
     @property
     def tuning_key(self):
@@ -331,6 +334,18 @@ class Device:
             observe(self, kind, host.nbytes, event, time.perf_counter() - start)
         return host
 
+    @property
+    def build_problem(self):
+        """None if this device's compiler builds clkernels/probe.cl, else the first line of its error log
+        (probed once, on first use)."""
+        if self._build_problem is False:
+            try:
+                kernels.build(self.context, self.cl_device, "probe.cl", {})
+                self._build_problem = None
+            except (kernels.KernelBuildError, cl.Error) as err:
+                self._build_problem = kernels.first_error(getattr(err, "log", str(err)))
+        return self._build_problem
+
     def program(self, filename, defines=None):
         """The built program for (file, defines), built once per device."""
         key = (filename, tuple(sorted((defines or {}).items())))
@@ -438,8 +453,22 @@ def icd_file(library):
 
 def preferred(devs):
     """devs in the order the default takes them: GPUs first; then runtimes installed into this
-    Python environment (pip's PoCL) before the system's; then discovery order."""
-    return sorted(devs, key=lambda d: (d.type_name != "GPU", not d.bundled, d.ordinal))
+    Python environment (pip's PoCL) before the system's; then discovery order. With more than one
+    device, any whose compiler cannot build a trivial kernel goes last (a warning says why, once)."""
+    ordered = sorted(devs, key=lambda d: (d.type_name != "GPU", not d.bundled, d.ordinal))
+    if len(ordered) < 2:
+        return ordered
+    broken = [d for d in ordered if d.build_problem is not None]
+    for d in broken:
+        if d.spec not in _WARNED:
+            _WARNED.add(d.spec)
+            warnings.warn(f"minitorch_cl: {d.spec} ({d.short_version} / {d.name}) goes last in the default "
+                          f"order: its OpenCL C compiler fails to build a trivial kernel ({d.build_problem}). "
+                          f"Set {ENV_VAR} to choose a device.", RuntimeWarning, stacklevel=3)
+    return [d for d in ordered if d not in broken] + broken
+
+
+_WARNED = set()  # specs already warned about
 
 
 def devices():

@@ -35,7 +35,8 @@ PACKED_MIN_WORK = 0
 DIRECT_B_SPAN = 1 << 17
 DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
-CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements
+CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements,
+PACK_BUDGET = 1 << 20  # and any K into chunks whose A and B panels take at most this many floats (4 MiB)
 
 
 def _config(dev):
@@ -47,13 +48,26 @@ def _config(dev):
     return defines, prof.gemm_packed
 
 
-class PackedB:
-    """op(B) (K, N), the same for every batch item, laid out once by pack_b() for gemm(b_packed=)."""
+def _lanes(defines):
+    """Floats per gemm_packed vector (matmul.cl's LANES, 8 unless the block says 16)."""
+    return defines.get("LANES", 8)
 
-    def __init__(self, dev, K, N, buf, off, trans, ld, panels):
+
+class PackedB:
+    """op(B) (K, N) laid out for gemm(b_packed=): once by pack_b() (the same for every batch item),
+    or by a kernel that writes panels itself (conv.cl's im2col_panels, batch_stride apart)."""
+
+    def __init__(self, dev, K, N, buf, off, trans, ld, panels, batch_stride=0):
         self.dev, self.K, self.N = dev, K, N
         self.buf, self.off, self.trans, self.ld = buf, off, trans, ld  # panels, or B as given
         self.panels = panels  # True: buf holds ceil(N/NR) zero-padded (K, NR) panels
+        self.batch_stride = batch_stride  # elements between batch items' panels (0: one B for all)
+
+
+def panel_width(dev):
+    """NR, the columns of one B panel, where the device takes the packed CPU path; else None."""
+    defines, packed = _config(dev)
+    return _lanes(defines) * defines["NV"] if packed else None
 
 
 def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
@@ -64,7 +78,7 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
     if not (packed and K > 0 and N > 0):
         return PackedB(dev, K, N, b, off_b, trans_b, ldb, False)
     sbk, sbn = (1, ldb) if trans_b else (ldb, 1)
-    buf, _ = _pack(dev, defines, N, K, 8 * defines["NV"], At(b, off_b), sbn, sbk, 1, 0, K, 0)
+    buf, _ = _pack(dev, defines, N, K, _lanes(defines) * defines["NV"], At(b, off_b), sbn, sbk, 1, 0, K, 0)
     return PackedB(dev, K, N, buf.buffer, 0, False, None, True)
 
 
@@ -87,18 +101,22 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     off_b/batch_b (which are then ignored).
     sum_batch: one C = sum over z of op(A[z]) @ op(B[z]) (a weight gradient over a batch); batch_c
     is ignored.
+    With sum_batch, a packed B is (K * batch, N): panels that lay the batch end to end along K
+    (conv.cl's im2col_panels_t).
     Enqueues kernels only: never waits on the device, and builds matmul.cl once per device.
     """
     M, N, K, batch = int(M), int(N), int(K), int(batch)
     if M <= 0 or N <= 0 or batch <= 0:
         return
     if b_packed is not None:
-        if (b_packed.K, b_packed.N) != (K, N) or b_packed.dev != dev:
+        k_all = K * batch if sum_batch else K
+        if (b_packed.K, b_packed.N) != (k_all, N) or b_packed.dev != dev:
             raise ValueError(f"gemm: packed B is ({b_packed.K}, {b_packed.N}) on {b_packed.dev.spec}, "
-                             f"the product needs ({K}, {N}) on {dev.spec}")
-        if sum_batch:
-            raise ValueError("gemm: sum_batch does not take a packed B")
-        b, trans_b, ldb, off_b, batch_b = b_packed.buf, b_packed.trans, b_packed.ld, b_packed.off, 0
+                             f"the product needs ({k_all}, {N}) on {dev.spec}")
+        if sum_batch and not b_packed.panels:
+            raise ValueError("gemm: sum_batch takes a packed B only as panels (the packed CPU path)")
+        b, trans_b, ldb, off_b = b_packed.buf, b_packed.trans, b_packed.ld, b_packed.off
+        batch_b = b_packed.batch_stride
     elif ldb is None:
         raise TypeError("gemm: ldb is required unless b_packed is given")
     b_panels = b_packed is not None and b_packed.panels
@@ -154,20 +172,25 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
     """Pack and multiply; a long K goes in chunks of at most K_CHUNK, each adding into C, so that a
     work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
     sum_batch packs the batch end to end along K: one product with K * batch."""
-    mr, nr = defines["MR"], 8 * defines["NV"]
+    mr, nr, lanes = defines["MR"], _lanes(defines) * defines["NV"], _lanes(defines)
     kin = K
     if sum_batch:  # z runs along K; the pack kernel steps batch_a/batch_b at every kin rows
         K, batch = K * batch, 1
-    # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
-    chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
-    step = max(-(-K // max(chunks, 1)), 1)
-    # float8 loads of B in place need whole panels and 32-byte aligned rows; a panel spanning more
+    # vector loads of B in place need whole panels and vector-aligned rows; a panel spanning more
     # than L2 thrashes it (power-of-two row pitches), and one pack then pays for itself
     direct_b = not (b_is_panels or sum_batch) and sbn == 1 and N % nr == 0 and \
-        (sbk % 8, off_b % 8, batch_b % 8) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
+        (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
     direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
+    chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
+    # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB
+    # whole), in chunks of K_CHUNK at the least (each chunk is one more pass over C)
+    panel_rows = (0 if direct_a else M * (batch if batch_a else 1)) + \
+        (0 if direct_b or b_is_panels else N * (batch if batch_b else 1))
+    chunks = max(chunks, min(-(-K * panel_rows // PACK_BUDGET), -(-K // K_CHUNK)))
+    step = max(-(-K // max(chunks, 1)), 1)
     for k0 in range(0, max(K, 1), step):
         kc = min(step, K - k0)
         ep = _part_epilogue(epilogue, k0 == 0, k0 + kc >= K)
@@ -182,8 +205,8 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
                 ap, batch_ap, sai, sakp, aps = At(a, off_a + k0 * sak), batch_a, sam, sak, mr * sam
             else:
                 ap, batch_ap = _pack(dev, defines, M, kc, mr, At(a, off_a), sam, sak, batch, batch_a, kin, k0)
-            if b_is_panels:
-                bp, batch_bp = At(b, off_b), 0
+            if b_is_panels:  # the whole K's panels: this chunk's rows of each
+                bp, batch_bp, bps = At(b, off_b + k0 * nr), batch_b, K * nr
             elif direct_b:  # B's rows are already panel rows: read B in place
                 bp, batch_bp, ldbp, bps = At(b, off_b + k0 * sbk), batch_b, sbk, nr
             else:

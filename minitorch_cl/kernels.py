@@ -20,7 +20,24 @@ class KernelBuildError(RuntimeError):
     def __init__(self, path, options, log):
         self.path, self.options, self.log = path, options, log
         super().__init__(f"OpenCL build of {path} failed\noptions: {' '.join(options)}\n"
-                         f"compiler log:\n{log}")
+                         f"compiler log:\n{log}{_hint(log)}")
+
+
+def _hint(log):
+    """What to do about a compiler that cannot build anything on this machine."""
+    if "unknown target CPU" not in log:
+        return ""
+    return ("\nhint: this OpenCL runtime's LLVM does not know this CPU (it is newer than the LLVM the "
+            "runtime ships), so it builds no kernel at all. Use another runtime, e.g. Debian's "
+            "`apt-get install pocl-opencl-icd`, or a newer pocl-binary-distribution, and select it with "
+            "MINITORCH_CL_DEVICE (`minitorch-cl devices` lists them).")
+
+
+def first_error(log):
+    """The compiler log's first line that says 'error', else its first non-empty line."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower() and "failed" not in line.lower()]
+    return (errors or lines or ["no log"])[0]
 
 
 def kernel_dir():

@@ -1,7 +1,7 @@
 """The per-device autotuner behind `minitorch-cl tune`: GEMM's register blocks or tiles, attention's rows.
 
 Each Search is one device profile entry: GEMM's for the path the device takes (CPU: gemm_packed's
-MR x NV float8 block, `gemm_cpu_block`; GPU: gemm_tiled's TM/TN/TK/WM/WN, `gemm_tiles`) on the
+MR x NV block of LANES-float vectors, `gemm_cpu_block`; GPU: gemm_tiled's TM/TN/TK/WM/WN, `gemm_tiles`) on the
 products the models use, and the fused attention kernels' rows per work-item (`attention_bq`) on
 forward + backward. Every candidate's results are checked against NumPy (float64) before it is
 timed, so a wrong or unbuildable candidate is rejected, never chosen; each is scored by the geometric
@@ -81,13 +81,18 @@ ATTENTION_SHAPES = (
 )
 
 # Ordered so that a short budget tries the likelier ones first; the built-in default goes first.
-CPU_BLOCKS = [dict(MR=mr, NV=nv) for mr, nv in ((6, 2), (4, 2), (8, 2), (4, 3), (5, 2), (3, 3), (7, 2),
-                                                 (5, 3), (8, 1), (6, 1), (2, 3), (4, 1))]
+# (MR, NV) for 8-float vectors (16 AVX2 registers), and for 16-float ones (32 AVX-512 registers: up
+# to MR*NV accumulators + NV loads + a broadcast)
+CPU_BLOCKS = {8: ((6, 2), (4, 2), (8, 2), (4, 3), (5, 2), (3, 3), (7, 2), (5, 3), (8, 1), (6, 1), (2, 3), (4, 1)),
+              16: ((6, 2), (12, 2), (8, 2), (10, 2), (4, 4), (6, 3), (4, 3), (7, 3), (5, 4), (8, 1))}
 GPU_TILES = [dict(TM=tm, TN=tn, TK=tk, WM=wm, WN=wn) for tm, tn, tk, wm, wn in (
     (64, 64, 16, 4, 4), (64, 64, 8, 4, 4), (64, 64, 32, 4, 4), (128, 64, 16, 8, 4), (64, 128, 16, 4, 8),
     (128, 128, 16, 8, 8), (128, 128, 8, 8, 8), (64, 64, 16, 8, 8), (128, 128, 32, 8, 8), (32, 32, 16, 2, 2),
     (32, 32, 16, 4, 4), (32, 32, 32, 4, 4))]
-ATTENTION_BQ_CPU = [12, 8, 16, 6, 10, 4]  # query rows a work-item holds in registers
+# Query rows a work-item holds in registers, by vector width: a score tile takes BQ accumulators and
+# one vector of keys (the broadcast row element is an FMA operand), so 8 floats (16 AVX2 registers)
+# fit up to 14 rows, 16 floats (32 AVX-512 registers) up to 30.
+ATTENTION_BQ_CPU = {8: (12, 8, 6, 10, 4, 14), 16: (16, 12, 20, 24, 8, 28, 10)}
 ATTENTION_BQ_GPU = [1, 2, 4]
 FINALISTS = 3  # the baseline and the best two are timed again, in turns, before one is chosen
 MARGIN = 0.98  # a candidate replaces the baseline only when its score is below this (noise)
@@ -103,7 +108,8 @@ def _default_first(dev, entry, space):
 def search_space(dev):
     """The GEMM Search for the path this device takes (CPU: packed blocks, GPU: tiles)."""
     if dev.profile.gemm_packed:
-        entry, space = "gemm_cpu_block", CPU_BLOCKS
+        lanes = dev.default_profile().gemm_cpu_block.get("LANES", 8)
+        entry, space = "gemm_cpu_block", [dict(MR=mr, NV=nv, LANES=lanes) for mr, nv in CPU_BLOCKS[lanes]]
     else:
         wg, lmem = dev.max_work_group_size, dev.local_mem_size
         entry = "gemm_tiles"
@@ -114,7 +120,8 @@ def search_space(dev):
 
 def attention_space(dev):
     """The Search of the fused attention kernels' rows per work-item (attention_bq)."""
-    space = ATTENTION_BQ_GPU if dev.profile.attention_local else ATTENTION_BQ_CPU
+    lanes = dev.default_profile().attention_lanes
+    space = ATTENTION_BQ_GPU if dev.profile.attention_local else list(ATTENTION_BQ_CPU[lanes])
     return Search("attention_bq", _default_first(dev, "attention_bq", space), ATTENTION_SHAPES)
 
 

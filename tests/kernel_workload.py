@@ -17,6 +17,7 @@ import minitorch_cl as mt
 import minitorch_cl.nn.functional as F
 from minitorch_cl import device_profile, gemm as gemm_mod, nn
 from minitorch_cl.launch import launch
+from minitorch_cl.tuner import profile_entries
 from minitorch_cl.backend import RANDOM_UNIFORM
 
 
@@ -27,7 +28,8 @@ def forced_profile(dev, type_name, **limits):
     d = dev.cl_device
     old = dev._profile
     own = dict(max_work_group_size=d.max_work_group_size, local_mem_size=d.local_mem_size,
-               mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions)
+               mem_base_addr_align=d.mem_base_addr_align, extensions=d.extensions,
+               native_vector_width_float=d.native_vector_width_float)
     dev._profile = device_profile.for_device(type_name, **{**own, **limits})
     try:
         yield dev.profile
@@ -256,7 +258,17 @@ def _ref_attention(q, k, v, causal):
 
 
 def attention(dev, rng):
-    for L, S, D, causal in ((7, 7, 8, True), (33, 5, 16, False)):
+    """On a CPU profile, at both vector widths (the device's and the other one), so that both are
+    recorded for the build test and run on Oclgrind."""
+    if dev.profile.attention_local:
+        return _attention(dev, rng)
+    for width in (dev.profile.attention_lanes, 24 - dev.profile.attention_lanes):
+        with profile_entries(dev, attention_lanes=width):
+            _attention(dev, rng)
+
+
+def _attention(dev, rng):
+    for L, S, D, causal in ((7, 7, 8, True), (33, 5, 16, False), (17, 18, 24, False)):
         q, k, v = (rng.standard_normal((2, 1, n, D)) for n in (L, S, S))
         tq, tk, tv = _t(dev, q), _t(dev, k), _t(dev, v)
         y = F.scaled_dot_product_attention(tq, tk, tv, is_causal=causal)

@@ -121,7 +121,15 @@ def test_profile_is_clamped_to_the_device_limits():
     assert small.gemm_tiles["TM"] == 32 and small.fp64 and not small.fp16
     cpu = device_profile.for_device("CPU", max_work_group_size=4096, local_mem_size=1 << 20,
                                     mem_base_addr_align=64, extensions="")
-    assert not cpu.gemm_packed  # packed float8 loads need 256-byte aligned buffers
+    assert not cpu.gemm_packed  # packed float8 loads need 256-bit aligned buffers
+    avx2, avx512 = (device_profile.for_device("CPU", max_work_group_size=4096, local_mem_size=1 << 20,
+                                              mem_base_addr_align=1024, extensions="", native_vector_width_float=w)
+                    for w in (8, 16))
+    assert avx2.gemm_cpu_block["LANES"] == 8 and avx512.gemm_cpu_block["LANES"] == 16
+    assert avx2.attention_lanes == 8 and avx512.attention_lanes == 16
+    gpu = device_profile.for_device("GPU", max_work_group_size=256, local_mem_size=1 << 16, mem_base_addr_align=1024,
+                                    extensions="", native_vector_width_float=16)
+    assert gpu.gemm_cpu_block["LANES"] == 8 and gpu.attention_lanes == 8
     with pytest.raises(KeyError, match="no_such_entry"):
         cpu.update(no_such_entry=1)
 

@@ -6,7 +6,26 @@ import pytest
 
 import minitorch_cl as mt
 from minitorch_cl.nn.functional import scaled_dot_product_attention as sdpa
+from minitorch_cl.tuner import profile_entries
 from helpers import check, compare, f32
+
+
+@pytest.fixture(autouse=True, params=["auto", "other-lanes"])
+def lanes(request, dev):
+    """auto: the vector width the device takes (16 floats on AVX-512 CPUs, else 8); other-lanes: the
+    one it does not, so that every machine runs both (sizes here straddle 8, 16 and the blocks)."""
+    width = dev.default_profile().attention_lanes
+    if request.param == "other-lanes":
+        width = 24 - width
+    with profile_entries(dev, attention_lanes=width):
+        yield width
+
+
+@pytest.fixture
+def gpu_layout(dev):
+    """The GPU parameterisation (work-groups of 64 staging tiles in local memory) on this device."""
+    with profile_entries(dev, attention_local=True, attention_bq=1):
+        yield
 
 
 def ref_attention(q, k, v, mask=None, causal=False, scale=None, keep=None):
@@ -70,6 +89,8 @@ def run_case(dev, rng, qshape, kshape, vshape, mask=None, causal=False, magnitud
     ((1, 2), 65, 65, 33, True),   # causal square, tails in every block
     ((), 1, 1, 1, False),         # no batch dims, single element
     ((3,), 1, 65, 16, False),     # one query row
+    ((2,), 37, 50, 40, False),    # head dim 2.5 vectors of 16, lengths past 32 but not 64
+    ((3,), 45, 45, 72, True),     # head dim 4.5 vectors of 16, causal with a partial last block
 ])
 def test_values_and_gradients(dev, rng, batch, L, S, D, causal):
     run_case(dev, rng, batch + (L, D), batch + (S, D), batch + (S, D), causal=causal)
@@ -149,10 +170,7 @@ def test_against_torch(dev, rng):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_gpu_layout_runs_here(dev, rng, monkeypatch, causal):
-    # the GPU parameterisation (work-groups of 64 staging tiles in local memory) checked on this device
-    from minitorch_cl.ops import attention as A
-    monkeypatch.setattr(A, "_config", lambda d, head_dim: dict(DMAX=64, BQ=1, BK=32, WG=64, USE_LOCAL=1))
+def test_gpu_layout_runs_here(dev, rng, gpu_layout, causal):
     mask = None if causal else rng.standard_normal((33, 40))
     run_case(dev, rng, (2, 33, 40), (2, 40, 40), (2, 40, 40), mask=mask, causal=causal)
 
@@ -190,19 +208,18 @@ def test_fused_dropout_values_and_gradients(dev, rng, batch, L, S, D, causal, p)
           np_grad=attention_grad(m, causal, keep=keep), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
 
 
-def test_fused_dropout_gpu_layout_and_fresh_seeds(dev, rng, monkeypatch):
+def test_fused_dropout_gpu_layout_and_fresh_seeds(dev, rng):
     keep = dropout_factors(dev, (2,), 33, 40, 0.2, seed=5)
     assert not np.array_equal(keep, dropout_factors(dev, (2,), 33, 40, 0.2, seed=6)), "another seed, another mask"
-    from minitorch_cl.ops import attention as A
-    monkeypatch.setattr(A, "_config", lambda d, head_dim: dict(DMAX=64, BQ=1, BK=32, WG=64, USE_LOCAL=1))
     q, k, v = (rng.standard_normal((2, n, 40)) for n in (33, 40, 40))
 
     def fused(q, k, v):
         mt.manual_seed(5)
         return sdpa(q, k, v, dropout_p=0.2)
 
-    check(dev, fused, lambda q, k, v: ref_attention(q, k, v, keep=keep)[0], q, k, v,
-          np_grad=attention_grad(keep=keep), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
+    with profile_entries(dev, attention_local=True, attention_bq=1):  # the GPU layout
+        check(dev, fused, lambda q, k, v: ref_attention(q, k, v, keep=keep)[0], q, k, v,
+              np_grad=attention_grad(keep=keep), rtol=1e-4, atol=1e-5, grad_rtol=1e-4, grad_atol=1e-4)
 
 
 @pytest.mark.parametrize("fuse", [True, False])
@@ -214,3 +231,12 @@ def test_backward_with_and_without_the_fused_dq(dev, rng, monkeypatch, fuse):
     mask = rng.standard_normal((33, 40))
     run_case(dev, rng, (3, 33, 65), (3, 40, 65), (3, 40, 65), mask=mask, permute=True)
     run_case(dev, rng, (2, 2, 40, 16), (2, 2, 40, 16), (2, 2, 40, 16), causal=True)
+
+
+def test_dropout_factors_are_the_same_at_either_width(dev):
+    # the keep test is hashed per (row, column), not per vector: 8 and 16 lanes drop the same elements
+    factors = []
+    for width in (8, 16):
+        with profile_entries(dev, attention_lanes=width):
+            factors.append(dropout_factors(dev, (2,), 37, 45, 0.3, seed=3))
+    assert np.array_equal(*factors)

@@ -1,12 +1,13 @@
 """conv with groups (depthwise included), 'same'/'valid' padding, conv1d, conv_transpose1d/2d and their
 nn modules: values and gradients against NumPy float64 references and against PyTorch."""
 import numpy as np
+import pyopencl as cl
 import pytest
 
 import minitorch_cl as mt
 from minitorch_cl import nn
 from minitorch_cl.nn import functional as F
-from helpers import check, count_launches
+from helpers import check, compare, count_launches
 
 
 def np_conv2d(x, w, b, stride=(1, 1), pads=(0, 0, 0, 0), dilation=(1, 1), groups=1):
@@ -73,6 +74,100 @@ def test_conv2d_groups(dev, rng, xs, ws, groups, stride, padding, dilation):
     check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation, groups),
           lambda x, w, b: np_conv2d(x, w, b, pair(stride), (p[0], p[0], p[1], p[1]), pair(dilation), groups),
           x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+@pytest.mark.parametrize("xs,ws,groups,stride,padding", [
+    ((5, 3, 7, 6), (4, 3, 3, 3), 1, 1, 1),        # 2 + 2 + 1 images per chunk
+    ((7, 4, 6, 5), (6, 2, 3, 2), 2, (2, 1), (1, 0)),  # grouped: one GEMM per group, per chunk
+    ((5, 6, 5, 5), (4, 6, 1, 1), 1, 1, 0),        # pointwise: no columns, the batch whole
+])
+def test_conv2d_in_image_chunks(dev, rng, monkeypatch, xs, ws, groups, stride, padding):
+    """A batch whose im2col columns exceed COL_BUDGET runs chunk by chunk, forward and backward
+    (the weight gradient summed over the chunks), from a non-contiguous input."""
+    from minitorch_cl.ops import conv as conv_mod
+    KH, KW = ws[2:]
+    P = conv_mod.output_size(xs[2], KH, _pair(stride)[0], _pair(padding)[0], 1) * \
+        conv_mod.output_size(xs[3], KW, _pair(stride)[1], _pair(padding)[1], 1)
+    monkeypatch.setattr(conv_mod, "COL_BUDGET", 2 * xs[1] * KH * KW * P + 1)  # two images' columns
+    assert len(conv_mod._image_chunks(xs[0], xs[1] * KH * KW, P, KH == KW == 1)) == (1 if KH == 1 else -(-xs[0] // 2))
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    p = _pair(padding)
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, padding, 1, groups),
+          lambda x, w, b: np_conv2d(x, w, b, _pair(stride), (p[0], p[0], p[1], p[1]), (1, 1), groups),
+          x, w, b, rtol=1e-4, atol=1e-4, noncontig=True)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+@pytest.mark.parametrize("ws,padding,dilation,flipped", [
+    ((3, 3, 3, 3), 1, 1, True),
+    ((2, 3, 3, 2), (0, 1), 2, True),       # asymmetric kernel, padding and reach
+    ((2, 3, 3, 3), (3, 1), 1, False),      # padding past the kernel's reach: dcol and col2im
+    ((5, 3, 3, 3), 1, 1, False),           # more output channels than input ones: dcol is smaller
+])
+def test_conv2d_input_gradient_as_a_convolution(dev, rng, ws, padding, dilation, flipped):
+    """A stride-1 convolution with no more output channels than input ones takes its input gradient
+    as g correlated with the flipped, transposed weight (on the packed CPU path, no col2im); against
+    NumPy, as the col2im path is."""
+    from minitorch_cl import gemm as gemm_mod
+    x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
+    p, d = _pair(padding), _pair(dilation)
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation),
+          lambda x, w, b: np_conv2d(x, w, b, (1, 1), (p[0], p[0], p[1], p[1]), d), x, w, b, rtol=1e-4, atol=1e-4)
+    xt = mt.tensor(x, device=dev, requires_grad=True)
+    y = F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation)
+    gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "im2col_bwd")
+    assert gathers == (0 if flipped and gemm_mod.panel_width(dev) else 1)
+
+
+@pytest.mark.parametrize("ws,groups,stride", [((5, 3, 3, 3), 1, 1), ((4, 3, 3, 2), 1, 2), ((6, 1, 3, 3), 3, 1)])
+def test_conv2d_on_the_gpu_path(dev, rng, ws, groups, stride):
+    """The GPU's path (im2col, gemm_tiled, col2im; no panels), forced on this device: values and gradients."""
+    from kernel_workload import forced_profile
+    x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
+    with forced_profile(dev, "GPU"):
+        check(dev, lambda x, w, b: F.conv2d(x, w, b, stride, 1, 1, groups),
+              lambda x, w, b: np_conv2d(x, w, b, _pair(stride), (1, 1, 1, 1), (1, 1), groups), x, w, b,
+              rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("nr", [8, 24, 32])
+def test_im2col_panels_layout(dev, rng, nr):
+    """im2col_panels writes image n's columns as (ceil(P/nr), K, nr) panels, zero past P, from a
+    strided input: against im2col's (N, K, P) columns rearranged by NumPy."""
+    from minitorch_cl.ops import conv as conv_mod
+    x = mt.tensor(rng.standard_normal((5, 2, 3, 9)).astype(np.float32), device=dev).permute(1, 0, 2, 3)
+    geometry = (3, 2, (2, 1), (1, 1), (1, 2))
+    OH, OW = conv_mod.output_size(3, 3, 2, 1, 1), conv_mod.output_size(9, 2, 1, 1, 2)
+    col = conv_mod.im2col(x, *geometry, OH, OW).numpy()  # (N, K, P)
+    packed = conv_mod.im2col_panels(x[0:2], *geometry, OH, OW, nr)
+    N, K, P = col.shape
+    panels = -(-P // nr)
+    want = np.zeros((N, K, panels * nr), np.float32)
+    want[:, :, :P] = col
+    want = want.reshape(N, K, panels, nr).transpose(0, 2, 1, 3)
+    got = np.empty(N * panels * K * nr, np.float32)
+    cl.enqueue_copy(dev.queue, got, packed.buf)
+    assert packed.batch_stride == panels * K * nr and (packed.K, packed.N) == (K, P)
+    compare(got.reshape(want.shape), want, rtol=0, atol=0)
+
+
+def test_conv2d_with_another_panel_width(dev, rng, monkeypatch):
+    """The columns' panels, forward (B) and weight gradient (A), follow the GEMM's block: 5 x 24
+    (MR=5, NV=3, LANES=8); a batch of several chunks sums the weight gradient over them."""
+    from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.tuner import profile_entries
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no panels")
+    from minitorch_cl.ops import conv as conv_mod
+    monkeypatch.setattr(conv_mod, "COL_BUDGET", 36 * 99 + 1)  # one image's columns: three chunks
+    x, w, b = _arrays(rng, (3, 4, 9, 11), (6, 4, 3, 3), 6)
+    with profile_entries(dev, gemm_cpu_block=dict(MR=5, NV=3, LANES=8)):
+        assert gemm_mod.panel_width(dev) == 24
+        check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, 1),
+              lambda x, w, b: np_conv2d(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), x, w, b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("groups,mult", [(7, 1), (7, 3), (4, 2)])

@@ -1,6 +1,7 @@
 import importlib
 import os
 import time
+import warnings
 
 import pytest
 from click.testing import CliRunner
@@ -122,6 +123,7 @@ class _FakeDevice:
         self.platform_name, self.platform_version, self.name, self.type_name = platform, version, name, kind
         self.short_version, self.bundled = version, bundled
         self.spec = f"cl:{p}:{d}"
+        self.build_problem = None  # Device.build_problem: its compiler builds
 
 
 def _two_pocls():
@@ -164,6 +166,39 @@ def test_default_device_follows_the_rule(monkeypatch):
     monkeypatch.setattr(device_mod, "_DEVICES", devs)
     monkeypatch.delenv("MINITORCH_CL_DEVICE", raising=False)
     assert mt.device() is devs[1]
+
+
+def test_default_device_passes_over_a_runtime_that_cannot_build(monkeypatch):
+    """pip's PoCL 3.0 (LLVM 14) on a CPU its LLVM does not know builds nothing: the default falls to
+    the next device, saying why, once."""
+    debian, pip = _two_pocls()
+    pip.build_problem = "error: unknown target CPU 'generic'"
+    monkeypatch.setattr(device_mod, "_DEVICES", [debian, pip])
+    monkeypatch.setattr(device_mod, "_WARNED", set())
+    monkeypatch.delenv("MINITORCH_CL_DEVICE", raising=False)
+    with pytest.warns(RuntimeWarning, match=r"cl:1:0 .* goes last .*unknown target CPU 'generic'"):
+        assert mt.device() is debian
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mt.device() is debian  # warned once
+        assert mt.device("cpu") is debian and mt.device("cpu:1") is pip
+    assert mt.device("cl:1:0") is pip  # asked for by name, it is still what you get
+    debian.build_problem = "error: something else"  # none builds: the plain rule, whose builds then raise
+    with pytest.warns(RuntimeWarning, match="cl:0:0 .* goes last"):
+        assert mt.device() is pip
+
+
+def test_the_probe_builds_on_the_device_under_test(dev):
+    assert dev.build_problem is None
+
+
+def test_build_error_for_an_unknown_cpu_says_what_to_do():
+    from minitorch_cl.kernels import KernelBuildError, first_error
+    log = "clBuildProgram failed: BUILD_PROGRAM_FAILURE\n\nerror: unknown target CPU 'generic'\nDevice failed"
+    assert first_error(log) == "error: unknown target CPU 'generic'"
+    text = str(KernelBuildError("probe.cl", ["-DX=1"], log))
+    assert "does not know this CPU" in text and "MINITORCH_CL_DEVICE" in text
+    assert "hint" not in str(KernelBuildError("probe.cl", [], "error: use of undeclared identifier 'y'"))
 
 
 def test_tensors_without_device_land_on_the_device_under_test(dev):

@@ -4,20 +4,28 @@ import pyopencl as cl
 import pytest
 
 from minitorch_cl import gemm as gemm_mod
+from minitorch_cl.tuner import profile_entries
 from helpers import compare
 
 
-@pytest.fixture(params=["auto", "packed", "tiled"])
-def path(request, monkeypatch):
+@pytest.fixture(params=["auto", "packed", "other-lanes", "tiled"])
+def path(request, monkeypatch, dev):
     """auto: the device's own choice (on a CPU: panels, with small operands read in place);
-    packed: on a CPU, both operands packed into panels whatever their size; tiled: the
-    local-memory kernel for every size, so a CPU run covers the GPU kernel too."""
+    packed: on a CPU, both operands packed into panels whatever their size; other-lanes: the
+    packed kernel with the vector width the device does not take (16 floats on AVX2, 8 on
+    AVX-512) and an odd block, so every machine runs both; tiled: the local-memory kernel for
+    every size, so a CPU run covers the GPU kernel too."""
     if request.param == "packed":
         monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
     if request.param == "tiled":
         monkeypatch.setattr(gemm_mod, "PACKED_MIN_WORK", float("inf"))
-    return request.param
+    if request.param != "other-lanes":
+        yield request.param
+        return
+    lanes = 24 - dev.default_profile().gemm_cpu_block["LANES"]
+    with profile_entries(dev, gemm_cpu_block=dict(MR=5, NV=3 if lanes == 8 else 2, LANES=lanes)):
+        yield request.param
 
 
 @pytest.fixture(params=["auto", "gpu-like"])
@@ -169,11 +177,15 @@ def test_k_chunks(dev, path, monkeypatch, kw):
     _run(dev, np.random.default_rng(10), 13, 32, 127, **kw)
 
 
-@pytest.mark.parametrize("kw", [{"pad": 8, "off": 8, "batch": 3}, {"pad": 8, "off": 16, "bcast_b": True, "batch": 2},
-                                {"pad": 3}, {"off": 3}])
+@pytest.mark.parametrize("kw", [{"pad": 1, "off": 1, "batch": 3}, {"pad": 1, "off": 2, "bcast_b": True, "batch": 2},
+                                {"pad": 3 / 8}, {"off": 3 / 8}])
 def test_b_read_in_place(dev, path, kw):
-    """N a multiple of the panel width: B is read in place when its rows are aligned, packed when not."""
-    _run(dev, np.random.default_rng(11), 19, 48, 33, bias_mode=1, relu=True, **kw)
+    """N a multiple of the panel width: B is read in place when its rows are aligned, packed when not.
+    Pads and offsets are in vectors of the block's width (3/8 of one is misaligned)."""
+    defines, _ = gemm_mod._config(dev)
+    lanes = gemm_mod._lanes(defines)
+    _run(dev, np.random.default_rng(11), 19, 3 * lanes * defines["NV"], 33, bias_mode=1, relu=True,
+         **{k: int(v * lanes) if k in ("pad", "off") else v for k, v in kw.items()})
 
 
 @pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True, "off": 3},
@@ -189,6 +201,23 @@ def test_sum_batch_in_k_chunks(dev, monkeypatch):
     monkeypatch.setattr(gemm_mod, "K_CHUNK", 50)
     monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
     _run(dev, np.random.default_rng(13), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
+
+
+def test_pack_budget_splits_k(dev, path, monkeypatch):
+    """A small C with a long K (conv1's weight gradient) still runs in chunks when its panels would
+    exceed PACK_BUDGET; the chunks add into C and the epilogue applies once."""
+    monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 2000)
+    _run(dev, np.random.default_rng(14), 9, 33, 31, batch=7, sum_batch=True, trans_b=True, bias_mode=2, relu=True)
+    _run(dev, np.random.default_rng(15), 7, 20, 300, accumulate=True, bias_mode=1)
+
+
+def test_packed_b_in_k_chunks(dev, monkeypatch):
+    """Panels laid out once for the whole K (pack_b, im2col_panels) are read chunk by chunk when a
+    packed A's size splits K (a 512-channel 3x3 convolution: A is 512 x 4608)."""
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 500)
+    monkeypatch.setattr(gemm_mod, "K_CHUNK", 16)
+    _run(dev, np.random.default_rng(16), 13, 40, 71, packed_b=True, batch=2, bcast_b=True, bias_mode=1, relu=True)
 
 
 def test_empty_is_noop(dev):

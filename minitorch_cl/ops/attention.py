@@ -22,12 +22,18 @@ FUSE_DQ_ITEMS_PER_UNIT = 2            # batch items per compute unit from which 
 
 
 def _config(dev, head_dim):
-    """-D parameters: CPU work-items own 12 query rows in registers; GPU groups stage tiles in local memory."""
-    dmax = next(b for b in _HEAD_DIMS if head_dim <= b)
+    """-D parameters: CPU work-items own query rows in registers (12, or 16 at 16 lanes); GPU groups
+    stage tiles in local memory.
+    AW is the vector width (8 or 16 floats); the register arrays (DMAX) and the blocks walked (BK)
+    are multiples of it."""
     prof = dev.profile
+    aw = prof.attention_lanes
+    dmax = next(b for b in _HEAD_DIMS if head_dim <= b)
+    dmax = -(-dmax // aw) * aw
     if not prof.attention_local:
-        return dict(DMAX=dmax, BQ=prof.attention_bq, BK=32, WG=1, USE_LOCAL=0)
-    return dict(DMAX=dmax, BQ=prof.attention_bq, BK=32 if dmax <= 128 else 16, WG=64, USE_LOCAL=1)
+        return dict(DMAX=dmax, BQ=prof.attention_bq, BK=max(32, aw), WG=1, USE_LOCAL=0, AW=aw)
+    bk = -(-(32 if dmax <= 128 else 16) // aw) * aw
+    return dict(DMAX=dmax, BQ=prof.attention_bq, BK=bk, WG=64, USE_LOCAL=1, AW=aw)
 
 
 _ROW_STRIDES = np.dtype([("batch0", np.int32), ("batch1", np.int32), ("row", np.int32)])
@@ -62,7 +68,7 @@ def _transposed(t, batch, defines):
     N, NB1 = layout.numel(batch), (batch[-1] if batch else 1)
     t, ts, _ = _addressing(t, batch)
     out = empty((N, C, R), device=t.device)
-    launch(t.device, "attention.cl", "attn_transpose", (-(-R // 8), N), N, NB1, R, C, ts, t, out,
+    launch(t.device, "attention.cl", "attn_transpose", (-(-R // defines["AW"]), N), N, NB1, R, C, ts, t, out,
            local=(_ROW_LOCAL, 1), defines=defines)
     return out
 

@@ -11,7 +11,8 @@ forward, and im2col + GEMM backward. An explicit output size lets 'same' pad mor
 right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..launch import launch
+from ..gemm import PackedB, gemm, panel_width
+from ..launch import At, launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
 from ..tensor import Tensor, empty
 from .matmul import gemm_into
@@ -19,6 +20,10 @@ from .precision import LOWER, float32_kernels
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 COL2IM_LOCAL = (16, 16, 1)  # im2col_bwd: (w, h, (n, c)) per work-group
+# Floats of im2col columns made at once (8 MiB): a batch whose columns are larger runs in chunks of
+# images, so that a convolution's transient memory stays bounded whatever the batch (the ConvNet's
+# conv2 at batch 64 held 18 MiB of columns in backward, the largest single item of its step).
+COL_BUDGET = 1 << 21
 
 
 def _pair(v, name):
@@ -54,6 +59,13 @@ def _uncolumns(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
     return col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW)
 
 
+def _image_chunks(N, K, P, pointwise):
+    """(start, stop) ranges of images whose columns, K x P floats each, fit COL_BUDGET (one image at
+    least); a pointwise convolution makes no columns and takes the batch whole."""
+    step = N if pointwise else max(1, COL_BUDGET // max(K * P, 1))
+    return [(n, min(n + step, N)) for n in range(0, N, step)]
+
+
 def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     """x (N, C, H, W), any strides -> col (N, C*KH*KW, OH*OW)."""
     N, C, H, W = x.shape
@@ -67,10 +79,42 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
-def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW):
-    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps."""
+def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr):
+    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr), a PackedB of
+    (K, P) per image: im2col and the GEMM's pack in one pass, at the columns' size (CPU path)."""
+    N, C, H, W = x.shape
+    dev = x.device
+    K, P = C * KH * KW, OH * OW
+    per_image = -(-P // nr) * nr * K
+    buf = dev.alloc(4 * per_image * N)
+    rows = N * K * OH
+    if rows and OW:
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        launch(dev, "conv.cl", "im2col_panels", (rows,), win, layout.strides4_struct(x.strides), x, At(buf, 0),
+               defines={"NR": nr}, nbytes=4 * per_image * N)
+    return PackedB(dev, K, P, buf, 0, False, None, True, batch_stride=per_image)
+
+
+def im2col_panels_t(x, KH, KW, stride, padding, dilation, OH, OW, nr):
+    """x (N, C, H, W), any strides -> its columns transposed, (N*P, K), as GEMM B panels: the weight
+    gradient's right operand, a PackedB with the images end to end along the GEMM's K (CPU path)."""
+    N, C, H, W = x.shape
+    dev = x.device
+    K, P = C * KH * KW, OH * OW
+    KP = -(-K // nr)
+    buf = dev.alloc(4 * max(KP * nr * N * P, 1))
+    if N and KP and OH and OW:
+        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+        launch(dev, "conv.cl", "im2col_panels_t", (N * KP * OH,), win, layout.strides4_struct(x.strides), x,
+               At(buf, 0), defines={"NR": nr}, nbytes=4 * KP * nr * N * P)
+    return PackedB(dev, N * P, K, buf, 0, False, None, True)
+
+
+def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
+    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps; into
+    out (contiguous, that shape) when given."""
     dev = dcol.device
-    dx = empty(*shape, device=dev)
+    dx = empty(*shape, device=dev) if out is None else out
     rows = shape[0] * shape[1] * shape[2]
     if rows and shape[3]:
         win = layout.window_struct(shape, (OH, OW), (KH, KW), stride, padding, dilation)
@@ -99,11 +143,12 @@ def _grouped_gemm(out, a, b, G):
     return out
 
 
-def _grouped_sum_gemm(out, a, b, G):
-    """out[g] (M, R) = sum over n of a[n, g] (M, P) @ b[n, g]^T (P, R); a (N, G*M, P), b (N, G*R, P)."""
+def _grouped_sum_gemm(out, a, b, G, accumulate=False):
+    """out[g] (M, R) (+)= sum over n of a[n, g] (M, P) @ b[n, g]^T (P, R); a (N, G*M, P), b (N, G*R, P)."""
     M, R = out.shape[1:]
     for g in range(G):
-        gemm_into(out[g], a[:, g * M:(g + 1) * M], b[:, g * R:(g + 1) * R].mT, sum_batch=True)
+        gemm_into(out[g], a[:, g * M:(g + 1) * M], b[:, g * R:(g + 1) * R].mT, sum_batch=True,
+                  accumulate=accumulate)
     return out
 
 
@@ -111,26 +156,52 @@ def _add_bias(out, bias):
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
+def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu):
+    """out (N, OC, OH, OW) = conv2d(x, w2 (OC, C/G*KH*KW) contiguous) (+ bias) (ReLU), image chunk by
+    chunk (COL_BUDGET)."""
+    N, OC = x.shape[0], w2.shape[0]
+    out = empty(N, OC, OH, OW, device=x.device)
+    bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
+    pointwise = _pointwise(KH, KW, stride, padding)
+    nr = panel_width(x.device) if G == 1 and not pointwise else None
+    for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
+        if nr:  # the columns go straight into the GEMM's panels
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
+        else:
+            col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
+        out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
+        if G == 1:
+            # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
+            gemm_into(out_c, w2, col, bias=bias_c, bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE,
+                      relu=relu)
+        else:
+            _grouped_gemm(out_c, w2.reshape(G, OC // G, -1), col, G)
+        del col
+    if G > 1:
+        out = _add_bias(out, bias)
+        out = out.relu() if relu else out
+    return out
+
+
+def _transposed_padding(KH, KW, stride, padding, dilation):
+    """The padding of the stride-1 convolution of g with the flipped, transposed weight that gives a
+    stride-1 convolution's input gradient (a full correlation), or None where there is none (a stride,
+    or a padding past the kernel's reach)."""
+    if tuple(stride) != (1, 1):
+        return None
+    pads = tuple(d * (k - 1) - p for k, p, d in zip((KH, KW), padding, dilation))
+    return pads if min(pads) >= 0 else None
+
+
 class Conv2d(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups, OH, OW, relu):
-        N, C, H, W = x.shape
         OC, _, KH, KW = weight.shape
         G = groups
-        col = _columns(x, KH, KW, stride, padding, dilation, OH, OW)  # (N, K, P)
         w2 = weight.contiguous().reshape(OC, -1)  # (OC, K / G)
-        out = empty(N, OC, OH, OW, device=x.device)
-        if G == 1:
-            # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
-            bias = bias.contiguous() if bias is not None else None  # the epilogue reads it densely
-            gemm_into(out.reshape(N, OC, OH * OW), w2, col, bias=bias,
-                      bias_mode=BIAS_PER_ROW if bias is not None else BIAS_NONE, relu=relu)
-        else:
-            _grouped_gemm(out.reshape(N, OC, OH * OW), w2.reshape(G, OC // G, -1), col, G)
-            out = _add_bias(out, bias)
-            out = out.relu() if relu else out
-        # x, not col: col is KH*KW times larger, and the backward rebuilds it (one im2col) only
-        # for the weight gradient, after the input gradient's dcol is freed
+        out = _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu)
+        # x, not col: col is KH*KW times larger, and the backward rebuilds it (chunk by chunk) only
+        # for the weight gradient, after the chunk's dcol is freed
         ctx.save_for_backward(x, w2, out if relu else None)
         ctx.geom = (x.shape, weight.shape, stride, padding, dilation, G, OH, OW, relu)
         return out
@@ -144,19 +215,49 @@ class Conv2d(Function):
             g = g.relu_backward(out)
         g3 = g.contiguous().reshape(N, OC, OH * OW)  # (N, OC, P)
         gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            dcol = empty(N, w2.shape[1] * G, OH * OW, device=g.device)
-            # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P)
-            _grouped_gemm(dcol, w2.reshape(G, OC // G, -1).mT, g3, G)
-            gx = _uncolumns(dcol, xshape, KH, KW, stride, padding, dilation, OH, OW)
-            del dcol
+        K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
+        nr = panel_width(g.device) if G == 1 and not pointwise else None
+        # (only where OC <= C: its columns are OC*KH*KW rows per position, dcol's C*KH*KW)
+        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr and OC <= xshape[1] else None
+        if ctx.needs_input_grad[0] and flipped:
+            # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
+            # whose columns go straight into panels, with no dcol and no col2im gather
+            C = xshape[1]
+            wt = w2.reshape(OC, C, KH, KW).flip((2, 3)).permute(1, 0, 2, 3).contiguous().reshape(C, -1)
+            gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, xshape[2], xshape[3], False)
+        elif ctx.needs_input_grad[0]:
+            gx = empty(*xshape, device=g.device)
+        if ctx.needs_input_grad[1]:  # (OC, K), or per group transposed (G, K/G, OC/G)
+            gw = empty(OC, K, device=g.device) if G == 1 else empty(G, K // G, OC // G, device=g.device)
+        # image chunk by chunk, so that at most one chunk's columns exist at a time
+        for i, (n0, n1) in enumerate(_image_chunks(N, K, P, pointwise)):
+            g_c = g3[n0:n1]
+            if gx is not None and not flipped:
+                gx_c = gx[n0:n1]
+                # dcol[n, g] (K/G, P) = W[g]^T (K/G, OC/G) @ g[n, g] (OC/G, P); a pointwise one is gx itself
+                dcol = gx_c.reshape(n1 - n0, K, P) if pointwise else empty(n1 - n0, K, P, device=g.device)
+                _grouped_gemm(dcol, w2.reshape(G, OC // G, -1).mT, g_c, G)
+                if not pointwise:
+                    col2im(dcol, gx_c.shape, KH, KW, stride, padding, dilation, OH, OW, out=gx_c)
+                del dcol
+            if ctx.needs_input_grad[1]:
+                # dW (OC, K) = sum over n of g[n] (OC, P) @ col[n]^T (P, K): one GEMM whose K runs over
+                # all the chunk's positions (no per-image products to sum)
+                if nr:  # the columns go straight into the GEMM's panels
+                    colt = im2col_panels_t(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
+                    gemm(g.device, OC, K, P, g_c.buffer, None, gw.buffer, lda=P, ldc=K, off_a=g_c.offset,
+                         off_c=gw.offset, batch=n1 - n0, batch_a=OC * P, b_packed=colt, sum_batch=True,
+                         accumulate=i > 0)
+                    del colt
+                else:
+                    col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)
+                    if G == 1:
+                        gemm_into(gw, g_c, col.mT, sum_batch=True, accumulate=i > 0)
+                    else:  # per group, dW^T (K/G, OC/G) with the wider K as its M
+                        _grouped_sum_gemm(gw, col, g_c, G, accumulate=i > 0)
+                    del col
         if ctx.needs_input_grad[1]:
-            col = _columns(x, KH, KW, stride, padding, dilation, OH, OW)
-            # dW^T (K, OC) = sum over n of col[n] (K, P) @ g[n]^T (P, OC): one GEMM whose K runs over
-            # all N*P positions (no per-image products to sum), with the wider K*KH*KW as its M
-            gw_t = empty(G, col.shape[1] // G, OC // G, device=g.device)
-            _grouped_sum_gemm(gw_t, col, g3, G)
-            gw = gw_t.mT.contiguous().reshape(wshape)
+            gw = (gw if G == 1 else gw.mT.contiguous()).reshape(wshape)
         if ctx.needs_input_grad[2]:
             gb = g3.sum(2).sum(0)  # two plain reductions beat one over non-adjacent dims
         return gx, gw, gb, None, None, None, None, None, None, None

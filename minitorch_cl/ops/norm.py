@@ -46,8 +46,9 @@ class _LayerNorm(Function):
         if weight is not None and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
             dw, db = empty(weight.shape, device=dev), empty(weight.shape, device=dev)
             if rows:
-                launch(dev, "layernorm.cl", "layernorm_bwd_params", (C,), rows, C, x, g, mean, rstd, dw, db,
-                       defines=cfg)
+                per_item = 8 if cfg["WG"] == 1 else 1  # layernorm.cl's VEC: columns per work-item
+                launch(dev, "layernorm.cl", "layernorm_bwd_params", (-(-C // per_item),), rows, C, x, g, mean, rstd,
+                       dw, db, defines=cfg)
             else:
                 dw.zero_(), db.zero_()
         elif has_bias and ctx.needs_input_grad[2]:
