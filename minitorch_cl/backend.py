@@ -105,7 +105,9 @@ def dropout_apply(a, keep, scale, seed):
     _check_size(n)
     if n == 0:
         return out
-    kernel, (shape, sa, so) = _map_operands("dropout_apply", out, a)
+    cshape, cstrides = _coalesced(out, a)  # no grid variant: the random counter is the flat index
+    kernel = "dropout_apply_flat" if len(cshape) <= 1 else "dropout_apply"
+    shape, sa, so = layout.layout_struct(cshape, cstrides)
     defines = dtypes.cl_defines(a.device, T=dtypes.compute_dtype(a.dtype), TA=a.dtype, TO=a.dtype)
     launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, so, keep, scale, seed & 0xFFFFFFFF,
            a, out, defines=defines, nbytes=2 * n * a.dtype.itemsize)
