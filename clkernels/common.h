@@ -61,6 +61,12 @@ typedef struct { int N, C, H, W, OH, OW, KH, KW, SH, SW, PH, PW, DH, DW; } Windo
 /* The element strides of an (N, C, H, W) operand. */
 typedef struct { int n, c, h, w; } Strides4;
 
+/* Explicit float8 row code for window kernels (PoCL leaves loops inside a work-item scalar):
+ * VLOAD8_STRIDED(s, p) = p[0], p[s], ..., p[7s] for a compile-time stride s of 1 or 2 (the vload16
+ * behind s == 2 reads p[15] too, one past the last), and sum8 adds a float8's lanes. */
+#define VLOAD8_STRIDED(s, p) ((s) == 1 ? vload8(0, (p)) : vload16(0, (p)).even)
+inline float sum8(const float8 v) { return ((v.s0 + v.s1) + (v.s2 + v.s3)) + ((v.s4 + v.s5) + (v.s6 + v.s7)); }
+
 /* The sum of v over the n work-items (n a power of two) of a work-group, through buf, n floats of
  * local memory; every work-item gets it. */
 inline float group_sum(float v, __local float *buf, int lid, int n)

@@ -210,16 +210,22 @@ __kernel void im2col_bwd(const Window win, __global const float *dcol, const int
 inline int dw_floor_div(const int a, const int b) { return a >= 0 ? a / b : -((b - 1 - a) / b); }
 inline int dw_ceil_div(const int a, const int b) { return -dw_floor_div(-a, b); }
 
-/* y[n, oc, oh, :] for one (n, oc, oh) per work-item; y contiguous (N, OC, OH, OW). The row starts as
- * the bias and each tap (kh, kw), in that order, adds k * x over the columns ow whose input column
- * ow*SW + kw*DW - PW lies inside the image: a branch-free inner loop over the row. */
+/* DW_VEC: a compile-time column stride of 1 or 2, for which the kernels below take 8 columns at a
+ * time in float8s wherever every tap of the 8 lies inside the image and the rows are contiguous
+ * (PoCL left the loops inside a work-item scalar: 2-5 GFLOP/s); the columns at the ends, and
+ * strided rows, take the scalar code. Both sum the taps of an output in the same order. */
+#define DW_VEC (DW_SW == 1 || DW_SW == 2)
+
+/* y[n, oc, oh, :] for one (n, oc, oh) per work-item; y contiguous (N, OC, OH, OW). Each output is
+ * the bias plus its taps in (kh, kw) order, over the taps whose input column ow*SW + kw*DW - PW lies
+ * inside the image. */
 __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, const Strides4 xs,
                             __global const float *x, int x_off, __global const float *w, const int w_off,
                             __global const float *bias, const int bias_off, __global float *y, const int y_off)
 {
     w += w_off; bias += bias_off; y += y_off;
     const int KH = DW_KH_(win), KW = DW_KW_(win), SW = DW_SW_(win);
-    const int OH = win.OH, OW = win.OW, OC = win.C * M;
+    const int OH = win.OH, OW = win.OW, OC = win.C * M, W = win.W, PW = win.PW;
     const int r = get_global_id(0);
     if (r >= win.N * OC * OH)
         return;
@@ -228,44 +234,114 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
     __global const float *k = w + oc * KH * KW;
     __global float *yrow = y + (long)r * OW;
     const float b = has_bias ? bias[oc] : 0.0f;
-    for (int ow = 0; ow < OW; ++ow)
-        yrow[ow] = b;
     const int h0 = oh * DW_SH_(win) - win.PH;
-    for (int kh = 0; kh < KH; ++kh) {
-        const int h = h0 + kh * win.DH;
-        if (h < 0 || h >= win.H)
+#if DW_VEC
+    /* vector columns: ow*SW - PW >= 0 and ow*SW - PW + (KW-1)*DW + (SW-1) <= W - 1 */
+    const int lo = min(OW, (PW + SW - 1) / SW), top = W - 1 - (KW - 1) * win.DW - (SW - 1) + PW;
+    const int hi = top < 0 ? 0 : min(OW, top / SW + 1);
+#endif
+    int ow = 0;
+    while (ow < OW) {
+#if DW_VEC
+        if (xs.w == 1 && ow >= lo && ow + 8 <= hi) {
+            float8 acc = b;
+            for (int kh = 0; kh < KH; ++kh) {
+                const int h = h0 + kh * win.DH;
+                if (h < 0 || h >= win.H)
+                    continue;
+                __global const float *row = plane + h * xs.h + ow * SW - PW;
+                for (int kw = 0; kw < KW; ++kw)
+                    acc += k[kh * KW + kw] * VLOAD8_STRIDED(DW_SW, row + kw * win.DW);
+            }
+            vstore8(acc, 0, yrow + ow);
+            ow += 8;
             continue;
-        __global const float *row = plane + h * xs.h;
-        for (int kw = 0; kw < KW; ++kw) {
-            const int d = kw * win.DW - win.PW;  /* input column = ow * SW + d */
-            const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(OW, dw_floor_div(win.W - 1 - d, SW) + 1);
-            const float kv = k[kh * KW + kw];
-            for (int ow = lo; ow < hi; ++ow)
-                yrow[ow] += kv * row[(ow * SW + d) * xs.w];
         }
+#endif
+        float acc = b;
+        for (int kh = 0; kh < KH; ++kh) {
+            const int h = h0 + kh * win.DH;
+            if (h < 0 || h >= win.H)
+                continue;
+            __global const float *row = plane + h * xs.h;
+            for (int kw = 0; kw < KW; ++kw) {
+                const int wi = ow * SW + kw * win.DW - PW;
+                if (wi >= 0 && wi < W)
+                    acc += k[kh * KW + kw] * row[wi * xs.w];
+            }
+        }
+        yrow[ow] = acc;
+        ++ow;
     }
 }
 
-/* dx[n, c, h, :] for one (n, c, h) per work-item; dx contiguous (N, C, H, W). Input column
- * ow*SW + kw*DW - PW is read by output column ow of tap (kh, kw), so each tap, in (m, kh, kw) order,
- * adds k * g[.., oh, ow] to those columns of a zeroed row (a scatter within the work-item's own row). */
+/* dx[n, c, h, :] for one (n, c, h) per work-item; dx contiguous (N, C, H, W). Input column x_w is
+ * read by output column ow = (x_w - kw*DW + PW) / SW of tap (kh, kw) where that divides exactly, and
+ * the taps add k * g to dx in (m, kh, kw) order. Stride 1 gathers: each dx element sums its taps, the
+ * middle columns (which every tap reaches, in contiguous rows) 8 at a time. Other strides scatter:
+ * each tap adds to the columns it reaches in a zeroed row (a gather tested every tap's divisibility
+ * per element, 5x slower at stride 2). */
 __kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 gs, __global const float *g,
                                   int g_off, __global const float *w, const int w_off,
                                   __global float *dx, const int dx_off)
 {
     w += w_off; dx += dx_off;
     const int KH = DW_KH_(win), KW = DW_KW_(win), SH = DW_SH_(win), SW = DW_SW_(win);
-    const int C = win.C, H = win.H, W = win.W, OH = win.OH, OW = win.OW;
+    const int C = win.C, H = win.H, W = win.W, OH = win.OH, OW = win.OW, PW = win.PW;
     const int r = get_global_id(0);
     if (r >= win.N * C * H)
         return;
     const int h = r % H, c = (r / H) % C, n = r / (H * C);
     __global float *dxrow = dx + (long)r * W;
+    __global const float *gbase = g + g_off + n * gs.n;
+#if DW_SW == 1
+    /* columns whose every tap lands in [0, OW): x_w - (KW-1)*DW + PW >= 0 and x_w + PW <= OW - 1 */
+    const int lo = min(W, max(0, (KW - 1) * win.DW - PW)), hi = max(0, min(W, OW - PW));
+    int x_w = 0;
+    while (x_w < W) {
+        if (gs.w == 1 && x_w >= lo && x_w + 8 <= hi) {
+            float8 acc = 0.0f;
+            for (int m = 0; m < M; ++m) {
+                const int oc = c * M + m;
+                __global const float *kk = w + oc * KH * KW;
+                for (int kh = 0; kh < KH; ++kh) {
+                    const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
+                    if (th < 0 || th % SH || th / SH >= OH)
+                        continue;
+                    __global const float *grow = gbase + oc * gs.c + (th / SH) * gs.h + x_w + PW;
+                    for (int kw = 0; kw < KW; ++kw)
+                        acc += kk[kh * KW + kw] * vload8(0, grow - kw * win.DW);
+                }
+            }
+            vstore8(acc, 0, dxrow + x_w);
+            x_w += 8;
+            continue;
+        }
+        float acc = 0.0f;
+        for (int m = 0; m < M; ++m) {
+            const int oc = c * M + m;
+            __global const float *kk = w + oc * KH * KW;
+            for (int kh = 0; kh < KH; ++kh) {
+                const int th = h + win.PH - kh * win.DH;
+                if (th < 0 || th % SH || th / SH >= OH)
+                    continue;
+                __global const float *grow = gbase + oc * gs.c + (th / SH) * gs.h;
+                for (int kw = 0; kw < KW; ++kw) {
+                    const int ow = x_w + PW - kw * win.DW;
+                    if (ow >= 0 && ow < OW)
+                        acc += kk[kh * KW + kw] * grow[ow * gs.w];
+                }
+            }
+        }
+        dxrow[x_w] = acc;
+        ++x_w;
+    }
+#else
     for (int x_w = 0; x_w < W; ++x_w)
         dxrow[x_w] = 0.0f;
     for (int m = 0; m < M; ++m) {
         const int oc = c * M + m;
-        __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
+        __global const float *gplane = gbase + oc * gs.c;
         __global const float *k = w + oc * KH * KW;
         for (int kh = 0; kh < KH; ++kh) {
             const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
@@ -273,7 +349,7 @@ __kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 
                 continue;
             __global const float *grow = gplane + (th / SH) * gs.h;
             for (int kw = 0; kw < KW; ++kw) {
-                const int d = kw * win.DW - win.PW;
+                const int d = kw * win.DW - PW;
                 const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(OW, dw_floor_div(W - 1 - d, SW) + 1);
                 const float kv = k[kh * KW + kw];
                 for (int ow = lo; ow < hi; ++ow)
@@ -281,10 +357,12 @@ __kernel void depthwise_bwd_input(const Window win, const int M, const Strides4 
             }
         }
     }
+#endif
 }
 
 /* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap]: one work-item per tap,
- * summing in (n, oh, ow) order over the output columns whose input column lies inside the image. */
+ * over the output columns whose input column lies inside the image; 8 columns at a time in float8
+ * lanes where the rows are contiguous (a single serial sum waits on every add). */
 __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4 xs, const Strides4 gs,
                                    __global const float *x, int x_off, __global const float *g, int g_off,
                                    __global float *dw, const int dw_off)
@@ -297,6 +375,12 @@ __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4
     const int kw = i % KW, kh = (i / KW) % KH, oc = i / (KW * KH);
     const int d = kw * win.DW - win.PW;  /* input column = ow * SW + d */
     const int lo = max(0, dw_ceil_div(-d, SW)), hi = min(win.OW, dw_floor_div(win.W - 1 - d, SW) + 1);
+#if DW_VEC
+    /* vector chunks also keep the vload16's extra column inside the row: ow*SW + d + SW - 1 <= W - 1 */
+    const int vhi = min(hi, dw_floor_div(win.W - SW - d, SW) + 1);
+    const int vec = xs.w == 1 && gs.w == 1;
+    float8 acc8 = 0.0f;
+#endif
     float acc = 0.0f;
     for (int n = 0; n < win.N; ++n) {
         __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
@@ -306,9 +390,18 @@ __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4
             if (h < 0 || h >= win.H)
                 continue;
             __global const float *row = plane + h * xs.h, *grow = gplane + oh * gs.h;
-            for (int ow = lo; ow < hi; ++ow)
+            int ow = lo;
+#if DW_VEC
+            if (vec)
+                for (; ow + 8 <= vhi; ow += 8)
+                    acc8 += vload8(0, grow + ow) * VLOAD8_STRIDED(DW_SW, row + ow * SW + d);
+#endif
+            for (; ow < hi; ++ow)
                 acc += grow[ow * gs.w] * row[(ow * SW + d) * xs.w];
         }
     }
+#if DW_VEC
+    acc += sum8(acc8);
+#endif
     dw[i] = acc;
 }

@@ -4,6 +4,16 @@
  * Outputs are contiguous (N, C, OH, OW) / (N, C, H, W). */
 #include "common.h"
 
+/* One step of a max pool's scan: v at index `at` replaces the best so far if it is the first, is
+ * larger, or is the first NaN (NaN wins, as in PyTorch), so ties keep the first maximum. */
+inline void max_scan(const float v, const int at, float *best, int *arg)
+{
+    if (*arg < 0 || v > *best || (isnan(v) && !isnan(*best))) {
+        *best = v;
+        *arg = at;
+    }
+}
+
 /* y[n,c,oh,ow] = max over the window; idx = h*W + w of the winner (first one on ties).
  * One work-item per output row (n, c, oh): the index math happens once per OW cells. */
 __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
@@ -32,15 +42,117 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const fl
                 if (w < 0 || w >= W)
                     continue;
                 const float v = plane[h * xs.h + w * xs.w];
-                if (arg < 0 || v > best || (isnan(v) && !isnan(best))) {  /* NaN wins, as in PyTorch */
-                    best = v;
-                    arg = h * W + w;
-                }
+                max_scan(v, h * W + w, &best, &arg);
             }
         }
         y[(long)r * OW + ow] = best;
         idx[(long)r * OW + ow] = arg;
     }
+}
+
+/* maxpool_fwd for windows without dilation whose size and stride are -D POOL_KH/KW/SH/SW (PoCL left
+ * maxpool_fwd's loops scalar: 9 taps took ~15 ns an output): the output columns whose windows lie
+ * inside the image columns go 8 at a time through float8s (the taps of 8 neighbouring windows are 8
+ * contiguous, or every second of 16, input columns), the few at each end through the scalar scan.
+ * Both keep the first maximum in (kh, kw) order and let the first NaN win. */
+#ifdef POOL_KW
+#if POOL_SW <= 2
+#define LOAD8_COLUMNS(p) VLOAD8_STRIDED(POOL_SW, p)
+#endif
+
+__kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
+                               __global float *y, const int y_off, __global int *idx, const int idx_off)
+{
+    y += y_off; idx += idx_off;
+    const int OH = win.OH, OW = win.OW, H = win.H, W = win.W, PW = win.PW;
+    const int r = get_global_id(0);
+    if (r >= win.N * win.C * OH)
+        return;
+    const int oh = r % OH, nc = r / OH;
+    const int c = nc % win.C, n = nc / win.C;
+    __global const float *plane = x + x_off + n * xs.n + c * xs.c;
+    __global float *yrow = y + (long)r * OW;
+    __global int *irow = idx + (long)r * OW;
+    const int h0 = oh * POOL_SH - win.PH;
+    int ow = 0;
+#ifdef LOAD8_COLUMNS
+    /* vector columns: ow * SW - PW >= 0, and the last column a load touches, ow*SW - PW + KW - 1 + (SW - 1)
+     * (a vload16 reads one past the last tap), below W */
+    const int lo = min(OW, (PW + POOL_SW - 1) / POOL_SW);
+    const int hi = W - POOL_KW - POOL_SW + 1 + PW < 0 ? 0 : min(OW, (W - POOL_KW - POOL_SW + 1 + PW) / POOL_SW + 1);
+    const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7) * POOL_SW;
+#endif
+    while (ow < OW) {
+#ifdef LOAD8_COLUMNS
+        if (xs.w == 1 && ow >= lo && ow + 8 <= hi) {
+            const int w0 = ow * POOL_SW - PW;
+            float8 best = 0.0f;
+            int8 arg = -1;
+            int first = 1;
+            for (int kh = 0; kh < POOL_KH; ++kh) {
+                const int h = h0 + kh;
+                if (h < 0 || h >= H)
+                    continue;
+                __global const float *p = plane + h * xs.h + w0;
+                for (int kw = 0; kw < POOL_KW; ++kw) {
+                    const float8 v = LOAD8_COLUMNS(p + kw);
+                    const int8 at = h * W + w0 + kw + lane;
+                    const int8 take = first ? (int8)(-1) : (v > best) | (isnan(v) & ~isnan(best));
+                    best = select(best, v, take);
+                    arg = select(arg, at, take);
+                    first = 0;
+                }
+            }
+            vstore8(best, 0, yrow + ow);
+            vstore8(arg, 0, irow + ow);
+            ow += 8;
+            continue;
+        }
+#endif
+        const int w0 = ow * POOL_SW - PW;
+        float best = -INFINITY;
+        int arg = -1;
+        for (int kh = 0; kh < POOL_KH; ++kh) {
+            const int h = h0 + kh;
+            if (h < 0 || h >= H)
+                continue;
+            for (int kw = 0; kw < POOL_KW; ++kw) {
+                const int w = w0 + kw;
+                if (w < 0 || w >= W)
+                    continue;
+                const float v = plane[h * xs.h + w * xs.w];
+                max_scan(v, h * W + w, &best, &arg);
+            }
+        }
+        yrow[ow] = best;
+        irow[ow] = arg;
+        ++ow;
+    }
+}
+#endif
+
+/* The gradient of any max pooling as a scatter of g into a zeroed dx at the arg-maxes, one work-item
+ * per output row, in `passes` launches: launch `phase` takes the rows oh = phase (mod passes), whose
+ * windows are disjoint when passes * SH covers the dilated window height, so no two work-items of a
+ * launch write one cell, and no atomics are needed (the gather over candidate windows, maxpool_bwd,
+ * spent its time on divisions). dx is contiguous (N, C, H, W). */
+__kernel void maxpool_scatter_bwd(const Window win, const int phase, const int passes, const Strides4 gs,
+                                  __global const float *g, int g_off, __global const int *idx, const int idx_off,
+                                  __global float *dx, const int dx_off)
+{
+    idx += idx_off; dx += dx_off;
+    const int OH = win.OH, OW = win.OW;
+    const int R = (OH - phase + passes - 1) / passes;  /* rows in this phase */
+    const int r = get_global_id(0);
+    if (r >= win.N * win.C * R)
+        return;
+    const int oh = phase + passes * (r % R), nc = r / R;
+    const int c = nc % win.C, n = nc / win.C;
+    __global const float *grow = g + g_off + n * gs.n + c * gs.c + oh * gs.h;
+    __global const int *irow = idx + ((long)nc * OH + oh) * OW;
+    __global float *plane = dx + (long)nc * win.H * win.W;
+    for (int ow = 0; ow < OW; ++ow)
+        plane[irow[ow]] += grow[ow * gs.w];
 }
 
 /* The ConvNet's case, 2x2 windows with stride 2 and no padding, as straight-line code over a
@@ -94,71 +206,6 @@ __kernel void maxpool2x2_bwd(const Window win, const Strides4 gs, __global const
     d[1] = arg == top + 1 ? gv : 0.0f;
     d[W] = arg == top + W ? gv : 0.0f;
     d[W + 1] = arg == top + W + 1 ? gv : 0.0f;
-}
-
-/* dx[n,c,h,w] = sum of g over the output cells whose arg-max is (h, w): a gather over the
- * windows that can contain (h, w), so no atomics. */
-__kernel void maxpool_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
-                          __global const int *idx, const int idx_off, __global float *dx, const int dx_off)
-{
-    idx += idx_off; dx += dx_off;
-    const int H = win.H, W = win.W, OH = win.OH, OW = win.OW;
-    const int total = win.N * win.C * H * W;
-    const int i = get_global_id(0);
-    if (i >= total)
-        return;
-    const int w = i % W, h = (i / W) % H, nc = i / (W * H);
-    const int c = nc % win.C, n = nc / win.C;
-    const int me = h * W + w;
-    __global const float *gplane = g + g_off + n * gs.n + c * gs.c;
-    __global const int *iplane = idx + nc * OH * OW;
-    float acc = 0.0f;
-    for (int kh = 0; kh < win.KH; ++kh) {
-        const int th = h + win.PH - kh * win.DH;
-        if (th < 0 || th % win.SH || th / win.SH >= OH)
-            continue;
-        const int oh = th / win.SH;
-        for (int kw = 0; kw < win.KW; ++kw) {
-            const int tw = w + win.PW - kw * win.DW;
-            if (tw < 0 || tw % win.SW || tw / win.SW >= OW)
-                continue;
-            const int ow = tw / win.SW;
-            if (iplane[oh * OW + ow] == me)
-                acc += gplane[oh * gs.h + ow * gs.w];
-        }
-    }
-    dx[i] = acc;
-}
-
-/* The same gradient when windows do not overlap (stride >= dilated window): each output cell
- * writes its whole window, g at the arg-max and 0 elsewhere, with no index search. Cells no
- * window covers must be zeroed beforehand. dx is contiguous (N, C, H, W). */
-__kernel void maxpool_bwd_disjoint(const Window win, const Strides4 gs, __global const float *g, int g_off,
-                                   __global const int *idx, const int idx_off,
-                                   __global float *dx, const int dx_off)
-{
-    idx += idx_off; dx += dx_off;
-    const int OH = win.OH, OW = win.OW, H = win.H, W = win.W;
-    const int total = win.N * win.C * OH * OW;
-    const int i = get_global_id(0);
-    if (i >= total)
-        return;
-    const int ow = i % OW, oh = (i / OW) % OH, nc = i / (OW * OH);
-    const int c = nc % win.C, n = nc / win.C;
-    const float gv = g[g_off + n * gs.n + c * gs.c + oh * gs.h + ow * gs.w];
-    const int arg = idx[i];
-    __global float *plane = dx + (long)nc * H * W;
-    const int h0 = oh * win.SH - win.PH, w0 = ow * win.SW - win.PW;
-    for (int kh = 0; kh < win.KH; ++kh) {
-        const int h = h0 + kh * win.DH;
-        if (h < 0 || h >= H)
-            continue;
-        for (int kw = 0; kw < win.KW; ++kw) {
-            const int w = w0 + kw * win.DW;
-            if (w >= 0 && w < W)
-                plane[h * W + w] = (h * W + w == arg) ? gv : 0.0f;
-        }
-    }
 }
 
 /* Window size that divides a cell: the whole window (padding included, clipped at the padded
@@ -297,10 +344,7 @@ __kernel void adaptive_maxpool_fwd(const Window win, const Strides4 xs, __global
     for (int h = adaptive_start(oh, win.H, OH); h < adaptive_end(oh, win.H, OH); ++h)
         for (int w = adaptive_start(ow, W, OW); w < adaptive_end(ow, W, OW); ++w) {
             const float v = plane[h * xs.h + w * xs.w];
-            if (arg < 0 || v > best || (isnan(v) && !isnan(best))) {
-                best = v;
-                arg = h * W + w;
-            }
+            max_scan(v, h * W + w, &best, &arg);
         }
     y[i] = best;
     idx[i] = arg;

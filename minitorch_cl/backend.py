@@ -20,10 +20,9 @@ def _operands(out, *inputs):
 
 
 def _map_operands(name, out, *inputs):
-    """map1/map2 (or its loop-free variant when the iteration coalesces to one dimension) and the
-    structs of _operands."""
+    """map1/map2's kernel, grid, work-group and structs (layout.map_launch) for these operands."""
     cshape, cstrides = _coalesced(out, *inputs)
-    return name + "_flat" if len(cshape) <= 1 else name, layout.layout_struct(cshape, cstrides)
+    return layout.map_launch(name, cshape, cstrides, out.device.profile.map_local)
 
 
 def _check_size(n):
@@ -42,9 +41,9 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     _check_size(n)
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TO=out_dtype))
-    kernel, (shape, sa, so) = _map_operands("map1", out, a)
-    launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, so, alpha, beta, a, out, defines=defines,
-           nbytes=n * (a.dtype.itemsize + out.dtype.itemsize))
+    kernel, grid, local, (shape, sa, so) = _map_operands("map1", out, a)
+    launch(a.device, "elementwise.cl", kernel, grid, n, shape, sa, so, alpha, beta, a, out, defines=defines,
+           local=local, nbytes=n * (a.dtype.itemsize + out.dtype.itemsize))
     return out
 
 
@@ -58,9 +57,9 @@ def map2(op, a, b, out_dtype=None, compute_dtype=None, alpha=0, out=None):
     n = out.numel()
     _check_size(n)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TB=b.dtype, TO=out.dtype))
-    kernel, (shape, sa, sb, so) = _map_operands("map2", out, a, b)
-    launch(a.device, "elementwise.cl", kernel, (n,), n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
-           nbytes=n * (a.dtype.itemsize + b.dtype.itemsize + out.dtype.itemsize))
+    kernel, grid, local, (shape, sa, sb, so) = _map_operands("map2", out, a, b)
+    launch(a.device, "elementwise.cl", kernel, grid, n, shape, sa, sb, so, alpha, a, b, out, defines=defines,
+           local=local, nbytes=n * (a.dtype.itemsize + b.dtype.itemsize + out.dtype.itemsize))
     return out
 
 

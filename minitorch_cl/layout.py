@@ -61,6 +61,27 @@ def coalesce(shape, strides_list):
     return new_shape, new_strides
 
 
+def _pow2_at_least(n):
+    return 1 << max(n - 1, 0).bit_length()
+
+
+def map_launch(name, shape, strides_list, map_local):
+    """How elementwise.cl runs map1/map2 (`name`) over a coalesced iteration: (kernel, grid, local,
+    structs). One dim: <name>_flat on a 1-D grid; two or three: <name>_grid on a grid of the shape
+    itself (padded to 3 dims), innermost first, its work-group spanning rows when they are short;
+    more: <name> with strided_offset's divisions. local None: the device's map_local."""
+    if len(shape) <= 1 or len(shape) > 3:
+        kernel = name + "_flat" if len(shape) <= 1 else name
+        return kernel, (numel(shape),), None, layout_struct(shape, strides_list)
+    pad = 3 - len(shape)
+    shape = (1,) * pad + tuple(shape)
+    strides_list = [(0,) * pad + tuple(st) for st in strides_list]
+    # powers of two, so few work-group shapes (PoCL compiles a kernel once per shape) serve all sizes
+    inner = min(_pow2_at_least(shape[2]), map_local)
+    local = (inner, max(1, min(_pow2_at_least(shape[1]), map_local // inner)), 1)
+    return name + "_grid", (shape[2], shape[1], shape[0]), local, layout_struct(shape, strides_list)
+
+
 def view_strides(shape, strides, new_shape):
     """Strides for viewing (shape, strides) as new_shape without a copy, or None (PyTorch's rule)."""
     if numel(shape) == 0 or is_contiguous(shape, strides):

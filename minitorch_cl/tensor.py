@@ -281,9 +281,9 @@ def fill_(t, value):
     n = t.numel()
     if n:
         shape, (st,) = layout.coalesce(t.shape, [t.strides])
-        sh, so = layout.layout_struct(shape, [st])
+        kernel, grid, local, (sh, so) = layout.map_launch("map1", shape, [st], t.device.profile.map_local)
         defines = dict(OP="OP_FILL", **dtypes.cl_defines(t.device, T=dtypes.compute_dtype(t.dtype), TA=t.dtype,
                                                           TO=t.dtype))
-        kernel = "map1_flat" if len(shape) <= 1 else "map1"  # (backend._map_operands' rule)
-        launch(t.device, "elementwise.cl", kernel, (n,), n, sh, so, so, value, 0, t, t, defines=defines)
+        launch(t.device, "elementwise.cl", kernel, grid, n, sh, so, so, value, 0, t, t, defines=defines,
+               local=local)
     return t

@@ -170,6 +170,9 @@ def conv(dev, rng):
     up = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1).to(dev)
     _backward(depthwise(x), grouped(x), up(x))
     assert up(x).shape == (2, 2, 14, 18)
+    wide = _t(dev, rng.standard_normal((1, 2, 4, 30)))  # rows wide enough for the depthwise float8 columns
+    _backward(nn.Conv2d(2, 2, 5, padding=2, groups=2).to(dev)(wide),
+              nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2).to(dev)(wide))
 
 
 def pool(dev, rng):
@@ -181,7 +184,9 @@ def pool(dev, rng):
     _backward(m2, m3, av, F.avg_pool2d(x, 2))
     _close(m2, a[:, :, :8, :6].reshape(2, 3, 4, 2, 3, 2).max((3, 5)))
     ad, (am, ai) = F.adaptive_avg_pool2d(x, (3, 2)), F.adaptive_max_pool2d(x, 3, return_indices=True)
-    _backward(ad, am, F.max_pool2d(x, 3, stride=2, ceil_mode=True))
+    wide = _t(dev, rng.standard_normal((1, 2, 5, 40)))  # rows wide enough for maxpool_rows_fwd's float8 columns
+    _backward(ad, am, F.max_pool2d(x, 3, stride=2, ceil_mode=True), F.max_pool2d(wide, 3, stride=2, ceil_mode=True),
+              F.max_pool2d(wide, 3, stride=1, padding=1))
     _close(F.adaptive_avg_pool2d(x, 1).reshape(2, 3), a.mean((2, 3)))
     assert F.max_unpool2d(am, ai, 3, output_size=(8, 7)).shape == (2, 3, 8, 7)
 

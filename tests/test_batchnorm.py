@@ -47,7 +47,7 @@ def ref_group_norm(x, G, w, b, eps):
 
 
 # sizes that are not multiples of 64 (the wg64 variant): N*S = 33, 7*3 = 21, 2*65 = 130
-SHAPES = [(33, 5), (7, 4, 3), (2, 3, 5, 13), (2, 2, 3, 1, 5)]
+SHAPES = [(33, 5), (7, 4, 3), (2, 3, 5, 13), (2, 2, 3, 1, 5), (3, 4, 9, 7)]  # S = 63: 8-lane sums and a tail
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -60,7 +60,7 @@ def test_training_values_and_gradients(dev, rng, wg, shape, noncontig):
           lambda x, w, b: ref_batch_norm(x, w, b, 1e-5), x, w, b, rtol=1e-4, atol=1e-4, noncontig=noncontig)
 
 
-@pytest.mark.parametrize("shape", [(7, 4, 3), (2, 3, 5, 13)])
+@pytest.mark.parametrize("shape", [(7, 4, 3), (2, 3, 5, 13), (3, 4, 9, 7)])
 def test_eval_values_and_gradients(dev, rng, wg, shape):
     C = shape[1]
     x = rng.standard_normal(shape)

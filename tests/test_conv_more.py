@@ -58,6 +58,11 @@ GROUP_CASES = [  # x shape, weight shape, groups, stride, padding, dilation
     ((3, 4, 6, 5), (8, 1, 2, 3), 4, (2, 1), (1, 0), (1, 2)),  # depthwise, multiplier 2, N > groups
     ((2, 6, 5, 5), (3, 2, 1, 1), 3, 1, 0, 1),
     ((5, 4, 6, 7), (6, 2, 3, 2), 2, (1, 2), (1, 1), 1),  # more images than groups: one GEMM per group
+    # depthwise rows wide enough for the float8 columns (and their scalar ends): MobileNetV3's 5x5,
+    # stride 2 with a multiplier, dilation
+    ((2, 3, 5, 29), (3, 1, 5, 5), 3, 1, 2, 1),
+    ((2, 3, 6, 37), (6, 1, 3, 3), 3, 2, 1, 1),
+    ((1, 2, 4, 30), (2, 1, 3, 3), 2, 1, 1, (1, 2)),
 ]
 
 

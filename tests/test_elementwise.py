@@ -75,6 +75,30 @@ def test_binary_noncontiguous(dev, rng):
     check(dev, lambda x, y: x * y + x, lambda x, y: x * y + x, a, b, noncontig=True)
 
 
+@pytest.mark.parametrize("shape", [(3, 300, 1, 1), (5, 7, 49, 1), (2, 3, 37, 5), (517, 3, 1, 1), (2, 2, 3, 5)])
+def test_broadcast_and_sliced_maps(dev, rng, shape):
+    """The 2-D/3-D grid kernels (map1_grid, map2_grid) and the 4-D fallback: a per-channel factor
+    broadcast over rows longer and shorter than a work-group (squeeze-excitation's scale), a
+    channel slice of a wider tensor (a concat's copy) and a transposed operand, against NumPy."""
+    n, c, h, w = shape
+    a = rng.standard_normal((n, c, h * w + 3))
+    b = rng.standard_normal((n, c, 1))
+    at = mt.tensor(a, device=dev)
+    bt = mt.tensor(b, device=dev)
+    sliced = at[:, :, 2:h * w + 2]  # rows of h*w inside rows of h*w+3: a 2-D iteration
+    np.testing.assert_allclose((sliced * bt).numpy(), a[:, :, 2:h * w + 2] * b, rtol=1e-6)
+    np.testing.assert_allclose(sliced.relu().numpy(), np.maximum(a[:, :, 2:h * w + 2], 0), rtol=1e-6)
+    out = mt.zeros(n, 2 * c, h * w, device=dev)
+    out[:, c:] = sliced  # a copy into a channel slice
+    expect = np.zeros((n, 2 * c, h * w))
+    expect[:, c:] = a[:, :, 2:h * w + 2]
+    np.testing.assert_allclose(out.numpy(), expect, rtol=1e-6)
+    x = rng.standard_normal(shape)
+    xt = mt.tensor(x, device=dev)
+    np.testing.assert_allclose((xt.permute(0, 2, 1, 3) - xt.permute(0, 2, 1, 3).relu()).numpy(),
+                               x.transpose(0, 2, 1, 3) - np.maximum(x.transpose(0, 2, 1, 3), 0), rtol=1e-6)
+
+
 def test_transposed_operand(dev, rng):
     a, b = rng.standard_normal((7, 5)), rng.standard_normal((5, 7))
     check(dev, lambda x, y: x.T + y, lambda x, y: x.T + y, a, b)

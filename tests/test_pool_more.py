@@ -28,7 +28,7 @@ def np_adaptive(x, OH, OW, op):
 
 
 @pytest.mark.parametrize("shape,out", [((2, 3, 7, 9), (3, 4)), ((1, 2, 5, 5), (5, 5)), ((2, 1, 4, 6), (7, 3)),
-                                       ((1, 2, 9, 7), (1, 1))])
+                                       ((1, 2, 9, 7), (1, 1)), ((3, 300, 7, 5), (1, 1))])  # (1, 1): a broadcast map back
 def test_adaptive_avg_pool2d(dev, rng, shape, out):
     x = rng.standard_normal(shape).astype(np.float32)
     check(dev, lambda x: F.adaptive_avg_pool2d(x, out), lambda x: np_adaptive(x, *out, np.mean), x, noncontig=True)
@@ -213,3 +213,29 @@ def test_max_pool2x2_kernels_edges_nan_and_ties(dev, rng, shape):
         np.testing.assert_array_equal(im.numpy(), it.numpy())
         ym.backward(mt.tensor(g, device=dev))
         np.testing.assert_array_equal(xm.grad.numpy(), xt.grad.numpy())
+
+
+@pytest.mark.parametrize("k,s,p,ceil", [(3, 2, 0, True), (3, 2, 1, False), (3, 1, 1, False), ((2, 3), (1, 2), (1, 0), True),
+                                        (5, 3, 2, True), (2, 2, 0, True)])
+@pytest.mark.parametrize("shape", [(1, 1, 3, 3), (2, 3, 19, 70), (1, 2, 37, 33)])
+def test_max_pool_overlapping_edges_nan_and_ties(dev, rng, shape, k, s, p, ceil):
+    """Overlapping and partial (ceil_mode, padded) windows, squeezenet's 3x3 stride 2 with ceil_mode
+    among them: NaNs, all-tie windows and a strided view, against PyTorch (which shares the
+    first-maximum rule); the gradient sums over overlapping windows in another order, hence allclose."""
+    torch = pytest.importorskip("torch")
+    x = rng.standard_normal(shape).astype(np.float32)
+    x[..., :3, 3:6] = 1.5  # a block of ties
+    for h, w in [(0, 6), (1, 12), (2, 20), (5, 28)]:  # one NaN per window (PyTorch's CPU kernel keeps the last)
+        if h < shape[2] and w < shape[3]:
+            x[0, 0, h, w] = np.nan
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = torch.nn.functional.max_pool2d(xt, k, s, p, ceil_mode=ceil, return_indices=True)
+    g = rng.standard_normal(yt.shape).astype(np.float32)
+    yt.backward(torch.tensor(g))
+    for view in (lambda a: a, lambda a: a.transpose(2, 3).contiguous().transpose(2, 3)):  # strided
+        xm = view(mt.tensor(x, device=dev)).requires_grad_(True)
+        ym, im = F.max_pool2d(xm, k, s, p, ceil_mode=ceil, return_indices=True)
+        np.testing.assert_array_equal(ym.detach().numpy(), yt.detach().numpy())
+        np.testing.assert_array_equal(im.numpy(), it.numpy())
+        ym.backward(mt.tensor(g, device=dev))
+        np.testing.assert_allclose(xm.grad.numpy(), xt.grad.numpy(), rtol=1e-6, atol=1e-6)

@@ -1,7 +1,7 @@
 """max/avg pooling (2-D, and 1-D as 2-D over (N, C, 1, L)), ceil_mode, adaptive avg/max pooling and
 max_unpool2d: one kernel each way (clkernels/pool.cl). Inputs may have any strides (a conv's
 channel-major output is read in place); outputs are contiguous."""
-from .. import dtypes, layout
+from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..launch import At, launch
 from ..tensor import Tensor, empty, zeros
@@ -69,6 +69,10 @@ class MaxPool2d(Function):
         if y.numel() and _is_2x2(k, s, p, d, x.shape, OH, OW):
             launch(dev, "pool.cl", "maxpool2x2_fwd", (OW, OH, N * C), _window(x.shape, (k, s, p, d, OH, OW)),
                    layout.strides4_struct(x.strides), x, y, idx, local=GRID_LOCAL)
+        elif y.numel() and tuple(d) == (1, 1):
+            launch(dev, "pool.cl", "maxpool_rows_fwd", (N * C * OH,), _window(x.shape, (k, s, p, d, OH, OW)),
+                   layout.strides4_struct(x.strides), x, y, idx,
+                   defines={"POOL_KH": k[0], "POOL_KW": k[1], "POOL_SH": s[0], "POOL_SW": s[1]})
         elif y.numel():
             launch(dev, "pool.cl", "maxpool_fwd", (N * C * OH,), _window(x.shape, (k, s, p, d, OH, OW)),
                    layout.strides4_struct(x.strides), x, y, idx)
@@ -86,19 +90,18 @@ class MaxPool2d(Function):
         if not dx.numel():
             return dx, None, None, None, None, None, None, None
         win, gs = _window(shape, (k, s, p, d, OH, OW)), layout.strides4_struct(g.strides)
-        span = [(k[i] - 1) * d[i] + 1 for i in range(2)]  # the dilated window
-        if s[0] >= span[0] and s[1] >= span[1]:  # disjoint windows: scatter, no search
-            covers = all((OH, OW)[i] * s[i] - p[i] >= shape[2 + i] and p[i] == 0 and s[i] == span[i]
-                         for i in range(2))
-            if not covers:
-                dx.zero_()
-            if _is_2x2(k, s, p, d, shape, OH, OW):
-                launch(dev, "pool.cl", "maxpool2x2_bwd", (OW, OH, shape[0] * shape[1]), win, gs, g, idx, dx,
-                       local=GRID_LOCAL)
-                return dx, None, None, None, None, None, None, None
-            launch(dev, "pool.cl", "maxpool_bwd_disjoint", (y_numel(shape, OH, OW),), win, gs, g, idx, dx)
-        else:
-            launch(dev, "pool.cl", "maxpool_bwd", (dx.numel(),), win, gs, g, idx, dx)
+        if _is_2x2(k, s, p, d, shape, OH, OW):
+            if 2 * OH < shape[2] or 2 * OW < shape[3]:
+                dx.zero_()  # an odd last row or column belongs to no window
+            launch(dev, "pool.cl", "maxpool2x2_bwd", (OW, OH, shape[0] * shape[1]), win, gs, g, idx, dx,
+                   local=GRID_LOCAL)
+            return dx, None, None, None, None, None, None, None
+        # a scatter in `passes` launches of rows oh = phase (mod passes), whose windows are disjoint
+        passes = -(-((k[0] - 1) * d[0] + 1) // s[0])
+        dx.zero_()
+        for phase in range(min(passes, OH)):
+            rows = shape[0] * shape[1] * -(-(OH - phase) // passes)
+            launch(dev, "pool.cl", "maxpool_scatter_bwd", (rows,), win, phase, passes, gs, g, idx, dx)
         return dx, None, None, None, None, None, None, None
 
 
@@ -123,10 +126,6 @@ class AvgPool2d(Function):
             launch(dev, "pool.cl", "avgpool_bwd", (dx.numel(),), _window(shape, (k, s, p, (1, 1), OH, OW)),
                    include_pad, divisor, layout.strides4_struct(g.strides), g, dx)
         return dx, None, None, None, None, None, None, None
-
-
-def y_numel(shape, OH, OW):
-    return shape[0] * shape[1] * OH * OW
 
 
 def _batched(x):
@@ -223,6 +222,8 @@ class AdaptiveAvgPool2d(Function):
     @staticmethod
     def backward(ctx, g):
         shape, OH, OW = ctx.geom
+        if OH == OW == 1 and layout.numel(shape):  # global pooling: g / (H*W) broadcast, a division-free map
+            return backend.map1("OP_MUL_S", g.expand(shape), alpha=1.0 / (shape[2] * shape[3])), None, None
         dx = empty(*shape, device=g.device)
         if dx.numel():
             launch(g.device, "pool.cl", "adaptive_avgpool_bwd", (dx.numel(),),
