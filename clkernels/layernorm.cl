@@ -28,11 +28,6 @@ typedef float8 float8u __attribute__((aligned(4)));
 #define LD8(p) (*(__global const float8u *)(p))
 #define ST8(p, v) (*(__global float8u *)(p) = (v))
 
-inline float hsum8(float8 a)
-{
-    return ((a.s0 + a.s1) + (a.s2 + a.s3)) + ((a.s4 + a.s5) + (a.s6 + a.s7));
-}
-
 __kernel __attribute__((reqd_work_group_size(WG, RPG, 1)))
 void layernorm_fwd(const int rows, const int C, const float eps, const int has_w, const int has_b,
                    __global const float *x, const int x_off, __global const float *w, const int w_off,
@@ -52,12 +47,12 @@ void layernorm_fwd(const int rows, const int C, const float eps, const int has_w
     float s = 0.0f;
     for (int c = 0; c < C8; c += 8) s8 += LD8(xr + c);
     for (int c = C8 + lid; c < C; c += WG) s += xr[c];
-    const float mu = ROW_SUM(s + hsum8(s8)) / C;
+    const float mu = ROW_SUM(s + sum8(s8)) / C;
     s8 = (float8)(0.0f);
     float ss = 0.0f;
     for (int c = 0; c < C8; c += 8) { const float8 d = LD8(xr + c) - (float8)(mu); s8 += d * d; }
     for (int c = C8 + lid; c < C; c += WG) { const float d = xr[c] - mu; ss += d * d; }
-    const float r = rsqrt(ROW_SUM(ss + hsum8(s8)) / C + eps);
+    const float r = rsqrt(ROW_SUM(ss + sum8(s8)) / C + eps);
     for (int c = 0; c < C8; c += 8) {
         float8 v = (LD8(xr + c) - (float8)(mu)) * (float8)(r);
         if (has_w) v *= LD8(w + c);
@@ -97,7 +92,7 @@ void layernorm_bwd(const int rows, const int C, const int has_w, __global const 
         a8 += gw;
         b8 += gw * (LD8(xr + c) - (float8)(mu)) * (float8)(r);
     }
-    float s1 = hsum8(a8), s2 = hsum8(b8);
+    float s1 = sum8(a8), s2 = sum8(b8);
     for (int c = C8 + lid; c < C; c += WG) {
         const float gw = has_w ? gr[c] * w[c] : gr[c];
         s1 += gw;
