@@ -3,7 +3,6 @@
  * One work-group per channel, WG work-items reduce over its N*S elements:
  *   CPU: WG=1, a work-item walks its channel with nested loops (no division per element);
  *   GPU: WG=128..256, the group strides over the flattened index and tree-sums in local memory.
- * (CPU, contiguous spatial rows: each row in eight lanes; see row_moment.)
  * Forward: two-pass mean and variance, y = (x - mean) * rstd * w + b, the running statistics
  * updated in the same launch; backward: dw, db and dx in one kernel (reduce, then write dx; one
  * pass in eval mode). */
@@ -11,6 +10,13 @@
 
 #ifndef WG
 #define WG 1
+#endif
+
+/* UNIT=1: the spatial stride is 1 (sS, and gS in the backward; any NCHW-contiguous input), a
+ * compile-time constant, so the CPU path's loops are over contiguous rows that LLVM vectorises, and
+ * its sums run in the 8 lanes of a float8 (a single serial float sum waits on every add). */
+#ifndef UNIT
+#define UNIT 0
 #endif
 
 #if WG > 1
@@ -22,71 +28,80 @@
 #endif
 #define END_NS }
 
-/* CPU (WG == 1) with contiguous spatial rows (sS == 1, the NCHW case): each image's row of the
- * channel is summed in eight lanes at once. A scalar `acc += x` is one dependent chain that LLVM
- * may not reorder, one add per element at its latency: BatchNorm ran at well under 1 GB/s. */
-#if WG == 1
-/* (LD8, ST8 and hsum8: common.h) */
-
-/* sum of (p[s] - mu)^pw over s < S, pw 1 or 2 */
-inline float row_moment(__global const float *p, int S, float mu, int pw)
+#if WG == 1 && UNIT
+/* sum over the channel's N rows of S contiguous elements (row n at p + n * sN) of (p - mu), or of
+ * its square */
+inline float channel_sum(__global const float *p, const int N, const int S, const int sN, const float mu,
+                         const int square)
 {
-    float8 a8 = (float8)(0.0f);
-    float a = 0.0f;
-    int s = 0;
-    if (pw == 1) {
-        for (; s + 8 <= S; s += 8)
-            a8 += LD8(p + s);
-        for (; s < S; ++s)
-            a += p[s];
-    } else {
+    float8 acc = 0.0f;
+    float tail = 0.0f;
+    for (int n = 0; n < N; ++n) {
+        __global const float *row = p + (long)n * sN;
+        int s = 0;
         for (; s + 8 <= S; s += 8) {
-            const float8 d = LD8(p + s) - (float8)(mu);
-            a8 += d * d;
+            const float8 d = LD8(row + s) - mu;
+            acc += square ? d * d : d;
         }
+        for (; s < S; ++s) {
+            const float d = row[s] - mu;
+            tail += square ? d * d : d;
+        }
+    }
+    return sum8(acc) + tail;
+}
+
+/* (sum g, sum g * (x - mu)) over the channel, as channel_sum */
+inline float2 channel_grad_sums(__global const float *g, const int gN, __global const float *x, const int sN,
+                                const int N, const int S, const float mu)
+{
+    float8 ag = 0.0f, agx = 0.0f;
+    float tg = 0.0f, tgx = 0.0f;
+    for (int n = 0; n < N; ++n) {
+        __global const float *grow = g + (long)n * gN, *xrow = x + (long)n * sN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8) {
+            const float8 gv = LD8(grow + s);
+            ag += gv;
+            agx += gv * (LD8(xrow + s) - mu);
+        }
+        for (; s < S; ++s) {
+            tg += grow[s];
+            tgx += grow[s] * (xrow[s] - mu);
+        }
+    }
+    return (float2)(sum8(ag) + tg, sum8(agx) + tgx);
+}
+
+/* y = u * a + c over the channel's rows (u's row n at u + n * uN, y's at y + n * yN), in float8s */
+inline void channel_affine(__global float *y, const long yN, __global const float *u, const int uN,
+                           const int N, const int S, const float a, const float c)
+{
+    for (int n = 0; n < N; ++n) {
+        __global const float *urow = u + (long)n * uN;
+        __global float *yrow = y + n * yN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8)
+            ST8(yrow + s, LD8(urow + s) * a + c);
         for (; s < S; ++s)
-            a += (p[s] - mu) * (p[s] - mu);
+            yrow[s] = urow[s] * a + c;
     }
-    return a + hsum8(a8);
 }
 
-/* q[s] = p[s] * scale + shift for s < S */
-inline void row_affine(__global float *q, __global const float *p, int S, float scale, float shift)
+/* dx = k * (g - mg - (x - mu) * mgx) over the channel's rows, as channel_affine */
+inline void channel_dx(__global float *dx, const long dN, __global const float *g, const int gN,
+                       __global const float *x, const int sN, const int N, const int S, const float k,
+                       const float mg, const float mu, const float mgx)
 {
-    int s = 0;
-    for (; s + 8 <= S; s += 8)
-        ST8(q + s, LD8(p + s) * (float8)(scale) + (float8)(shift));
-    for (; s < S; ++s)
-        q[s] = p[s] * scale + shift;
-}
-
-/* (sum g[s], sum g[s] * (x[s] - mu)) over s < S */
-inline float2 row_gsums(__global const float *g, __global const float *x, int S, float mu)
-{
-    float8 a8 = (float8)(0.0f), b8 = (float8)(0.0f);
-    float a = 0.0f, b = 0.0f;
-    int s = 0;
-    for (; s + 8 <= S; s += 8) {
-        const float8 gv = LD8(g + s);
-        a8 += gv;
-        b8 += gv * (LD8(x + s) - (float8)(mu));
+    for (int n = 0; n < N; ++n) {
+        __global const float *grow = g + (long)n * gN, *xrow = x + (long)n * sN;
+        __global float *drow = dx + n * dN;
+        int s = 0;
+        for (; s + 8 <= S; s += 8)
+            ST8(drow + s, k * (LD8(grow + s) - mg - (LD8(xrow + s) - mu) * mgx));
+        for (; s < S; ++s)
+            drow[s] = k * (grow[s] - mg - (xrow[s] - mu) * mgx);
     }
-    for (; s < S; ++s) {
-        a += g[s];
-        b += g[s] * (x[s] - mu);
-    }
-    return (float2)(a + hsum8(a8), b + hsum8(b8));
-}
-
-/* dx[s] = k * (g[s] - mg - (x[s] - mu) * mgx) for s < S */
-inline void row_dx(__global float *dx, __global const float *g, __global const float *x, int S, float k,
-                   float mg, float mu, float mgx)
-{
-    int s = 0;
-    for (; s + 8 <= S; s += 8)
-        ST8(dx + s, (float8)(k) * (LD8(g + s) - (float8)(mg) - (LD8(x + s) - (float8)(mu)) * (float8)(mgx)));
-    for (; s < S; ++s)
-        dx[s] = k * (g[s] - mg - (x[s] - mu) * mgx);
 }
 #endif
 
@@ -114,31 +129,24 @@ void batchnorm_fwd(const int N, const int C, const int S, const int sN, const in
     w += w_off; b += b_off; nbt += nbt_off; mean += mean_off; rstd += rstd_off;
     run_mean += run_mean_off; run_var += run_var_off;
     float mu, r, unbiased = 0.0f;
-#if WG == 1
-    const int rows = sS == 1;  /* the contiguous-row path */
+#if UNIT
+    const int sS_ = 1;
 #else
-    const int rows = 0;
+    const int sS_ = sS;
 #endif
     if (use_batch) {
-        float acc = 0.0f;
         const int M = N * S;
-#if WG == 1
-        if (rows) {
-            for (int n = 0; n < N; ++n)
-                acc += row_moment(x + (long)n * sN, S, 0.0f, 1);
-            mu = acc / M;
-            acc = 0.0f;
-            for (int n = 0; n < N; ++n)
-                acc += row_moment(x + (long)n * sN, S, mu, 2);
-        }
-#endif
-        if (!rows) {
-            FOR_NS acc += x[(long)n * sN + (long)s * sS]; END_NS
-            mu = GROUP_SUM(acc) / M;
-            acc = 0.0f;
-            FOR_NS const float d = x[(long)n * sN + (long)s * sS] - mu; acc += d * d; END_NS
-        }
+#if WG == 1 && UNIT
+        mu = channel_sum(x, N, S, sN, 0.0f, 0) / M;
+        const float var = channel_sum(x, N, S, sN, mu, 1) / M;
+#else
+        float acc = 0.0f;
+        FOR_NS acc += x[(long)n * sN + (long)s * sS_]; END_NS
+        mu = GROUP_SUM(acc) / M;
+        acc = 0.0f;
+        FOR_NS const float d = x[(long)n * sN + (long)s * sS_] - mu; acc += d * d; END_NS
         const float var = GROUP_SUM(acc) / M;
+#endif
         r = rsqrt(var + eps);
         unbiased = var * M / (M - 1);  /* torch's running variance */
     } else {
@@ -147,15 +155,11 @@ void batchnorm_fwd(const int N, const int C, const int S, const int sN, const in
     }
     const float scale = has_w ? w[c] * r : r;
     const float shift = (has_b ? b[c] : 0.0f) - mu * scale;
-#if WG == 1
-    if (rows) {
-        for (int n = 0; n < N; ++n)
-            row_affine(y + (long)n * C * S, x + (long)n * sN, S, scale, shift);
-    }
+#if WG == 1 && UNIT
+    channel_affine(y, (long)C * S, x, sN, N, S, scale, shift);
+#else
+    FOR_NS y[(long)n * C * S + s] = x[(long)n * sN + (long)s * sS_] * scale + shift; END_NS
 #endif
-    if (!rows) {
-        FOR_NS y[(long)n * C * S + s] = x[(long)n * sN + (long)s * sS] * scale + shift; END_NS
-    }
     /* After the last barrier on purpose: PoCL 3.0 ran a `lid == 0` block placed between the
      * barriers of the use_batch branch once per work-item (64 running-statistics updates). */
     if (lid == 0) {
@@ -194,44 +198,37 @@ void batchnorm_bwd(const int N, const int C, const int S, const int sN, const in
     const float mu = mean[c], r = rstd[c];
     const float k = has_w ? w[c] * r : r;
     const int dx_now = need_dx && !use_batch;  /* with running statistics dx needs no sums: one pass */
-    float sg = 0.0f, sgx = 0.0f;
-#if WG == 1
-    const int rows = sS == 1 && gS == 1;  /* the contiguous-row path */
-    if (rows) {
-        for (int n = 0; n < N; ++n) {
-            const float2 t = row_gsums(g + (long)n * gN, x + (long)n * sN, S, mu);
-            sg += t.x;
-            sgx += t.y;
-            if (dx_now)
-                row_affine(dx + (long)n * C * S, g + (long)n * gN, S, k, 0.0f);
-        }
-    }
+#if UNIT
+    const int sS_ = 1, gS_ = 1;
 #else
-    const int rows = 0;
+    const int sS_ = sS, gS_ = gS;
 #endif
-    if (!rows) {
-        FOR_NS
-            const float gv = g[(long)n * gN + (long)s * gS];
-            sg += gv;
-            sgx += gv * (x[(long)n * sN + (long)s * sS] - mu);
-            if (dx_now) dx[(long)n * C * S + s] = k * gv;
-        END_NS
-    }
+#if WG == 1 && UNIT
+    const float2 sums = channel_grad_sums(g, gN, x, sN, N, S, mu);
+    float sg = sums.x, sgx = sums.y * r;
+    if (dx_now)
+        channel_affine(dx, (long)C * S, g, gN, N, S, k, 0.0f);
+#else
+    float sg = 0.0f, sgx = 0.0f;
+    FOR_NS
+        const float gv = g[(long)n * gN + (long)s * gS_];
+        sg += gv;
+        sgx += gv * (x[(long)n * sN + (long)s * sS_] - mu);
+        if (dx_now) dx[(long)n * C * S + s] = k * gv;
+    END_NS
     sg = GROUP_SUM(sg);
     sgx = GROUP_SUM(sgx) * r;
+#endif
     if (lid == 0) { db[c] = sg; dw[c] = sgx; }
     if (!need_dx || !use_batch) return;
     const int M = N * S;
     const float mg = sg / M, mgx = sgx * r / M;
-#if WG == 1
-    if (rows) {
-        for (int n = 0; n < N; ++n)
-            row_dx(dx + (long)n * C * S, g + (long)n * gN, x + (long)n * sN, S, k, mg, mu, mgx);
-        return;
-    }
-#endif
+#if WG == 1 && UNIT
+    channel_dx(dx, (long)C * S, g, gN, x, sN, N, S, k, mg, mu, mgx);
+#else
     FOR_NS
-        const float xc = x[(long)n * sN + (long)s * sS] - mu;
-        dx[(long)n * C * S + s] = k * (g[(long)n * gN + (long)s * gS] - mg - xc * mgx);
+        const float xc = x[(long)n * sN + (long)s * sS_] - mu;
+        dx[(long)n * C * S + s] = k * (g[(long)n * gN + (long)s * gS_] - mg - xc * mgx);
     END_NS
+#endif
 }

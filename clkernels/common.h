@@ -65,7 +65,7 @@ typedef struct { int n, c, h, w; } Strides4;
  * not inline vload8 and the other vector builtins, so row loops use 4-byte-aligned vector types and
  * operators): LD8/ST8 load and store 8 floats (ST8I 8 ints), LD8_STRIDED(s, p) = p[0], p[s], ...,
  * p[7s] for a compile-time stride s of 1 or 2 (the 16-float load behind s == 2 reads p[15] too, one
- * past the last), hsum8 adds a float8's lanes. */
+ * past the last), sum8 adds a float8's lanes. */
 typedef float8 float8u __attribute__((aligned(4)));
 typedef float16 float16u __attribute__((aligned(4)));
 typedef int8 int8u __attribute__((aligned(4)));
@@ -74,7 +74,7 @@ typedef int8 int8u __attribute__((aligned(4)));
 #define ST8I(p, v) (*(__global int8u *)(p) = (v))
 #define LD8_STRIDED(s, p) ((s) == 1 ? LD8(p) : (*(__global const float16u *)(p)).even)
 
-inline float hsum8(float8 a)
+inline float sum8(float8 a)
 {
     return ((a.s0 + a.s1) + (a.s2 + a.s3)) + ((a.s4 + a.s5) + (a.s6 + a.s7));
 }

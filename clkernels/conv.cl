@@ -401,7 +401,7 @@ __kernel void depthwise_bwd_weight(const Window win, const int M, const Strides4
         }
     }
 #if DW_VEC
-    acc += hsum8(acc8);
+    acc += sum8(acc8);
 #endif
     dw[i] = acc;
 }

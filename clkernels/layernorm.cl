@@ -24,7 +24,7 @@
 /* The row loops of a work-item: with WG == 1, eight at a time over the row's first C8 elements,
  * each a float8 expression (a scalar `s += x` is one dependent chain that LLVM may not reorder:
  * one add per element at its latency), then one by one over the rest; with WG > 1, by WG from lid. */
-/* (LD8, ST8 and hsum8: common.h) */
+/* (LD8, ST8, sum8: common.h) */
 
 __kernel __attribute__((reqd_work_group_size(WG, RPG, 1)))
 void layernorm_fwd(const int rows, const int C, const float eps, const int has_w, const int has_b,
@@ -45,12 +45,12 @@ void layernorm_fwd(const int rows, const int C, const float eps, const int has_w
     float s = 0.0f;
     for (int c = 0; c < C8; c += 8) s8 += LD8(xr + c);
     for (int c = C8 + lid; c < C; c += WG) s += xr[c];
-    const float mu = ROW_SUM(s + hsum8(s8)) / C;
+    const float mu = ROW_SUM(s + sum8(s8)) / C;
     s8 = (float8)(0.0f);
     float ss = 0.0f;
     for (int c = 0; c < C8; c += 8) { const float8 d = LD8(xr + c) - (float8)(mu); s8 += d * d; }
     for (int c = C8 + lid; c < C; c += WG) { const float d = xr[c] - mu; ss += d * d; }
-    const float r = rsqrt(ROW_SUM(ss + hsum8(s8)) / C + eps);
+    const float r = rsqrt(ROW_SUM(ss + sum8(s8)) / C + eps);
     for (int c = 0; c < C8; c += 8) {
         float8 v = (LD8(xr + c) - (float8)(mu)) * (float8)(r);
         if (has_w) v *= LD8(w + c);
@@ -90,7 +90,7 @@ void layernorm_bwd(const int rows, const int C, const int has_w, __global const 
         a8 += gw;
         b8 += gw * (LD8(xr + c) - (float8)(mu)) * (float8)(r);
     }
-    float s1 = hsum8(a8), s2 = hsum8(b8);
+    float s1 = sum8(a8), s2 = sum8(b8);
     for (int c = C8 + lid; c < C; c += WG) {
         const float gw = has_w ? gr[c] * w[c] : gr[c];
         s1 += gw;

@@ -88,7 +88,7 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
         float8 a8 = (float8)(0.0f);
         for (; r0 + 8 <= R; r0 += 8)
             a8 += *(__global const float8u *)(row + r0);
-        best = ((a8.s0 + a8.s1) + (a8.s2 + a8.s3)) + ((a8.s4 + a8.s5) + (a8.s6 + a8.s7));
+        best = sum8(a8);
     }
 #endif
     for (int r = r0; r < R; ++r) {

@@ -33,6 +33,10 @@ PACKED_MIN_WORK = 0
 # (row pitch) is at most this many floats: batched conv GEMMs skip a pass over col (-35%), square
 # 256 gains 5%, square 512 and 1024 lose 15% and 70% (their panels spread over L2's sets).
 DIRECT_B_SPAN = 1 << 17
+# ... or whatever its span when M or K is at most this: a panel then serves few m-blocks, or has few
+# rows, and packing it costs more than reading it in place saves (pointwise convolutions, M = OC or
+# K = C small against P = H*W columns: 2-4x less device time read in place, for M or K up to 256)
+DIRECT_B_THIN = 128
 DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
 CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements,
@@ -179,7 +183,8 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
     # vector loads of B in place need whole panels and vector-aligned rows; a panel spanning more
     # than L2 thrashes it (power-of-two row pitches), and one pack then pays for itself
     direct_b = not (b_is_panels or sum_batch) and sbn == 1 and N % nr == 0 and \
-        (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN
+        (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and \
+        (min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN or min(M, K) <= DIRECT_B_THIN)
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
     direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)

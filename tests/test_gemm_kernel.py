@@ -18,6 +18,7 @@ def path(request, monkeypatch, dev):
     if request.param == "packed":
         monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
+        monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if request.param == "tiled":
         monkeypatch.setattr(gemm_mod, "PACKED_MIN_WORK", float("inf"))
     if request.param != "other-lanes":
@@ -284,6 +285,7 @@ def test_pack_rows(dev, monkeypatch, mnk, kw):
     monkeypatch.setattr(gemm_mod, "PACK_ROWS_MIN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if kw.pop("chunks", False):
         monkeypatch.setattr(gemm_mod, "K_CHUNK", 40)
         monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)

@@ -47,7 +47,8 @@ class BatchNormFn(Function):
         update = use_batch and running_mean is not None
         launch(dev, "batchnorm.cl", "batchnorm_fwd", (wg, C), N, C, S, *sx, eps, momentum, use_batch, update,
                weight is not None, bias is not None, x, _or(weight, x), _or(bias, x), nbt if nbt is not None else At(x.buffer, 0), y, mean, rstd,
-               _or(running_mean, mean), _or(running_var, rstd), local=(wg, 1), defines={"WG": wg})
+               _or(running_mean, mean), _or(running_var, rstd), local=(wg, 1),
+               defines={"WG": wg, "UNIT": int(sx[2] == 1)})
         ctx.save_for_backward(x, weight, mean, rstd)
         ctx.use_batch = use_batch
         return y
@@ -63,9 +64,10 @@ class BatchNormFn(Function):
         wg = dev.profile.batchnorm_wg
         dx = empty(x.shape, device=dev) if need[0] else None
         dw, db = empty(C, device=dev), empty(C, device=dev)
-        launch(dev, "batchnorm.cl", "batchnorm_bwd", (wg, C), N, C, S, *_ncs(x)[1], *sg, ctx.use_batch,
+        sx = _ncs(x)[1]
+        launch(dev, "batchnorm.cl", "batchnorm_bwd", (wg, C), N, C, S, *sx, *sg, ctx.use_batch,
                weight is not None, need[0], x, _or(weight, x), g, mean, rstd, _or(dx, dw), dw, db,
-               local=(wg, 1), defines={"WG": wg})
+               local=(wg, 1), defines={"WG": wg, "UNIT": int(sx[2] == 1 and sg[2] == 1)})
         return (dx, dw if need[1] else None, db if need[2] else None) + (None,) * 6
 
 
