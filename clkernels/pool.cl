@@ -158,7 +158,7 @@ __kernel void maxpool_scatter_bwd(const Window win, const int phase, const int p
 
 /* The ConvNet's case, 2x2 windows with stride 2 and no padding, as straight-line code over a
  * (OW, OH, N*C) grid: no per-cell integer division (slow, and not vectorised on CPUs), and PoCL
- * vectorises across neighbouring cells. Neither kernel has an early return or calls a builtin
+ * vectorises across neighbouring cells. It has no early return and calls no builtin
  * (min, isnan): on PoCL either stops that vectorisation, 15-20x slower. A work-item past the edge
  * of the grid instead redoes the last cell of its row or column and stores the same values there.
  * Tie and NaN rules are maxpool_fwd's (first maximum in scan order, the first NaN wins), as a
@@ -186,27 +186,6 @@ __kernel void maxpool2x2_fwd(const Window win, const Strides4 xs, __global const
     const int i = (nc * OH + oh) * OW + ow;
     y[i] = best;
     idx[i] = h * W + w + k;
-}
-
-/* Its gradient over the same grid: each output cell writes its four dx cells, g at the arg-max
- * and 0 elsewhere. Cells no window covers (an odd last row or column) must be zeroed beforehand. */
-__kernel void maxpool2x2_bwd(const Window win, const Strides4 gs, __global const float *g, int g_off,
-                             __global const int *idx, const int idx_off,
-                             __global float *dx, const int dx_off)
-{
-    idx += idx_off; dx += dx_off;
-    const int OH = win.OH, OW = win.OW, H = win.H, W = win.W;
-    const int gw = get_global_id(0), gh = get_global_id(1), nc = get_global_id(2);
-    const int ow = gw < OW ? gw : OW - 1, oh = gh < OH ? gh : OH - 1;
-    const int c = nc % win.C, n = nc / win.C;
-    const float gv = g[g_off + n * gs.n + c * gs.c + oh * gs.h + ow * gs.w];
-    const int arg = idx[(nc * OH + oh) * OW + ow];
-    const int top = 2 * oh * W + 2 * ow;
-    __global float *d = dx + (long)nc * H * W + top;
-    d[0] = arg == top ? gv : 0.0f;
-    d[1] = arg == top + 1 ? gv : 0.0f;
-    d[W] = arg == top + W ? gv : 0.0f;
-    d[W + 1] = arg == top + W + 1 ? gv : 0.0f;
 }
 
 /* Window size that divides a cell: the whole window (padding included, clipped at the padded

@@ -57,6 +57,7 @@ MAX_CASES = [  # (N, C, H, W), kernel, stride, padding, dilation
     ((1, 2, 7, 9), 3, 2, 1, 1),
     ((3, 1, 11, 6), 3, 1, 1, 2),
     ((2, 5, 33, 17), 2, 3, 1, 1),
+    ((1, 2, 5, 71), 2, 2, 0, 1),  # 2x2 on rows of 35 outputs: maxpool_rows_fwd, an odd last column
 ]
 
 

@@ -44,7 +44,7 @@ def _geometry(x, kernel_size, stride, padding, dilation, name, ceil_mode=False):
     return k, s, p, d, OH, OW
 
 
-GRID_LOCAL = (16, 4, 1)  # the 2x2 kernels' (ow, oh, n*c) work-group
+GRID_LOCAL = (16, 4, 1)  # maxpool2x2_fwd's (ow, oh, n*c) work-group
 
 
 def _window(shape, geom):
@@ -54,9 +54,10 @@ def _window(shape, geom):
 
 def _is_2x2(k, s, p, d, shape, OH, OW):
     """The ConvNet's pooling (2x2 windows, stride 2, no padding or dilation, no partial ceil_mode
-    window) has its own kernels."""
+    window) on narrow rows has its own forward kernel: maxpool_rows_fwd's eight columns at a time
+    cost more than they save below 32 output columns (16: 2-4x slower), and win above (56: 4x)."""
     return (tuple(k) == (2, 2) and tuple(s) == (2, 2) and tuple(p) == (0, 0) and tuple(d) == (1, 1)
-            and 2 * OH <= shape[2] and 2 * OW <= shape[3])
+            and 2 * OH <= shape[2] and 2 * OW <= shape[3] and OW < 32)
 
 
 class MaxPool2d(Function):
@@ -90,13 +91,8 @@ class MaxPool2d(Function):
         if not dx.numel():
             return dx, None, None, None, None, None, None, None
         win, gs = _window(shape, (k, s, p, d, OH, OW)), layout.strides4_struct(g.strides)
-        if _is_2x2(k, s, p, d, shape, OH, OW):
-            if 2 * OH < shape[2] or 2 * OW < shape[3]:
-                dx.zero_()  # an odd last row or column belongs to no window
-            launch(dev, "pool.cl", "maxpool2x2_bwd", (OW, OH, shape[0] * shape[1]), win, gs, g, idx, dx,
-                   local=GRID_LOCAL)
-            return dx, None, None, None, None, None, None, None
         # a scatter in `passes` launches of rows oh = phase (mod passes), whose windows are disjoint
+        # (for 2x2 windows too: zeroing dx and one scatter cost a third of a per-cell gather kernel)
         passes = -(-((k[0] - 1) * d[0] + 1) // s[0])
         dx.zero_()
         for phase in range(min(passes, OH)):
