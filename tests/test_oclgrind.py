@@ -2,10 +2,15 @@
 under both the CPU and the GPU kernel variants (the simulator checks the GPU variants' barriers and
 local memory, which no CPU runtime does). Each family runs in its own process; any report Oclgrind
 writes to stderr fails it. Skipped where Oclgrind is not installed (`apt-get install oclgrind`),
-except under CI, which installs it."""
+except under CI, which installs it.
+
+Oclgrind with its race checks simulates on one thread, so the family processes run as many at a time
+as there are cores, started together when the first test here asks for them; each test then waits
+for its own."""
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,9 +41,25 @@ def _run(env, *args):
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.fixture(scope="module")
+def runs(request, oclgrind_env):
+    """{name: future of its finished process} for the families (and the canary) this session's
+    selected tests ask for, one process per core at a time."""
+    here = [item for item in request.session.items if item.module is request.module]
+    names = [getattr(item, "callspec", None) and item.callspec.params.get("family") for item in here]
+    names = [n for n in names if n] + (["canary_out_of_bounds"] if any(
+        item.originalname == test_an_out_of_bounds_write_is_reported.__name__ for item in here) else [])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=cores) as pool:
+        futures = {name: pool.submit(_run, oclgrind_env, name) for name in names}
+        yield futures
+        for f in futures.values():
+            f.cancel()  # a test that failed early leaves no queued run behind
+
+
 @pytest.mark.parametrize("family", list(kernel_workload.FAMILIES))
-def test_family_is_clean_on_oclgrind(oclgrind_env, family):
-    done = _run(oclgrind_env, family)
+def test_family_is_clean_on_oclgrind(runs, family):
+    done = runs[family].result()
     assert done.returncode == 0, done.stderr[-4000:]
     assert "on cl:" in done.stderr and "(Oclgrind Simulator)" in done.stderr, done.stderr[-2000:]
     assert done.stdout.strip().endswith("workload ok")
@@ -46,9 +67,9 @@ def test_family_is_clean_on_oclgrind(oclgrind_env, family):
     assert not found, f"Oclgrind reported, in the {family} family:\n{found[:6000]}"
 
 
-def test_an_out_of_bounds_write_is_reported(oclgrind_env):
+def test_an_out_of_bounds_write_is_reported(runs):
     """The check itself: a kernel launched past its buffer's end must show up as a report."""
-    done = _run(oclgrind_env, "canary_out_of_bounds")
+    done = runs["canary_out_of_bounds"].result()
     assert "Invalid write" in oclgrind.reports(done.stderr), done.stderr[-3000:]
 
 
