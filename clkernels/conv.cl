@@ -58,14 +58,17 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
 
 /* The same columns laid out as matmul.cl's B panels, so that gemm_packed reads them with no pack
  * pass between (CPU path): image n's panels are (ceil(P/NR), K, NR), dst[n][p / NR][k][p % NR] =
- * col[n, k, p], with zeros for the p >= P that pad the last panel. One work-item per (n, k, oh), as
- * im2col_fwd; its OW values fall into runs of at most NR contiguous floats, one per panel. */
+ * col[n, k, p], with zeros for the p >= P that pad the last panel. joined: the images' positions
+ * end to end instead, q = n*P + p, in ceil(N*P/NR) panels (small images, whose P would leave much
+ * of a last panel empty: 4x4 fills half of 32). One work-item per (n, k, oh), as im2col_fwd; its
+ * OW values fall into runs of at most NR contiguous floats, one per panel. */
 #ifdef NR
-__kernel void im2col_panels(const Window win, const Strides4 xs, __global const float *x, int x_off,
-                            __global float *dst, const int dst_off)
+__kernel void im2col_panels(const Window win, const Strides4 xs, const int joined, __global const float *x,
+                            int x_off, __global float *dst, const int dst_off)
 {
     const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int K = win.C * KH * KW, P = OH * OW, PANELS = (P + NR - 1) / NR;
+    const int K = win.C * KH * KW, P = OH * OW;
+    const int PANELS = ((joined ? win.N * P : P) + NR - 1) / NR;
     const int r = get_global_id(0);
     if (r >= win.N * K * OH)
         return;
@@ -75,11 +78,12 @@ __kernel void im2col_panels(const Window win, const Strides4 xs, __global const 
     const int h = tap_row(win, k, oh, &c, &w0);
     const bool row_inside = h >= 0 && h < win.H;
     __global const float *row = x + x_off + n * xs.n + c * xs.c + (row_inside ? h : 0) * xs.h;
-    __global float *out = dst + dst_off + (long)n * PANELS * K * NR + (long)k * NR;
-    /* positions base .. base + OW - 1 (ow = p - base), one panel run at a time; the last row also
-     * zeroes the pad. A contiguous input row is three plain loops per run, zeros | copy | zeros,
-     * which vectorise (as in im2col_fwd). */
-    const int base = oh * OW, p_end = oh == OH - 1 ? PANELS * NR : base + OW;
+    __global float *out = dst + dst_off + (joined ? 0 : (long)n * PANELS * K * NR) + (long)k * NR;
+    /* positions base .. base + OW - 1 (ow = p - base), one panel run at a time; the last row (of
+     * the last image, joined) also zeroes the pad. A contiguous input row is three plain loops per
+     * run, zeros | copy | zeros, which vectorise (as in im2col_fwd). */
+    const int base = (joined ? n * P : 0) + oh * OW;
+    const int p_end = oh == OH - 1 && (!joined || n == win.N - 1) ? PANELS * NR : base + OW;
     for (int p = base; p < p_end;) {
         const int panel = p / NR, run_end = min(p_end, (panel + 1) * NR);
         __global float *o = out + (long)panel * (K - 1) * NR;  /* o[p] is (panel, k, p % NR) */

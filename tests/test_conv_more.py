@@ -133,25 +133,46 @@ def test_conv2d_on_the_gpu_path(dev, rng, ws, groups, stride):
               rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("joined", [False, True])
 @pytest.mark.parametrize("nr", [8, 24, 32])
-def test_im2col_panels_layout(dev, rng, nr):
-    """im2col_panels writes image n's columns as (ceil(P/nr), K, nr) panels, zero past P, from a
-    strided input: against im2col's (N, K, P) columns rearranged by NumPy."""
+def test_im2col_panels_layout(dev, rng, nr, joined):
+    """im2col_panels writes image n's columns as (ceil(P/nr), K, nr) panels, zero past P, or joined,
+    the images' positions end to end in ceil(N*P/nr) panels, from a strided input: against im2col's
+    (N, K, P) columns rearranged by NumPy."""
     from minitorch_cl.ops import conv as conv_mod
     x = mt.tensor(rng.standard_normal((5, 2, 3, 9)).astype(np.float32), device=dev).permute(1, 0, 2, 3)
     geometry = (3, 2, (2, 1), (1, 1), (1, 2))
     OH, OW = conv_mod.output_size(3, 3, 2, 1, 1), conv_mod.output_size(9, 2, 1, 1, 2)
     col = conv_mod.im2col(x, *geometry, OH, OW).numpy()  # (N, K, P)
-    packed = conv_mod.im2col_panels(x[0:2], *geometry, OH, OW, nr)
+    packed = conv_mod.im2col_panels(x[0:2], *geometry, OH, OW, nr, joined=joined)
     N, K, P = col.shape
+    if joined:
+        col, N, P = col.transpose(1, 0, 2).reshape(1, K, N * P), 1, N * P
     panels = -(-P // nr)
     want = np.zeros((N, K, panels * nr), np.float32)
     want[:, :, :P] = col
     want = want.reshape(N, K, panels, nr).transpose(0, 2, 1, 3)
     got = np.empty(N * panels * K * nr, np.float32)
     cl.enqueue_copy(dev.queue, got, packed.buf)
-    assert packed.batch_stride == panels * K * nr and (packed.K, packed.N) == (K, P)
+    assert packed.batch_stride == (0 if joined else panels * K * nr) and (packed.K, packed.N) == (K, P)
     compare(got.reshape(want.shape), want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("xs,ws", [((5, 3, 4, 4), (6, 3, 3, 3)), ((3, 4, 7, 7), (5, 4, 3, 2))])
+def test_conv2d_small_images_join_their_panels(dev, rng, monkeypatch, xs, ws):
+    """Images of 16 or 56 positions go into the GEMM's panels end to end (one GEMM over the chunk,
+    then into (n, OC, P)), in chunks: values and gradients against NumPy."""
+    from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.ops import conv as conv_mod
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no panels")
+    P = xs[2] * xs[3]
+    assert conv_mod._joined(xs[0], P, gemm_mod.panel_width(dev))
+    monkeypatch.setattr(conv_mod, "COL_BUDGET", 2 * xs[1] * ws[2] * ws[3] * P + 1)  # two images a chunk
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, 1, relu=True),
+          lambda x, w, b: np.maximum(np_conv2d(x, w, b, (1, 1), (1, 1, 1, 1), (1, 1), 1), 0), x, w, b,
+          rtol=1e-4, atol=1e-4, noncontig=True)
 
 
 def test_conv2d_with_another_panel_width(dev, rng, monkeypatch):

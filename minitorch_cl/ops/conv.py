@@ -79,20 +79,30 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
-def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr):
-    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr), a PackedB of
-    (K, P) per image: im2col and the GEMM's pack in one pass, at the columns' size (CPU path)."""
+def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined=False):
+    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr): a PackedB of
+    (K, P) per image, or joined, one (K, N*P) with the images' positions end to end. im2col and the
+    GEMM's pack in one pass, at the columns' size (CPU path)."""
     N, C, H, W = x.shape
     dev = x.device
     K, P = C * KH * KW, OH * OW
     per_image = -(-P // nr) * nr * K
-    buf = dev.alloc(4 * per_image * N)
+    size = -(-N * P // nr) * nr * K if joined else per_image * N
+    buf = dev.alloc(4 * max(size, 1))
     rows = N * K * OH
     if rows and OW:
         win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_panels", (rows,), win, layout.strides4_struct(x.strides), x, At(buf, 0),
-               defines={"NR": nr}, nbytes=4 * per_image * N)
+        launch(dev, "conv.cl", "im2col_panels", (rows,), win, layout.strides4_struct(x.strides), int(joined), x,
+               At(buf, 0), defines={"NR": nr}, nbytes=4 * size)
+    if joined:
+        return PackedB(dev, K, N * P, buf, 0, False, None, True)
     return PackedB(dev, K, P, buf, 0, False, None, True, batch_stride=per_image)
+
+
+def _joined(N, P, nr):
+    """Whether a batch's columns go into panels end to end: where an image's own last panel would
+    leave over an eighth of its positions' width empty (a 4x4 or 7x7 layer on 32-wide panels)."""
+    return nr is not None and N > 1 and 8 * (-(-P // nr) * nr - P) > P
 
 
 def im2col_panels_t(x, KH, KW, stride, padding, dilation, OH, OW, nr):
@@ -165,11 +175,19 @@ def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, rel
     pointwise = _pointwise(KH, KW, stride, padding)
     nr = panel_width(x.device) if G == 1 and not pointwise else None
     for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
+        out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
+        if _joined(n1 - n0, OH * OW, nr):
+            # one GEMM over the chunk's positions end to end, (OC, n*P), then into (n, OC, P)
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, joined=True)
+            flat = gemm_into(empty(OC, (n1 - n0) * OH * OW, device=x.device), w2, col, bias=bias_c,
+                             bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE, relu=relu)
+            backend.copy_(out_c, flat.reshape(OC, n1 - n0, OH * OW).permute(1, 0, 2))
+            del col, flat
+            continue
         if nr:  # the columns go straight into the GEMM's panels
             col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
         else:
             col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
-        out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
         if G == 1:
             # one batched GEMM: out[n] (OC, P) = W (OC, K) @ col[n] (K, P), + bias[oc], ReLU
             gemm_into(out_c, w2, col, bias=bias_c, bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE,
