@@ -171,7 +171,7 @@ def conv(dev, rng):
     u = up(x)
     _backward(depthwise(x), grouped(x), u)
     assert u.shape == (2, 2, 14, 18)
-    wide = _t(dev, rng.standard_normal((1, 2, 4, 30)))  # rows wide enough for the depthwise float8 columns
+    wide = _t(dev, rng.standard_normal((1, 2, 4, 40)))  # rows wide enough for the depthwise float8 columns
     _backward(nn.Conv2d(2, 2, 5, padding=2, groups=2).to(dev)(wide),
               nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2).to(dev)(wide))
 

@@ -281,6 +281,13 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None, None, None, None
 
 
+def _small_plane(OH, OW, KH, KW, stride, dilation):
+    """Whether conv.cl's depthwise_fwd_plane takes this layer: stride 1 and an output plane of at
+    most DW_NARROW (32) rows and columns, whose taps reach at most DW_PAD (8) past them."""
+    return (tuple(stride) == (1, 1) and max(OH, OW) <= 32 and (KH - 1) * dilation[0] <= 8
+            and (KW - 1) * dilation[1] <= 8)
+
+
 def _depthwise_defines(wshape, stride):
     """The kernel size and strides as compile-time constants of the depthwise kernels (unrolled taps)."""
     return {"DW_KH": wshape[2], "DW_KW": wshape[3], "DW_SH": stride[0], "DW_SW": stride[1]}
@@ -297,7 +304,9 @@ class DepthwiseConv2d(Function):
         win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
         out = empty(N, OC, OH, OW, device=x.device)
         if out.numel():
-            launch(x.device, "conv.cl", "depthwise_fwd", (N * OC * OH,), win, OC // C, int(bias is not None),
+            plane = _small_plane(OH, OW, KH, KW, stride, dilation)  # depthwise_fwd_plane's case
+            launch(x.device, "conv.cl", "depthwise_fwd_plane" if plane else "depthwise_fwd",
+                   (N * OC if plane else N * OC * OH,), win, OC // C, int(bias is not None),
                    layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out,
                    defines=_depthwise_defines(weight.shape, stride))
         out = out.relu() if relu else out
