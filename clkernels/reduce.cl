@@ -84,10 +84,9 @@ __kernel void reduce_serial(const int outer, const int R, const int inner, const
     int r0 = ACCUMULATES ? 0 : 1;
 #if LANE_SUM
     if (inner == 1) {
-        typedef float8 float8u __attribute__((aligned(4)));
         float8 a8 = (float8)(0.0f);
         for (; r0 + 8 <= R; r0 += 8)
-            a8 += *(__global const float8u *)(row + r0);
+            a8 += LD8(row + r0);
         best = sum8(a8);
     }
 #endif

@@ -1,5 +1,6 @@
 """torchvision.models._utils' helpers that the model files share."""
 from ... import nn
+from ...ops.shape import flatten
 
 
 def _make_divisible(v, divisor, min_value=None):
@@ -26,3 +27,14 @@ def init_mobile_weights(model, linear_init):
         elif isinstance(m, nn.Linear):
             linear_init(m)
             nn.init.zeros_(m.bias)
+
+
+class PooledClassifier(nn.Module):
+    """The forward shared by MobileNetV3 and EfficientNet: features, avgpool, flatten, classifier
+    (the subclass builds those three submodules, under torchvision's names)."""
+
+    def _forward_impl(self, x):
+        return self.classifier(flatten(self.avgpool(self.features(x)), 1))
+
+    def forward(self, x):
+        return self._forward_impl(x)

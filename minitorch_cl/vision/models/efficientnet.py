@@ -8,12 +8,11 @@ from functools import partial
 from typing import Callable, Optional
 
 from ... import nn
-from ...ops.shape import flatten
 from ..ops import Conv2dNormActivation, SqueezeExcitation, StochasticDepth
 from ._api import Weights, WeightsEnum, load_weights, override_num_classes, register_model
 from ._meta import _IMAGENET_CATEGORIES
 from ._presets import ImageClassification
-from ._utils import _make_divisible, init_mobile_weights
+from ._utils import PooledClassifier, _make_divisible, init_mobile_weights
 
 __all__ = ["EfficientNet", "EfficientNet_B0_Weights", "EfficientNet_B1_Weights", "EfficientNet_B2_Weights",
            "EfficientNet_B3_Weights", "EfficientNet_B4_Weights", "EfficientNet_B5_Weights",
@@ -123,7 +122,7 @@ class FusedMBConv(nn.Module):
         return result
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(PooledClassifier):
     """EfficientNet V1/V2: a SiLU stem, one Sequential stage per config (stochastic depth growing linearly
     with the block index up to stochastic_depth_prob), a 1x1 conv, pooling, dropout and a linear classifier."""
 
@@ -163,15 +162,6 @@ class EfficientNet(nn.Module):
                                         nn.Linear(lastconv_output_channels, num_classes))
         init_mobile_weights(self, lambda linear: nn.init.uniform_(linear.weight, -1.0 / math.sqrt(linear.out_features),
                                                                   1.0 / math.sqrt(linear.out_features)))
-
-    def _forward_impl(self, x):
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = flatten(x, 1)
-        return self.classifier(x)
-
-    def forward(self, x):
-        return self._forward_impl(x)
 
 
 def _efficientnet(inverted_residual_setting, dropout, last_channel, weights, progress, **kwargs):

@@ -4,12 +4,11 @@ from collections.abc import Sequence
 from functools import partial
 
 from ... import nn
-from ...ops.shape import flatten
 from ..ops import Conv2dNormActivation, SqueezeExcitation as SElayer
 from ._api import Weights, WeightsEnum, load_weights, override_num_classes, register_model
 from ._meta import _IMAGENET_CATEGORIES
 from ._presets import ImageClassification
-from ._utils import _make_divisible, init_mobile_weights
+from ._utils import PooledClassifier, _make_divisible, init_mobile_weights
 
 __all__ = ["MobileNetV3", "MobileNet_V3_Large_Weights", "MobileNet_V3_Small_Weights", "mobilenet_v3_large",
            "mobilenet_v3_small"]
@@ -67,7 +66,7 @@ class InvertedResidual(nn.Module):
         return result
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(PooledClassifier):
     """MobileNetV3: a hardswish stem, the bottlenecks, a 1x1 conv to 6x channels, pooling and a two-layer
     classifier (hardswish, dropout)."""
 
@@ -101,15 +100,6 @@ class MobileNetV3(nn.Module):
             nn.Linear(last_channel, num_classes),
         )
         init_mobile_weights(self, lambda linear: nn.init.normal_(linear.weight, 0, 0.01))
-
-    def _forward_impl(self, x):
-        x = self.features(x)
-        x = self.avgpool(x)
-        x = flatten(x, 1)
-        return self.classifier(x)
-
-    def forward(self, x):
-        return self._forward_impl(x)
 
 
 def _mobilenet_v3_conf(arch, width_mult=1.0, reduced_tail=False, dilated=False, **kwargs):
