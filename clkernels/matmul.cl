@@ -122,39 +122,54 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
             d[j * W + i] = 0.0f;
 }
 
-/* The same panels, without a batch (kin == K), from a large source whose rows are contiguous
- * (rs == 1) and whose k stride is large (op(B) = B row-major: a Linear weight in dX = g @ W, a
- * square B): one work-item per (panel, k) over a (panels, K) grid, so that a work-group's
- * neighbours copy neighbouring PW-wide pieces of a few source rows; gemm_pack's work-items walk
- * 8 k's each at the largest stride, which thrashed the cache once the source outgrew L2. PW is
- * compile-time (MR or NR), so the copy unrolls into straight code; a work-item past the grid
- * redoes the last panel or k (the same values to the same place) rather than returning early,
- * and there are no builtin calls: either stops PoCL's vectorisation across work-items. */
-inline void pack_rows(const int PW, int R, int K, int ks, int k0, __global const float *src,
-                      __global float *dst)
+/* Panels of a source without a batch (kin == K) whose op rows or k's are contiguous, rs == 1 or
+ * ks == 1 (pack_block's caller passes that stride as a literal 1, so inlining makes it constant):
+ * one work-item per (PACK_KB k's, panel), over a (k blocks, panels) grid. A whole block is
+ * straight-line code at compile-time PW: LLVM turns the runs of PW (rs == 1) or PACK_KB (ks == 1)
+ * source floats into vector loads and the contiguous PACK_KB x PW output into vector stores
+ * (gemm_pack's runtime W kept it scalar, at a quarter of the memory's bandwidth). */
+inline void pack_block(const int PW, int R, int K, const int rs, const int ks, int k0,
+                       __global const float *src, __global float *dst)
 {
-    const int P = (R + PW - 1) / PW;
-    const int gp = get_global_id(0), gk = get_global_id(1);
-    const int p = gp < P ? gp : P - 1, k = gk < K ? gk : K - 1;
-    const __global float *s = src + (long)(k0 + k) * ks;
-    __global float *d = dst + ((long)p * K + k) * PW;
-    for (int i = 0; i < PW; ++i) {
-        const int row = p * PW + i, inside = row < R;
-        const float v = s[inside ? row : R - 1];
-        d[i] = inside ? v : 0.0f;
+    const int kb = get_global_id(0) * PACK_KB, p = get_global_id(1);
+    if (kb >= K || p * PW >= R)
+        return;
+    const __global float *s = src + (long)p * PW * rs + (long)(k0 + kb) * ks;
+    __global float *d = dst + ((long)p * K + kb) * PW;
+    const int rows = min(PW, R - p * PW), nk = min(PACK_KB, K - kb);
+    if (rows == PW && nk == PACK_KB) {
+        for (int j = 0; j < PACK_KB; ++j)
+            for (int i = 0; i < PW; ++i)
+                d[j * PW + i] = s[(long)i * rs + (long)j * ks];
+        return;
     }
+    for (int j = 0; j < nk; ++j)
+        for (int i = 0; i < PW; ++i)
+            d[j * PW + i] = i < rows ? s[(long)i * rs + (long)j * ks] : 0.0f;
 }
 
 __kernel void gemm_pack_rows_a(int R, int K, int ks, int k0, __global const float *src, const int src_off,
                                __global float *dst, const int dst_off)
 {
-    pack_rows(MR, R, K, ks, k0, src + src_off, dst + dst_off);
+    pack_block(MR, R, K, 1, ks, k0, src + src_off, dst + dst_off);
 }
 
 __kernel void gemm_pack_rows_b(int R, int K, int ks, int k0, __global const float *src, const int src_off,
                                __global float *dst, const int dst_off)
 {
-    pack_rows(NR, R, K, ks, k0, src + src_off, dst + dst_off);
+    pack_block(NR, R, K, 1, ks, k0, src + src_off, dst + dst_off);
+}
+
+__kernel void gemm_pack_ks1_a(int R, int K, int rs, int k0, __global const float *src, const int src_off,
+                              __global float *dst, const int dst_off)
+{
+    pack_block(MR, R, K, rs, 1, k0, src + src_off, dst + dst_off);
+}
+
+__kernel void gemm_pack_ks1_b(int R, int K, int rs, int k0, __global const float *src, const int src_off,
+                              __global float *dst, const int dst_off)
+{
+    pack_block(NR, R, K, rs, 1, k0, src + src_off, dst + dst_off);
 }
 
 /* ---- CPU: register-blocked kernel on packed panels ----------------------------------------- */

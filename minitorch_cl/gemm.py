@@ -20,11 +20,7 @@ from .launch import At, launch
 
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
 PACK_GROUP = (64, 1, 1)
-PACK_ROWS_GROUP = (16, 4)  # gemm_pack_rows: (panels, k's)
-# gemm_pack_rows packs a source with contiguous rows (rs == 1) from this many elements up (fc1's dX
-# and square 2048's B, 2M each); below it gemm_pack measured faster (fc1's dW, 256K: 0.2 vs 0.37 ms)
-# or too close to call (square 1024's B, 1M)
-PACK_ROWS_MIN = 1 << 21
+PACK_BLOCK_GROUP = (8, 4)  # gemm_pack_rows_* / gemm_pack_ks1_*: (k blocks, panels)
 # A CPU takes the packed path from this many multiply-adds (M*N*K) up, i.e. always: gemm_tiled's
 # barriers cost PoCL ~50 us per work-group and K tile, packing ~50 us in all. Tests raise it to
 # run gemm_tiled on a CPU.
@@ -37,7 +33,10 @@ DIRECT_B_SPAN = 1 << 17
 # rows, and packing it costs more than reading it in place saves (pointwise convolutions, M = OC or
 # K = C small against P = H*W columns: 2-4x less device time read in place, for M or K up to 256)
 DIRECT_B_THIN = 128
-DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements
+DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements,
+# and a row-major A (k contiguous) up to this many: each of a work-item's MR rows is one stream
+# (6400 x 512 @ 512 x 1024, an LSTM's input projection: 245 -> 314 GFLOP/s; square 1024: 283 -> 353)
+DIRECT_A_ROWS_MAX = 1 << 40
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
 CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements,
 PACK_BUDGET = 1 << 20  # and any K into chunks whose A and B panels take at most this many floats (4 MiB)
@@ -161,9 +160,10 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
     n = batch if batch_src else 1
     per_item = -(-R // W) * W * K
     dst = dev.alloc(4 * per_item * n)
-    if rs == 1 and n == 1 and k0 + K <= kin and R * K >= PACK_ROWS_MIN:  # no batch, no wrap
-        launch(dev, "matmul.cl", "gemm_pack_rows_a" if W == defines["MR"] else "gemm_pack_rows_b",
-               (-(-R // W), K), R, K, ks, k0, src, At(dst, 0), local=PACK_ROWS_GROUP, defines=defines,
+    if n == 1 and k0 + K <= kin and 1 in (rs, ks):  # no batch, no wrap: a unit stride at compile time
+        kind = ("rows_" if rs == 1 else "ks1_") + ("a" if W == defines["MR"] else "b")
+        launch(dev, "matmul.cl", "gemm_pack_" + kind, (-(-K // PACK_KB), -(-R // W)), R, K,
+               ks if rs == 1 else rs, k0, src, At(dst, 0), local=PACK_BLOCK_GROUP, defines=defines,
                nbytes=8 * per_item)
         return At(dst, 0), 0
     launch(dev, "matmul.cl", "gemm_pack", (-(-K // PACK_KB), -(-R // W), n), R, K, W, rs, ks, batch_src,
@@ -186,8 +186,10 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and \
         (min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN or min(M, K) <= DIRECT_B_THIN)
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
-    # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
-    direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    # -20%) and for any row-major one; a large transposed A streams better from panels, and a
+    # batch-wide A is packed once anyway
+    direct_a = not sum_batch and (batch_a or batch == 1) and \
+        M * K <= (DIRECT_A_ROWS_MAX if sak == 1 else DIRECT_A_MAX)
     # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
     chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
     # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB

@@ -17,6 +17,7 @@ def path(request, monkeypatch, dev):
     every size, so a CPU run covers the GPU kernel too."""
     if request.param == "packed":
         monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+        monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if request.param == "tiled":
@@ -216,6 +217,7 @@ def test_packed_b_in_k_chunks(dev, monkeypatch):
     """Panels laid out once for the whole K (pack_b, im2col_panels) are read chunk by chunk when a
     packed A's size splits K (a 512-channel 3x3 convolution: A is 512 x 4608)."""
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
     monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 500)
     monkeypatch.setattr(gemm_mod, "K_CHUNK", 16)
     _run(dev, np.random.default_rng(16), 13, 40, 71, packed_b=True, batch=2, bcast_b=True, bias_mode=1, relu=True)
@@ -275,15 +277,18 @@ def test_gemm_into_sum_batch(dev, rng):
 
 @pytest.mark.parametrize("kw", [{"trans_a": True}, {"trans_a": True, "pad": 3, "off": 5},
                                 {"batch": 2, "bcast_b": True, "trans_a": True, "bias_mode": 1, "relu": True},
-                                {"trans_a": True, "accumulate": True, "chunks": True}])
+                                {"trans_a": True, "accumulate": True, "chunks": True},
+                                {"trans_b": True}, {"trans_b": True, "pad": 2, "off": 3},
+                                {"trans_b": True, "accumulate": True, "chunks": True}])
 @pytest.mark.parametrize("mnk", [(1, 1, 1), (7, 17, 5), (65, 33, 66), (13, 130, 257)])
-def test_pack_rows(dev, monkeypatch, mnk, kw):
-    """gemm_pack_rows (sources with contiguous rows: A transposed, B row-major) at every size, over
-    grids that straddle its (16, 4) work-group and partial panels of both widths; with K chunks it
-    packs rows k0.. of the source. DIRECT_*: 0 so that both operands are packed."""
+def test_pack_block(dev, monkeypatch, mnk, kw):
+    """gemm_pack_rows_* (sources with contiguous rows: A transposed, B row-major) and gemm_pack_ks1_*
+    (contiguous k's: A row-major, B transposed) at every size, over grids that straddle their
+    (8, 4) work-group, partial panels of both widths and partial 8-k blocks; with K chunks they
+    pack rows k0.. of the source. DIRECT_*: 0 so that both operands are packed."""
     kw = dict(kw)
-    monkeypatch.setattr(gemm_mod, "PACK_ROWS_MIN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if kw.pop("chunks", False):
@@ -292,8 +297,8 @@ def test_pack_rows(dev, monkeypatch, mnk, kw):
     _run(dev, np.random.default_rng(sum(mnk)), *mnk, **kw)
 
 
-def test_pack_rows_at_its_default_threshold(dev):
-    """A row-major B (1000 x 2100) of over PACK_ROWS_MIN elements, N not a multiple of the panel
-    width, so it is packed by gemm_pack_rows with the built-in settings."""
-    assert 1000 * 2100 >= gemm_mod.PACK_ROWS_MIN
-    _run(dev, np.random.default_rng(12), 17, 2100, 1000)
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_pack_block_with_default_settings(dev, trans_b):
+    """A large B (1000 x 2100), N not a multiple of the panel width, packed by gemm_pack_rows_b
+    (row-major) or gemm_pack_ks1_b (transposed), with a 17-row A read in place."""
+    _run(dev, np.random.default_rng(12), 17, 2100, 1000, trans_b=trans_b)

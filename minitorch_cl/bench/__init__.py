@@ -11,17 +11,30 @@ NAMES = ("gemm", "convnet", "lstm", "gru", "attention", "transformer", "ddp", "m
 def median_time(fn, repeats=5, warmup=1, sync=None):
     """Median wall time of fn() in seconds; sync() (if given) waits for the device each time."""
     for _ in range(warmup):
-        fn()
-        if sync:
-            sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        _timed(fn, sync)
+    return statistics.median(_timed(fn, sync) for _ in range(repeats))
+
+
+def paired_times(ours, theirs=None, repeats=5, warmup=1, sync=None):
+    """(our median s, their median s, ratio) of ours() and theirs() timed alternately, call by call,
+    so that both see the same load on a shared machine: the ratio is the median of the per-pair
+    ratios, which a burst of load on the machine moves least. theirs None: (median, None, None)."""
+    if theirs is None:
+        return median_time(ours, repeats, warmup, sync), None, None
+    for _ in range(warmup):
+        _timed(ours, sync)
+        _timed(theirs, None)
+    pairs = [(_timed(ours, sync), _timed(theirs, None)) for _ in range(repeats)]
+    mine, other = zip(*pairs)
+    return statistics.median(mine), statistics.median(other), statistics.median(a / b for a, b in pairs)
+
+
+def _timed(fn, sync):
+    start = time.perf_counter()
+    fn()
+    if sync:
+        sync()
+    return time.perf_counter() - start
 
 
 def our_step_peak_mib(dev, step):

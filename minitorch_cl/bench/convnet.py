@@ -2,11 +2,12 @@
 here and (when installed) in PyTorch on the CPU, timed in the same run."""
 import numpy as np
 
-from . import median_time, our_step_peak_mib, torch_or_none, torch_step_peak_rss_mib
+from . import our_step_peak_mib, paired_times, torch_or_none, torch_step_peak_rss_mib
 
 NOTE = ("ConvNet: Conv(3->32,k3,p1)-ReLU-MaxPool2-Conv(32->64,k3,p1)-ReLU-MaxPool2-Linear(4096->512)-ReLU-"
         "Linear(512->10), CrossEntropyLoss, SGD(lr=0.001, momentum=0.9); inputs (64, 3, 32, 32). "
-        "Medians of timed repeats after warm-up; 'ratio' is this engine's time over PyTorch CPU's. "
+        "Medians of timed repeats after warm-up, ours and PyTorch's alternating call by call; 'ratio' is the "
+        "median of the per-pair ratios of our time over PyTorch CPU's. "
         "'peak MiB' (train step only): ours is the device pool's high-water mark of bytes in tensors over "
         "one step above what was in use before it; PyTorch's is its peak resident-set growth over one "
         "step (VmHWM reset through /proc/self/clear_refs).")
@@ -81,11 +82,10 @@ def run(dev, quick=False):
     theirs = _torch_step(torch) if torch is not None else {}
     rows = []
     for name, fn in ours.items():
-        t = median_time(fn, repeats, warmup, sync=dev.synchronize)
+        t, tt, ratio = paired_times(fn, theirs.get(name), repeats, warmup, sync=dev.synchronize)
         row = {"phase": name, "minitorch_cl ms": 1e3 * t, "img/s": BATCH / t}
-        if name in theirs:
-            tt = median_time(theirs[name], repeats, warmup)
-            row.update({"PyTorch CPU ms": 1e3 * tt, "PyTorch img/s": BATCH / tt, "ratio": t / tt})
+        if tt is not None:
+            row.update({"PyTorch CPU ms": 1e3 * tt, "PyTorch img/s": BATCH / tt, "ratio": ratio})
         rows.append(row)
     step = rows[-1]
     step["minitorch_cl peak MiB"] = our_step_peak_mib(dev, ours["train step"])

@@ -2,10 +2,11 @@
 hidden 256): forward and forward+backward, next to PyTorch CPU in the same run when it is installed."""
 import numpy as np
 
-from . import median_time, torch_or_none
+from . import paired_times, torch_or_none
 
 NOTE = ("forward runs under no_grad; forward+backward is out.sum().backward() with weight and input grads. "
-        "ratio = minitorch_cl time / PyTorch time (lower is better).")
+        "Ours and PyTorch's alternate call by call; ms are medians, ratio = the median of the per-pair "
+        "ratios minitorch_cl time / PyTorch time (lower is better).")
 
 
 def _model(dev, T, B, I, H):
@@ -26,7 +27,7 @@ def profile_step(dev):
     return _model(dev, 100, 64, 512, 256)
 
 
-def _ours(dev, T, B, I, H, repeats, cls):
+def _ours(dev, T, B, I, H, cls):
     import minitorch_cl as mt
     mt.manual_seed(0)
     model = getattr(mt.nn, cls)(I, H).to(dev)
@@ -42,11 +43,10 @@ def _ours(dev, T, B, I, H, repeats, cls):
         out, _ = model(xg)
         out.sum().backward()
 
-    return (median_time(forward, repeats, warmup=2, sync=dev.synchronize),
-            median_time(train_step, repeats, warmup=2, sync=dev.synchronize))
+    return forward, train_step
 
 
-def _torch(torch, T, B, I, H, repeats, cls):
+def _torch(torch, T, B, I, H, cls):
     torch.manual_seed(0)
     model = getattr(torch.nn, cls)(I, H)
     x = torch.randn(T, B, I)
@@ -61,21 +61,21 @@ def _torch(torch, T, B, I, H, repeats, cls):
         out, _ = model(xg)
         out.sum().backward()
 
-    return median_time(forward, repeats, warmup=2), median_time(train_step, repeats, warmup=2)
+    return forward, train_step
 
 
 def run(dev, quick=False, cls="LSTM"):
     T, B, I, H = 100, 64, 512, 256
     repeats = 3 if quick else 7
-    ours = _ours(dev, T, B, I, H, repeats, cls)
+    ours = _ours(dev, T, B, I, H, cls)
     torch = torch_or_none()
-    theirs = _torch(torch, T, B, I, H, repeats, cls) if torch is not None else (None, None)
+    theirs = _torch(torch, T, B, I, H, cls) if torch is not None else (None, None)
     rows = []
-    for name, t_ours, t_torch in zip(("forward", "forward+backward"), ours, theirs):
+    for name, fn, ref in zip(("forward", "forward+backward"), ours, theirs):
+        t_ours, t_torch, ratio = paired_times(fn, ref, repeats, warmup=2, sync=dev.synchronize)
         row = {"pass": name, "shape (T,B,I,H)": f"{T},{B},{I},{H}", "minitorch_cl ms": 1e3 * t_ours,
                "tokens/s": T * B / t_ours}
         if t_torch is not None:
-            row.update({"pytorch cpu ms": 1e3 * t_torch, "pytorch tokens/s": T * B / t_torch,
-                        "ratio": t_ours / t_torch})
+            row.update({"pytorch cpu ms": 1e3 * t_torch, "pytorch tokens/s": T * B / t_torch, "ratio": ratio})
         rows.append(row)
     return rows

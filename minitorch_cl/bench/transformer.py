@@ -7,12 +7,13 @@ import warnings
 
 import numpy as np
 
-from . import median_time, our_step_peak_mib, torch_or_none, torch_step_peak_rss_mib
+from . import our_step_peak_mib, paired_times, torch_or_none, torch_step_peak_rss_mib
 
 BATCH = int(os.environ.get("MINITORCH_CL_TRANSFORMER_BATCH", "8"))
 NOTE = ((f"Batch {BATCH} rather than the article's 64, which takes tens of seconds per forward on a 2-core CPU "
          "(set MINITORCH_CL_TRANSFORMER_BATCH=64 for the full shape). " if BATCH != 64 else "The article's batch 64. ")
-        + "Medians of 3; both sides with the same weights (forward: eval mode). The training step: "
+        + "Medians of 3, ours and PyTorch's alternating call by call, ratio the median of the per-pair ratios; "
+        "both sides with the same weights (forward: eval mode). The training step: "
         f"d_model 128, 4 heads, 2+2 layers, feed-forward 512, src 64, tgt 32, batch 8, dropout 0.1, "
         "MSE loss against a fixed target, backward, Adam; peak MiB as in bench convnet's note. "
         "--quick: forward at d_model 128, 2 heads, 2+2 layers, src 128, tgt 32, batch 4.")
@@ -42,15 +43,9 @@ def run(dev, quick=False):
         with mt.no_grad():
             model(msrc, mtgt, tgt_mask=mmask, tgt_is_causal=True)
 
-    repeats = 3
-    t_ours = median_time(ours, repeats, 1, dev.synchronize)
-    row = {"pass": "forward", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})", "layers": f"{cfg['num_encoder_layers']}+"
-           f"{cfg['num_decoder_layers']}", "minitorch s": t_ours}
+    theirs = None
     if torch is not None:
-        with warnings.catch_warnings():  # PyTorch's note about nested tensors with batch_first=False
-            warnings.simplefilter("ignore")
-            ref = torch.nn.Transformer(**cfg, dropout=0.1).eval()
-        model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+        ref = _reference(torch, model, cfg, train=False)
         tsrc, ttgt = torch.tensor(src), torch.tensor(tgt)
         tmask = torch.nn.Transformer.generate_square_subsequent_mask(T)
 
@@ -58,10 +53,22 @@ def run(dev, quick=False):
             with torch.no_grad():
                 ref(tsrc, ttgt, tgt_mask=tmask, tgt_is_causal=True)
 
-        t_ref = median_time(theirs, repeats, 1)
+    t_ours, t_ref, ratio = paired_times(ours, theirs, 3, 1, dev.synchronize)
+    row = {"pass": "forward", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})", "layers": f"{cfg['num_encoder_layers']}+"
+           f"{cfg['num_decoder_layers']}", "minitorch s": t_ours}
+    if t_ref is not None:
         row["torch s"] = t_ref
-        row["ratio (ours/torch time)"] = t_ours / t_ref
+        row["ratio (ours/torch time)"] = ratio
     return [row, _training_step(dev, torch, rng)]
+
+
+def _reference(torch, model, cfg, train):
+    """PyTorch's nn.Transformer of this configuration, its weights copied into our model."""
+    with warnings.catch_warnings():  # PyTorch's note about nested tensors with batch_first=False
+        warnings.simplefilter("ignore")
+        ref = torch.nn.Transformer(**cfg, dropout=0.1).train(train)
+    model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+    return ref
 
 
 def _training_step(dev, torch, rng):
@@ -81,14 +88,9 @@ def _training_step(dev, torch, rng):
         loss.backward()
         opt.step()
 
-    row = {"pass": "train step", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})",
-           "layers": f"{TRAIN['num_encoder_layers']}+{TRAIN['num_decoder_layers']}",
-           "minitorch s": median_time(ours, 5, 1, dev.synchronize), "minitorch peak MiB": our_step_peak_mib(dev, ours)}
+    theirs = None
     if torch is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ref = torch.nn.Transformer(**TRAIN, dropout=0.1).train()
-        model.load_state_dict({k: v.numpy() for k, v in ref.state_dict().items()})
+        ref = _reference(torch, model, TRAIN, train=True)
         topt = torch.optim.Adam(ref.parameters(), lr=1e-4)
         tsrc, ttgt, tgoal = (torch.tensor(a) for a in (src, tgt, goal))
         tmask = torch.nn.Transformer.generate_square_subsequent_mask(T)
@@ -99,7 +101,12 @@ def _training_step(dev, torch, rng):
             loss.backward()
             topt.step()
 
-        row["torch s"] = median_time(theirs, 5, 1)
-        row["ratio (ours/torch time)"] = row["minitorch s"] / row["torch s"]
+    t_ours, t_ref, ratio = paired_times(ours, theirs, 5, 1, dev.synchronize)
+    row = {"pass": "train step", "shape": f"src ({S},{B},{E}) tgt ({T},{B},{E})",
+           "layers": f"{TRAIN['num_encoder_layers']}+{TRAIN['num_decoder_layers']}",
+           "minitorch s": t_ours, "minitorch peak MiB": our_step_peak_mib(dev, ours)}
+    if t_ref is not None:
+        row["torch s"] = t_ref
+        row["ratio (ours/torch time)"] = ratio
         row["torch peak MiB"] = torch_step_peak_rss_mib(theirs)
     return row
