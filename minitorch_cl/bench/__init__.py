@@ -15,16 +15,24 @@ def median_time(fn, repeats=5, warmup=1, sync=None):
     return statistics.median(_timed(fn, sync) for _ in range(repeats))
 
 
+GAP = 0.02  # idle seconds before each paired call: either side's idle threads spin a while after it
+
+
 def paired_times(ours, theirs=None, repeats=5, warmup=1, sync=None):
     """(our median s, their median s, ratio) of ours() and theirs() timed alternately, call by call,
     so that both see the same load on a shared machine: the ratio is the median of the per-pair
     ratios, which a burst of load on the machine moves least. theirs None: (median, None, None)."""
     if theirs is None:
         return median_time(ours, repeats, warmup, sync), None, None
+
+    def pair():
+        time.sleep(GAP)
+        mine = _timed(ours, sync)
+        time.sleep(GAP)
+        return mine, _timed(theirs, None)
     for _ in range(warmup):
-        _timed(ours, sync)
-        _timed(theirs, None)
-    pairs = [(_timed(ours, sync), _timed(theirs, None)) for _ in range(repeats)]
+        pair()
+    pairs = [pair() for _ in range(repeats)]
     mine, other = zip(*pairs)
     return statistics.median(mine), statistics.median(other), statistics.median(a / b for a, b in pairs)
 

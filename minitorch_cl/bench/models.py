@@ -17,7 +17,7 @@ import minitorch_cl as mt
 from minitorch_cl.cuda import max_memory_allocated, reset_peak_memory_stats
 from minitorch_cl.vision import models as zoo
 
-from . import _fmt, median_time, torch_or_none
+from . import _fmt, paired_times, torch_or_none
 from ._torchvision import copy_weights, import_torchvision
 
 ZOO = ("resnet18", "resnet34", "resnet50", "mobilenet_v2", "mobilenet_v3_small", "efficientnet_b0",
@@ -35,8 +35,8 @@ NOTE = ("Eval: model.eval() forward under no_grad at batch 16; train: forward, C
         "frameworks run the same code on the same weights (torchvision's init, copied into ours). PyTorch CPU "
         f"uses torch.set_num_threads(os.cpu_count(), or ${THREADS_ENV}: on a machine loaded by other work, "
         "OpenMP's pool at the core count can run several times slower than one thread). Medians of 5 timed "
-        "repeats after 2 warm-ups (2 after 1 with --quick); 'ratio' = our time / PyTorch's (below 1: we are "
-        "faster); 'geomean' = the geometric mean of the ratios over the models timed in both. Peak memory of "
+        "repeats after 2 warm-ups (2 after 1 with --quick), ours and PyTorch's alternating call by call; "
+        "'ratio' = the median of the per-pair ratios of our time over PyTorch's (below 1: we are faster); 'geomean' = the geometric mean of the ratios over the models timed in both. Peak memory of "
         "one training step after warm-up: ours = the device pool's high-water mark of bytes in live tensors "
         "(cuda.max_memory_allocated after reset_peak_memory_stats: weights, gradients, momentum, inputs and "
         "activations); PyTorch's = in a fresh process per model, the peak resident set (VmHWM, reset after "
@@ -154,25 +154,29 @@ def _peak_worker(name, eval_batch, train_batch, threads):
     print(json.dumps({"peak": (peak - before) * 1024}))
 
 
-def _time(phases, repeats, warmup, sync=None):
-    time.sleep(PAUSE)
-    return {k: median_time(fn, repeats, warmup, sync=sync) for k, fn in phases.items()}
-
-
-def _ours(dev, name, theirs, batches, repeats, warmup):
-    """(times, peak bytes) of our model, with the weights of `theirs` (PyTorch's) where given."""
+def _ours(dev, name, theirs, batches):
+    """The phases of our model, with the weights of `theirs` (PyTorch's) where given."""
     mt.manual_seed(0)
     model = MODELS[name].build(zoo, mt.nn)
     if theirs is not None:
         copy_weights(theirs, model)
     model.to(dev)
-    phases = _phases(mt, model, dev, MODELS[name].size, *batches)
-    times = _time(phases, repeats, warmup, sync=dev.synchronize)
+    return _phases(mt, model, dev, MODELS[name].size, *batches)
+
+
+def _time(dev, ours, theirs, repeats, warmup):
+    """{phase: (our s, their s or None, ratio or None)}, the two frameworks' calls alternating."""
+    time.sleep(PAUSE)
+    return {k: paired_times(fn, theirs.get(k), repeats, warmup, sync=dev.synchronize) for k, fn in ours.items()}
+
+
+def _peak_bytes(dev, train):
+    """Our peak bytes in tensors over one training step (after the timed ones)."""
     dev.synchronize()
     reset_peak_memory_stats(dev)
-    phases["train"]()
+    train()
     dev.synchronize()
-    return times, max_memory_allocated(dev)
+    return max_memory_allocated(dev)
 
 
 def run(dev, quick=False, models=None, log=print):
@@ -199,23 +203,28 @@ def run(dev, quick=False, models=None, log=print):
                 theirs = _torch_model(torch, name)
             except ImportError:
                 log(f"{name}: torchvision is not installed, our columns only")
+        ours = ref = None
         try:
-            ours, peak = _ours(dev, name, theirs, batches, repeats, warmup)
+            ours = _ours(dev, name, theirs, batches)
+            ref = _phases(torch, theirs, "cpu", MODELS[name].size, *batches) if theirs is not None else {}
+            t = _time(dev, ours, ref, repeats, warmup)
+            peak = _peak_bytes(dev, ours["train"])
         except Exception as err:  # one model's missing op must not hide the others' figures
             log(f"skipped {name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}")
             continue
         finally:
+            ours = ref = None
             gc.collect()
         size = MODELS[name].size
-        row = {"model": name, "input": f"{size}x{size}", "eval img/s": batches[0] / ours["eval"],
-               "PyTorch eval img/s": None, "eval ratio": None, "train img/s": batches[1] / ours["train"],
-               "PyTorch train img/s": None, "train ratio": None, "peak MiB": peak / 2 ** 20, "PyTorch peak MiB": None}
+        (t_eval, ref_eval, eval_ratio), (t_train, ref_train, train_ratio) = t["eval"], t["train"]
+        row = {"model": name, "input": f"{size}x{size}", "eval img/s": batches[0] / t_eval,
+               "PyTorch eval img/s": None, "eval ratio": eval_ratio, "train img/s": batches[1] / t_train,
+               "PyTorch train img/s": None, "train ratio": train_ratio, "peak MiB": peak / 2 ** 20,
+               "PyTorch peak MiB": None}
         if theirs is not None:
-            t = _time(_phases(torch, theirs, "cpu", size, *batches), repeats, warmup)
             del theirs
             gc.collect()
-            row.update({"PyTorch eval img/s": batches[0] / t["eval"], "eval ratio": ours["eval"] / t["eval"],
-                        "PyTorch train img/s": batches[1] / t["train"], "train ratio": ours["train"] / t["train"]})
+            row.update({"PyTorch eval img/s": batches[0] / ref_eval, "PyTorch train img/s": batches[1] / ref_train})
             try:
                 row["PyTorch peak MiB"] = _torch_peak(name, batches, threads) / 2 ** 20
             except (RuntimeError, subprocess.TimeoutExpired) as err:
