@@ -124,13 +124,16 @@ def _state_value(v, p, key):
     return v.item() if isinstance(v, np.ndarray) else v
 
 
+_PER_ITEM = {"sgd_step": 8, "adam_step": 8}  # elements per work-item of the kernels that take eight
+
+
 def _launch(p, name, *args):
     """One fused update of parameter p; like any in-place write it bumps p's version. The kernels
     are float32: a float16 parameter (model.half()) and its state are updated through float32
     copies, written back."""
     n = p.numel()
     wide = [a.float() if isinstance(a, Tensor) and a.dtype in (dtypes.float16, dtypes.float64) else a for a in args]
-    launch(p.device, "optim.cl", name, (n,), n, *wide)
+    launch(p.device, "optim.cl", name, (-(-n // _PER_ITEM.get(name, 1)),), n, *wide)
     for a, w in zip(args, wide):
         if w is not a:
             a.copy_(w)
