@@ -122,19 +122,22 @@ __kernel void gemm_pack(int R, int K, int W, int rs, int ks, int batch_src, int 
             d[j * W + i] = 0.0f;
 }
 
-/* Panels of a source without a batch (kin == K) whose op rows or k's are contiguous, rs == 1 or
- * ks == 1 (pack_block's caller passes that stride as a literal 1, so inlining makes it constant):
- * one work-item per (PACK_KB k's, panel), over a (k blocks, panels) grid. A whole block is
- * straight-line code at compile-time PW: LLVM turns the runs of PW (rs == 1) or PACK_KB (ks == 1)
- * source floats into vector loads and the contiguous PACK_KB x PW output into vector stores
- * (gemm_pack's runtime W kept it scalar, at a quarter of the memory's bandwidth). */
-inline void pack_block(const int PW, int R, int K, const int rs, const int ks, int k0,
+/* gemm_pack's panels of a source whose op rows or k's are contiguous, rs == 1 or ks == 1
+ * (pack_block's caller passes that stride as a literal 1, so inlining makes it constant), with no
+ * batch of panels; k may wrap into the next batch item at every kin rows (a sum over the batch)
+ * when kin and k0 are multiples of PACK_KB, so that no block straddles two items. One work-item
+ * per (PACK_KB k's, panel), over a (k blocks, panels) grid. A whole block is straight-line code
+ * at compile-time PW: LLVM turns the runs of PW (rs == 1) or PACK_KB (ks == 1) source floats
+ * into vector loads and the contiguous PACK_KB x PW output into vector stores (gemm_pack's
+ * runtime W kept it scalar, at a quarter to a half of the memory's bandwidth). */
+inline void pack_block(const int PW, int R, int K, const int rs, const int ks, int k0, int kin, int batch_src,
                        __global const float *src, __global float *dst)
 {
     const int kb = get_global_id(0) * PACK_KB, p = get_global_id(1);
     if (kb >= K || p * PW >= R)
         return;
-    const __global float *s = src + (long)p * PW * rs + (long)(k0 + kb) * ks;
+    const int z = (k0 + kb) / kin, kr = k0 + kb - z * kin;
+    const __global float *s = src + (long)z * batch_src + (long)p * PW * rs + (long)kr * ks;
     __global float *d = dst + ((long)p * K + kb) * PW;
     const int rows = min(PW, R - p * PW), nk = min(PACK_KB, K - kb);
     if (rows == PW && nk == PACK_KB) {
@@ -148,29 +151,17 @@ inline void pack_block(const int PW, int R, int K, const int rs, const int ks, i
             d[j * PW + i] = i < rows ? s[(long)i * rs + (long)j * ks] : 0.0f;
 }
 
-__kernel void gemm_pack_rows_a(int R, int K, int ks, int k0, __global const float *src, const int src_off,
-                               __global float *dst, const int dst_off)
-{
-    pack_block(MR, R, K, 1, ks, k0, src + src_off, dst + dst_off);
-}
-
-__kernel void gemm_pack_rows_b(int R, int K, int ks, int k0, __global const float *src, const int src_off,
-                               __global float *dst, const int dst_off)
-{
-    pack_block(NR, R, K, 1, ks, k0, src + src_off, dst + dst_off);
-}
-
-__kernel void gemm_pack_ks1_a(int R, int K, int rs, int k0, __global const float *src, const int src_off,
-                              __global float *dst, const int dst_off)
-{
-    pack_block(MR, R, K, rs, 1, k0, src + src_off, dst + dst_off);
-}
-
-__kernel void gemm_pack_ks1_b(int R, int K, int rs, int k0, __global const float *src, const int src_off,
-                              __global float *dst, const int dst_off)
-{
-    pack_block(NR, R, K, rs, 1, k0, src + src_off, dst + dst_off);
-}
+#define PACK_BLOCK_KERNEL(NAME, PW, RS, KS)                                                         \
+    __kernel void NAME(int R, int K, int stride, int k0, int kin, int batch_src,                    \
+                       __global const float *src, const int src_off, __global float *dst, const int dst_off) \
+    {                                                                                                \
+        pack_block(PW, R, K, RS, KS, k0, kin, batch_src, src + src_off, dst + dst_off);             \
+    }
+/* stride: the source's other stride (ks for the rows kernels, rs for the ks1 ones) */
+PACK_BLOCK_KERNEL(gemm_pack_rows_a, MR, 1, stride)
+PACK_BLOCK_KERNEL(gemm_pack_rows_b, NR, 1, stride)
+PACK_BLOCK_KERNEL(gemm_pack_ks1_a, MR, stride, 1)
+PACK_BLOCK_KERNEL(gemm_pack_ks1_b, NR, stride, 1)
 
 /* ---- CPU: register-blocked kernel on packed panels ----------------------------------------- */
 

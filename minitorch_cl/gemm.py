@@ -160,11 +160,13 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
     n = batch if batch_src else 1
     per_item = -(-R // W) * W * K
     dst = dev.alloc(4 * per_item * n)
-    if n == 1 and k0 + K <= kin and 1 in (rs, ks):  # no batch, no wrap: a unit stride at compile time
+    # no batch of panels, a unit stride (compile time there), no block of k's across two items
+    whole_blocks = k0 + K <= kin or (kin % PACK_KB, k0 % PACK_KB) == (0, 0)
+    if n == 1 and 1 in (rs, ks) and whole_blocks:
         kind = ("rows_" if rs == 1 else "ks1_") + ("a" if W == defines["MR"] else "b")
         launch(dev, "matmul.cl", "gemm_pack_" + kind, (-(-K // PACK_KB), -(-R // W)), R, K,
-               ks if rs == 1 else rs, k0, src, At(dst, 0), local=PACK_BLOCK_GROUP, defines=defines,
-               nbytes=8 * per_item)
+               ks if rs == 1 else rs, k0, kin, batch_src, src, At(dst, 0), local=PACK_BLOCK_GROUP,
+               defines=defines, nbytes=8 * per_item)
         return At(dst, 0), 0
     launch(dev, "matmul.cl", "gemm_pack", (-(-K // PACK_KB), -(-R // W), n), R, K, W, rs, ks, batch_src,
            per_item, kin, k0, src, At(dst, 0), local=PACK_GROUP, defines=defines, nbytes=8 * per_item * n)

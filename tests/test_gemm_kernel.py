@@ -297,6 +297,23 @@ def test_pack_block(dev, monkeypatch, mnk, kw):
     _run(dev, np.random.default_rng(sum(mnk)), *mnk, **kw)
 
 
+@pytest.mark.parametrize("kw", [{}, {"trans_a": True, "trans_b": True}, {"pad": 2, "off": 1, "bias_mode": 2}])
+@pytest.mark.parametrize("chunk", [None, 40, 36])
+@pytest.mark.parametrize("mnk", [(7, 33, 16), (13, 65, 40)])
+def test_pack_block_across_a_summed_batch(dev, monkeypatch, mnk, chunk, kw):
+    """A sum over a batch (conv dW) lays the items end to end along K: the pack_block kernels take
+    it when every 8-k block lies in one item (K per item and each chunk's start multiples of 8;
+    a chunk of 36 falls back to gemm_pack for its unaligned starts)."""
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
+    if chunk:
+        monkeypatch.setattr(gemm_mod, "K_CHUNK", chunk)
+        monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
+    _run(dev, np.random.default_rng(sum(mnk) + (chunk or 0)), *mnk, batch=5, sum_batch=True, **kw)
+
+
 @pytest.mark.parametrize("trans_b", [False, True])
 def test_pack_block_with_default_settings(dev, trans_b):
     """A large B (1000 x 2100), N not a multiple of the panel width, packed by gemm_pack_rows_b
