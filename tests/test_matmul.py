@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 import minitorch_cl as mt
+from minitorch_cl.ops import matmul as matmul_ops
 from helpers import check, compare, sum_to
 
 
@@ -55,10 +56,13 @@ def test_matmul_shape_errors_name_both_shapes(dev):
         mt.zeros(2, 2, dtype=mt.int64, device=dev) @ mt.zeros(2, 2, dtype=mt.int64, device=dev)
 
 
+@pytest.mark.parametrize("swap", [False, True])
 @pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_linear_fused_epilogue(dev, rng, relu, bias, noncontig):
+def test_linear_fused_epilogue(dev, rng, monkeypatch, relu, bias, noncontig, swap):
+    """swap: y^T = W @ x^T (few rows against a large weight, on the packed path) at any size."""
+    monkeypatch.setattr(matmul_ops, "SWAP_MIN_WEIGHT", 0 if swap else float("inf"))
     x, w, b = rng.standard_normal((2, 5, 33)), rng.standard_normal((7, 33)), rng.standard_normal((7,))
 
     def ref(x, w, b=None):
@@ -68,6 +72,14 @@ def test_linear_fused_epilogue(dev, rng, relu, bias, noncontig):
     args = (x, w, b) if bias else (x, w)
     check(dev, lambda x, w, b=None: mt.nn.functional.linear(x, w, b, relu=relu), ref, *args,
           noncontig=(noncontig, noncontig, False), rtol=1e-4, atol=1e-4)  # a strided bias: below
+
+
+def test_linear_few_rows_large_weight(dev, rng):
+    """A 21-row input against a 450 x 601 weight: y^T = W @ x^T with the built-in thresholds."""
+    assert 450 * 601 >= matmul_ops.SWAP_MIN_WEIGHT and 21 <= matmul_ops.SWAP_MAX_ROWS
+    check(dev, lambda x, w, b: mt.nn.functional.linear(x, w, b, relu=True),
+          lambda x, w, b: np.maximum(x @ w.T + b, 0), rng.standard_normal((3, 7, 601)),
+          rng.standard_normal((450, 601)), rng.standard_normal(450), rtol=1e-4, atol=1e-4)
 
 
 def test_linear_strided_bias(dev, rng):
