@@ -59,6 +59,10 @@ __kernel void maxpool_fwd(const Window win, const Strides4 xs, __global const fl
 #if POOL_SW <= 2
 #define LOAD8_COLUMNS(p) LD8_STRIDED(POOL_SW, p)
 #endif
+/* 2x2 windows at stride 2: one 16-float load per window row holds both taps of 8 windows (even
+ * and odd lanes), reading nothing past the last tap; else LD8_STRIDED at stride 2 reads one past */
+#define PAIRED (POOL_KW == 2 && POOL_SW == 2)
+#define OVERREAD (PAIRED ? 0 : POOL_SW - 1)
 
 __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
                                __global float *y, const int y_off, __global int *idx, const int idx_off)
@@ -76,10 +80,10 @@ __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global con
     const int h0 = oh * POOL_SH - win.PH;
     int ow = 0;
 #ifdef LOAD8_COLUMNS
-    /* vector columns: ow * SW - PW >= 0, and the last column a load touches, ow*SW - PW + KW - 1 + (SW - 1)
-     * (LD8_STRIDED at stride 2 reads one past the last tap), below W */
+    /* vector columns: ow * SW - PW >= 0, and the last column a load touches, ow*SW - PW + KW - 1 +
+     * OVERREAD, below W */
     const int lo = min(OW, (PW + POOL_SW - 1) / POOL_SW);
-    const int hi = W - POOL_KW - POOL_SW + 1 + PW < 0 ? 0 : min(OW, (W - POOL_KW - POOL_SW + 1 + PW) / POOL_SW + 1);
+    const int hi = W - POOL_KW - OVERREAD + PW < 0 ? 0 : min(OW, (W - POOL_KW - OVERREAD + PW) / POOL_SW + 1);
     const int8 lane = (int8)(0, 1, 2, 3, 4, 5, 6, 7) * POOL_SW;
 #endif
     while (ow < OW) {
@@ -94,8 +98,15 @@ __kernel void maxpool_rows_fwd(const Window win, const Strides4 xs, __global con
                 if (h < 0 || h >= H)
                     continue;
                 __global const float *p = plane + h * xs.h + w0;
+#if PAIRED
+                const float16 pair = *(__global const float16u *)p;
+#endif
                 for (int kw = 0; kw < POOL_KW; ++kw) {
+#if PAIRED
+                    const float8 v = kw ? pair.odd : pair.even;
+#else
                     const float8 v = LOAD8_COLUMNS(p + kw);
+#endif
                     const int8 at = h * W + w0 + kw + lane;
                     /* v != v is isnan(v); a vector ?: picks per lane by the condition's sign */
                     const int8 take = first ? (int8)(-1) : (v > best) | ((v != v) & (best == best));
@@ -154,38 +165,6 @@ __kernel void maxpool_scatter_bwd(const Window win, const int phase, const int p
     __global float *plane = dx + (long)nc * win.H * win.W;
     for (int ow = 0; ow < OW; ++ow)
         plane[irow[ow]] += grow[ow * gs.w];
-}
-
-/* The ConvNet's case, 2x2 windows with stride 2 and no padding, as straight-line code over a
- * (OW, OH, N*C) grid: no per-cell integer division (slow, and not vectorised on CPUs), and PoCL
- * vectorises across neighbouring cells. It has no early return and calls no builtin
- * (min, isnan): on PoCL either stops that vectorisation, 15-20x slower. A work-item past the edge
- * of the grid instead redoes the last cell of its row or column and stores the same values there.
- * Tie and NaN rules are maxpool_fwd's (first maximum in scan order, the first NaN wins), as a
- * tournament of the two rows' pairs. */
-#define PICK2(a, ka, b, kb, r, kr) { \
-    const int t_ = (b) > (a) || ((b) != (b) && (a) == (a));  /* v != v is isnan(v) */ \
-    r = t_ ? (b) : (a); kr = t_ ? (kb) : (ka); }
-
-__kernel void maxpool2x2_fwd(const Window win, const Strides4 xs, __global const float *x, int x_off,
-                             __global float *y, const int y_off, __global int *idx, const int idx_off)
-{
-    y += y_off; idx += idx_off;
-    const int OH = win.OH, OW = win.OW, W = win.W;
-    const int gw = get_global_id(0), gh = get_global_id(1), nc = get_global_id(2);
-    const int ow = gw < OW ? gw : OW - 1, oh = gh < OH ? gh : OH - 1;
-    const int c = nc % win.C, n = nc / win.C;  /* uniform over the work-group */
-    const int h = 2 * oh, w = 2 * ow;
-    __global const float *p = x + x_off + n * xs.n + c * xs.c + h * xs.h + w * xs.w;
-    const float v0 = p[0], v1 = p[xs.w], v2 = p[xs.h], v3 = p[xs.h + xs.w];
-    float a, b, best;
-    int ka, kb, k;
-    PICK2(v0, 0, v1, 1, a, ka)
-    PICK2(v2, W, v3, W + 1, b, kb)
-    PICK2(a, ka, b, kb, best, k)
-    const int i = (nc * OH + oh) * OW + ow;
-    y[i] = best;
-    idx[i] = h * W + w + k;
 }
 
 /* Window size that divides a cell: the whole window (padding included, clipped at the padded

@@ -175,7 +175,7 @@ def conv(dev, rng):
 def pool(dev, rng):
     a = rng.standard_normal((2, 3, 8, 7))
     x = _t(dev, a)
-    m2 = F.max_pool2d(x, 2)                  # the 2x2 / stride-2 straight-line kernels
+    m2 = F.max_pool2d(x, 2)                  # 2x2 / stride 2 on narrow rows: the scalar columns
     m3 = F.max_pool2d(x, 3, stride=2, padding=1)
     av = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
     _backward(m2, m3, av, F.avg_pool2d(x, 2))
@@ -183,7 +183,7 @@ def pool(dev, rng):
     ad, (am, ai) = F.adaptive_avg_pool2d(x, (3, 2)), F.adaptive_max_pool2d(x, 3, return_indices=True)
     wide = _t(dev, rng.standard_normal((1, 2, 5, 40)))  # rows wide enough for maxpool_rows_fwd's float8 columns
     _backward(ad, am, F.max_pool2d(x, 3, stride=2, ceil_mode=True), F.max_pool2d(wide, 3, stride=2, ceil_mode=True),
-              F.max_pool2d(wide, 3, stride=1, padding=1))
+              F.max_pool2d(wide, 3, stride=1, padding=1), F.max_pool2d(wide, 2))  # 2x2: paired 16-float loads
     _close(F.adaptive_avg_pool2d(x, 1).reshape(2, 3), a.mean((2, 3)))
     assert F.max_unpool2d(am, ai, 3, output_size=(8, 7)).shape == (2, 3, 8, 7)
 

@@ -193,9 +193,10 @@ def test_pool_output_size_rule_matches_torch():
 
 @pytest.mark.parametrize("shape", [(1, 1, 2, 2), (2, 3, 14, 66), (1, 2, 35, 33), (2, 1, 9, 130)])
 def test_max_pool2x2_kernels_edges_nan_and_ties(dev, rng, shape):
-    """The 2x2/stride-2 kernels over grids that straddle their (16, 4) work-group (clamped edge
-    work-items): a NaN in each of the four window cells, all-tie windows, a strided view, and the
-    gradient of the arg-max against PyTorch's (which shares the first-maximum, first-NaN rule)."""
+    """2x2/stride-2 pooling (maxpool_rows_fwd's paired 16-float loads, 8 windows at a time, and its
+    scalar columns at the row ends): a NaN in each of the four window cells, all-tie windows, a
+    strided view, and the gradient of the arg-max against PyTorch's (which shares the
+    first-maximum, first-NaN rule)."""
     torch = pytest.importorskip("torch")
     x = rng.standard_normal(shape).astype(np.float32)
     x[..., :2, 2:4] = 1.5  # a window of ties

@@ -44,20 +44,9 @@ def _geometry(x, kernel_size, stride, padding, dilation, name, ceil_mode=False):
     return k, s, p, d, OH, OW
 
 
-GRID_LOCAL = (16, 4, 1)  # maxpool2x2_fwd's (ow, oh, n*c) work-group
-
-
 def _window(shape, geom):
     k, s, p, d, OH, OW = geom
     return layout.window_struct(shape, (OH, OW), k, s, p, d)
-
-
-def _is_2x2(k, s, p, d, shape, OH, OW):
-    """The ConvNet's pooling (2x2 windows, stride 2, no padding or dilation, no partial ceil_mode
-    window) on narrow rows has its own forward kernel: maxpool_rows_fwd's eight columns at a time
-    cost more than they save below 32 output columns (16: 2-4x slower), and win above (56: 4x)."""
-    return (tuple(k) == (2, 2) and tuple(s) == (2, 2) and tuple(p) == (0, 0) and tuple(d) == (1, 1)
-            and 2 * OH <= shape[2] and 2 * OW <= shape[3] and OW < 32)
 
 
 class MaxPool2d(Function):
@@ -67,10 +56,7 @@ class MaxPool2d(Function):
         dev = x.device
         y = empty(N, C, OH, OW, device=dev)
         idx = empty(N, C, OH, OW, dtype=dtypes.int32, device=dev)
-        if y.numel() and _is_2x2(k, s, p, d, x.shape, OH, OW):
-            launch(dev, "pool.cl", "maxpool2x2_fwd", (OW, OH, N * C), _window(x.shape, (k, s, p, d, OH, OW)),
-                   layout.strides4_struct(x.strides), x, y, idx, local=GRID_LOCAL)
-        elif y.numel() and tuple(d) == (1, 1):
+        if y.numel() and tuple(d) == (1, 1):
             launch(dev, "pool.cl", "maxpool_rows_fwd", (N * C * OH,), _window(x.shape, (k, s, p, d, OH, OW)),
                    layout.strides4_struct(x.strides), x, y, idx,
                    defines={"POOL_KH": k[0], "POOL_KW": k[1], "POOL_SH": s[0], "POOL_SW": s[1]})
