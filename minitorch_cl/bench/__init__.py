@@ -19,9 +19,9 @@ GAP = 0.02  # idle seconds before each paired call: either side's idle threads s
 
 
 def paired_times(ours, theirs=None, repeats=5, warmup=1, sync=None):
-    """(our median s, their median s, ratio) of ours() and theirs() timed alternately, call by call,
-    so that both see the same load on a shared machine: the ratio is the median of the per-pair
-    ratios, which a burst of load on the machine moves least. theirs None: (median, None, None)."""
+    """(our median s, their median s, their ratio) of ours() and theirs() timed alternately, call
+    by call, so that both medians come from the same minutes of a shared machine's load (timed one
+    after the other, a drift in the load moved the ratio by 30%). theirs None: (median, None, None)."""
     if theirs is None:
         return median_time(ours, repeats, warmup, sync), None, None
 
@@ -33,8 +33,8 @@ def paired_times(ours, theirs=None, repeats=5, warmup=1, sync=None):
     for _ in range(warmup):
         pair()
     pairs = [pair() for _ in range(repeats)]
-    mine, other = zip(*pairs)
-    return statistics.median(mine), statistics.median(other), statistics.median(a / b for a, b in pairs)
+    mine, other = (statistics.median(t) for t in zip(*pairs))
+    return mine, other, mine / other
 
 
 def _timed(fn, sync):

@@ -6,8 +6,8 @@ from . import our_step_peak_mib, paired_times, torch_or_none, torch_step_peak_rs
 
 NOTE = ("ConvNet: Conv(3->32,k3,p1)-ReLU-MaxPool2-Conv(32->64,k3,p1)-ReLU-MaxPool2-Linear(4096->512)-ReLU-"
         "Linear(512->10), CrossEntropyLoss, SGD(lr=0.001, momentum=0.9); inputs (64, 3, 32, 32). "
-        "Medians of timed repeats after warm-up, ours and PyTorch's alternating call by call; 'ratio' is the "
-        "median of the per-pair ratios of our time over PyTorch CPU's. "
+        "Medians of timed repeats after warm-up, ours and PyTorch's alternating call by call; 'ratio' is "
+        "this engine's time over PyTorch CPU's. "
         "'peak MiB' (train step only): ours is the device pool's high-water mark of bytes in tensors over "
         "one step above what was in use before it; PyTorch's is its peak resident-set growth over one "
         "step (VmHWM reset through /proc/self/clear_refs).")

@@ -36,7 +36,7 @@ NOTE = ("Eval: model.eval() forward under no_grad at batch 16; train: forward, C
         f"uses torch.set_num_threads(os.cpu_count(), or ${THREADS_ENV}: on a machine loaded by other work, "
         "OpenMP's pool at the core count can run several times slower than one thread). Medians of 5 timed "
         "repeats after 2 warm-ups (2 after 1 with --quick), ours and PyTorch's alternating call by call; "
-        "'ratio' = the median of the per-pair ratios of our time over PyTorch's (below 1: we are faster); 'geomean' = the geometric mean of the ratios over the models timed in both. Peak memory of "
+        "'ratio' = our time / PyTorch's (below 1: we are faster); 'geomean' = the geometric mean of the ratios over the models timed in both. Peak memory of "
         "one training step after warm-up: ours = the device pool's high-water mark of bytes in live tensors "
         "(cuda.max_memory_allocated after reset_peak_memory_stats: weights, gradients, momentum, inputs and "
         "activations); PyTorch's = in a fresh process per model, the peak resident set (VmHWM, reset after "

@@ -12,8 +12,7 @@ from . import our_step_peak_mib, paired_times, torch_or_none, torch_step_peak_rs
 BATCH = int(os.environ.get("MINITORCH_CL_TRANSFORMER_BATCH", "8"))
 NOTE = ((f"Batch {BATCH} rather than the article's 64, which takes tens of seconds per forward on a 2-core CPU "
          "(set MINITORCH_CL_TRANSFORMER_BATCH=64 for the full shape). " if BATCH != 64 else "The article's batch 64. ")
-        + "Medians of 3, ours and PyTorch's alternating call by call, ratio the median of the per-pair ratios; "
-        "both sides with the same weights (forward: eval mode). The training step: "
+        + "Medians of 3, ours and PyTorch's alternating call by call; both sides with the same weights (forward: eval mode). The training step: "
         f"d_model 128, 4 heads, 2+2 layers, feed-forward 512, src 64, tgt 32, batch 8, dropout 0.1, "
         "MSE loss against a fixed target, backward, Adam; peak MiB as in bench convnet's note. "
         "--quick: forward at d_model 128, 2 heads, 2+2 layers, src 128, tgt 32, batch 4.")
