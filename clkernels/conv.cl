@@ -141,6 +141,42 @@ __kernel void im2col_panels_t(const Window win, const Strides4 xs, __global cons
 }
 #endif
 
+/* xp (N, C, Hp, Wp) contiguous = x zero-padded by PH rows above and PW columns on the left, and
+ * zeros to the right and below up to Wp, Hp, then `tail` more zeros: matmul.cl's gemm_implicit
+ * reads a stride-1 convolution's columns from it as shifted runs. One work-item per row of xp; a
+ * contiguous source row is three plain loops, zeros | copy | zeros (as in im2col_fwd). */
+__kernel void conv_pad_planes(const Window win, const Strides4 xs, const int Hp, const int Wp, const int tail,
+                              __global const float *x, int x_off, __global float *xp, const int xp_off)
+{
+    const int rows = win.N * win.C * Hp;
+    const int r = get_global_id(0);
+    if (r >= rows)
+        return;
+    const int hp = r % Hp, nc = r / Hp;
+    const int c = nc % win.C, n = nc / win.C, h = hp - win.PH;
+    __global float *out = xp + xp_off + (long)r * Wp;
+    if (r == rows - 1)
+        for (int i = 0; i < tail; ++i)
+            out[Wp + i] = 0.0f;
+    if (h < 0 || h >= win.H) {
+        for (int i = 0; i < Wp; ++i)
+            out[i] = 0.0f;
+        return;
+    }
+    __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
+    const int lo = min(win.PW, Wp), hi = min(win.PW + win.W, Wp);
+    for (int i = 0; i < lo; ++i)
+        out[i] = 0.0f;
+    if (xs.w == 1)
+        for (int i = lo; i < hi; ++i)
+            out[i] = row[i - win.PW];
+    else
+        for (int i = lo; i < hi; ++i)
+            out[i] = row[(i - win.PW) * xs.w];
+    for (int i = hi; i < Wp; ++i)
+        out[i] = 0.0f;
+}
+
 /* dx[n, c, h, w] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
  * so no atomics; one work-item per input element over a (W, H, N*C) grid, each written once (one
  * work-item per row summing into global memory ran ~2x slower). Stride 1 takes a path without

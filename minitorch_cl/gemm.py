@@ -15,7 +15,7 @@ CPU the packing lays the batch end to end along K, on a GPU it is one launch per
 Every kernel has one fixed local size (PoCL compiles a kernel again for each new one) and all
 sizes, strides and the epilogue are runtime arguments, so a device builds matmul.cl once.
 """
-from .shared_constants import BIAS_NONE, PACK_KB
+from .shared_constants import BIAS_NONE, BIAS_PER_ROW, PACK_KB
 from .launch import At, launch
 
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
@@ -219,3 +219,24 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         launch(dev, "matmul.cl", "gemm_packed", (-(-M // mr), -(-N // nr), batch),
                M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep,
                ap, bp, bias, At(c, off_c), local=CPU_GROUP, defines=defines, flops=2 * M * N * kc * batch)
+
+
+def gemm_implicit(dev, M, K, a, lda, off_a, xp, koff, img, OH, OW, Wp, c, off_c, batch, bias=None, off_bias=0,
+                  relu=False):
+    """A stride-1 convolution as a GEMM with no columns (CPU path): C[z] (M, OH*OW), batch_c M*OH*OW
+    apart, = A (M, K) row-major (lda) @ B[z] (+ bias[m]) (relu), where row k of B[z] over positions
+    q = oh*Wp + ow is xp[z*img + koff[k] + q] (conv.cl's conv_pad_planes and matmul.cl's gemm_implicit;
+    xp and koff are buffers or At). The positions ow >= OW are computed and dropped."""
+    defines, _ = _config(dev)
+    mr, nr = defines["MR"], _lanes(defines) * defines["NV"]
+    N = OH * Wp
+    if M * K <= DIRECT_A_MAX:  # as in _gemm_packed: a small A is read in place
+        ap, sai, sak, aps = At(a, off_a), lda, 1, mr * lda
+    else:
+        ap, _ = _pack(dev, defines, M, K, mr, At(a, off_a), lda, 1, 1, 0, K, 0)
+        sai, sak, aps = 1, mr, K * mr
+    bias_mode = BIAS_PER_ROW if bias is not None else BIAS_NONE
+    bias = At(bias, off_bias) if bias is not None else At(c, 0)
+    launch(dev, "matmul.cl", "gemm_implicit", (-(-M // mr), -(-N // nr), batch), M, N, K, OW, Wp, OH * OW,
+           sai, sak, aps, img, M * OH * OW, bias_mode, bool(relu), ap, xp, koff, bias, At(c, off_c),
+           local=CPU_GROUP, defines=defines, flops=2 * M * OH * OW * K * batch)

@@ -8,13 +8,17 @@ Groups: the column rows and the weight split into G blocks, so each image is one
 the groups (and dW one batch-summed GEMM per group); depthwise convolution (groups == C) has direct
 kernels instead, whose K = KH*KW is too small for a GEMM. conv_transpose is the adjoint: col2im(W^T @ x)
 forward, and im2col + GEMM backward. An explicit output size lets 'same' pad more on the
-right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
+right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end.
+On the packed CPU path a stride-1 convolution of a large enough plane has no col either: the input is
+zero-padded once and the GEMM reads each column row as a shifted run of it (gemm_implicit)."""
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..gemm import PackedB, gemm, panel_width
+import numpy as np
+
+from ..gemm import PackedB, gemm, gemm_implicit, panel_width
 from ..launch import At, launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
-from ..tensor import Tensor, empty
+from ..tensor import Tensor, empty, tensor
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
@@ -166,14 +170,73 @@ def _add_bias(out, bias):
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
+# gemm_implicit computes OH * Wp positions in panels of NR to give OH * OW: below this share of
+# useful ones (an 8x8 or 4x4 plane) im2col's panels, joined over the batch, measured faster
+IMPLICIT_MIN_USE = 0.8
+
+
+def _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation):
+    """(Hp, Wp) of conv_pad_planes' padded input for gemm_implicit: rows for every tap of every output
+    row, and a row pitch wide enough for the input and the outputs, but whose right padding is the
+    next row's left padding (a tap past a row's end reads a zero there)."""
+    (PH, PW), (DH, DW) = padding, dilation
+    return max(H + PH, OH + (KH - 1) * DH), max(W + PW, OW + (KW - 1) * DW - PW, OW)
+
+
+def _implicit_use(shape, KH, KW, stride, padding, dilation, OH, OW, nr):
+    """Whether a stride-1 convolution takes gemm_implicit (see IMPLICIT_MIN_USE)."""
+    if nr is None or tuple(stride) != (1, 1) or _pointwise(KH, KW, stride, padding):
+        return False
+    Wp = _implicit_plane(*shape[2:], OH, OW, KH, KW, padding, dilation)[1]
+    return OH * OW >= IMPLICIT_MIN_USE * -(-OH * Wp // nr) * nr
+
+
+_KOFF = {}  # (device, C, KH, KW, DH, DW, Hp, Wp) -> gemm_implicit's int32 koff table
+
+
+def _koff(dev, C, KH, KW, dilation, Hp, Wp):
+    """koff[k] for k = (c, kh, kw): where column row k starts in a padded image, c*Hp*Wp + kh*DH*Wp + kw*DW."""
+    key = (dev, C, KH, KW, *dilation, Hp, Wp)
+    t = _KOFF.get(key)
+    if t is None:
+        c, kh, kw = np.meshgrid(np.arange(C), np.arange(KH), np.arange(KW), indexing="ij")
+        offs = c * Hp * Wp + kh * dilation[0] * Wp + kw * dilation[1]
+        t = _KOFF[key] = tensor(offs.reshape(-1).astype(np.int32), device=dev)
+    return t
+
+
+def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr):
+    """out (N, OC, OH, OW) of a stride-1 convolution with no columns: x zero-padded once (conv_pad_planes),
+    then gemm_implicit reads its shifted rows as B; bias contiguous or None."""
+    N, C, H, W = x.shape
+    OC, K = w2.shape
+    dev = x.device
+    Hp, Wp = _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation)
+    # the last image's last column row reads up to its last panel's end
+    tail = max(0, (KH - 1) * dilation[0] * Wp + (KW - 1) * dilation[1] + -(-OH * Wp // nr) * nr - Hp * Wp)
+    size = N * C * Hp * Wp + tail
+    xp = dev.alloc(4 * size)
+    win = layout.window_struct(x.shape, (OH, OW), (KH, KW), (1, 1), padding, dilation)
+    launch(dev, "conv.cl", "conv_pad_planes", (N * C * Hp,), win, layout.strides4_struct(x.strides), Hp, Wp, tail,
+           x, At(xp, 0), nbytes=4 * (size + x.numel()))
+    out = empty(N, OC, OH, OW, device=dev)
+    gemm_implicit(dev, OC, K, w2.buffer, w2.shape[1], w2.offset, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp),
+                  C * Hp * Wp, OH, OW, Wp, out.buffer, out.offset, N,
+                  bias=None if bias is None else bias.buffer, off_bias=0 if bias is None else bias.offset,
+                  relu=relu)
+    return out
+
+
 def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu):
     """out (N, OC, OH, OW) = conv2d(x, w2 (OC, C/G*KH*KW) contiguous) (+ bias) (ReLU), image chunk by
     chunk (COL_BUDGET)."""
     N, OC = x.shape[0], w2.shape[0]
-    out = empty(N, OC, OH, OW, device=x.device)
     bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
     pointwise = _pointwise(KH, KW, stride, padding)
     nr = panel_width(x.device) if G == 1 and not pointwise else None
+    if _implicit_use(x.shape, KH, KW, stride, padding, dilation, OH, OW, nr):
+        return _conv_implicit(x, w2, KH, KW, bias_c, padding, dilation, OH, OW, relu, nr)
+    out = empty(N, OC, OH, OW, device=x.device)
     for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
         out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
         if _joined(n1 - n0, OH * OW, nr):
