@@ -191,23 +191,27 @@ def _implicit_use(shape, KH, KW, stride, padding, dilation, OH, OW, nr):
     return OH * OW >= IMPLICIT_MIN_USE * -(-OH * Wp // nr) * nr
 
 
-_KOFF = {}  # (device, C, KH, KW, DH, DW, Hp, Wp) -> gemm_implicit's int32 koff table
+_KOFF = {}  # (device, C, KH, KW, DH, DW, Hp, Wp, flip) -> gemm_implicit's int32 koff table
 
 
-def _koff(dev, C, KH, KW, dilation, Hp, Wp):
-    """koff[k] for k = (c, kh, kw): where column row k starts in a padded image, c*Hp*Wp + kh*DH*Wp + kw*DW."""
-    key = (dev, C, KH, KW, *dilation, Hp, Wp)
+def _koff(dev, C, KH, KW, dilation, Hp, Wp, flip=False):
+    """koff[k] for k = (c, kh, kw): where column row k starts in a padded image, c*Hp*Wp + kh*DH*Wp + kw*DW;
+    flip: the taps' order reversed (the row of tap (KH-1-kh, KW-1-kw)), a weight flipped for free."""
+    key = (dev, C, KH, KW, *dilation, Hp, Wp, flip)
     t = _KOFF.get(key)
     if t is None:
         c, kh, kw = np.meshgrid(np.arange(C), np.arange(KH), np.arange(KW), indexing="ij")
+        if flip:
+            kh, kw = KH - 1 - kh, KW - 1 - kw
         offs = c * Hp * Wp + kh * dilation[0] * Wp + kw * dilation[1]
         t = _KOFF[key] = tensor(offs.reshape(-1).astype(np.int32), device=dev)
     return t
 
 
-def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr):
+def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr, flip=False):
     """out (N, OC, OH, OW) of a stride-1 convolution with no columns: x zero-padded once (conv_pad_planes),
-    then gemm_implicit reads its shifted rows as B; bias contiguous or None."""
+    then gemm_implicit reads its shifted rows as B; bias contiguous or None; flip: with w2's taps
+    flipped."""
     N, C, H, W = x.shape
     OC, K = w2.shape
     dev = x.device
@@ -220,7 +224,7 @@ def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr):
     launch(dev, "conv.cl", "conv_pad_planes", (N * C * Hp,), win, layout.strides4_struct(x.strides), Hp, Wp, tail,
            x, At(xp, 0), nbytes=4 * (size + x.numel()))
     out = empty(N, OC, OH, OW, device=dev)
-    gemm_implicit(dev, OC, K, w2.buffer, w2.shape[1], w2.offset, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp),
+    gemm_implicit(dev, OC, K, w2.buffer, w2.shape[1], w2.offset, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp, flip),
                   C * Hp * Wp, OH, OW, Wp, out.buffer, out.offset, N,
                   bias=None if bias is None else bias.buffer, off_bias=0 if bias is None else bias.offset,
                   relu=relu)
@@ -303,9 +307,14 @@ class Conv2d(Function):
         if ctx.needs_input_grad[0] and flipped:
             # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
             # whose columns go straight into panels, with no dcol and no col2im gather
-            C = xshape[1]
-            wt = w2.reshape(OC, C, KH, KW).flip((2, 3)).permute(1, 0, 2, 3).contiguous().reshape(C, -1)
-            gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, xshape[2], xshape[3], False)
+            C, H, W = xshape[1:]
+            wt = w2.reshape(OC, C, KH, KW).permute(1, 0, 2, 3)
+            if _implicit_use(g.shape, KH, KW, (1, 1), flipped, dilation, H, W, nr):  # flipped through koff
+                gx = _conv_implicit(g, wt.contiguous().reshape(C, -1), KH, KW, None, flipped, dilation, H, W,
+                                    False, nr, flip=True)
+            else:
+                wt = wt.flip((2, 3)).contiguous().reshape(C, -1)
+                gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, H, W, False)
         elif ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:  # (OC, K), or per group transposed (G, K/G, OC/G)
