@@ -201,7 +201,8 @@ __kernel void gemm_pack_rows_b(int R, int K, int ks, int k0, __global const floa
 #define LOADB_J(i, j) const vecf b##j = ((const __global vecf *)bp)[j];
 #define LOADBU_J(i, j) const vecf b##j = bp[j];
 #define FMA_J(i, j) c##i##_##j += a##i * b##j;
-#define AOFF(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
+#define AOFF_STRIDED(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
+#define AOFF(i) const long oa##i = a_rows ? arow[min(m0 + i, M - 1)] : (long)min(i, M - 1 - m0) * sai;
 #define FMA(i) { const float a##i = ap[oa##i]; FOR_NV(FMA_J, i) }
 #define STORE_J(i, j) store_row(cr + LANES * j, bias, m0 + i, n0 + LANES * j, N - n0 - LANES * j, c##i##_##j, \
                                 bias_mode, relu, accumulate);
@@ -264,18 +265,20 @@ inline void store_mapped(__global float *c, const __global float *bias, int m, i
  * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
  * work-items, measured no faster). */
 __kernel WIDE void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
-                          int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate,
+                          int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate, int a_rows,
                           __global const float *Ap, const int Ap_off,
-                          __global const float *Bp, const int Bp_off,
+                          __global const float *Bp, const int Bp_off, __global const int *arow, const int arow_off,
                           __global const float *bias, const int bias_off, __global float *c, const int c_off)
 {
-    Ap += Ap_off; Bp += Bp_off; bias += bias_off; c += c_off;
+    Ap += Ap_off; Bp += Bp_off; arow += arow_off; bias += bias_off; c += c_off;
     const int bm = get_global_id(0), bn = get_global_id(1), z = get_global_id(2);
     const int m0 = bm * MR, n0 = bn * NR;
     if (m0 >= M || n0 >= N)
         return;
     /* Row i of A block bm at k: ap[i*sai + k*sak]: packed (sai = 1, sak = MR, aps = K*MR), or A
-     * itself (its strides, aps = MR*sam); rows past M read row M-1 and are never stored. */
+     * itself (its strides, aps = MR*sam), or with a_rows, ap[arow[m0 + i] + k] (rows anywhere, aps = 0,
+     * sak = 1: a convolution's columns read from its padded input); rows past M read row M-1 and
+     * are never stored. */
     const __global float *ap = Ap + (long)z * batch_ap + (long)bm * aps;
     FOR_MR(AOFF)
     /* B panel bn's row k at bp + k*ldbp: packed (ldbp = NR, bps = K*NR), or B itself when it is
@@ -312,7 +315,7 @@ __kernel WIDE void gemm_implicit(int M, int N, int K, int OW, int Wp, int ldc, i
     if (m0 >= M || n0 >= N)
         return;
     const __global float *ap = Ap + (long)bm * aps;
-    FOR_MR(AOFF)
+    FOR_MR(AOFF_STRIDED)
     const __global float *bz = Bp + (long)z * batch_bp + n0;
     FOR_MR(DECL)
     for (int k = 0; k < K; ++k) {

@@ -89,7 +89,7 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
 def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, ldc,
          off_a=0, off_b=0, off_c=0, batch=1, batch_a=0, batch_b=0, batch_c=0,
          bias=None, off_bias=0, bias_mode=BIAS_NONE, relu=False, accumulate=False, b_packed=None,
-         sum_batch=False):
+         sum_batch=False, a_rows=None):
     """C[z] (= or +=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, for z in range(batch).
 
     a, b, c, bias: OpenCL buffers (pooled). All offsets/strides in elements (float32).
@@ -107,6 +107,8 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     is ignored.
     With sum_batch, a packed B is (K * batch, N): panels that lay the batch end to end along K
     (conv.cl's im2col_panels_t).
+    a_rows: an int32 buffer (or At) of M offsets, CPU path only: op(A)[m][k] = A[off_a + a_rows[m] + k]
+    (rows anywhere in A, each contiguous; lda, trans_a and batch_a are ignored, no sum_batch).
     Enqueues kernels only: never waits on the device, and builds matmul.cl once per device.
     """
     M, N, K, batch = int(M), int(N), int(K), int(batch)
@@ -132,9 +134,13 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     bias = At(bias, off_bias)
     epilogue = (bias_mode, bool(relu), bool(accumulate))
     defines, packed = _config(dev)
-    if packed and (M * N * K >= PACKED_MIN_WORK or b_panels):
+    if a_rows is not None:
+        if not packed or sum_batch:
+            raise ValueError("gemm: a_rows needs the packed CPU path and no sum_batch")
+        sam, sak, batch_a = 0, 1, 0  # (aps = MR * sam = 0: every block's rows come from a_rows)
+    if packed and (M * N * K >= PACKED_MIN_WORK or b_panels or a_rows is not None):
         _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch)
+                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch, a_rows)
         return
     tm, tn = defines["TM"], defines["TN"]
     gx, gy = tn // defines["WN"], tm // defines["WM"]
@@ -172,7 +178,7 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
 
 
 def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch):
+                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch, a_rows=None):
     """Pack and multiply; a long K goes in chunks of at most K_CHUNK, each adding into C, so that a
     work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
     sum_batch packs the batch end to end along K: one product with K * batch."""
@@ -187,7 +193,7 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         (min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN or min(M, K) <= DIRECT_B_THIN)
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
-    direct_a = not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    direct_a = a_rows is not None or not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
     # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
     chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
     # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB
@@ -217,8 +223,9 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
             else:
                 bp, batch_bp = _pack(dev, defines, N, kc, nr, At(b, off_b), sbn, sbk, batch, batch_b, kin, k0)
         launch(dev, "matmul.cl", "gemm_packed", (-(-M // mr), -(-N // nr), batch),
-               M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep,
-               ap, bp, bias, At(c, off_c), local=CPU_GROUP, defines=defines, flops=2 * M * N * kc * batch)
+               M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep, int(a_rows is not None),
+               ap, bp, a_rows if a_rows is not None else At(c, 0), bias, At(c, off_c), local=CPU_GROUP,
+               defines=defines, flops=2 * M * N * kc * batch)
 
 
 def gemm_implicit(dev, M, K, a, lda, off_a, xp, koff, img, OH, OW, Wp, c, off_c, batch, bias=None, off_bias=0,

@@ -3,6 +3,7 @@ import numpy as np
 import pyopencl as cl
 import pytest
 
+import minitorch_cl as mt
 from minitorch_cl import gemm as gemm_mod
 from minitorch_cl.tuner import profile_entries
 from helpers import compare
@@ -166,6 +167,29 @@ def test_packed_b_reused_and_checked(dev, rng):
         compare(_download(dev, c, M * N).reshape(M, N), want, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match=r"\(37, 50\).*\(36, 50\)"):
         gemm_mod.gemm(dev, 2, N, K - 1, c, None, c, lda=K, ldc=N, b_packed=pb)
+
+
+@pytest.mark.parametrize("M,N,K,chunk", [(13, 50, 37, None), (7, 33, 300, 128)])
+def test_a_rows(dev, rng, monkeypatch, M, N, K, chunk):
+    """a_rows: op(A)'s row m is the contiguous run A[off_a + a_rows[m]:][:K], rows anywhere and overlapping
+    (a convolution's columns in its padded input), with bias, ReLU and K in chunks; refused off the
+    packed CPU path."""
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no a_rows")
+    if chunk:
+        monkeypatch.setattr(gemm_mod, "K_CHUNK", chunk)
+        monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
+    flat = rng.standard_normal(3 * K + 30).astype(np.float32)
+    rows = rng.integers(0, 2 * K + 20, M).astype(np.int32)  # overlapping runs
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    bias = rng.standard_normal(M).astype(np.float32)
+    table = mt.tensor(rows, device=dev)
+    c = _upload(dev, np.zeros(M * N, np.float32))
+    gemm_mod.gemm(dev, M, N, K, _upload(dev, flat), _upload(dev, B), c, lda=0, ldb=N, ldc=N, off_a=3,
+                  a_rows=table, bias=_upload(dev, bias), bias_mode=2, relu=True)
+    A = np.stack([flat[3 + r:3 + r + K] for r in rows]).astype(np.float64)
+    want = np.maximum(A @ B + bias[:, None], 0)
+    compare(_download(dev, c, M * N).reshape(M, N), want, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True},

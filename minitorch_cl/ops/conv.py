@@ -208,6 +208,17 @@ def _koff(dev, C, KH, KW, dilation, Hp, Wp, flip=False):
     return t
 
 
+def _pad_planes(x, Hp, Wp, padding, tail):
+    """conv_pad_planes: x (A, B, H, W), any strides, into a fresh (A, B, Hp, Wp) buffer, shifted down and
+    right by padding, zeros around and `tail` zeros after; returns the raw buffer."""
+    size = x.shape[0] * x.shape[1] * Hp * Wp + tail
+    xp = x.device.alloc(4 * size)
+    win = layout.window_struct(x.shape, (0, 0), (1, 1), (1, 1), padding, (1, 1))
+    launch(x.device, "conv.cl", "conv_pad_planes", (x.shape[0] * x.shape[1] * Hp,), win,
+           layout.strides4_struct(x.strides), Hp, Wp, tail, x, At(xp, 0), nbytes=4 * (size + x.numel()))
+    return xp
+
+
 def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr, flip=False):
     """out (N, OC, OH, OW) of a stride-1 convolution with no columns: x zero-padded once (conv_pad_planes),
     then gemm_implicit reads its shifted rows as B; bias contiguous or None; flip: with w2's taps
@@ -218,17 +229,32 @@ def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr, fli
     Hp, Wp = _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation)
     # the last image's last column row reads up to its last panel's end
     tail = max(0, (KH - 1) * dilation[0] * Wp + (KW - 1) * dilation[1] + -(-OH * Wp // nr) * nr - Hp * Wp)
-    size = N * C * Hp * Wp + tail
-    xp = dev.alloc(4 * size)
-    win = layout.window_struct(x.shape, (OH, OW), (KH, KW), (1, 1), padding, dilation)
-    launch(dev, "conv.cl", "conv_pad_planes", (N * C * Hp,), win, layout.strides4_struct(x.strides), Hp, Wp, tail,
-           x, At(xp, 0), nbytes=4 * (size + x.numel()))
+    xp = _pad_planes(x, Hp, Wp, padding, tail)
     out = empty(N, OC, OH, OW, device=dev)
     gemm_implicit(dev, OC, K, w2.buffer, w2.shape[1], w2.offset, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp, flip),
                   C * Hp * Wp, OH, OW, Wp, out.buffer, out.offset, N,
                   bias=None if bias is None else bias.buffer, off_bias=0 if bias is None else bias.offset,
                   relu=relu)
     return out
+
+
+def _weight_grad_implicit(x, g, KH, KW, padding, dilation):
+    """dW (OC, C*KH*KW) of a stride-1 convolution with no columns: dW^T (K, OC) = col (K, R) @ g^T (R, OC)
+    over R = N*Hp*Wp positions, x and g padded channel-major, (C, N, Hp, Wp) and (OC, N, Hp, Wp), so that
+    one channel's images run end to end: col's row k is the run xp[koff[k]:][:R] (gemm a_rows), and g
+    is zero at the positions that are no output (the columns ow >= OW, the rows oh >= OH)."""
+    N, C, H, W = x.shape
+    OC, OH, OW = g.shape[1:]
+    dev, K = x.device, C * KH * KW
+    Hp, Wp = _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation)
+    R = N * Hp * Wp
+    # the last channel's rows read up to (KH-1)*DH rows and (KW-1)*DW columns past its images
+    xp = _pad_planes(x.permute(1, 0, 2, 3), Hp, Wp, padding, (KH - 1) * dilation[0] * Wp + (KW - 1) * dilation[1])
+    gp = _pad_planes(g.permute(1, 0, 2, 3), Hp, Wp, (0, 0), 0)
+    gwt = empty(K, OC, device=dev)
+    gemm(dev, K, OC, R, xp, gp, gwt.buffer, lda=0, ldb=R, trans_b=True, ldc=OC, off_c=gwt.offset,
+         a_rows=_koff(dev, C, KH, KW, dilation, N * Hp, Wp))
+    return gwt.mT.contiguous()
 
 
 def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu):
@@ -319,6 +345,9 @@ class Conv2d(Function):
             gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:  # (OC, K), or per group transposed (G, K/G, OC/G)
             gw = empty(OC, K, device=g.device) if G == 1 else empty(G, K // G, OC // G, device=g.device)
+        implicit_dw = ctx.needs_input_grad[1] and _implicit_use(xshape, KH, KW, stride, padding, dilation, OH, OW, nr)
+        if implicit_dw:
+            gw = _weight_grad_implicit(x, g3.reshape(N, OC, OH, OW), KH, KW, padding, dilation)
         # image chunk by chunk, so that at most one chunk's columns exist at a time
         for i, (n0, n1) in enumerate(_image_chunks(N, K, P, pointwise)):
             g_c = g3[n0:n1]
@@ -330,7 +359,7 @@ class Conv2d(Function):
                 if not pointwise:
                     col2im(dcol, gx_c.shape, KH, KW, stride, padding, dilation, OH, OW, out=gx_c)
                 del dcol
-            if ctx.needs_input_grad[1]:
+            if ctx.needs_input_grad[1] and not implicit_dw:
                 # dW (OC, K) = sum over n of g[n] (OC, P) @ col[n]^T (P, K): one GEMM whose K runs over
                 # all the chunk's positions (no per-image products to sum)
                 if nr:  # the columns go straight into the GEMM's panels
