@@ -59,7 +59,7 @@ def _lanes(defines):
 
 class PackedB:
     """op(B) (K, N) laid out for gemm(b_packed=): once by pack_b() (the same for every batch item),
-    or by a kernel that writes panels itself (conv.cl's im2col_panels, batch_stride apart)."""
+    or by a kernel that writes panels itself (conv.cl's im2col_gather, batch_stride apart)."""
 
     def __init__(self, dev, K, N, buf, off, trans, ld, panels, batch_stride=0):
         self.dev, self.K, self.N = dev, K, N

@@ -112,11 +112,15 @@ def _pair(v):
     ((2, 3, 3, 3), (3, 1), 1, False),      # padding past the kernel's reach: dcol and col2im
     ((5, 3, 3, 3), 1, 1, False),           # more output channels than input ones: dcol is smaller
 ])
-def test_conv2d_input_gradient_as_a_convolution(dev, rng, ws, padding, dilation, flipped):
+@pytest.mark.parametrize("implicit", [0, 2])
+def test_conv2d_input_gradient_as_a_convolution(dev, rng, monkeypatch, ws, padding, dilation, flipped, implicit):
     """A stride-1 convolution with no more output channels than input ones takes its input gradient
-    as g correlated with the flipped, transposed weight (on the packed CPU path, no col2im); against
-    NumPy, as the col2im path is."""
+    as g correlated with the flipped, transposed weight (on the packed CPU path, no col2im), the flip
+    in the columns' tables, through the implicit GEMM or gathered panels (IMPLICIT_MIN_USE 0 or 2);
+    against NumPy, as the col2im path is."""
     from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.ops import conv as conv_mod
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_USE", implicit)
     x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
     p, d = _pair(padding), _pair(dilation)
     check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation),

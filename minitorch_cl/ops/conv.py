@@ -83,24 +83,63 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
-def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined=False):
-    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr): a PackedB of
-    (K, P) per image, or joined, one (K, N*P) with the images' positions end to end. im2col and the
-    GEMM's pack in one pass, at the columns' size (CPU path)."""
+GATHER_ROWS = 16  # im2col_gather(_t)'s work-group: a panel's NR lanes by this many rows (of K, or positions)
+_QOFF = {}  # (device, N, C, OH, OW, SH, SW, Hp, Wp, nr, joined) -> im2col_gather's int32 qoff table
+
+
+def _gather_plane(H, W, OH, OW, KH, KW, stride, padding, dilation):
+    """(Hp, Wp) of the padded input im2col_gather reads: every tap of every output inside it, the
+    right padding shared with the next row's left (as _implicit_plane, at any stride)."""
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    return (max(H + PH, (OH - 1) * SH + (KH - 1) * DH + 1),
+            max(W + PW, (OW - 1) * SW + (KW - 1) * DW + 1 - PW))
+
+
+def _qoff(dev, N, C, OH, OW, stride, Hp, Wp, nr, joined):
+    """qoff[q]: where position q of the panels reads, past its column row's start, in the padded batch
+    (N, C, Hp, Wp); -1 for a panel's pad. joined: q = n*P + p; else image n's positions start at a panel."""
+    key = (dev, N, C, OH, OW, *stride, Hp, Wp, nr, joined)
+    t = _QOFF.get(key)
+    if t is None:
+        P = OH * OW
+        span = -(-N * P // nr) * nr if joined else -(-P // nr) * nr  # positions per image (or in all)
+        q = np.arange(span * (1 if joined else N))
+        n, p = (q // P, q % P) if joined else (q // span, q % span)
+        offs = n * C * Hp * Wp + (p // OW) * stride[0] * Wp + (p % OW) * stride[1]
+        offs[(n >= N) | (p >= P)] = -1
+        t = _QOFF[key] = tensor(offs.astype(np.int32), device=dev)
+    return t
+
+
+def _gather(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined, kernel, grid, positions, size, flip=False):
+    """conv.cl's im2col_gather or im2col_gather_t over grid and its first `positions` positions into a
+    fresh buffer of `size` floats, from x padded (conv_pad_planes) through its offset tables; returns
+    the buffer; flip: the taps in reverse order (_koff)."""
     N, C, H, W = x.shape
     dev = x.device
-    K, P = C * KH * KW, OH * OW
-    per_image = -(-P // nr) * nr * K
-    size = -(-N * P // nr) * nr * K if joined else per_image * N
+    Hp, Wp = _gather_plane(H, W, OH, OW, KH, KW, stride, padding, dilation)
+    xp = _pad_planes(x, Hp, Wp, padding, padding[1])  # (a tap past the last row's end reads a zero there)
+    qoff = _qoff(dev, N, C, OH, OW, stride, Hp, Wp, nr, joined)
     buf = dev.alloc(4 * max(size, 1))
-    rows = N * K * OH
-    if rows and OW:
-        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_panels", (rows,), win, layout.strides4_struct(x.strides), int(joined), x,
-               At(buf, 0), defines={"NR": nr}, nbytes=4 * size)
+    launch(dev, "conv.cl", kernel, grid, C * KH * KW, positions, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp, flip),
+           qoff, At(buf, 0), local=(nr, GATHER_ROWS, 1), defines={"NR": nr}, nbytes=8 * size)
+    return buf
+
+
+def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined=False, flip=False):
+    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr): a PackedB of
+    (K, P) per image, or joined, one (K, N*P) with the images' positions end to end. im2col and the
+    GEMM's pack in one pass, at the columns' size (CPU path), gathered from the padded input; flip:
+    each channel's taps in reverse order (the columns of a flipped kernel)."""
+    N, C = x.shape[:2]
+    K, P = C * KH * KW, OH * OW
+    per_image = -(-P // nr) * nr  # positions per image's panels, or in all of them joined
+    Q = -(-N * P // nr) * nr if joined else per_image * N
+    buf = _gather(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined, "im2col_gather", (nr, K, Q // nr), Q,
+                  Q * K, flip)
     if joined:
-        return PackedB(dev, K, N * P, buf, 0, False, None, True)
-    return PackedB(dev, K, P, buf, 0, False, None, True, batch_stride=per_image)
+        return PackedB(x.device, K, N * P, buf, 0, False, None, True)
+    return PackedB(x.device, K, P, buf, 0, False, None, True, batch_stride=per_image * K)
 
 
 def _joined(N, P, nr):
@@ -111,17 +150,14 @@ def _joined(N, P, nr):
 
 def im2col_panels_t(x, KH, KW, stride, padding, dilation, OH, OW, nr):
     """x (N, C, H, W), any strides -> its columns transposed, (N*P, K), as GEMM B panels: the weight
-    gradient's right operand, a PackedB with the images end to end along the GEMM's K (CPU path)."""
-    N, C, H, W = x.shape
-    dev = x.device
-    K, P = C * KH * KW, OH * OW
+    gradient's right operand, a PackedB with the images end to end along the GEMM's K (CPU path),
+    gathered from the padded input."""
+    N, C = x.shape[:2]
+    K, R = C * KH * KW, N * OH * OW
     KP = -(-K // nr)
-    buf = dev.alloc(4 * max(KP * nr * N * P, 1))
-    if N and KP and OH and OW:
-        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_panels_t", (N * KP * OH,), win, layout.strides4_struct(x.strides), x,
-               At(buf, 0), defines={"NR": nr}, nbytes=4 * KP * nr * N * P)
-    return PackedB(dev, N * P, K, buf, 0, False, None, True)
+    buf = _gather(x, KH, KW, stride, padding, dilation, OH, OW, nr, True, "im2col_gather_t", (nr, R, KP), R,
+                  KP * nr * R)
+    return PackedB(x.device, R, K, buf, 0, False, None, True)
 
 
 def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
@@ -257,28 +293,28 @@ def _weight_grad_implicit(x, g, KH, KW, padding, dilation):
     return gwt.mT.contiguous()
 
 
-def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu):
+def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu, flip=False):
     """out (N, OC, OH, OW) = conv2d(x, w2 (OC, C/G*KH*KW) contiguous) (+ bias) (ReLU), image chunk by
-    chunk (COL_BUDGET)."""
+    chunk (COL_BUDGET); flip (G == 1 on the packed CPU path only): with w2's taps flipped."""
     N, OC = x.shape[0], w2.shape[0]
     bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
     pointwise = _pointwise(KH, KW, stride, padding)
     nr = panel_width(x.device) if G == 1 and not pointwise else None
     if _implicit_use(x.shape, KH, KW, stride, padding, dilation, OH, OW, nr):
-        return _conv_implicit(x, w2, KH, KW, bias_c, padding, dilation, OH, OW, relu, nr)
+        return _conv_implicit(x, w2, KH, KW, bias_c, padding, dilation, OH, OW, relu, nr, flip)
     out = empty(N, OC, OH, OW, device=x.device)
     for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
         out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
         if _joined(n1 - n0, OH * OW, nr):
             # one GEMM over the chunk's positions end to end, (OC, n*P), then into (n, OC, P)
-            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, joined=True)
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, joined=True, flip=flip)
             flat = gemm_into(empty(OC, (n1 - n0) * OH * OW, device=x.device), w2, col, bias=bias_c,
                              bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE, relu=relu)
             backend.copy_(out_c, flat.reshape(OC, n1 - n0, OH * OW).permute(1, 0, 2))
             del col, flat
             continue
         if nr:  # the columns go straight into the GEMM's panels
-            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, flip=flip)
         else:
             col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
         if G == 1:
@@ -333,14 +369,10 @@ class Conv2d(Function):
         if ctx.needs_input_grad[0] and flipped:
             # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
             # whose columns go straight into panels, with no dcol and no col2im gather
+            # (the flip is the columns' koff table's, so the weight is only transposed)
             C, H, W = xshape[1:]
-            wt = w2.reshape(OC, C, KH, KW).permute(1, 0, 2, 3)
-            if _implicit_use(g.shape, KH, KW, (1, 1), flipped, dilation, H, W, nr):  # flipped through koff
-                gx = _conv_implicit(g, wt.contiguous().reshape(C, -1), KH, KW, None, flipped, dilation, H, W,
-                                    False, nr, flip=True)
-            else:
-                wt = wt.flip((2, 3)).contiguous().reshape(C, -1)
-                gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, H, W, False)
+            wt = w2.reshape(OC, C, KH, KW).permute(1, 0, 2, 3).contiguous().reshape(C, -1)
+            gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, H, W, False, flip=True)
         elif ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:  # (OC, K), or per group transposed (G, K/G, OC/G)
