@@ -37,7 +37,10 @@ DIRECT_B_SPAN = 1 << 17
 # rows, and packing it costs more than reading it in place saves (pointwise convolutions, M = OC or
 # K = C small against P = H*W columns: 2-4x less device time read in place, for M or K up to 256)
 DIRECT_B_THIN = 128
-DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements
+DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many elements,
+# or whatever its size when N is at most this: its panels would serve few n-blocks (a 4x4 convolution
+# layer's 512 x 4608 weight at N = 16 images x 16 positions: 5.0 vs 8.9 ms a call, packed)
+DIRECT_A_NARROW = 256
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
 CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements,
 PACK_BUDGET = 1 << 20  # and any K into chunks whose A and B panels take at most this many floats (4 MiB)
@@ -193,7 +196,8 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         (min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN or min(M, K) <= DIRECT_B_THIN)
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
     # -20%); a large A streams better from panels, and a batch-wide A is packed once anyway
-    direct_a = a_rows is not None or not sum_batch and M * K <= DIRECT_A_MAX and (batch_a or batch == 1)
+    direct_a = a_rows is not None or not sum_batch and (M * K <= DIRECT_A_MAX or N <= DIRECT_A_NARROW) and \
+        (batch_a or batch == 1)
     # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
     chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
     # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB

@@ -18,6 +18,7 @@ def path(request, monkeypatch, dev):
     every size, so a CPU run covers the GPU kernel too."""
     if request.param == "packed":
         monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+        monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if request.param == "tiled":
@@ -240,9 +241,26 @@ def test_packed_b_in_k_chunks(dev, monkeypatch):
     """Panels laid out once for the whole K (pack_b, im2col_panels) are read chunk by chunk when a
     packed A's size splits K (a 512-channel 3x3 convolution: A is 512 x 4608)."""
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
     monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 500)
     monkeypatch.setattr(gemm_mod, "K_CHUNK", 16)
     _run(dev, np.random.default_rng(16), 13, 40, 71, packed_b=True, batch=2, bcast_b=True, bias_mode=1, relu=True)
+
+
+def test_large_a_read_in_place_when_n_is_narrow(dev, rng):
+    """An A over DIRECT_A_MAX is still read in place, not packed, when N is at most DIRECT_A_NARROW
+    (a deep convolution on a few small images); against NumPy."""
+    from helpers import count_launches
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path")
+    M, K, N = 600, 1000, 2 * gemm_mod.panel_width(dev)
+    assert M * K > gemm_mod.DIRECT_A_MAX and N <= gemm_mod.DIRECT_A_NARROW
+    A, B = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+    a, b, c = _upload(dev, A), _upload(dev, B), _upload(dev, np.zeros(M * N, np.float32))
+    packs = count_launches(lambda: gemm_mod.gemm(dev, M, N, K, a, b, c, lda=K, ldb=N, ldc=N),
+                           lambda key: key[1] in ("gemm_pack", "gemm_pack_rows_a", "gemm_pack_rows_b"))
+    assert packs == 0
+    compare(_download(dev, c, M * N).reshape(M, N), A.astype(np.float64) @ B, rtol=1e-4, atol=1e-4)
 
 
 def test_empty_is_noop(dev):
@@ -308,6 +326,7 @@ def test_pack_rows(dev, monkeypatch, mnk, kw):
     kw = dict(kw)
     monkeypatch.setattr(gemm_mod, "PACK_ROWS_MIN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if kw.pop("chunks", False):
