@@ -139,48 +139,31 @@ __kernel void im2col_gather_t(const int K, const int R, __global const float *xp
 #endif
 
 /* dx[n, c, h, w] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
- * so no atomics; one work-item per input element over a (W, H, N*C) grid, each written once (one
- * work-item per row summing into global memory ran ~2x slower). Stride 1 takes a path without
- * integer division (runtime divisors cost more than the loads here). The taps are summed in
- * (kh, kw) order on both paths. dx is contiguous (N, C, H, W). */
-__kernel void im2col_bwd(const Window win, __global const float *dcol, const int dcol_off,
-                         __global float *dx, const int dx_off)
+ * so no atomics, through a table: toff[s*TAPS + t] is where tap t's column row holds the output that
+ * read plane position s = h*W + w, t*P + oh*OW + ow, or -1 where none did (any stride, padding,
+ * dilation: the index math is the table's, once per geometry). TAPS = KH*KW at compile time, so the
+ * tap loop unrolls and PoCL vectorises across work-items (one per element of dx, N*C*S of them;
+ * a 2-D grid of runtime divisions ran 3-5 ms a call on ResNet's stride-2 layers). Taps summed in
+ * (kh, kw) order. dcol (N, C*TAPS, P) and dx (N, C, H, W) contiguous. */
+#ifdef TAPS
+__kernel void col2im_gather(const int NC, const int S, const int P, __global const float *dcol, const int dcol_off,
+                            __global const int *toff, const int toff_off, __global float *dx, const int dx_off)
 {
-    dcol += dcol_off; dx += dx_off;
-    const int C = win.C, H = win.H, W = win.W;
-    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int w = get_global_id(0), h = get_global_id(1), nc = get_global_id(2);
-    if (w >= W || h >= H || nc >= win.N * C)
+    const int i = get_global_id(0);
+    if (i >= NC * S)
         return;
-    const int c = nc % C, n = nc / C;
-    __global const float *src = dcol + ((long)n * C + c) * KH * KW * OH * OW;
+    const int s = i % S, nc = i / S;
+    __global const float *src = dcol + dcol_off + (long)nc * TAPS * P;
+    __global const int *to = toff + toff_off + s * TAPS;
     float acc = 0.0f;
-    if (win.SH == 1 && win.SW == 1) {
-        for (int kh = 0; kh < KH; ++kh) {
-            const int oh = h + win.PH - kh * win.DH;
-            if (oh < 0 || oh >= OH)
-                continue;
-            for (int kw = 0; kw < KW; ++kw) {
-                const int ow = w + win.PW - kw * win.DW;
-                if (ow >= 0 && ow < OW)
-                    acc += src[((long)(kh * KW + kw) * OH + oh) * OW + ow];
-            }
-        }
-    } else {
-        for (int kh = 0; kh < KH; ++kh) {
-            const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
-            if (th < 0 || th % win.SH || th / win.SH >= OH)
-                continue;
-            const int oh = th / win.SH;
-            for (int kw = 0; kw < KW; ++kw) {
-                const int tw = w + win.PW - kw * win.DW;  /* = ow * SW when this tap reads column w */
-                if (tw >= 0 && tw % win.SW == 0 && tw / win.SW < OW)
-                    acc += src[((long)(kh * KW + kw) * OH + oh) * OW + tw / win.SW];
-            }
-        }
+    for (int t = 0; t < TAPS; ++t) {
+        const int o = to[t];
+        const float v = src[o >= 0 ? o : 0];  /* (a vectorised gather loads every lane) */
+        acc += o >= 0 ? v : 0.0f;
     }
-    dx[((long)nc * H + h) * W + w] = acc;
+    dx[dx_off + i] = acc;
 }
+#endif
 
 /* Depthwise convolution (groups == C, one input channel per group): out channel oc = c * M + m reads
  * only input channel c = oc / M, so a direct loop over the KH*KW taps beats a GEMM of K = KH*KW.

@@ -127,7 +127,7 @@ def test_conv2d_input_gradient_as_a_convolution(dev, rng, monkeypatch, ws, paddi
           lambda x, w, b: np_conv2d(x, w, b, (1, 1), (p[0], p[0], p[1], p[1]), d), x, w, b, rtol=1e-4, atol=1e-4)
     xt = mt.tensor(x, device=dev, requires_grad=True)
     y = F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation)
-    gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "im2col_bwd")
+    gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "col2im_gather")
     assert gathers == (0 if flipped and gemm_mod.panel_width(dev) else 1)
 
 

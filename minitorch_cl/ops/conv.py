@@ -23,7 +23,6 @@ from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
-COL2IM_LOCAL = (16, 16, 1)  # im2col_bwd: (w, h, (n, c)) per work-group
 # Floats of im2col columns made at once (8 MiB): a batch whose columns are larger runs in chunks of
 # images, so that a convolution's transient memory stays bounded whatever the batch (the ConvNet's
 # conv2 at batch 64 held 18 MiB of columns in backward, the largest single item of its step).
@@ -160,16 +159,34 @@ def im2col_panels_t(x, KH, KW, stride, padding, dilation, OH, OW, nr):
     return PackedB(x.device, R, K, buf, 0, False, None, True)
 
 
+_TOFF = {}  # (device, H, W, OH, OW, KH, KW, stride, padding, dilation) -> col2im_gather's toff table
+
+
+def _toff(dev, H, W, OH, OW, KH, KW, stride, padding, dilation):
+    """toff[s, t]: where tap t = (kh, kw)'s column row holds the output that read plane position s = (h, w),
+    t*P + oh*OW + ow, or -1 where none did."""
+    key = (dev, H, W, OH, OW, KH, KW, *stride, *padding, *dilation)
+    t = _TOFF.get(key)
+    if t is None:
+        (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+        h, w, kh, kw = np.meshgrid(np.arange(H), np.arange(W), np.arange(KH), np.arange(KW), indexing="ij")
+        th, tw = h + PH - kh * DH, w + PW - kw * DW  # oh * SH and ow * SW where the tap read (h, w)
+        oh, ow = th // SH, tw // SW
+        ok = (th >= 0) & (th % SH == 0) & (oh < OH) & (tw >= 0) & (tw % SW == 0) & (ow < OW)
+        offs = np.where(ok, (kh * KW + kw) * OH * OW + oh * OW + ow, -1)
+        t = _TOFF[key] = tensor(offs.reshape(-1).astype(np.int32), device=dev)
+    return t
+
+
 def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
-    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps; into
+    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) contiguous -> dx (N, C, H, W), summing overlaps; into
     out (contiguous, that shape) when given."""
     dev = dcol.device
     dx = empty(*shape, device=dev) if out is None else out
-    rows = shape[0] * shape[1] * shape[2]
-    if rows and shape[3]:
-        win = layout.window_struct(shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_bwd", (shape[3], shape[2], shape[0] * shape[1]), win, dcol, dx,
-               local=COL2IM_LOCAL)
+    N, C, H, W = shape
+    if dx.numel():
+        launch(dev, "conv.cl", "col2im_gather", (N * C * H * W,), N * C, H * W, OH * OW, dcol,
+               _toff(dev, H, W, OH, OW, KH, KW, stride, padding, dilation), dx, defines={"TAPS": KH * KW})
     return dx
 
 
