@@ -106,21 +106,22 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
-@pytest.mark.parametrize("ws,padding,dilation,flipped", [
-    ((3, 3, 3, 3), 1, 1, True),
-    ((2, 3, 3, 2), (0, 1), 2, True),       # asymmetric kernel, padding and reach
-    ((2, 3, 3, 3), (3, 1), 1, False),      # padding past the kernel's reach: dcol and col2im
-    ((5, 3, 3, 3), 1, 1, False),           # more output channels than input ones: dcol is smaller
-])
-@pytest.mark.parametrize("implicit", [0, 2])
+@pytest.mark.parametrize("ws,padding,dilation,flipped", [  # flipped: (gathered panels, implicit GEMM)
+    ((3, 3, 3, 3), 1, 1, (True, True)),
+    ((2, 3, 3, 2), (0, 1), 2, (True, True)),    # asymmetric kernel, padding and reach
+    ((2, 3, 3, 3), (3, 1), 1, (False, False)),  # padding past the kernel's reach: dcol and col2im
+    ((5, 3, 3, 3), 1, 1, (False, True)),        # more output channels than input ones: dcol is smaller
+])                                              # than the columns, which the implicit GEMM has none of
+@pytest.mark.parametrize("implicit", [False, True])
 def test_conv2d_input_gradient_as_a_convolution(dev, rng, monkeypatch, ws, padding, dilation, flipped, implicit):
-    """A stride-1 convolution with no more output channels than input ones takes its input gradient
-    as g correlated with the flipped, transposed weight (on the packed CPU path, no col2im), the flip
-    in the columns' tables, through the implicit GEMM or gathered panels (IMPLICIT_MIN_USE 0 or 2);
+    """A stride-1 convolution with no more output channels than input ones (any, on the implicit GEMM)
+    takes its input gradient as g correlated with the flipped, transposed weight (on the packed CPU
+    path, no col2im), the flip in the columns' tables, through gathered panels or the implicit GEMM;
     against NumPy, as the col2im path is."""
     from minitorch_cl import gemm as gemm_mod
     from minitorch_cl.ops import conv as conv_mod
-    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_USE", implicit)
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_USE", 0 if implicit else 2)
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_K", 0)
     x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
     p, d = _pair(padding), _pair(dilation)
     check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation),
@@ -128,7 +129,7 @@ def test_conv2d_input_gradient_as_a_convolution(dev, rng, monkeypatch, ws, paddi
     xt = mt.tensor(x, device=dev, requires_grad=True)
     y = F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation)
     gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "col2im_gather")
-    assert gathers == (0 if flipped and gemm_mod.panel_width(dev) else 1)
+    assert gathers == (0 if flipped[implicit] and gemm_mod.panel_width(dev) else 1)
 
 
 @pytest.mark.parametrize("xs,ws,padding,dilation", [
@@ -148,6 +149,7 @@ def test_conv2d_implicit_gemm(dev, rng, monkeypatch, xs, ws, padding, dilation):
     if gemm_mod.panel_width(dev) is None:
         pytest.skip("the device takes the GPU GEMM path, which has no implicit GEMM")
     monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_USE", 0)  # these planes would fill too few of its positions
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_K", 0)
     x, w, b = _arrays(rng, xs, ws, ws[0])
     if padding == "same":
         total = [d * (k - 1) for k, d in zip(ws[2:], _pair(dilation))]
@@ -166,17 +168,18 @@ def test_conv2d_implicit_gemm(dev, rng, monkeypatch, xs, ws, padding, dilation):
 
 def test_conv2d_implicit_gemm_only_where_it_fills_its_panels(dev):
     """gemm_implicit computes OH * Wp positions for OH * OW: a 32x32 plane takes it, a 4x4 one (16 of
-    32 positions used) keeps im2col's panels."""
+    32 positions used) keeps im2col's panels, and so does a K under IMPLICIT_MIN_K (3 channels)."""
     from minitorch_cl import gemm as gemm_mod
     from minitorch_cl.ops import conv as conv_mod
     nr = gemm_mod.panel_width(dev)
     if nr is None:
         pytest.skip("the device takes the GPU GEMM path, which has no implicit GEMM")
     geometry = (3, 3, (1, 1), (1, 1), (1, 1))
-    assert conv_mod._implicit_use((2, 4, 32, 32), *geometry, 32, 32, nr)
-    assert not conv_mod._implicit_use((2, 4, 4, 4), *geometry, 4, 4, nr)
-    assert not conv_mod._implicit_use((2, 4, 32, 32), 3, 3, (2, 2), (1, 1), (1, 1), 16, 16, nr)  # stride 2
-    assert not conv_mod._implicit_use((2, 4, 32, 32), 1, 1, (1, 1), (0, 0), (1, 1), 32, 32, nr)  # pointwise
+    assert conv_mod._implicit_use((2, 8, 32, 32), *geometry, 32, 32, nr)
+    assert not conv_mod._implicit_use((2, 8, 4, 4), *geometry, 4, 4, nr)
+    assert not conv_mod._implicit_use((2, 3, 32, 32), *geometry, 32, 32, nr)
+    assert not conv_mod._implicit_use((2, 8, 32, 32), 3, 3, (2, 2), (1, 1), (1, 1), 16, 16, nr)  # stride 2
+    assert not conv_mod._implicit_use((2, 64, 32, 32), 1, 1, (1, 1), (0, 0), (1, 1), 32, 32, nr)  # pointwise
 
 
 @pytest.mark.parametrize("ws,groups,stride", [((5, 3, 3, 3), 1, 1), ((4, 3, 3, 2), 1, 2), ((6, 1, 3, 3), 3, 1)])

@@ -226,6 +226,9 @@ def _add_bias(out, bias):
 # gemm_implicit computes OH * Wp positions in panels of NR to give OH * OW: below this share of
 # useful ones (an 8x8 or 4x4 plane) im2col's panels, joined over the batch, measured faster
 IMPLICIT_MIN_USE = 0.8
+# ... and below this K = C*KH*KW its epilogue (one scalar store per lane where a vector straddles
+# a row's end) outweighs the product: the ConvNet's conv1 (K = 27) ran 20-40% slower than im2col's
+IMPLICIT_MIN_K = 64
 
 
 def _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation):
@@ -237,8 +240,9 @@ def _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation):
 
 
 def _implicit_use(shape, KH, KW, stride, padding, dilation, OH, OW, nr):
-    """Whether a stride-1 convolution takes gemm_implicit (see IMPLICIT_MIN_USE)."""
-    if nr is None or tuple(stride) != (1, 1) or _pointwise(KH, KW, stride, padding):
+    """Whether a stride-1 convolution takes gemm_implicit (see IMPLICIT_MIN_USE and IMPLICIT_MIN_K)."""
+    if nr is None or tuple(stride) != (1, 1) or _pointwise(KH, KW, stride, padding) or \
+            shape[1] * KH * KW < IMPLICIT_MIN_K:
         return False
     Wp = _implicit_plane(*shape[2:], OH, OW, KH, KW, padding, dilation)[1]
     return OH * OW >= IMPLICIT_MIN_USE * -(-OH * Wp // nr) * nr
@@ -381,8 +385,12 @@ class Conv2d(Function):
         gx = gw = gb = None
         K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
         nr = panel_width(g.device) if G == 1 and not pointwise else None
-        # (only where OC <= C: its columns are OC*KH*KW rows per position, dcol's C*KH*KW)
-        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr and OC <= xshape[1] else None
+        # (only where OC <= C, as its columns are OC*KH*KW rows per position, dcol's C*KH*KW, or where
+        # it takes the implicit GEMM, which has no columns)
+        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr else None
+        if flipped and OC > xshape[1] and not _implicit_use(g.shape, KH, KW, (1, 1), flipped, dilation, *xshape[2:],
+                                                             nr):
+            flipped = None
         if ctx.needs_input_grad[0] and flipped:
             # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
             # whose columns go straight into panels, with no dcol and no col2im gather
