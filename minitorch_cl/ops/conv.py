@@ -82,6 +82,7 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
+WEIGHT_T_LOCAL = (64, 1)  # conv_weight_t: (oc, tap) by c
 GATHER_ROWS = 16  # im2col_gather(_t)'s work-group: a panel's NR lanes by this many rows (of K, or positions)
 _QOFF = {}  # (device, N, C, OH, OW, SH, SW, Hp, Wp, nr, joined) -> im2col_gather's int32 qoff table
 
@@ -396,7 +397,9 @@ class Conv2d(Function):
             # whose columns go straight into panels, with no dcol and no col2im gather
             # (the flip is the columns' koff table's, so the weight is only transposed)
             C, H, W = xshape[1:]
-            wt = w2.reshape(OC, C, KH, KW).permute(1, 0, 2, 3).contiguous().reshape(C, -1)
+            wt = empty(C, OC * KH * KW, device=g.device)  # (C, OC, KH, KW)
+            launch(g.device, "conv.cl", "conv_weight_t", (OC * KH * KW, C), OC, C, w2, wt, local=WEIGHT_T_LOCAL,
+                   defines={"TAPS": KH * KW})
             gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, H, W, False, flip=True)
         elif ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
