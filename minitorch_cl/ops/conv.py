@@ -298,9 +298,9 @@ def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr, fli
 
 def _weight_grad_implicit(x, g, KH, KW, padding, dilation):
     """dW (OC, C*KH*KW) of a stride-1 convolution with no columns: dW^T (K, OC) = col (K, R) @ g^T (R, OC)
-    over R = N*Hp*Wp positions, x and g padded channel-major, (C, N, Hp, Wp) and (OC, N, Hp, Wp), so that
-    one channel's images run end to end: col's row k is the run xp[koff[k]:][:R] (gemm a_rows), and g
-    is zero at the positions that are no output (the columns ow >= OW, the rows oh >= OH)."""
+    over R = N*Hp*Wp positions, x padded channel-major, (C, N, Hp, Wp), so that one channel's images run
+    end to end: col's row k is the run xp[koff[k]:][:R] (gemm a_rows), and g^T in B panels over the same
+    positions, zero at those that are no output (the columns ow >= OW, the rows oh >= OH); g contiguous."""
     N, C, H, W = x.shape
     OC, OH, OW = g.shape[1:]
     dev, K = x.device, C * KH * KW
@@ -308,10 +308,23 @@ def _weight_grad_implicit(x, g, KH, KW, padding, dilation):
     R = N * Hp * Wp
     # the last channel's rows read up to (KH-1)*DH rows and (KW-1)*DW columns past its images
     xp = _pad_planes(x.permute(1, 0, 2, 3), Hp, Wp, padding, (KH - 1) * dilation[0] * Wp + (KW - 1) * dilation[1])
-    gp = _pad_planes(g.permute(1, 0, 2, 3), Hp, Wp, (0, 0), 0)
+    # g^T straight into B panels (ceil(OC/NR), R, NR) by im2col_gather_t: "column row" oc at oc*P of g,
+    # position r = (n, hp, wp) at n*OC*P + hp*OW + wp, none where hp >= OH or wp >= OW
+    nr = panel_width(dev)
+    key = (dev, "g", N, OC, OH, OW, Hp, Wp)
+    if key not in _QOFF:
+        n, hp, wp = np.meshgrid(np.arange(N), np.arange(Hp), np.arange(Wp), indexing="ij")
+        rows = np.where((hp < OH) & (wp < OW), n * OC * OH * OW + hp * OW + wp, -1).reshape(-1)
+        _QOFF[key] = (tensor(rows.astype(np.int32), device=dev),
+                      tensor((np.arange(OC) * OH * OW).astype(np.int32), device=dev))
+    rows, chans = _QOFF[key]
+    KP = -(-OC // nr)
+    gp = dev.alloc(4 * KP * nr * R)
+    launch(dev, "conv.cl", "im2col_gather_t", (nr, R, KP), OC, R, g, chans, rows, At(gp, 0),
+           local=(nr, GATHER_ROWS, 1), defines={"NR": nr}, nbytes=8 * KP * nr * R)
     gwt = empty(K, OC, device=dev)
-    gemm(dev, K, OC, R, xp, gp, gwt.buffer, lda=0, ldb=R, trans_b=True, ldc=OC, off_c=gwt.offset,
-         a_rows=_koff(dev, C, KH, KW, dilation, N * Hp, Wp))
+    gemm(dev, K, OC, R, xp, None, gwt.buffer, lda=0, ldc=OC, off_c=gwt.offset,
+         b_packed=PackedB(dev, R, OC, gp, 0, False, None, True), a_rows=_koff(dev, C, KH, KW, dilation, N * Hp, Wp))
     return gwt.mT.contiguous()
 
 
