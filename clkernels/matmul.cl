@@ -232,25 +232,28 @@ inline void store_row(__global float *c, const __global float *bias, int m, int 
 }
 
 /* gemm_implicit's store of v, positions q .. q + LANES - 1 (q = oh * Wp + ow, below N), into row m
- * of C, (OH, OW) row-major at c: one vector store where the lanes are one run of valid columns,
- * else lane by lane, skipping the columns ow >= OW. */
+ * of C, (OH, OW) row-major at c: one vector store where the lanes are one run of valid columns, else
+ * the epilogue on the vector and the valid lanes' runs stored one float at a time (in C the end of
+ * row oh and the start of row oh + 1 are adjacent, so each run lands at oh * OW + ow on). */
 inline void store_mapped(__global float *c, const __global float *bias, int m, int q, int N, int OW, int Wp,
                          vecf v, int bias_mode, int relu)
 {
-    int oh = q / Wp, ow = q - oh * Wp;
+    const int oh = q / Wp, ow = q - oh * Wp;
     if (ow + LANES <= OW) {
         store_row(c + oh * OW + ow, bias, m, oh * OW + ow, LANES, v, bias_mode, relu, 0);
         return;
     }
+    if (bias_mode == BIAS_PER_ROW)
+        v += bias[m];
+    if (relu)
+        v = fmax(v, (vecf)(0.0f));
     float t[LANES];
     VSTORE(v, 0, t);
-    for (int j = 0; j < min(LANES, N - q); ++j) {
-        if (ow < OW)
-            store_c(c + oh * OW + ow, bias, m, oh * OW + ow, t[j], bias_mode, relu, 0);
-        if (++ow == Wp) {
-            ow = 0;
-            ++oh;
-        }
+    const int end = min(LANES, N - q);
+    for (int r = 0, s = -ow; s < end; ++r, s += Wp) {  /* lanes s .. s + OW - 1 are row oh + r's */
+        __global float *row = c + (oh + r) * OW - s;
+        for (int j = max(s, 0); j < min(s + OW, end); ++j)
+            row[j] = t[j];
     }
 }
 
