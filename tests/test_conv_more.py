@@ -168,7 +168,7 @@ def test_conv2d_implicit_gemm(dev, rng, monkeypatch, xs, ws, padding, dilation):
 
 def test_conv2d_implicit_gemm_only_where_it_fills_its_panels(dev):
     """gemm_implicit computes OH * Wp positions for OH * OW: a 32x32 plane takes it, a 4x4 one (16 of
-    32 positions used) keeps im2col's panels, and so does a K under IMPLICIT_MIN_K (3 channels)."""
+    32 positions used) keeps im2col's panels, and so does a K under IMPLICIT_MIN_K (2 channels)."""
     from minitorch_cl import gemm as gemm_mod
     from minitorch_cl.ops import conv as conv_mod
     nr = gemm_mod.panel_width(dev)
@@ -177,7 +177,7 @@ def test_conv2d_implicit_gemm_only_where_it_fills_its_panels(dev):
     geometry = (3, 3, (1, 1), (1, 1), (1, 1))
     assert conv_mod._implicit_use((2, 8, 32, 32), *geometry, 32, 32, nr)
     assert not conv_mod._implicit_use((2, 8, 4, 4), *geometry, 4, 4, nr)
-    assert not conv_mod._implicit_use((2, 3, 32, 32), *geometry, 32, 32, nr)
+    assert not conv_mod._implicit_use((2, 2, 32, 32), *geometry, 32, 32, nr)
     assert not conv_mod._implicit_use((2, 8, 32, 32), 3, 3, (2, 2), (1, 1), (1, 1), 16, 16, nr)  # stride 2
     assert not conv_mod._implicit_use((2, 64, 32, 32), 1, 1, (1, 1), (0, 0), (1, 1), 32, 32, nr)  # pointwise
 
