@@ -56,134 +56,130 @@ __kernel void im2col_fwd(const Window win, const Strides4 xs, __global const flo
     }
 }
 
-/* The same columns laid out as matmul.cl's B panels, so that gemm_packed reads them with no pack
- * pass between (CPU path): image n's panels are (ceil(P/NR), K, NR), dst[n][p / NR][k][p % NR] =
- * col[n, k, p], with zeros for the p >= P that pad the last panel. joined: the images' positions
- * end to end instead, q = n*P + p, in ceil(N*P/NR) panels (small images, whose P would leave much
- * of a last panel empty: 4x4 fills half of 32). One work-item per (n, k, oh), as im2col_fwd; its
- * OW values fall into runs of at most NR contiguous floats, one per panel. */
-#ifdef NR
-__kernel void im2col_panels(const Window win, const Strides4 xs, const int joined, __global const float *x,
-                            int x_off, __global float *dst, const int dst_off)
+/* xp (N, C, Hp, Wp) contiguous = x zero-padded by PH rows above and PW columns on the left, and
+ * zeros to the right and below up to Wp, Hp, then `tail` more zeros: matmul.cl's gemm_implicit
+ * reads a stride-1 convolution's columns from it as shifted runs. One work-item per row of xp; a
+ * contiguous source row is three plain loops, zeros | copy | zeros (as in im2col_fwd). */
+__kernel void conv_pad_planes(const Window win, const Strides4 xs, const int Hp, const int Wp, const int tail,
+                              __global const float *x, int x_off, __global float *xp, const int xp_off)
 {
-    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int K = win.C * KH * KW, P = OH * OW;
-    const int PANELS = ((joined ? win.N * P : P) + NR - 1) / NR;
+    const int rows = win.N * win.C * Hp;
     const int r = get_global_id(0);
-    if (r >= win.N * K * OH)
+    if (r >= rows)
         return;
-    const int oh = r % OH, nk = r / OH;
-    const int k = nk % K, n = nk / K;
-    int c, w0;
-    const int h = tap_row(win, k, oh, &c, &w0);
-    const bool row_inside = h >= 0 && h < win.H;
-    __global const float *row = x + x_off + n * xs.n + c * xs.c + (row_inside ? h : 0) * xs.h;
-    __global float *out = dst + dst_off + (joined ? 0 : (long)n * PANELS * K * NR) + (long)k * NR;
-    /* positions base .. base + OW - 1 (ow = p - base), one panel run at a time; the last row (of
-     * the last image, joined) also zeroes the pad. A contiguous input row is three plain loops per
-     * run, zeros | copy | zeros, which vectorise (as in im2col_fwd). */
-    const int base = (joined ? n * P : 0) + oh * OW;
-    const int p_end = oh == OH - 1 && (!joined || n == win.N - 1) ? PANELS * NR : base + OW;
-    for (int p = base; p < p_end;) {
-        const int panel = p / NR, run_end = min(p_end, (panel + 1) * NR);
-        __global float *o = out + (long)panel * (K - 1) * NR;  /* o[p] is (panel, k, p % NR) */
-        if (row_inside && win.SW == 1 && xs.w == 1) {
-            const int copy_end = min(run_end, base + OW);
-            const int lo = clamp(base - w0, p, copy_end), hi = clamp(base + win.W - w0, lo, copy_end);
-            for (; p < lo; ++p)
-                o[p] = 0.0f;
-            for (; p < hi; ++p)
-                o[p] = row[w0 - base + p];
-            for (; p < run_end; ++p)
-                o[p] = 0.0f;
-        } else {
-            for (; p < run_end; ++p) {
-                const int ow = p - base, w = w0 + ow * win.SW;
-                o[p] = row_inside && ow < OW && w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
-            }
-        }
+    const int hp = r % Hp, nc = r / Hp;
+    const int c = nc % win.C, n = nc / win.C, h = hp - win.PH;
+    __global float *out = xp + xp_off + (long)r * Wp;
+    if (r == rows - 1)
+        for (int i = 0; i < tail; ++i)
+            out[Wp + i] = 0.0f;
+    if (h < 0 || h >= win.H) {
+        for (int i = 0; i < Wp; ++i)
+            out[i] = 0.0f;
+        return;
     }
+    __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
+    const int lo = min(win.PW, Wp), hi = min(win.PW + win.W, Wp);
+    for (int i = 0; i < lo; ++i)
+        out[i] = 0.0f;
+    if (xs.w == 1)
+        for (int i = lo; i < hi; ++i)
+            out[i] = row[i - win.PW];
+    else
+        for (int i = lo; i < hi; ++i)
+            out[i] = row[(i - win.PW) * xs.w];
+    for (int i = hi; i < Wp; ++i)
+        out[i] = 0.0f;
+}
+
+/* The columns laid out as matmul.cl's B panels, so that gemm_packed reads them with no pack pass
+ * between (CPU path), gathered from conv_pad_planes' padded input xp by two offset tables: column
+ * row k starts at koff[k] and position q is qoff[q] past it, -1 in either marking a zero (a panel's
+ * pad). Any stride or dilation: the index math is the tables', once per layer. One work-item per
+ * float of dst, the panel lane fastest, so that PoCL vectorises across work-items: contiguous
+ * stores and one gather (2-3x the speed of a work-item per output row, whose few columns on a
+ * small image (4x4, 8x8) left it at 1-4 GB/s).
+ * im2col_gather: B panels (panel, K, NR) over Q positions, dst[q / NR][k][q % NR]: image n's panels
+ * (ceil(P/NR), K, NR), or joined, the images' positions end to end (the table says which a panel
+ * holds). */
+#ifdef NR
+inline float gathered(__global const float *xp, const int ko, const int qo)
+{
+    /* the load always reads inside xp (the vectorised gather loads every lane, then selects) */
+    const bool inside = ko >= 0 && qo >= 0;
+    const float v = xp[inside ? ko + qo : 0];
+    return inside ? v : 0.0f;
+}
+
+__kernel void im2col_gather(const int K, const int Q, __global const float *xp, const int xp_off,
+                            __global const int *koff, const int koff_off, __global const int *qoff,
+                            const int qoff_off, __global float *dst, const int dst_off)
+{
+    const int l = get_global_id(0), k = get_global_id(1), panel = get_global_id(2);
+    const int q = panel * NR + l;
+    if (k >= K || q >= Q)
+        return;
+    dst[dst_off + ((long)panel * K + k) * NR + l] = gathered(xp + xp_off, koff[koff_off + k], qoff[qoff_off + q]);
+}
+
+/* im2col_gather_t: the columns transposed, as B panels for the weight gradient dW (OC, K) = sum over
+ * images of g[n] (OC, P) @ col[n]^T (P, K), whose K runs over every image's positions end to end:
+ * dst[k / NR][r][k % NR] over R positions r = n*P + p, zero for k >= K. */
+__kernel void im2col_gather_t(const int K, const int R, __global const float *xp, const int xp_off,
+                              __global const int *koff, const int koff_off, __global const int *qoff,
+                              const int qoff_off, __global float *dst, const int dst_off)
+{
+    const int i = get_global_id(0), r = get_global_id(1), kp = get_global_id(2);
+    const int k = kp * NR + i;
+    if (r >= R)
+        return;
+    dst[dst_off + ((long)kp * R + r) * NR + i] =
+        gathered(xp + xp_off, k < K ? koff[koff_off + k] : -1, qoff[qoff_off + r]);
 }
 #endif
 
-/* The columns transposed, as matmul.cl's B panels for the weight gradient dW (OC, K) = sum over
- * images of g[n] (OC, P) @ col[n]^T (P, K): the GEMM's N is the column row k and its K runs over
- * every image's P positions end to end, so dst is (ceil(K/NR), N*P, NR),
- * dst[k / NR][n*P + p][k % NR] = col[n, k, p], zero for k >= K. One work-item per (n, k / NR, oh):
- * its OW*NR floats are one contiguous block. */
-#ifdef NR
-__kernel void im2col_panels_t(const Window win, const Strides4 xs, __global const float *x, int x_off,
-                              __global float *dst, const int dst_off)
+/* wt (C, OC, TAPS) = w (OC, C, TAPS) transposed, both contiguous: the weight of the input gradient
+ * as a convolution (its taps' flip is the columns' table's). A (OC*TAPS, C) grid: TAPS is
+ * compile-time, so the one division is by a constant and PoCL vectorises across work-items
+ * (contiguous stores); a generic strided copy ran at 2-5 GB/s on ResNet's 512x512x3x3. */
+#ifdef TAPS
+__kernel void conv_weight_t(const int OC, const int C, __global const float *w, const int w_off,
+                            __global float *wt, const int wt_off)
 {
-    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int K = win.C * KH * KW, P = OH * OW, KP = (K + NR - 1) / NR;
-    const int r = get_global_id(0);
-    if (r >= win.N * KP * OH)
+    const int r = get_global_id(0), c = get_global_id(1);
+    if (r >= OC * TAPS || c >= C)
         return;
-    const int oh = r % OH, t = r / OH;
-    const int kp = t % KP, n = t / KP;
-    __global float *out = dst + dst_off + (long)kp * win.N * P * NR + ((long)n * P + oh * OW) * NR;
-    for (int i = 0; i < NR; ++i) {
-        const int k = kp * NR + i;
-        int c, w0;
-        const int h = tap_row(win, k, oh, &c, &w0);
-        if (k >= K || h < 0 || h >= win.H) {
-            for (int ow = 0; ow < OW; ++ow)
-                out[ow * NR + i] = 0.0f;
-            continue;
-        }
-        __global const float *row = x + x_off + n * xs.n + c * xs.c + h * xs.h;
-        for (int ow = 0; ow < OW; ++ow) {
-            const int w = w0 + ow * win.SW;
-            out[ow * NR + i] = w >= 0 && w < win.W ? row[w * xs.w] : 0.0f;
-        }
-    }
+    const int oc = r / TAPS, t = r - oc * TAPS;
+    wt[wt_off + (long)c * OC * TAPS + r] = w[w_off + ((long)oc * C + c) * TAPS + t];
 }
 #endif
 
 /* dx[n, c, h, w] = sum of dcol[n, k, oh, ow] over every tap (kh, kw) that read (h, w): a gather,
- * so no atomics; one work-item per input element over a (W, H, N*C) grid, each written once (one
- * work-item per row summing into global memory ran ~2x slower). Stride 1 takes a path without
- * integer division (runtime divisors cost more than the loads here). The taps are summed in
- * (kh, kw) order on both paths. dx is contiguous (N, C, H, W). */
-__kernel void im2col_bwd(const Window win, __global const float *dcol, const int dcol_off,
-                         __global float *dx, const int dx_off)
+ * so no atomics, through a table: toff[s*TAPS + t] is where tap t's column row holds the output that
+ * read plane position s = h*W + w, t*P + oh*OW + ow, or -1 where none did (any stride, padding,
+ * dilation: the index math is the table's, once per geometry). TAPS = KH*KW at compile time, so the
+ * tap loop unrolls and PoCL vectorises across work-items (one per element of dx, N*C*S of them;
+ * a 2-D grid of runtime divisions ran 3-5 ms a call on ResNet's stride-2 layers). Taps summed in
+ * (kh, kw) order. dcol (N, C*TAPS, P) and dx (N, C, H, W) contiguous. */
+#ifdef TAPS
+__kernel void col2im_gather(const int NC, const int S, const int P, __global const float *dcol, const int dcol_off,
+                            __global const int *toff, const int toff_off, __global float *dx, const int dx_off)
 {
-    dcol += dcol_off; dx += dx_off;
-    const int C = win.C, H = win.H, W = win.W;
-    const int OH = win.OH, OW = win.OW, KH = win.KH, KW = win.KW;
-    const int w = get_global_id(0), h = get_global_id(1), nc = get_global_id(2);
-    if (w >= W || h >= H || nc >= win.N * C)
+    const int i = get_global_id(0);
+    if (i >= NC * S)
         return;
-    const int c = nc % C, n = nc / C;
-    __global const float *src = dcol + ((long)n * C + c) * KH * KW * OH * OW;
+    const int s = i % S, nc = i / S;
+    __global const float *src = dcol + dcol_off + (long)nc * TAPS * P;
+    __global const int *to = toff + toff_off + s * TAPS;
     float acc = 0.0f;
-    if (win.SH == 1 && win.SW == 1) {
-        for (int kh = 0; kh < KH; ++kh) {
-            const int oh = h + win.PH - kh * win.DH;
-            if (oh < 0 || oh >= OH)
-                continue;
-            for (int kw = 0; kw < KW; ++kw) {
-                const int ow = w + win.PW - kw * win.DW;
-                if (ow >= 0 && ow < OW)
-                    acc += src[((long)(kh * KW + kw) * OH + oh) * OW + ow];
-            }
-        }
-    } else {
-        for (int kh = 0; kh < KH; ++kh) {
-            const int th = h + win.PH - kh * win.DH;  /* = oh * SH when this tap reads row h */
-            if (th < 0 || th % win.SH || th / win.SH >= OH)
-                continue;
-            const int oh = th / win.SH;
-            for (int kw = 0; kw < KW; ++kw) {
-                const int tw = w + win.PW - kw * win.DW;  /* = ow * SW when this tap reads column w */
-                if (tw >= 0 && tw % win.SW == 0 && tw / win.SW < OW)
-                    acc += src[((long)(kh * KW + kw) * OH + oh) * OW + tw / win.SW];
-            }
-        }
+    for (int t = 0; t < TAPS; ++t) {
+        const int o = to[t];
+        const float v = src[o >= 0 ? o : 0];  /* (a vectorised gather loads every lane) */
+        acc += o >= 0 ? v : 0.0f;
     }
-    dx[((long)nc * H + h) * W + w] = acc;
+    dx[dx_off + i] = acc;
 }
+#endif
 
 /* Depthwise convolution (groups == C, one input channel per group): out channel oc = c * M + m reads
  * only input channel c = oc / M, so a direct loop over the KH*KW taps beats a GEMM of K = KH*KW.

@@ -29,10 +29,12 @@
 #define NR (LANES * NV)
 #if LANES == 8
 typedef float8 vecf;
+typedef float8u vecfu;
 #define VLOAD vload8
 #define VSTORE vstore8
 #elif LANES == 16
 typedef float16 vecf;
+typedef float16u vecfu;
 #define VLOAD vload16
 #define VSTORE vstore16
 #else
@@ -203,8 +205,10 @@ PACK_BLOCK_KERNEL(gemm_pack_ks1_b, NR, stride, 1)
 /* Panels are aligned to a vector, so a plain vector load: vload and fma() are out-of-line calls on
  * PoCL, which spill every accumulator; a*b + c in one expression contracts to vfmadd. */
 #define LOADB_J(i, j) const vecf b##j = ((const __global vecf *)bp)[j];
+#define LOADBU_J(i, j) const vecf b##j = bp[j];
 #define FMA_J(i, j) c##i##_##j += a##i * b##j;
-#define AOFF(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
+#define AOFF_STRIDED(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
+#define AOFF(i) const long oa##i = a_rows ? arow[min(m0 + i, M - 1)] : (long)min(i, M - 1 - m0) * sai;
 #define FMA(i) { const float a##i = ap[oa##i]; FOR_NV(FMA_J, i) }
 #define STORE_J(i, j) store_row(cr + LANES * j, bias, m0 + i, n0 + LANES * j, N - n0 - LANES * j, c##i##_##j, \
                                 bias_mode, relu, accumulate);
@@ -233,6 +237,36 @@ inline void store_row(__global float *c, const __global float *bias, int m, int 
         store_c(c + j, bias, m, n + j, t[j], bias_mode, relu, accumulate);
 }
 
+/* gemm_implicit's store of v, positions q .. q + LANES - 1 (q = oh * Wp + ow, below N), into row m
+ * of C, (OH, OW) row-major at c: one vector store where the lanes are one run of valid columns, else
+ * the epilogue on the vector and the valid lanes' runs stored one float at a time (in C the end of
+ * row oh and the start of row oh + 1 are adjacent, so each run lands at oh * OW + ow on). */
+inline void store_mapped(__global float *c, const __global float *bias, int m, int q, int N, int OW, int Wp,
+                         vecf v, int bias_mode, int relu)
+{
+    const int oh = q / Wp, ow = q - oh * Wp;
+    if (ow + LANES <= OW) {
+        store_row(c + oh * OW + ow, bias, m, oh * OW + ow, LANES, v, bias_mode, relu, 0);
+        return;
+    }
+    if (bias_mode == BIAS_PER_ROW)
+        v += bias[m];
+    if (relu)
+        v = fmax(v, (vecf)(0.0f));
+    float t[LANES];
+    VSTORE(v, 0, t);
+    const int end = min(LANES, N - q);
+    for (int r = 0, s = -ow; s < end; ++r, s += Wp) {  /* lanes s .. s + OW - 1 are row oh + r's */
+        __global float *row = c + (oh + r) * OW - s;
+        for (int j = max(s, 0); j < min(s + OW, end); ++j)
+            row[j] = t[j];
+    }
+}
+
+#define STORE_MAPPED_J(i, j) if (n0 + LANES * j < N) store_mapped(cr, bias, m0 + i, n0 + LANES * j, N, OW, Wp, \
+                                                               c##i##_##j, bias_mode, relu);
+#define STORE_MAPPED_ROW(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_MAPPED_J, i) }
+
 /* One MR x NR block of C[z] per work-item: m-block get_global_id(0), n-block get_global_id(1).
  * Ap holds ceil(M/MR) panels (K, MR) per batch item, Bp ceil(N/NR) panels (K, NR).
  * PoCL runs the work-items of a group one after another, m-block fastest: they share one B panel
@@ -240,18 +274,20 @@ inline void store_row(__global float *c, const __global float *bias, int m, int 
  * launches over chunks of it; a chunk loop in here, with a barrier per chunk to interleave the
  * work-items, measured no faster). */
 __kernel WIDE void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, int aps, int batch_ap, int ldbp,
-                          int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate,
+                          int bps, int batch_bp, int batch_c, int bias_mode, int relu, int accumulate, int a_rows,
                           __global const float *Ap, const int Ap_off,
-                          __global const float *Bp, const int Bp_off,
+                          __global const float *Bp, const int Bp_off, __global const int *arow, const int arow_off,
                           __global const float *bias, const int bias_off, __global float *c, const int c_off)
 {
-    Ap += Ap_off; Bp += Bp_off; bias += bias_off; c += c_off;
+    Ap += Ap_off; Bp += Bp_off; arow += arow_off; bias += bias_off; c += c_off;
     const int bm = get_global_id(0), bn = get_global_id(1), z = get_global_id(2);
     const int m0 = bm * MR, n0 = bn * NR;
     if (m0 >= M || n0 >= N)
         return;
     /* Row i of A block bm at k: ap[i*sai + k*sak]: packed (sai = 1, sak = MR, aps = K*MR), or A
-     * itself (its strides, aps = MR*sam); rows past M read row M-1 and are never stored. */
+     * itself (its strides, aps = MR*sam), or with a_rows, ap[arow[m0 + i] + k] (rows anywhere, aps = 0,
+     * sak = 1: a convolution's columns read from its padded input); rows past M read row M-1 and
+     * are never stored. */
     const __global float *ap = Ap + (long)z * batch_ap + (long)bm * aps;
     FOR_MR(AOFF)
     /* B panel bn's row k at bp + k*ldbp: packed (ldbp = NR, bps = K*NR), or B itself when it is
@@ -266,6 +302,39 @@ __kernel WIDE void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, i
     }
     c += (long)z * batch_c + n0;
     FOR_MR(STORE_ROW)
+}
+
+/* Implicit GEMM for a stride-1 convolution (conv.py): B is never materialised. Its rows are
+ * shifted copies of a zero-padded input, xp (N, C, Hp, Wp) from conv.cl's conv_pad_planes, seen
+ * over positions q = oh * Wp + ow (N = OH * Wp): row k = (c, kh, kw) of image z is
+ * xp[z * batch_bp + koff[k] + q], koff[k] = c*Hp*Wp + kh*DH*Wp + kw*DW, one contiguous unaligned
+ * run per k (a tap reading past a row's end lands in the next row's left padding, a zero). The
+ * columns ow >= OW are computed and dropped: the stores write C (OC, OH*OW) per image, ldc apart
+ * rows. A as in gemm_packed (packed, or in place through its strides). */
+__kernel WIDE void gemm_implicit(int M, int N, int K, int OW, int Wp, int ldc, int sai, int sak, int aps,
+                                 int batch_bp, int batch_c, int bias_mode, int relu,
+                                 __global const float *Ap, const int Ap_off,
+                                 __global const float *Bp, const int Bp_off,
+                                 __global const int *koff, const int koff_off,
+                                 __global const float *bias, const int bias_off, __global float *c, const int c_off)
+{
+    Ap += Ap_off; Bp += Bp_off; koff += koff_off; bias += bias_off; c += c_off;
+    const int bm = get_global_id(0), bn = get_global_id(1), z = get_global_id(2);
+    const int m0 = bm * MR, n0 = bn * NR;
+    if (m0 >= M || n0 >= N)
+        return;
+    const __global float *ap = Ap + (long)bm * aps;
+    FOR_MR(AOFF_STRIDED)
+    const __global float *bz = Bp + (long)z * batch_bp + n0;
+    FOR_MR(DECL)
+    for (int k = 0; k < K; ++k) {
+        const __global vecfu *bp = (const __global vecfu *)(bz + koff[k]);
+        FOR_NV(LOADBU_J, 0)
+        FOR_MR(FMA)
+        ap += sak;
+    }
+    c += (long)z * batch_c;
+    FOR_MR(STORE_MAPPED_ROW)
 }
 
 /* ---- GPU: local-memory tiles, register-blocked --------------------------------------------- */

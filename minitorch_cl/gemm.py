@@ -15,7 +15,7 @@ CPU the packing lays the batch end to end along K, on a GPU it is one launch per
 Every kernel has one fixed local size (PoCL compiles a kernel again for each new one) and all
 sizes, strides and the epilogue are runtime arguments, so a device builds matmul.cl once.
 """
-from .shared_constants import BIAS_NONE, PACK_KB
+from .shared_constants import BIAS_NONE, BIAS_PER_ROW, PACK_KB
 from .launch import At, launch
 
 CPU_GROUP = (4, 4, 1)  # (m-blocks, n-blocks): run in turn, sharing panels through the cache
@@ -37,6 +37,9 @@ DIRECT_A_MAX = 1 << 19  # read A (M, K) in place, not packed, up to this many el
 # and a row-major A (k contiguous) up to this many: each of a work-item's MR rows is one stream
 # (6400 x 512 @ 512 x 1024, an LSTM's input projection: 245 -> 314 GFLOP/s; square 1024: 283 -> 353)
 DIRECT_A_ROWS_MAX = 1 << 40
+# or whatever its size when N is at most this: its panels would serve few n-blocks (a 4x4 convolution
+# layer's 512 x 4608 weight at N = 16 images x 16 positions: 5.0 vs 8.9 ms a call, packed)
+DIRECT_A_NARROW = 256
 K_CHUNK = 1024  # the CPU path splits a longer K into equal chunks of at most this,
 CHUNK_MIN_MN = 128 * 128  # when C has at least this many elements,
 PACK_BUDGET = 1 << 20  # and any K into chunks whose A and B panels take at most this many floats (4 MiB)
@@ -58,7 +61,7 @@ def _lanes(defines):
 
 class PackedB:
     """op(B) (K, N) laid out for gemm(b_packed=): once by pack_b() (the same for every batch item),
-    or by a kernel that writes panels itself (conv.cl's im2col_panels, batch_stride apart)."""
+    or by a kernel that writes panels itself (conv.cl's im2col_gather, batch_stride apart)."""
 
     def __init__(self, dev, K, N, buf, off, trans, ld, panels, batch_stride=0):
         self.dev, self.K, self.N = dev, K, N
@@ -88,7 +91,7 @@ def pack_b(dev, K, N, b, *, trans_b=False, ldb, off_b=0):
 def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, ldc,
          off_a=0, off_b=0, off_c=0, batch=1, batch_a=0, batch_b=0, batch_c=0,
          bias=None, off_bias=0, bias_mode=BIAS_NONE, relu=False, accumulate=False, b_packed=None,
-         sum_batch=False):
+         sum_batch=False, a_rows=None):
     """C[z] (= or +=) op(A[z]) @ op(B[z]) (+ bias) (relu), float32, for z in range(batch).
 
     a, b, c, bias: OpenCL buffers (pooled). All offsets/strides in elements (float32).
@@ -106,6 +109,8 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     is ignored.
     With sum_batch, a packed B is (K * batch, N): panels that lay the batch end to end along K
     (conv.cl's im2col_panels_t).
+    a_rows: an int32 buffer (or At) of M offsets, CPU path only: op(A)[m][k] = A[off_a + a_rows[m] + k]
+    (rows anywhere in A, each contiguous; lda, trans_a and batch_a are ignored, no sum_batch).
     Enqueues kernels only: never waits on the device, and builds matmul.cl once per device.
     """
     M, N, K, batch = int(M), int(N), int(K), int(batch)
@@ -131,9 +136,13 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     bias = At(bias, off_bias)
     epilogue = (bias_mode, bool(relu), bool(accumulate))
     defines, packed = _config(dev)
-    if packed and (M * N * K >= PACKED_MIN_WORK or b_panels):
+    if a_rows is not None:
+        if not packed or sum_batch:
+            raise ValueError("gemm: a_rows needs the packed CPU path and no sum_batch")
+        sam, sak, batch_a = 0, 1, 0  # (aps = MR * sam = 0: every block's rows come from a_rows)
+    if packed and (M * N * K >= PACKED_MIN_WORK or b_panels or a_rows is not None):
         _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch)
+                     batch, batch_a, batch_b, batch_c, bias, epilogue, b_panels, sum_batch, a_rows)
         return
     tm, tn = defines["TM"], defines["TN"]
     gx, gy = tn // defines["WN"], tm // defines["WM"]
@@ -174,7 +183,7 @@ def _pack(dev, defines, R, K, W, src, rs, ks, batch, batch_src, kin, k0):
 
 
 def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a, off_b, off_c,
-                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch):
+                 batch, batch_a, batch_b, batch_c, bias, epilogue, b_is_panels, sum_batch, a_rows=None):
     """Pack and multiply; a long K goes in chunks of at most K_CHUNK, each adding into C, so that a
     work-group's panels stay in L2 (25% faster at K = 6400; pre-packed B is used whole).
     sum_batch packs the batch end to end along K: one product with K * batch."""
@@ -188,10 +197,10 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
         (sbk % lanes, off_b % lanes, batch_b % lanes) == (0, 0, 0) and \
         (min(K, K_CHUNK) * sbk <= DIRECT_B_SPAN or min(M, K) <= DIRECT_B_THIN)
     # A read in place saves a launch and a pass over A, which pays for small A (an RNN step:
-    # -20%) and for any row-major one; a large transposed A streams better from panels, and a
-    # batch-wide A is packed once anyway
-    direct_a = not sum_batch and (batch_a or batch == 1) and \
-        M * K <= (DIRECT_A_ROWS_MAX if sak == 1 else DIRECT_A_MAX)
+    # -20%), for any row-major one, and for a narrow C; a large transposed A streams better from
+    # panels, and a batch-wide A is packed once anyway
+    direct_a = a_rows is not None or not sum_batch and (batch_a or batch == 1) and \
+        (M * K <= (DIRECT_A_ROWS_MAX if sak == 1 else DIRECT_A_MAX) or N <= DIRECT_A_NARROW)
     # (a small C has too few blocks for a chunk's three launches to pay: conv1's dW, 32 x 27)
     chunks = 1 if b_is_panels or M * N < CHUNK_MIN_MN else -(-K // K_CHUNK)
     # and the panels of one chunk stay within PACK_BUDGET (conv1's dW at batch 64 packed 15 MiB
@@ -221,5 +230,27 @@ def _gemm_packed(dev, defines, M, N, K, a, b, c, sam, sak, sbk, sbn, ldc, off_a,
             else:
                 bp, batch_bp = _pack(dev, defines, N, kc, nr, At(b, off_b), sbn, sbk, batch, batch_b, kin, k0)
         launch(dev, "matmul.cl", "gemm_packed", (-(-M // mr), -(-N // nr), batch),
-               M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep,
-               ap, bp, bias, At(c, off_c), local=CPU_GROUP, defines=defines, flops=2 * M * N * kc * batch)
+               M, N, kc, ldc, sai, sakp, aps, batch_ap, ldbp, bps, batch_bp, batch_c, *ep, int(a_rows is not None),
+               ap, bp, a_rows if a_rows is not None else At(c, 0), bias, At(c, off_c), local=CPU_GROUP,
+               defines=defines, flops=2 * M * N * kc * batch)
+
+
+def gemm_implicit(dev, M, K, a, lda, off_a, xp, koff, img, OH, OW, Wp, c, off_c, batch, bias=None, off_bias=0,
+                  relu=False):
+    """A stride-1 convolution as a GEMM with no columns (CPU path): C[z] (M, OH*OW), batch_c M*OH*OW
+    apart, = A (M, K) row-major (lda) @ B[z] (+ bias[m]) (relu), where row k of B[z] over positions
+    q = oh*Wp + ow is xp[z*img + koff[k] + q] (conv.cl's conv_pad_planes and matmul.cl's gemm_implicit;
+    xp and koff are buffers or At). The positions ow >= OW are computed and dropped."""
+    defines, _ = _config(dev)
+    mr, nr = defines["MR"], _lanes(defines) * defines["NV"]
+    N = OH * Wp
+    if M * K <= DIRECT_A_MAX:  # as in _gemm_packed: a small A is read in place
+        ap, sai, sak, aps = At(a, off_a), lda, 1, mr * lda
+    else:
+        ap, _ = _pack(dev, defines, M, K, mr, At(a, off_a), lda, 1, 1, 0, K, 0)
+        sai, sak, aps = 1, mr, K * mr
+    bias_mode = BIAS_PER_ROW if bias is not None else BIAS_NONE
+    bias = At(bias, off_bias) if bias is not None else At(c, 0)
+    launch(dev, "matmul.cl", "gemm_implicit", (-(-M // mr), -(-N // nr), batch), M, N, K, OW, Wp, OH * OW,
+           sai, sak, aps, img, M * OH * OW, bias_mode, bool(relu), ap, xp, koff, bias, At(c, off_c),
+           local=CPU_GROUP, defines=defines, flops=2 * M * OH * OW * K * batch)

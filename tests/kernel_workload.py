@@ -19,6 +19,7 @@ from minitorch_cl import device_profile, gemm as gemm_mod, nn
 from minitorch_cl.launch import launch
 from minitorch_cl.tuner import profile_entries
 from minitorch_cl.backend import RANDOM_UNIFORM
+from minitorch_cl.ops import conv as conv_mod
 
 
 @contextlib.contextmanager
@@ -170,6 +171,14 @@ def conv(dev, rng):
     wide = _t(dev, rng.standard_normal((1, 2, 4, 40)))  # rows wide enough for the depthwise float8 columns
     _backward(nn.Conv2d(2, 2, 5, padding=2, groups=2).to(dev)(wide),
               nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2).to(dev)(wide))
+    thresholds = conv_mod.IMPLICIT_MIN_USE, conv_mod.IMPLICIT_MIN_K
+    conv_mod.IMPLICIT_MIN_USE = conv_mod.IMPLICIT_MIN_K = 0  # gemm_implicit (CPU profile) on small planes:
+    try:  # its last panels' reads
+        small = _t(dev, rng.standard_normal((2, 3, 5, 7)))
+        _backward(nn.Conv2d(3, 3, 3, padding=1).to(dev)(small), nn.Conv2d(3, 2, (3, 2), padding=(1, 3)).to(dev)(small),
+                  nn.Conv2d(3, 4, 4, padding="same").to(dev)(small))
+    finally:
+        conv_mod.IMPLICIT_MIN_USE, conv_mod.IMPLICIT_MIN_K = thresholds
 
 
 def pool(dev, rng):

@@ -106,25 +106,80 @@ def _pair(v):
     return (v, v) if isinstance(v, int) else v
 
 
-@pytest.mark.parametrize("ws,padding,dilation,flipped", [
-    ((3, 3, 3, 3), 1, 1, True),
-    ((2, 3, 3, 2), (0, 1), 2, True),       # asymmetric kernel, padding and reach
-    ((2, 3, 3, 3), (3, 1), 1, False),      # padding past the kernel's reach: dcol and col2im
-    ((5, 3, 3, 3), 1, 1, False),           # more output channels than input ones: dcol is smaller
-])
-def test_conv2d_input_gradient_as_a_convolution(dev, rng, ws, padding, dilation, flipped):
-    """A stride-1 convolution with no more output channels than input ones takes its input gradient
-    as g correlated with the flipped, transposed weight (on the packed CPU path, no col2im); against
-    NumPy, as the col2im path is."""
+@pytest.mark.parametrize("ws,padding,dilation,flipped", [  # flipped: (gathered panels, implicit GEMM)
+    ((3, 3, 3, 3), 1, 1, (True, True)),
+    ((2, 3, 3, 2), (0, 1), 2, (True, True)),    # asymmetric kernel, padding and reach
+    ((2, 3, 3, 3), (3, 1), 1, (False, False)),  # padding past the kernel's reach: dcol and col2im
+    ((5, 3, 3, 3), 1, 1, (False, True)),        # more output channels than input ones: dcol is smaller
+])                                              # than the columns, which the implicit GEMM has none of
+@pytest.mark.parametrize("implicit", [False, True])
+def test_conv2d_input_gradient_as_a_convolution(dev, rng, monkeypatch, ws, padding, dilation, flipped, implicit):
+    """A stride-1 convolution with no more output channels than input ones (any, on the implicit GEMM)
+    takes its input gradient as g correlated with the flipped, transposed weight (on the packed CPU
+    path, no col2im), the flip in the columns' tables, through gathered panels or the implicit GEMM;
+    against NumPy, as the col2im path is."""
     from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.ops import conv as conv_mod
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_USE", 0 if implicit else 2)
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_K", 0)
     x, w, b = _arrays(rng, (3, 3, 8, 7), ws, ws[0])
     p, d = _pair(padding), _pair(dilation)
     check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation),
           lambda x, w, b: np_conv2d(x, w, b, (1, 1), (p[0], p[0], p[1], p[1]), d), x, w, b, rtol=1e-4, atol=1e-4)
     xt = mt.tensor(x, device=dev, requires_grad=True)
     y = F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation)
-    gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "im2col_bwd")
-    assert gathers == (0 if flipped and gemm_mod.panel_width(dev) else 1)
+    gathers = count_launches(lambda: y.sum().backward(), lambda key: key[1] == "col2im_gather")
+    assert gathers == (0 if flipped[implicit] and gemm_mod.panel_width(dev) else 1)
+
+
+@pytest.mark.parametrize("xs,ws,padding,dilation", [
+    ((2, 3, 5, 7), (5, 3, 3, 3), 1, 1),         # odd channels, a 5x7 plane
+    ((1, 5, 9, 6), (4, 5, 3, 3), 0, 1),         # no padding, one image
+    ((3, 2, 6, 7), (3, 2, 3, 3), 2, 1),         # padding 2: outputs wider than the input
+    ((2, 3, 7, 9), (4, 3, 3, 3), (2, 1), 2),    # dilation
+    ((2, 3, 6, 5), (3, 3, 3, 2), (1, 3), 1),    # padding past the kernel's reach: rows wider than W + PW
+    ((2, 3, 6, 5), (3, 3, 4, 4), "same", 1),    # even kernel: more padding right and below
+])
+def test_conv2d_implicit_gemm(dev, rng, monkeypatch, xs, ws, padding, dilation):
+    """A stride-1 convolution on the packed CPU path reads its columns from the zero-padded input inside
+    the GEMM (conv_pad_planes, gemm_implicit), forward and for the input gradient: values and gradients,
+    with bias and ReLU, from strided inputs, against NumPy."""
+    from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.ops import conv as conv_mod
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no implicit GEMM")
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_USE", 0)  # these planes would fill too few of its positions
+    monkeypatch.setattr(conv_mod, "IMPLICIT_MIN_K", 0)
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    if padding == "same":
+        total = [d * (k - 1) for k, d in zip(ws[2:], _pair(dilation))]
+        pads = (total[0] // 2, total[0] - total[0] // 2, total[1] // 2, total[1] - total[1] // 2)
+    else:
+        p = _pair(padding)
+        pads = (p[0], p[0], p[1], p[1])
+    check(dev, lambda x, w, b: F.conv2d(x, w, b, 1, padding, dilation, relu=True),
+          lambda x, w, b: np.maximum(np_conv2d(x, w, b, (1, 1), pads, _pair(dilation)), 0), x, w, b,
+          rtol=1e-4, atol=1e-4, noncontig=True)
+    xt = mt.tensor(x, device=dev)
+    implicit = count_launches(lambda: F.conv2d(xt, mt.tensor(w, device=dev), None, 1, padding, dilation),
+                              lambda key: key[1] == "gemm_implicit")
+    assert implicit == 1
+
+
+def test_conv2d_implicit_gemm_only_where_it_fills_its_panels(dev):
+    """gemm_implicit computes OH * Wp positions for OH * OW: a 32x32 plane takes it, a 4x4 one (16 of
+    32 positions used) keeps im2col's panels, and so does a K under IMPLICIT_MIN_K (2 channels)."""
+    from minitorch_cl import gemm as gemm_mod
+    from minitorch_cl.ops import conv as conv_mod
+    nr = gemm_mod.panel_width(dev)
+    if nr is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no implicit GEMM")
+    geometry = (3, 3, (1, 1), (1, 1), (1, 1))
+    assert conv_mod._implicit_use((2, 8, 32, 32), *geometry, 32, 32, nr)
+    assert not conv_mod._implicit_use((2, 8, 4, 4), *geometry, 4, 4, nr)
+    assert not conv_mod._implicit_use((2, 2, 32, 32), *geometry, 32, 32, nr)
+    assert not conv_mod._implicit_use((2, 8, 32, 32), 3, 3, (2, 2), (1, 1), (1, 1), 16, 16, nr)  # stride 2
+    assert not conv_mod._implicit_use((2, 64, 32, 32), 1, 1, (1, 1), (0, 0), (1, 1), 32, 32, nr)  # pointwise
 
 
 @pytest.mark.parametrize("ws,groups,stride", [((5, 3, 3, 3), 1, 1), ((4, 3, 3, 2), 1, 2), ((6, 1, 3, 3), 3, 1)])

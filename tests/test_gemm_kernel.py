@@ -3,6 +3,7 @@ import numpy as np
 import pyopencl as cl
 import pytest
 
+import minitorch_cl as mt
 from minitorch_cl import gemm as gemm_mod
 from minitorch_cl.tuner import profile_entries
 from helpers import compare
@@ -18,6 +19,7 @@ def path(request, monkeypatch, dev):
     if request.param == "packed":
         monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
+        monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
         monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if request.param == "tiled":
@@ -169,6 +171,29 @@ def test_packed_b_reused_and_checked(dev, rng):
         gemm_mod.gemm(dev, 2, N, K - 1, c, None, c, lda=K, ldc=N, b_packed=pb)
 
 
+@pytest.mark.parametrize("M,N,K,chunk", [(13, 50, 37, None), (7, 33, 300, 128)])
+def test_a_rows(dev, rng, monkeypatch, M, N, K, chunk):
+    """a_rows: op(A)'s row m is the contiguous run A[off_a + a_rows[m]:][:K], rows anywhere and overlapping
+    (a convolution's columns in its padded input), with bias, ReLU and K in chunks; refused off the
+    packed CPU path."""
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path, which has no a_rows")
+    if chunk:
+        monkeypatch.setattr(gemm_mod, "K_CHUNK", chunk)
+        monkeypatch.setattr(gemm_mod, "CHUNK_MIN_MN", 1)
+    flat = rng.standard_normal(3 * K + 30).astype(np.float32)
+    rows = rng.integers(0, 2 * K + 20, M).astype(np.int32)  # overlapping runs
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    bias = rng.standard_normal(M).astype(np.float32)
+    table = mt.tensor(rows, device=dev)
+    c = _upload(dev, np.zeros(M * N, np.float32))
+    gemm_mod.gemm(dev, M, N, K, _upload(dev, flat), _upload(dev, B), c, lda=0, ldb=N, ldc=N, off_a=3,
+                  a_rows=table, bias=_upload(dev, bias), bias_mode=2, relu=True)
+    A = np.stack([flat[3 + r:3 + r + K] for r in rows]).astype(np.float64)
+    want = np.maximum(A @ B + bias[:, None], 0)
+    compare(_download(dev, c, M * N).reshape(M, N), want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("kw", [{}, {"trans_a": True, "bias_mode": 2, "relu": True},
                                 {"trans_b": True, "accumulate": True, "bias_mode": 1, "relu": True},
                                 {"batch": 2, "pad": 8, "off": 8}])
@@ -218,9 +243,28 @@ def test_packed_b_in_k_chunks(dev, monkeypatch):
     packed A's size splits K (a 512-channel 3x3 convolution: A is 512 x 4608)."""
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
     monkeypatch.setattr(gemm_mod, "PACK_BUDGET", 500)
     monkeypatch.setattr(gemm_mod, "K_CHUNK", 16)
     _run(dev, np.random.default_rng(16), 13, 40, 71, packed_b=True, batch=2, bcast_b=True, bias_mode=1, relu=True)
+
+
+def test_large_a_read_in_place_when_n_is_narrow(dev, rng, monkeypatch):
+    """An A over DIRECT_A_MAX is still read in place, not packed, when N is at most DIRECT_A_NARROW
+    (a deep convolution on a few small images), whatever its layout (DIRECT_A_ROWS_MAX 0: the
+    row-major rule is off); against NumPy."""
+    from helpers import count_launches
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
+    if gemm_mod.panel_width(dev) is None:
+        pytest.skip("the device takes the GPU GEMM path")
+    M, K, N = 600, 1000, 2 * gemm_mod.panel_width(dev)
+    assert M * K > gemm_mod.DIRECT_A_MAX and N <= gemm_mod.DIRECT_A_NARROW
+    A, B = rng.standard_normal((M, K)).astype(np.float32), rng.standard_normal((K, N)).astype(np.float32)
+    a, b, c = _upload(dev, A), _upload(dev, B), _upload(dev, np.zeros(M * N, np.float32))
+    packs = count_launches(lambda: gemm_mod.gemm(dev, M, N, K, a, b, c, lda=K, ldb=N, ldc=N),
+                           lambda key: key[1].startswith("gemm_pack") and key[1] != "gemm_packed")
+    assert packs == 0
+    compare(_download(dev, c, M * N).reshape(M, N), A.astype(np.float64) @ B, rtol=1e-4, atol=1e-4)
 
 
 def test_empty_is_noop(dev):
@@ -289,6 +333,7 @@ def test_pack_block(dev, monkeypatch, mnk, kw):
     kw = dict(kw)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if kw.pop("chunks", False):
@@ -306,6 +351,7 @@ def test_pack_block_across_a_summed_batch(dev, monkeypatch, mnk, chunk, kw):
     a chunk of 36 falls back to gemm_pack for its unaligned starts)."""
     monkeypatch.setattr(gemm_mod, "DIRECT_A_MAX", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_A_ROWS_MAX", 0)
+    monkeypatch.setattr(gemm_mod, "DIRECT_A_NARROW", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_SPAN", 0)
     monkeypatch.setattr(gemm_mod, "DIRECT_B_THIN", 0)
     if chunk:

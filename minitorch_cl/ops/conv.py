@@ -8,18 +8,21 @@ Groups: the column rows and the weight split into G blocks, so each image is one
 the groups (and dW one batch-summed GEMM per group); depthwise convolution (groups == C) has direct
 kernels instead, whose K = KH*KW is too small for a GEMM. conv_transpose is the adjoint: col2im(W^T @ x)
 forward, and im2col + GEMM backward. An explicit output size lets 'same' pad more on the
-right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end."""
+right/bottom, as PyTorch does for even kernels: im2col reads zeros past the input's end.
+On the packed CPU path a stride-1 convolution of a large enough plane has no col either: the input is
+zero-padded once and the GEMM reads each column row as a shifted run of it (gemm_implicit)."""
 from .. import backend, dtypes, layout
 from ..autograd import Function
-from ..gemm import PackedB, gemm, panel_width
+import numpy as np
+
+from ..gemm import PackedB, gemm, gemm_implicit, panel_width
 from ..launch import At, launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
-from ..tensor import Tensor, empty
+from ..tensor import Tensor, empty, tensor
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
-COL2IM_LOCAL = (16, 16, 1)  # im2col_bwd: (w, h, (n, c)) per work-group
 # Floats of im2col columns made at once (8 MiB): a batch whose columns are larger runs in chunks of
 # images, so that a convolution's transient memory stays bounded whatever the batch (the ConvNet's
 # conv2 at batch 64 held 18 MiB of columns in backward, the largest single item of its step).
@@ -79,24 +82,64 @@ def im2col(x, KH, KW, stride, padding, dilation, OH, OW):
     return col
 
 
-def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined=False):
-    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr): a PackedB of
-    (K, P) per image, or joined, one (K, N*P) with the images' positions end to end. im2col and the
-    GEMM's pack in one pass, at the columns' size (CPU path)."""
+WEIGHT_T_LOCAL = (64, 1)  # conv_weight_t: (oc, tap) by c
+GATHER_ROWS = 16  # im2col_gather(_t)'s work-group: a panel's NR lanes by this many rows (of K, or positions)
+_QOFF = {}  # (device, N, C, OH, OW, SH, SW, Hp, Wp, nr, joined) -> im2col_gather's int32 qoff table
+
+
+def _gather_plane(H, W, OH, OW, KH, KW, stride, padding, dilation):
+    """(Hp, Wp) of the padded input im2col_gather reads: every tap of every output inside it, the
+    right padding shared with the next row's left (as _implicit_plane, at any stride)."""
+    (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+    return (max(H + PH, (OH - 1) * SH + (KH - 1) * DH + 1),
+            max(W + PW, (OW - 1) * SW + (KW - 1) * DW + 1 - PW))
+
+
+def _qoff(dev, N, C, OH, OW, stride, Hp, Wp, nr, joined):
+    """qoff[q]: where position q of the panels reads, past its column row's start, in the padded batch
+    (N, C, Hp, Wp); -1 for a panel's pad. joined: q = n*P + p; else image n's positions start at a panel."""
+    key = (dev, N, C, OH, OW, *stride, Hp, Wp, nr, joined)
+    t = _QOFF.get(key)
+    if t is None:
+        P = OH * OW
+        span = -(-N * P // nr) * nr if joined else -(-P // nr) * nr  # positions per image (or in all)
+        q = np.arange(span * (1 if joined else N))
+        n, p = (q // P, q % P) if joined else (q // span, q % span)
+        offs = n * C * Hp * Wp + (p // OW) * stride[0] * Wp + (p % OW) * stride[1]
+        offs[(n >= N) | (p >= P)] = -1
+        t = _QOFF[key] = tensor(offs.astype(np.int32), device=dev)
+    return t
+
+
+def _gather(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined, kernel, grid, positions, size, flip=False):
+    """conv.cl's im2col_gather or im2col_gather_t over grid and its first `positions` positions into a
+    fresh buffer of `size` floats, from x padded (conv_pad_planes) through its offset tables; returns
+    the buffer; flip: the taps in reverse order (_koff)."""
     N, C, H, W = x.shape
     dev = x.device
-    K, P = C * KH * KW, OH * OW
-    per_image = -(-P // nr) * nr * K
-    size = -(-N * P // nr) * nr * K if joined else per_image * N
+    Hp, Wp = _gather_plane(H, W, OH, OW, KH, KW, stride, padding, dilation)
+    xp = _pad_planes(x, Hp, Wp, padding, padding[1])  # (a tap past the last row's end reads a zero there)
+    qoff = _qoff(dev, N, C, OH, OW, stride, Hp, Wp, nr, joined)
     buf = dev.alloc(4 * max(size, 1))
-    rows = N * K * OH
-    if rows and OW:
-        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_panels", (rows,), win, layout.strides4_struct(x.strides), int(joined), x,
-               At(buf, 0), defines={"NR": nr}, nbytes=4 * size)
+    launch(dev, "conv.cl", kernel, grid, C * KH * KW, positions, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp, flip),
+           qoff, At(buf, 0), local=(nr, GATHER_ROWS, 1), defines={"NR": nr}, nbytes=8 * size)
+    return buf
+
+
+def im2col_panels(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined=False, flip=False):
+    """x (N, C, H, W), any strides -> its columns as GEMM B panels (gemm.panel_width nr): a PackedB of
+    (K, P) per image, or joined, one (K, N*P) with the images' positions end to end. im2col and the
+    GEMM's pack in one pass, at the columns' size (CPU path), gathered from the padded input; flip:
+    each channel's taps in reverse order (the columns of a flipped kernel)."""
+    N, C = x.shape[:2]
+    K, P = C * KH * KW, OH * OW
+    per_image = -(-P // nr) * nr  # positions per image's panels, or in all of them joined
+    Q = -(-N * P // nr) * nr if joined else per_image * N
+    buf = _gather(x, KH, KW, stride, padding, dilation, OH, OW, nr, joined, "im2col_gather", (nr, K, Q // nr), Q,
+                  Q * K, flip)
     if joined:
-        return PackedB(dev, K, N * P, buf, 0, False, None, True)
-    return PackedB(dev, K, P, buf, 0, False, None, True, batch_stride=per_image)
+        return PackedB(x.device, K, N * P, buf, 0, False, None, True)
+    return PackedB(x.device, K, P, buf, 0, False, None, True, batch_stride=per_image * K)
 
 
 def _joined(N, P, nr):
@@ -107,29 +150,44 @@ def _joined(N, P, nr):
 
 def im2col_panels_t(x, KH, KW, stride, padding, dilation, OH, OW, nr):
     """x (N, C, H, W), any strides -> its columns transposed, (N*P, K), as GEMM B panels: the weight
-    gradient's right operand, a PackedB with the images end to end along the GEMM's K (CPU path)."""
-    N, C, H, W = x.shape
-    dev = x.device
-    K, P = C * KH * KW, OH * OW
+    gradient's right operand, a PackedB with the images end to end along the GEMM's K (CPU path),
+    gathered from the padded input."""
+    N, C = x.shape[:2]
+    K, R = C * KH * KW, N * OH * OW
     KP = -(-K // nr)
-    buf = dev.alloc(4 * max(KP * nr * N * P, 1))
-    if N and KP and OH and OW:
-        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_panels_t", (N * KP * OH,), win, layout.strides4_struct(x.strides), x,
-               At(buf, 0), defines={"NR": nr}, nbytes=4 * KP * nr * N * P)
-    return PackedB(dev, N * P, K, buf, 0, False, None, True)
+    buf = _gather(x, KH, KW, stride, padding, dilation, OH, OW, nr, True, "im2col_gather_t", (nr, R, KP), R,
+                  KP * nr * R)
+    return PackedB(x.device, R, K, buf, 0, False, None, True)
+
+
+_TOFF = {}  # (device, H, W, OH, OW, KH, KW, stride, padding, dilation) -> col2im_gather's toff table
+
+
+def _toff(dev, H, W, OH, OW, KH, KW, stride, padding, dilation):
+    """toff[s, t]: where tap t = (kh, kw)'s column row holds the output that read plane position s = (h, w),
+    t*P + oh*OW + ow, or -1 where none did."""
+    key = (dev, H, W, OH, OW, KH, KW, *stride, *padding, *dilation)
+    t = _TOFF.get(key)
+    if t is None:
+        (SH, SW), (PH, PW), (DH, DW) = stride, padding, dilation
+        h, w, kh, kw = np.meshgrid(np.arange(H), np.arange(W), np.arange(KH), np.arange(KW), indexing="ij")
+        th, tw = h + PH - kh * DH, w + PW - kw * DW  # oh * SH and ow * SW where the tap read (h, w)
+        oh, ow = th // SH, tw // SW
+        ok = (th >= 0) & (th % SH == 0) & (oh < OH) & (tw >= 0) & (tw % SW == 0) & (ow < OW)
+        offs = np.where(ok, (kh * KW + kw) * OH * OW + oh * OW + ow, -1)
+        t = _TOFF[key] = tensor(offs.reshape(-1).astype(np.int32), device=dev)
+    return t
 
 
 def col2im(dcol, shape, KH, KW, stride, padding, dilation, OH, OW, out=None):
-    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) -> dx (N, C, H, W), summing overlaps; into
+    """The adjoint of im2col: dcol (N, C*KH*KW, OH*OW) contiguous -> dx (N, C, H, W), summing overlaps; into
     out (contiguous, that shape) when given."""
     dev = dcol.device
     dx = empty(*shape, device=dev) if out is None else out
-    rows = shape[0] * shape[1] * shape[2]
-    if rows and shape[3]:
-        win = layout.window_struct(shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        launch(dev, "conv.cl", "im2col_bwd", (shape[3], shape[2], shape[0] * shape[1]), win, dcol, dx,
-               local=COL2IM_LOCAL)
+    N, C, H, W = shape
+    if dx.numel():
+        launch(dev, "conv.cl", "col2im_gather", (N * C * H * W,), N * C, H * W, OH * OW, dcol,
+               _toff(dev, H, W, OH, OW, KH, KW, stride, padding, dilation), dx, defines={"TAPS": KH * KW})
     return dx
 
 
@@ -166,26 +224,133 @@ def _add_bias(out, bias):
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
-def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu):
+# gemm_implicit computes OH * Wp positions in panels of NR to give OH * OW: below this share of
+# useful ones (an 8x8 or 4x4 plane) im2col's panels, joined over the batch, measured faster
+IMPLICIT_MIN_USE = 0.8
+# ... and below this K = C*KH*KW, whose product may not outweigh its epilogue (scalar stores where a
+# vector straddles a row's end): at K = 27 (3 input channels) it measured even (ResNet's conv1) or
+# faster (the ConvNet's conv1, 4.8 -> 3.9 ms CPU time), smaller K untried
+IMPLICIT_MIN_K = 27
+
+
+def _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation):
+    """(Hp, Wp) of conv_pad_planes' padded input for gemm_implicit: rows for every tap of every output
+    row, and a row pitch wide enough for the input and the outputs, but whose right padding is the
+    next row's left padding (a tap past a row's end reads a zero there)."""
+    (PH, PW), (DH, DW) = padding, dilation
+    return max(H + PH, OH + (KH - 1) * DH), max(W + PW, OW + (KW - 1) * DW - PW, OW)
+
+
+def _implicit_use(shape, KH, KW, stride, padding, dilation, OH, OW, nr):
+    """Whether a stride-1 convolution takes gemm_implicit (see IMPLICIT_MIN_USE and IMPLICIT_MIN_K)."""
+    if nr is None or tuple(stride) != (1, 1) or _pointwise(KH, KW, stride, padding) or \
+            shape[1] * KH * KW < IMPLICIT_MIN_K:
+        return False
+    Wp = _implicit_plane(*shape[2:], OH, OW, KH, KW, padding, dilation)[1]
+    return OH * OW >= IMPLICIT_MIN_USE * -(-OH * Wp // nr) * nr
+
+
+_KOFF = {}  # (device, C, KH, KW, DH, DW, Hp, Wp, flip) -> gemm_implicit's int32 koff table
+
+
+def _koff(dev, C, KH, KW, dilation, Hp, Wp, flip=False):
+    """koff[k] for k = (c, kh, kw): where column row k starts in a padded image, c*Hp*Wp + kh*DH*Wp + kw*DW;
+    flip: the taps' order reversed (the row of tap (KH-1-kh, KW-1-kw)), a weight flipped for free."""
+    key = (dev, C, KH, KW, *dilation, Hp, Wp, flip)
+    t = _KOFF.get(key)
+    if t is None:
+        c, kh, kw = np.meshgrid(np.arange(C), np.arange(KH), np.arange(KW), indexing="ij")
+        if flip:
+            kh, kw = KH - 1 - kh, KW - 1 - kw
+        offs = c * Hp * Wp + kh * dilation[0] * Wp + kw * dilation[1]
+        t = _KOFF[key] = tensor(offs.reshape(-1).astype(np.int32), device=dev)
+    return t
+
+
+def _pad_planes(x, Hp, Wp, padding, tail):
+    """conv_pad_planes: x (A, B, H, W), any strides, into a fresh (A, B, Hp, Wp) buffer, shifted down and
+    right by padding, zeros around and `tail` zeros after; returns the raw buffer."""
+    size = x.shape[0] * x.shape[1] * Hp * Wp + tail
+    xp = x.device.alloc(4 * size)
+    win = layout.window_struct(x.shape, (0, 0), (1, 1), (1, 1), padding, (1, 1))
+    launch(x.device, "conv.cl", "conv_pad_planes", (x.shape[0] * x.shape[1] * Hp,), win,
+           layout.strides4_struct(x.strides), Hp, Wp, tail, x, At(xp, 0), nbytes=4 * (size + x.numel()))
+    return xp
+
+
+def _conv_implicit(x, w2, KH, KW, bias, padding, dilation, OH, OW, relu, nr, flip=False):
+    """out (N, OC, OH, OW) of a stride-1 convolution with no columns: x zero-padded once (conv_pad_planes),
+    then gemm_implicit reads its shifted rows as B; bias contiguous or None; flip: with w2's taps
+    flipped."""
+    N, C, H, W = x.shape
+    OC, K = w2.shape
+    dev = x.device
+    Hp, Wp = _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation)
+    # the last image's last column row reads up to its last panel's end
+    tail = max(0, (KH - 1) * dilation[0] * Wp + (KW - 1) * dilation[1] + -(-OH * Wp // nr) * nr - Hp * Wp)
+    xp = _pad_planes(x, Hp, Wp, padding, tail)
+    out = empty(N, OC, OH, OW, device=dev)
+    gemm_implicit(dev, OC, K, w2.buffer, w2.shape[1], w2.offset, At(xp, 0), _koff(dev, C, KH, KW, dilation, Hp, Wp, flip),
+                  C * Hp * Wp, OH, OW, Wp, out.buffer, out.offset, N,
+                  bias=None if bias is None else bias.buffer, off_bias=0 if bias is None else bias.offset,
+                  relu=relu)
+    return out
+
+
+def _weight_grad_implicit(x, g, KH, KW, padding, dilation):
+    """dW (OC, C*KH*KW) of a stride-1 convolution with no columns: dW^T (K, OC) = col (K, R) @ g^T (R, OC)
+    over R = N*Hp*Wp positions, x padded channel-major, (C, N, Hp, Wp), so that one channel's images run
+    end to end: col's row k is the run xp[koff[k]:][:R] (gemm a_rows), and g^T in B panels over the same
+    positions, zero at those that are no output (the columns ow >= OW, the rows oh >= OH); g contiguous."""
+    N, C, H, W = x.shape
+    OC, OH, OW = g.shape[1:]
+    dev, K = x.device, C * KH * KW
+    Hp, Wp = _implicit_plane(H, W, OH, OW, KH, KW, padding, dilation)
+    R = N * Hp * Wp
+    # the last channel's rows read up to (KH-1)*DH rows and (KW-1)*DW columns past its images
+    xp = _pad_planes(x.permute(1, 0, 2, 3), Hp, Wp, padding, (KH - 1) * dilation[0] * Wp + (KW - 1) * dilation[1])
+    # g^T straight into B panels (ceil(OC/NR), R, NR) by im2col_gather_t: "column row" oc at oc*P of g,
+    # position r = (n, hp, wp) at n*OC*P + hp*OW + wp, none where hp >= OH or wp >= OW
+    nr = panel_width(dev)
+    key = (dev, "g", N, OC, OH, OW, Hp, Wp)
+    if key not in _QOFF:
+        n, hp, wp = np.meshgrid(np.arange(N), np.arange(Hp), np.arange(Wp), indexing="ij")
+        rows = np.where((hp < OH) & (wp < OW), n * OC * OH * OW + hp * OW + wp, -1).reshape(-1)
+        _QOFF[key] = (tensor(rows.astype(np.int32), device=dev),
+                      tensor((np.arange(OC) * OH * OW).astype(np.int32), device=dev))
+    rows, chans = _QOFF[key]
+    KP = -(-OC // nr)
+    gp = dev.alloc(4 * KP * nr * R)
+    launch(dev, "conv.cl", "im2col_gather_t", (nr, R, KP), OC, R, g, chans, rows, At(gp, 0),
+           local=(nr, GATHER_ROWS, 1), defines={"NR": nr}, nbytes=8 * KP * nr * R)
+    gwt = empty(K, OC, device=dev)
+    gemm(dev, K, OC, R, xp, None, gwt.buffer, lda=0, ldc=OC, off_c=gwt.offset,
+         b_packed=PackedB(dev, R, OC, gp, 0, False, None, True), a_rows=_koff(dev, C, KH, KW, dilation, N * Hp, Wp))
+    return gwt.mT.contiguous()
+
+
+def _conv_forward(x, w2, KH, KW, bias, stride, padding, dilation, G, OH, OW, relu, flip=False):
     """out (N, OC, OH, OW) = conv2d(x, w2 (OC, C/G*KH*KW) contiguous) (+ bias) (ReLU), image chunk by
-    chunk (COL_BUDGET)."""
+    chunk (COL_BUDGET); flip (G == 1 on the packed CPU path only): with w2's taps flipped."""
     N, OC = x.shape[0], w2.shape[0]
-    out = empty(N, OC, OH, OW, device=x.device)
     bias_c = bias.contiguous() if bias is not None and G == 1 else None  # the epilogue reads it densely
     pointwise = _pointwise(KH, KW, stride, padding)
     nr = panel_width(x.device) if G == 1 and not pointwise else None
+    if _implicit_use(x.shape, KH, KW, stride, padding, dilation, OH, OW, nr):
+        return _conv_implicit(x, w2, KH, KW, bias_c, padding, dilation, OH, OW, relu, nr, flip)
+    out = empty(N, OC, OH, OW, device=x.device)
     for n0, n1 in _image_chunks(N, w2.shape[1] * G, OH * OW, pointwise):
         out_c = out[n0:n1].reshape(n1 - n0, OC, OH * OW)
         if _joined(n1 - n0, OH * OW, nr):
             # one GEMM over the chunk's positions end to end, (OC, n*P), then into (n, OC, P)
-            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, joined=True)
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, joined=True, flip=flip)
             flat = gemm_into(empty(OC, (n1 - n0) * OH * OW, device=x.device), w2, col, bias=bias_c,
                              bias_mode=BIAS_PER_ROW if bias_c is not None else BIAS_NONE, relu=relu)
             backend.copy_(out_c, flat.reshape(OC, n1 - n0, OH * OW).permute(1, 0, 2))
             del col, flat
             continue
         if nr:  # the columns go straight into the GEMM's panels
-            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr)
+            col = im2col_panels(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW, nr, flip=flip)
         else:
             col = _columns(x[n0:n1], KH, KW, stride, padding, dilation, OH, OW)  # (n, K, P)
         if G == 1:
@@ -235,18 +400,28 @@ class Conv2d(Function):
         gx = gw = gb = None
         K, P, pointwise = w2.shape[1] * G, OH * OW, _pointwise(KH, KW, stride, padding)
         nr = panel_width(g.device) if G == 1 and not pointwise else None
-        # (only where OC <= C: its columns are OC*KH*KW rows per position, dcol's C*KH*KW)
-        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr and OC <= xshape[1] else None
+        # (only where OC <= C, as its columns are OC*KH*KW rows per position, dcol's C*KH*KW, or where
+        # it takes the implicit GEMM, which has no columns)
+        flipped = _transposed_padding(KH, KW, stride, padding, dilation) if nr else None
+        if flipped and OC > xshape[1] and not _implicit_use(g.shape, KH, KW, (1, 1), flipped, dilation, *xshape[2:],
+                                                             nr):
+            flipped = None
         if ctx.needs_input_grad[0] and flipped:
             # dX = g correlated with W flipped and transposed (C, OC, KH, KW): a forward convolution,
             # whose columns go straight into panels, with no dcol and no col2im gather
-            C = xshape[1]
-            wt = w2.reshape(OC, C, KH, KW).flip((2, 3)).permute(1, 0, 2, 3).contiguous().reshape(C, -1)
-            gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, xshape[2], xshape[3], False)
+            # (the flip is the columns' koff table's, so the weight is only transposed)
+            C, H, W = xshape[1:]
+            wt = empty(C, OC * KH * KW, device=g.device)  # (C, OC, KH, KW)
+            launch(g.device, "conv.cl", "conv_weight_t", (OC * KH * KW, C), OC, C, w2, wt, local=WEIGHT_T_LOCAL,
+                   defines={"TAPS": KH * KW})
+            gx = _conv_forward(g, wt, KH, KW, None, (1, 1), flipped, dilation, 1, H, W, False, flip=True)
         elif ctx.needs_input_grad[0]:
             gx = empty(*xshape, device=g.device)
         if ctx.needs_input_grad[1]:  # (OC, K), or per group transposed (G, K/G, OC/G)
             gw = empty(OC, K, device=g.device) if G == 1 else empty(G, K // G, OC // G, device=g.device)
+        implicit_dw = ctx.needs_input_grad[1] and _implicit_use(xshape, KH, KW, stride, padding, dilation, OH, OW, nr)
+        if implicit_dw:
+            gw = _weight_grad_implicit(x, g3.reshape(N, OC, OH, OW), KH, KW, padding, dilation)
         # image chunk by chunk, so that at most one chunk's columns exist at a time
         for i, (n0, n1) in enumerate(_image_chunks(N, K, P, pointwise)):
             g_c = g3[n0:n1]
@@ -258,7 +433,7 @@ class Conv2d(Function):
                 if not pointwise:
                     col2im(dcol, gx_c.shape, KH, KW, stride, padding, dilation, OH, OW, out=gx_c)
                 del dcol
-            if ctx.needs_input_grad[1]:
+            if ctx.needs_input_grad[1] and not implicit_dw:
                 # dW (OC, K) = sum over n of g[n] (OC, P) @ col[n]^T (P, K): one GEMM whose K runs over
                 # all the chunk's positions (no per-image products to sum)
                 if nr:  # the columns go straight into the GEMM's panels
