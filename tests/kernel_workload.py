@@ -174,6 +174,25 @@ def conv(dev, rng):
     wide = _t(dev, rng.standard_normal((1, 2, 4, 40)))  # rows wide enough for the depthwise float8 columns
     _backward(nn.Conv2d(2, 2, 5, padding=2, groups=2).to(dev)(wide),
               nn.Conv2d(2, 4, 3, stride=2, padding=1, groups=2).to(dev)(wide))
+    mobile_eval(dev, rng)
+
+
+def mobile_eval(dev, rng):
+    """vision.ops' blocks outside autograd (BatchNorm folded, activations fused, se.cl) against their
+    generic pass: each fused activation, a depthwise band at stride 1 and 2, a wide strided row."""
+    from minitorch_cl.vision import ops
+    x = _t(dev, rng.standard_normal((2, 3, 7, 9)))
+    wide = _t(dev, rng.standard_normal((1, 3, 4, 40)))
+    cases = [(x, dict(kernel_size=3, groups=3, activation_layer=a)) for a in (nn.SiLU, nn.Hardswish, nn.ReLU6, None)]
+    cases += [(x, dict(kernel_size=5, stride=2, groups=3)), (wide, dict(kernel_size=3, stride=2, groups=3)),
+              (x, dict(kernel_size=1, activation_layer=nn.SiLU))]
+    for inp, kw in cases:
+        block = ops.Conv2dNormActivation(3, 3, **kw).to(dev).eval()
+        for se in (ops.SqueezeExcitation(3, 2), ops.SqueezeExcitation(3, 2, nn.SiLU, nn.Hardsigmoid)):
+            se = se.to(dev)
+            want = se(block(inp))  # inp requires grad: the generic pass
+            with mt.no_grad():
+                _close(se(block(inp)), want.detach().numpy())
 
 
 def pool(dev, rng):

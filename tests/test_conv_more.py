@@ -59,15 +59,20 @@ GROUP_CASES = [  # x shape, weight shape, groups, stride, padding, dilation
     ((2, 6, 5, 5), (3, 2, 1, 1), 3, 1, 0, 1),
     ((5, 4, 6, 7), (6, 2, 3, 2), 2, (1, 2), (1, 1), 1),  # more images than groups: one GEMM per group
     # depthwise rows wide enough for the float8 columns (and their scalar ends): MobileNetV3's 5x5,
-    # stride 2 with a multiplier, dilation (stride 1 past 32 columns, where depthwise_fwd_plane stops)
+    # stride 2 with a multiplier (depthwise_fwd), dilation
     ((2, 3, 5, 37), (3, 1, 5, 5), 3, 1, 2, 1),
     ((2, 3, 6, 37), (6, 1, 3, 3), 3, 2, 1, 1),
     ((1, 2, 4, 40), (2, 1, 3, 3), 2, 1, 1, (1, 2)),
-    # depthwise on small planes (depthwise_fwd_plane): 5x5 on 7x7 with a multiplier, reach and
-    # dilation on 14 rows, and 33 rows, one past its 32
+    # depthwise on small planes (depthwise_fwd_band, whole planes): 5x5 on 7x7 with a multiplier, reach and
+    # dilation on 14 rows, and 33 rows of 2 planes (bands of one row, to keep 64 work-items)
     ((2, 3, 7, 7), (6, 1, 5, 5), 3, 1, 2, 1),
     ((1, 2, 14, 11), (2, 1, 3, 5), 2, 1, (1, 3), (2, 1)),
     ((1, 2, 33, 9), (2, 1, 3, 3), 2, 1, 1, 1),
+    # depthwise_fwd_band's bands of rows (the last one short), stride 2 on 8 columns (its float16
+    # copy split into phases) and stride 3 (the scalar copy)
+    ((1, 3, 70, 20), (3, 1, 3, 3), 3, 1, 1, 1),
+    ((2, 4, 30, 15), (4, 1, 5, 5), 4, 2, 2, 1),
+    ((1, 2, 11, 11), (2, 1, 3, 3), 2, 3, 1, 1),
 ]
 
 

@@ -13,7 +13,7 @@ from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..gemm import PackedB, gemm, panel_width
 from ..launch import At, launch
-from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
+from ..shared_constants import ACT_HARDSIGMOID, ACT_NONE, ACT_RELU, BIAS_NONE, BIAS_PER_ROW
 from ..tensor import Tensor, empty
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
@@ -281,11 +281,27 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None, None, None, None
 
 
-def _small_plane(OH, OW, KH, KW, stride, dilation):
-    """Whether conv.cl's depthwise_fwd_plane takes this layer: stride 1 and an output plane of at
-    most DW_NARROW (32) rows and columns, whose taps reach at most DW_PAD (8) past them."""
-    return (tuple(stride) == (1, 1) and max(OH, OW) <= 32 and (KH - 1) * dilation[0] <= 8
-            and (KW - 1) * dilation[1] <= 8)
+DW_BUF = 2048  # conv.cl's private band of depthwise_fwd_band, in floats
+DW_MIN_ITEMS = 64  # work-items below which depthwise_fwd_band's bands are cut shorter
+
+
+def _band_rows(N, OC, OH, OW, KH, KW, stride, dilation):
+    """The output rows per work-item of conv.cl's depthwise_fwd_band (all of them where the plane's
+    input rows fit its private band and the grid stays DW_MIN_ITEMS wide), or 0 for depthwise_fwd:
+    where one row's input does not fit, and at column strides above 1 on rows wider than 8 (there
+    depthwise_fwd was faster on PoCL: the band's copy of 2-4 inputs per output outweighed its taps)."""
+    SH, SW = stride
+    if SW > 1 and OW > 8:
+        return 0
+    L = 8 * -(-OW // 8) + (KW - 1) * dilation[1] // SW  # its columns per phase
+    reach = (KH - 1) * dilation[0] + 1
+    fit = (DW_BUF // (SW * L) - reach) // SH + 1
+    if fit < 1:
+        return 0
+    rows = min(OH, fit)
+    while rows > 1 and N * OC * -(-OH // rows) < DW_MIN_ITEMS:
+        rows = -(-rows // 2)
+    return rows
 
 
 def _depthwise_defines(wshape, stride):
@@ -293,25 +309,52 @@ def _depthwise_defines(wshape, stride):
     return {"DW_KH": wshape[2], "DW_KW": wshape[3], "DW_SH": stride[0], "DW_SW": stride[1]}
 
 
+def _depthwise_forward(x, w2, bias, win, wshape, stride, dilation, OH, OW, act):
+    """y = act(depthwise conv2d(x) + bias) through conv.cl's depthwise_fwd_band or depthwise_fwd;
+    w2 = weight (OC, KH*KW) contiguous, act an ACT_* code."""
+    N, C = x.shape[:2]
+    OC, _, KH, KW = wshape
+    out = empty(N, OC, OH, OW, device=x.device)
+    if out.numel():
+        rb = _band_rows(N, OC, OH, OW, KH, KW, stride, dilation)
+        args = (win, OC // C, int(bias is not None), layout.strides4_struct(x.strides), x, w2,
+                bias.contiguous() if bias is not None else w2, out)
+        defines = dict(_depthwise_defines(wshape, stride), ACT=act)
+        if rb:
+            launch(x.device, "conv.cl", "depthwise_fwd_band", (N * OC * -(-OH // rb),), *args, rb, defines=defines)
+        else:
+            launch(x.device, "conv.cl", "depthwise_fwd", (N * OC * OH,), *args, defines=defines)
+    return out
+
+
+def depthwise_conv2d_act(input, weight, bias, stride, padding, dilation, act):
+    """act(conv2d(input, weight, bias, groups=C)) for a depthwise weight (C*M, 1, KH, KW), the activation
+    (an ACT_* code) fused into the kernel's stores; float32 (N, C, H, W), outside autograd (eval passes:
+    vision.ops' Conv2dNormActivation with its BatchNorm folded)."""
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    N, C, H, W = input.shape
+    OC, one, KH, KW = weight.shape
+    if one != 1 or OC % C or input.dtype is not dtypes.float32 or not ACT_NONE <= act <= ACT_HARDSIGMOID:
+        raise ValueError(f"depthwise_conv2d_act: input {input.shape} ({input.dtype}), weight {weight.shape}, "
+                         f"act {act!r}: a float32 depthwise convolution and an ACT_* activation code")
+    OH = output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = output_size(W, KW, stride[1], padding[1], dilation[1])
+    win = layout.window_struct(input.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+    return _depthwise_forward(input, weight.contiguous().reshape(OC, KH * KW), bias, win, weight.shape, stride,
+                              dilation, OH, OW, act)
+
+
 class DepthwiseConv2d(Function):
     """groups == C with one input channel per group: direct kernels (conv.cl depthwise_*), no im2col."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, OH, OW, relu):
-        N, C, H, W = x.shape
-        OC, _, KH, KW = weight.shape
-        w2 = weight.contiguous().reshape(OC, KH * KW)
-        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        out = empty(N, OC, OH, OW, device=x.device)
-        if out.numel():
-            plane = _small_plane(OH, OW, KH, KW, stride, dilation)  # depthwise_fwd_plane's case
-            launch(x.device, "conv.cl", "depthwise_fwd_plane" if plane else "depthwise_fwd",
-                   (N * OC if plane else N * OC * OH,), win, OC // C, int(bias is not None),
-                   layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out,
-                   defines=_depthwise_defines(weight.shape, stride))
-        out = out.relu() if relu else out
+        win = layout.window_struct(x.shape, (OH, OW), tuple(weight.shape[2:]), stride, padding, dilation)
+        w2 = weight.contiguous().reshape(weight.shape[0], -1)
+        out = _depthwise_forward(x, w2, bias, win, weight.shape, stride, dilation, OH, OW,
+                                 ACT_RELU if relu else ACT_NONE)
         ctx.save_for_backward(x, w2, out if relu else None)
-        ctx.geom = (win, OC // C, weight.shape, stride, relu)
+        ctx.geom = (win, weight.shape[0] // x.shape[1], weight.shape, stride, relu)
         return out
 
     @staticmethod
