@@ -284,16 +284,25 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
 }
 
 /* depthwise_fwd from a private, zero-padded copy of a band of input rows: one work-item per (n, oc)
- * and RB output rows (all of a small plane's), which copies the rows those read once, split by
- * column phase (buf row i, phase p, column q = input column q * SW + p - PW), so that every tap of a
- * float8 of outputs, at any column stride, is one contiguous load; the weights sit in registers and
- * ACT maps each output as it is stored. Taps add in (kh, kw) order after the bias, as in
- * depthwise_fwd (a padded tap adds k * 0). Needs DW_KH, DW_KW, DW_SW at compile time and
- * rows * SW * L <= DW_BUF (ops/conv.py's _band_rows). On PoCL it ran stride 1 1.5-3x faster than
- * depthwise_fwd (which reads every tap from global memory and a row shorter than 8 in scalars), and
- * stride 2 on 7x7 outputs 2x; depthwise_fwd keeps stride 2 on wider rows. */
+ * and RB output rows (all of a small plane's), which copies the rows those read once, 8 columns at
+ * a time (buf row i, column j = input column j - PW, zero outside), and takes every tap of 8
+ * outputs from it as one float8 (at column stride 2 the even lanes of a float16); the weights sit in
+ * registers and ACT maps each output as it is stored. Taps add in (kh, kw) order after the bias, as
+ * in depthwise_fwd (a padded tap adds k * 0). Needs DW_KH, DW_KW, DW_SW at compile time and
+ * rows * L <= DW_BUF (ops/conv.py's _band_rows; depthwise_fwd takes wider rows). On PoCL (one
+ * thread) it ran MobileNetV3's and EfficientNet's layers 1.5-6x faster than depthwise_fwd, which
+ * reads every tap from global memory and a row shorter than 8 in scalars (112x112 at stride 2:
+ * 0.9-1.1x). */
 #define DW_BUF 2048
 #if DW_KH > 0 && DW_KW > 0 && DW_SW > 0
+#if DW_SW == 1
+#define DW_TAP(p) (*(const float8u *)(p))
+#elif DW_SW == 2
+#define DW_TAP(p) ((*(const float16u *)(p)).even)
+#else
+#define DW_TAP(p) ((float8)((p)[0], (p)[DW_SW], (p)[2 * DW_SW], (p)[3 * DW_SW], (p)[4 * DW_SW], (p)[5 * DW_SW], \
+                            (p)[6 * DW_SW], (p)[7 * DW_SW]))
+#endif
 __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bias, const Strides4 xs,
                                  __global const float *x, int x_off, __global const float *w, const int w_off,
                                  __global const float *bias, const int bias_off, __global float *y,
@@ -313,36 +322,25 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
         k[t] = w[oc * DW_KH * DW_KW + t];
     const float b = has_bias ? bias[oc] : 0.0f;
     const int oh0 = blk * RB, rows_out = min(RB, OH - oh0), nv = (OW + 7) / 8;
-    const int L = 8 * nv + (DW_KW - 1) * DD / DW_SW, rows = (rows_out - 1) * SH + (DW_KH - 1) * DH + 1;
+    /* columns: the last tap of the last float8 reads column SW * 8 * nv - SW + (KW-1) * DW (and a
+     * float16's odd lane after it), rounded up to whole float8s for the copy */
+    const int L = (DW_SW * 8 * nv + (DW_KW - 1) * DD + 7) / 8 * 8;
+    const int rows = (rows_out - 1) * SH + (DW_KH - 1) * DH + 1;
     float buf[DW_BUF];
-    for (int i = 0; i < rows; ++i) {
+    for (int i = 0; i < rows; ++i) {  /* zeros, then the row over them at column PW */
         const int h = oh0 * SH - win.PH + i;
-        float *brow = buf + i * DW_SW * L;
-        if (h < 0 || h >= H) {
-            for (int q = 0; q < DW_SW * L; ++q)
-                brow[q] = 0.0f;
+        float *brow = buf + i * L, *dst = brow + win.PW;
+        for (int q = 0; q < L; q += 8)
+            *(float8u *)(brow + q) = 0.0f;
+        if (h < 0 || h >= H)
             continue;
-        }
         __global const float *xrow = plane + h * xs.h;
-        for (int q0 = 0; q0 < L; q0 += 8) {  /* 8 columns of each phase: input columns j0 .. j0 + 8 SW - 1 */
-            const int j0 = q0 * DW_SW - win.PW;
-#if DW_SW == 1 || DW_SW == 2
-            if (xs.w == 1 && j0 >= 0 && j0 + 8 * DW_SW <= W && q0 + 8 <= L) {
-#if DW_SW == 1
-                *(float8u *)(brow + q0) = LD8(xrow + j0);
-#else
-                const float16 v = *(__global const float16u *)(xrow + j0);
-                *(float8u *)(brow + q0) = v.even;
-                *(float8u *)(brow + L + q0) = v.odd;
-#endif
-                continue;
-            }
-#endif
-            for (int p = 0; p < DW_SW; ++p)
-                for (int q = q0; q < min(L, q0 + 8); ++q) {
-                    const int j = q * DW_SW + p - win.PW;
-                    brow[p * L + q] = j >= 0 && j < W ? xrow[j * xs.w] : 0.0f;
-                }
+        if (xs.w == 1 && W >= 8) {  /* the last 8 end at the row's end, over a few again */
+            for (int j = 0; j < W; j += 8)
+                *(float8u *)(dst + min(j, W - 8)) = LD8(xrow + min(j, W - 8));
+        } else {
+            for (int j = 0; j < W; ++j)
+                dst[j] = xrow[j * xs.w];
         }
     }
     for (int ro = 0; ro < rows_out; ++ro) {
@@ -354,11 +352,9 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
             const int c0 = OW >= 8 ? min(8 * v, OW - 8) : 0;
             float8 acc = b;
             for (int kh = 0; kh < DW_KH; ++kh) {
-                const float *prow = buf + (ro * SH + kh * DH) * DW_SW * L + c0;
-                for (int kw = 0; kw < DW_KW; ++kw) {
-                    const int d = kw * DD;
-                    acc += k[kh * DW_KW + kw] * *(const float8u *)(prow + (d % DW_SW) * L + d / DW_SW);
-                }
+                const float *prow = buf + (ro * SH + kh * DH) * L + c0 * DW_SW;
+                for (int kw = 0; kw < DW_KW; ++kw)
+                    acc += k[kh * DW_KW + kw] * DW_TAP(prow + kw * DD);
             }
             acc = ACT_(acc, (float8)(0.0f));
             if (OW >= 8 || (rows_out - ro) * OW >= 8) {

@@ -179,12 +179,15 @@ def conv(dev, rng):
 
 def mobile_eval(dev, rng):
     """vision.ops' blocks outside autograd (BatchNorm folded, activations fused, se.cl) against their
-    generic pass: each fused activation, a depthwise band at stride 1 and 2, a wide strided row."""
+    generic pass: each fused activation, a depthwise band at stride 1 and 2, a row too wide for the
+    band (depthwise_fwd)."""
     from minitorch_cl.vision import ops
     x = _t(dev, rng.standard_normal((2, 3, 7, 9)))
     wide = _t(dev, rng.standard_normal((1, 3, 4, 40)))
+    widest = _t(dev, rng.standard_normal((1, 3, 2, 2100)))
     cases = [(x, dict(kernel_size=3, groups=3, activation_layer=a)) for a in (nn.SiLU, nn.Hardswish, nn.ReLU6, None)]
     cases += [(x, dict(kernel_size=5, stride=2, groups=3)), (wide, dict(kernel_size=3, stride=2, groups=3)),
+              (widest, dict(kernel_size=3, groups=3, activation_layer=nn.SiLU)),
               (x, dict(kernel_size=1, activation_layer=nn.SiLU))]
     for inp, kw in cases:
         block = ops.Conv2dNormActivation(3, 3, **kw).to(dev).eval()

@@ -287,15 +287,12 @@ DW_MIN_ITEMS = 64  # work-items below which depthwise_fwd_band's bands are cut s
 
 def _band_rows(N, OC, OH, OW, KH, KW, stride, dilation):
     """The output rows per work-item of conv.cl's depthwise_fwd_band (all of them where the plane's
-    input rows fit its private band and the grid stays DW_MIN_ITEMS wide), or 0 for depthwise_fwd:
-    where one row's input does not fit, and at column strides above 1 on rows wider than 8 (there
-    depthwise_fwd was faster on PoCL: the band's copy of 2-4 inputs per output outweighed its taps)."""
+    input rows fit its private band and the grid stays DW_MIN_ITEMS wide), or 0 (depthwise_fwd)
+    where one output row's input rows do not fit."""
     SH, SW = stride
-    if SW > 1 and OW > 8:
-        return 0
-    L = 8 * -(-OW // 8) + (KW - 1) * dilation[1] // SW  # its columns per phase
+    L = -(-(SW * 8 * -(-OW // 8) + (KW - 1) * dilation[1]) // 8) * 8  # its columns, whole float8s
     reach = (KH - 1) * dilation[0] + 1
-    fit = (DW_BUF // (SW * L) - reach) // SH + 1
+    fit = (DW_BUF // L - reach) // SH + 1
     if fit < 1:
         return 0
     rows = min(OH, fit)
