@@ -303,6 +303,21 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
 #define DW_TAP(p) ((float8)((p)[0], (p)[DW_SW], (p)[2 * DW_SW], (p)[3 * DW_SW], (p)[4 * DW_SW], (p)[5 * DW_SW], \
                             (p)[6 * DW_SW], (p)[7 * DW_SW]))
 #endif
+/* Stores 8 outputs at yrow + c0: a row's last 8 columns end at its end (c0 = OW - 8, recomputing a
+ * few); a row shorter than 8 stores all 8 lanes, running into the next rows, which the work-item
+ * writes after, unless its band has fewer than 8 columns left (rows_left rows: the scalar loop). */
+inline void dw_store8(__global float *yrow, const int c0, const float8 v, const int OW, const int rows_left)
+{
+    if (OW >= 8 || rows_left * OW >= 8) {
+        ST8(yrow + c0, v);
+    } else {
+        float t[8];
+        *(float8u *)t = v;
+        for (int i = 0; i < OW; ++i)
+            yrow[i] = t[i];
+    }
+}
+
 __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bias, const Strides4 xs,
                                  __global const float *x, int x_off, __global const float *w, const int w_off,
                                  __global const float *bias, const int bias_off, __global float *y,
@@ -343,12 +358,31 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
                 dst[j] = xrow[j * xs.w];
         }
     }
-    for (int ro = 0; ro < rows_out; ++ro) {
-        __global float *yrow = y + (((long)n * OC + oc) * OH + oh0 + ro) * OW;
+    __global float *yp = y + (((long)n * OC + oc) * OH + oh0) * OW;
+    int ro = 0;
+#if DW_SH == 1
+    /* two output rows at a time share KH of their KH + 1 input rows: each tap's load feeds both */
+    if (DH == 1)
+        for (; ro + 2 <= rows_out; ro += 2)
+            for (int v = 0; v < nv; ++v) {
+                const int c0 = OW >= 8 ? min(8 * v, OW - 8) : 0;
+                float8 a0 = b, a1 = b;
+                for (int i = 0; i <= DW_KH; ++i) {
+                    const float *prow = buf + (ro + i) * L + c0 * DW_SW;
+                    for (int kw = 0; kw < DW_KW; ++kw) {
+                        const float8 t = DW_TAP(prow + kw * DD);
+                        if (i < DW_KH)
+                            a0 += k[i * DW_KW + kw] * t;
+                        if (i > 0)
+                            a1 += k[(i - 1) * DW_KW + kw] * t;
+                    }
+                }
+                dw_store8(yp + ro * OW, c0, ACT_(a0, (float8)(0.0f)), OW, rows_out - ro);
+                dw_store8(yp + (ro + 1) * OW, c0, ACT_(a1, (float8)(0.0f)), OW, rows_out - ro - 1);
+            }
+#endif
+    for (; ro < rows_out; ++ro)
         for (int v = 0; v < nv; ++v) {
-            /* a row's last 8 columns end at its end (recomputing a few); a row shorter than 8 stores
-             * all 8 lanes, running into the next rows, which this work-item writes after, unless
-             * fewer than 8 of its band's columns are left (the scalar loop) */
             const int c0 = OW >= 8 ? min(8 * v, OW - 8) : 0;
             float8 acc = b;
             for (int kh = 0; kh < DW_KH; ++kh) {
@@ -356,17 +390,8 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
                 for (int kw = 0; kw < DW_KW; ++kw)
                     acc += k[kh * DW_KW + kw] * DW_TAP(prow + kw * DD);
             }
-            acc = ACT_(acc, (float8)(0.0f));
-            if (OW >= 8 || (rows_out - ro) * OW >= 8) {
-                ST8(yrow + c0, acc);
-            } else {
-                float t[8];
-                *(float8u *)t = acc;
-                for (int i = 0; i < OW; ++i)
-                    yrow[i] = t[i];
-            }
+            dw_store8(yp + ro * OW, c0, ACT_(acc, (float8)(0.0f)), OW, rows_out - ro);
         }
-    }
 }
 #endif
 
