@@ -6,19 +6,13 @@
 #ifndef ACT
 #define ACT 0
 #endif
-#if ACT == ACT_RELU
-#define ACT_(v, ZERO) ((v) < 0.0f ? (ZERO) : (v))
-#elif ACT == ACT_HARDSWISH
-#define ACT_(v, ZERO) ((v) * fmin(fmax((v) + 3.0f, 0.0f), 6.0f) / 6.0f)
-#elif ACT == ACT_SILU
-#define ACT_(v, ZERO) ((v) / (1.0f + exp(-(v))))
-#elif ACT == ACT_RELU6
-#define ACT_(v, ZERO) ((v) < 0.0f ? (ZERO) : ((v) > 6.0f ? (ZERO) + 6.0f : (v)))
-#elif ACT == ACT_SIGMOID
-#define ACT_(v, ZERO) (1.0f / (1.0f + exp(-(v))))
-#elif ACT == ACT_HARDSIGMOID
-#define ACT_(v, ZERO) ((v) <= -3.0f ? (ZERO) : ((v) >= 3.0f ? (ZERO) + 1.0f : (v) / 6.0f + 0.5f))
-#else
-#define ACT_(v, ZERO) (v)
-#endif
+/* ACT_BY(code, v, ZERO): the activation with that compile-time code (the untaken ones fold away) */
+#define ACT_BY(code, v, ZERO) \
+    ((code) == ACT_RELU ? ((v) < 0.0f ? (ZERO) : (v)) : \
+     (code) == ACT_HARDSWISH ? (v) * fmin(fmax((v) + 3.0f, 0.0f), 6.0f) / 6.0f : \
+     (code) == ACT_SILU ? (v) / (1.0f + exp(-(v))) : \
+     (code) == ACT_RELU6 ? ((v) < 0.0f ? (ZERO) : ((v) > 6.0f ? (ZERO) + 6.0f : (v))) : \
+     (code) == ACT_SIGMOID ? 1.0f / (1.0f + exp(-(v))) : \
+     (code) == ACT_HARDSIGMOID ? ((v) <= -3.0f ? (ZERO) : ((v) >= 3.0f ? (ZERO) + 1.0f : (v) / 6.0f + 0.5f)) : (v))
+#define ACT_(v, ZERO) ACT_BY(ACT, v, ZERO)
 #endif

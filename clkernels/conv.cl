@@ -221,8 +221,13 @@ inline int dw_ceil_div(const int a, const int b) { return -dw_floor_div(-a, b); 
 #define DW_VEC (DW_SW == 1 || DW_SW == 2)
 
 /* -D ACT (act.h): the activation that the depthwise forwards apply to each output as they store it
- * (an eval-mode Conv2dNormActivation with its BatchNorm folded in). */
+ * (an eval-mode Conv2dNormActivation with its BatchNorm folded in); -D ACT_IN: the one that
+ * depthwise_fwd_band applies to its input as it copies it (the previous 1x1 convolution's, which
+ * then needs no pass of its own). */
 #include "act.h"
+#ifndef ACT_IN
+#define ACT_IN ACT_NONE
+#endif
 
 /* y[n, oc, oh, :] for one (n, oc, oh) per work-item; y contiguous (N, OC, OH, OW). Each output is
  * the bias plus its taps in (kh, kw) order, over the taps whose input column ow*SW + kw*DW - PW lies
@@ -285,7 +290,7 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
 
 /* depthwise_fwd from a private, zero-padded copy of a band of input rows: one work-item per (n, oc)
  * and RB output rows (all of a small plane's), which copies the rows those read once, 8 columns at
- * a time (buf row i, column j = input column j - PW, zero outside), and takes every tap of 8
+ * a time (buf row i, column j = ACT_IN(input column j - PW), zero outside), and takes every tap of 8
  * outputs from it as one float8 (at column stride 2 the even lanes of a float16); the weights sit in
  * registers and ACT maps each output as it is stored. Taps add in (kh, kw) order after the bias, as
  * in depthwise_fwd (a padded tap adds k * 0). Needs DW_KH, DW_KW, DW_SW at compile time and
@@ -351,11 +356,20 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
             continue;
         __global const float *xrow = plane + h * xs.h;
         if (xs.w == 1 && W >= 8) {  /* the last 8 end at the row's end, over a few again */
-            for (int j = 0; j < W; j += 8)
-                *(float8u *)(dst + min(j, W - 8)) = LD8(xrow + min(j, W - 8));
-        } else {
-            for (int j = 0; j < W; ++j)
-                dst[j] = xrow[j * xs.w];
+            for (int j = 0; j < W; j += 8) {
+                const float8 t = LD8(xrow + min(j, W - 8));
+                *(float8u *)(dst + min(j, W - 8)) = ACT_BY(ACT_IN, t, (float8)(0.0f));
+            }
+        } else {  /* 8 at a time through a private float8 (ACT_IN's float8 exp, not a scalar call per element) */
+            for (int j0 = 0; j0 < W; j0 += 8) {
+                float t[8];
+                for (int j = 0; j < 8; ++j)
+                    t[j] = j0 + j < W ? xrow[(j0 + j) * xs.w] : 0.0f;
+                const float8 v = *(float8u *)t;
+                *(float8u *)t = ACT_BY(ACT_IN, v, (float8)(0.0f));
+                for (int j = 0; j < min(8, W - j0); ++j)
+                    dst[j0 + j] = t[j];
+            }
         }
     }
     __global float *yp = y + (((long)n * OC + oc) * OH + oh0) * OW;

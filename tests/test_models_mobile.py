@@ -105,6 +105,26 @@ def test_conv2d_norm_activation_fused_eval(dev, in_ch, out_ch, kw, size):
         _close(ours(mt.tensor(x, device=dev)), theirs(torch.from_numpy(x)).detach())
 
 
+@pytest.mark.parametrize("act", ["SiLU", "Hardswish", "ReLU6", "ReLU"])
+@pytest.mark.parametrize("size, stride", [((2, 9, 7), 1), ((1, 11, 23), 2), ((1, 2, 2100), 1)])
+def test_expansion_activation_fused_into_the_depthwise_loads(dev, act, size, stride):
+    """sequential_eval: a 1x1 expansion's activation runs in the depthwise kernel's loads (ACT_IN), or
+    in place before depthwise_fwd where a row is too wide for the band; against torch in float64."""
+    tv = import_torchvision()
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    mk = lambda lib, mod: lib.Sequential(  # noqa: E731
+        mod.Conv2dNormActivation(3, 6, kernel_size=1, activation_layer=getattr(lib, act)),
+        mod.Conv2dNormActivation(6, 6, kernel_size=3, stride=stride, groups=6, activation_layer=getattr(lib, act)))
+    theirs = _randomize_norms(mk(torch.nn, tv.ops)).eval()
+    ours = mk(nn, ops).to(dev).eval()
+    copy_weights(theirs, ours)
+    x = np.random.default_rng(4).standard_normal((size[0], 3) + size[1:]).astype(np.float32)
+    with mt.no_grad():
+        got = ops.sequential_eval(ours, mt.tensor(x, device=dev))
+    _close(got, _float64_reference(theirs, x))
+
+
 def test_fuse_conv_bn_weights_like_torch(dev):
     torch = pytest.importorskip("torch")
     from torch.nn.utils.fusion import fuse_conv_bn_weights as torch_fuse

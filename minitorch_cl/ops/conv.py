@@ -13,8 +13,10 @@ from .. import backend, dtypes, layout
 from ..autograd import Function
 from ..gemm import PackedB, gemm, panel_width
 from ..launch import At, launch
-from ..shared_constants import ACT_HARDSIGMOID, ACT_NONE, ACT_RELU, BIAS_NONE, BIAS_PER_ROW
+from ..shared_constants import (ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, BIAS_NONE,
+                                BIAS_PER_ROW)
 from ..tensor import Tensor, empty
+from . import activation
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
@@ -306,39 +308,50 @@ def _depthwise_defines(wshape, stride):
     return {"DW_KH": wshape[2], "DW_KW": wshape[3], "DW_SH": stride[0], "DW_SW": stride[1]}
 
 
-def _depthwise_forward(x, w2, bias, win, wshape, stride, dilation, OH, OW, act):
-    """y = act(depthwise conv2d(x) + bias) through conv.cl's depthwise_fwd_band or depthwise_fwd;
-    w2 = weight (OC, KH*KW) contiguous, act an ACT_* code."""
+def _depthwise_forward(x, w2, bias, win, wshape, stride, dilation, OH, OW, act, act_in=ACT_NONE):
+    """y = act(depthwise conv2d(act_in(x)) + bias) through conv.cl's depthwise_fwd_band or
+    depthwise_fwd; w2 = weight (OC, KH*KW) contiguous, act and act_in ACT_* codes (act_in: x is
+    the caller's to overwrite, where depthwise_fwd applies it in place first)."""
     N, C = x.shape[:2]
     OC, _, KH, KW = wshape
     out = empty(N, OC, OH, OW, device=x.device)
     if out.numel():
         rb = _band_rows(N, OC, OH, OW, KH, KW, stride, dilation)
+        if not rb and act_in != ACT_NONE:
+            _ACT_FNS[act_in](x, inplace=True)
         args = (win, OC // C, int(bias is not None), layout.strides4_struct(x.strides), x, w2,
                 bias.contiguous() if bias is not None else w2, out)
         defines = dict(_depthwise_defines(wshape, stride), ACT=act)
         if rb:
-            launch(x.device, "conv.cl", "depthwise_fwd_band", (N * OC * -(-OH // rb),), *args, rb, defines=defines)
+            launch(x.device, "conv.cl", "depthwise_fwd_band", (N * OC * -(-OH // rb),), *args, rb,
+                   defines=dict(defines, ACT_IN=act_in))
         else:
             launch(x.device, "conv.cl", "depthwise_fwd", (N * OC * OH,), *args, defines=defines)
     return out
 
 
-def depthwise_conv2d_act(input, weight, bias, stride, padding, dilation, act):
-    """act(conv2d(input, weight, bias, groups=C)) for a depthwise weight (C*M, 1, KH, KW), the activation
-    (an ACT_* code) fused into the kernel's stores; float32 (N, C, H, W), outside autograd (eval passes:
-    vision.ops' Conv2dNormActivation with its BatchNorm folded)."""
+# the ACT_* codes' activations, for an act_in that depthwise_fwd cannot fuse (in place)
+_ACT_FNS = {ACT_RELU: activation.relu, ACT_HARDSWISH: activation.hardswish, ACT_SILU: activation.silu,
+            ACT_RELU6: activation.relu6}
+
+
+def depthwise_conv2d_act(input, weight, bias, stride, padding, dilation, act, act_in=ACT_NONE):
+    """act(conv2d(act_in(input), weight, bias, groups=C)) for a depthwise weight (C*M, 1, KH, KW), the
+    activations (ACT_* codes) fused into the kernel's loads and stores; float32 (N, C, H, W), outside
+    autograd (eval passes: vision.ops' Conv2dNormActivation with its BatchNorm folded). With act_in,
+    input is the caller's to overwrite."""
     stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
     N, C, H, W = input.shape
     OC, one, KH, KW = weight.shape
-    if one != 1 or OC % C or input.dtype is not dtypes.float32 or not ACT_NONE <= act <= ACT_HARDSIGMOID:
+    if (one != 1 or OC % C or input.dtype is not dtypes.float32 or not ACT_NONE <= act <= ACT_HARDSIGMOID
+            or (act_in != ACT_NONE and act_in not in _ACT_FNS)):
         raise ValueError(f"depthwise_conv2d_act: input {input.shape} ({input.dtype}), weight {weight.shape}, "
                          f"act {act!r}: a float32 depthwise convolution and an ACT_* activation code")
     OH = output_size(H, KH, stride[0], padding[0], dilation[0])
     OW = output_size(W, KW, stride[1], padding[1], dilation[1])
     win = layout.window_struct(input.shape, (OH, OW), (KH, KW), stride, padding, dilation)
     return _depthwise_forward(input, weight.contiguous().reshape(OC, KH * KW), bias, win, weight.shape, stride,
-                              dilation, OH, OW, act)
+                              dilation, OH, OW, act, act_in)
 
 
 class DepthwiseConv2d(Function):

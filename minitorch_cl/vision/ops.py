@@ -71,8 +71,7 @@ class Conv2dNormActivation(nn.Sequential):
         self.out_channels = out_channels
 
     def forward(self, input):
-        fused = _fused_eval(self, input)
-        return super().forward(input) if fused is None else fused
+        return super().forward(input) if not _foldable(self, input) else _fused_eval(self, input)
 
 
 # the activations that an eval pass fuses after a folded conv-BatchNorm: their act.h codes
@@ -80,23 +79,57 @@ _ACTS = {nn.ReLU: ACT_RELU, nn.Hardswish: ACT_HARDSWISH, nn.SiLU: ACT_SILU, nn.R
 _IN_PLACE = {ACT_HARDSWISH: F.hardswish, ACT_SILU: F.silu, ACT_RELU6: F.relu6}  # after the GEMM
 
 
-def _fused_eval(block, x):
-    """A Conv2dNormActivation's eval pass as one convolution with the BatchNorm folded in (its
-    activation fused in the depthwise kernel or the GEMM's ReLU epilogue, else run in place), where
-    nothing records a graph; None where that does not apply (training, a graph, other layers)."""
+def _foldable(block, x):
+    """Whether a Conv2dNormActivation's pass on x can run as _fused_eval: eval-mode BatchNorm, an
+    activation act.h has, float32, and nothing that autograd would record."""
     conv, bn, act = (list(block) + [None])[:3]
-    if (block.training or len(block) > 3 or type(conv) is not nn.Conv2d or type(bn) is not nn.BatchNorm2d
-            or bn.training or bn.running_mean is None or conv.padding_mode != "zeros"
-            or isinstance(conv.padding, str) or (act is not None and type(act) not in _ACTS)
-            or x.dtype is not dtypes.float32 or conv.weight.dtype is not dtypes.float32
-            or (is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters())))):
-        return None
+    return not (block.training or len(block) > 3 or type(conv) is not nn.Conv2d or type(bn) is not nn.BatchNorm2d
+                or bn.training or bn.running_mean is None or conv.padding_mode != "zeros"
+                or isinstance(conv.padding, str) or (act is not None and type(act) not in _ACTS)
+                or x.ndim != 4 or x.dtype is not dtypes.float32 or conv.weight.dtype is not dtypes.float32
+                or (is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters()))))
+
+
+def _depthwise(block, x):
+    conv = block[0]
+    return conv.groups == conv.in_channels == x.shape[1] and conv.weight.shape[1] == 1
+
+
+def _fused_eval(block, x, act_in=ACT_NONE, defer=False):
+    """A foldable Conv2dNormActivation's pass as one convolution with the BatchNorm folded in, its
+    activation fused in the depthwise kernel or the GEMM's ReLU epilogue, else run in place. act_in:
+    an activation that x still needs (a depthwise block fuses it into its loads). defer=True (not
+    depthwise): (y, code), y before the activation with that code (ACT_NONE: applied)."""
+    conv, bn, act = (list(block) + [None])[:3]
     code = _ACTS[type(act)] if act is not None else ACT_NONE
     w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
-    if conv.groups == conv.in_channels == x.shape[1] and w.shape[1] == 1 and x.ndim == 4:
-        return depthwise_conv2d_act(x, w, b, conv.stride, conv.padding, conv.dilation, code)
+    if _depthwise(block, x):
+        return depthwise_conv2d_act(x, w, b, conv.stride, conv.padding, conv.dilation, code, act_in)
+    if act_in != ACT_NONE:
+        x = _IN_PLACE[act_in](x, inplace=True) if act_in in _IN_PLACE else F.relu(x, inplace=True)
     y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups, relu=code == ACT_RELU)
+    if defer:
+        return (y, code) if code in _IN_PLACE else (y, ACT_NONE)
     return _IN_PLACE[code](y, inplace=True) if code in _IN_PLACE else y
+
+
+def sequential_eval(layers, x):
+    """x through the Sequential `layers`, as layers(x), except that a foldable Conv2dNormActivation
+    followed by a foldable depthwise one leaves its activation to the depthwise kernel's loads
+    (depthwise_fwd_band's ACT_IN: one pass over the expanded activation fewer), in MBConv and the
+    inverted residuals."""
+    mods, pending = list(layers), ACT_NONE
+    for i, m in enumerate(mods):
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if pending != ACT_NONE:  # m is the depthwise block that takes it
+            x, pending = _fused_eval(m, x, act_in=pending), ACT_NONE
+        elif (type(m) is Conv2dNormActivation and type(nxt) is Conv2dNormActivation and _foldable(m, x)
+              and not _depthwise(m, x) and _foldable(nxt, x) and nxt[0].in_channels == m.out_channels
+              and nxt[0].groups == nxt[0].in_channels and nxt[0].weight.shape[1] == 1):
+            x, pending = _fused_eval(m, x, defer=True)
+        else:
+            x = m(x)
+    return x
 
 
 class SqueezeExcitation(nn.Module):
