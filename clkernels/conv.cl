@@ -299,6 +299,9 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
  * reads every tap from global memory and a row shorter than 8 in scalars (112x112 at stride 2:
  * 0.9-1.1x). */
 #define DW_BUF 2048
+/* a band's columns: the last tap of the last float8 reads column SW * 8 * nv - SW + (KW-1) * DW (and a
+ * float16's odd lane after it), rounded up to whole float8s for the copy */
+#define DW_BAND_COLS(nv, DD) ((DW_SW * 8 * (nv) + (DW_KW - 1) * (DD) + 7) / 8 * 8)
 #if DW_KH > 0 && DW_KW > 0 && DW_SW > 0
 #if DW_SW == 1
 #define DW_TAP(p) (*(const float8u *)(p))
@@ -308,6 +311,38 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
 #define DW_TAP(p) ((float8)((p)[0], (p)[DW_SW], (p)[2 * DW_SW], (p)[3 * DW_SW], (p)[4 * DW_SW], (p)[5 * DW_SW], \
                             (p)[6 * DW_SW], (p)[7 * DW_SW]))
 #endif
+/* buf[i * L + j] = ACT_IN(plane's row h0 + i, column j - PW), zero outside the image, for rows
+ * rows: the private band that depthwise_fwd_band and depthwise_bwd_weight_band read their taps from. */
+inline void dw_copy_band(float *buf, __global const float *plane, const Strides4 xs, const int h0, const int rows,
+                         const int L, const int H, const int W, const int PW)
+{
+    for (int i = 0; i < rows; ++i) {  /* zeros, then the row over them at column PW */
+        const int h = h0 + i;
+        float *brow = buf + i * L, *dst = brow + PW;
+        for (int q = 0; q < L; q += 8)
+            *(float8u *)(brow + q) = 0.0f;
+        if (h < 0 || h >= H)
+            continue;
+        __global const float *xrow = plane + h * xs.h;
+        if (xs.w == 1 && W >= 8) {  /* the last 8 end at the row's end, over a few again */
+            for (int j = 0; j < W; j += 8) {
+                const float8 t = LD8(xrow + min(j, W - 8));
+                *(float8u *)(dst + min(j, W - 8)) = ACT_BY(ACT_IN, t, (float8)(0.0f));
+            }
+        } else {  /* 8 at a time through a private float8 (ACT_IN's float8 exp, not a scalar call per element) */
+            for (int j0 = 0; j0 < W; j0 += 8) {
+                float t[8];
+                for (int j = 0; j < 8; ++j)
+                    t[j] = j0 + j < W ? xrow[(j0 + j) * xs.w] : 0.0f;
+                const float8 v = *(float8u *)t;
+                *(float8u *)t = ACT_BY(ACT_IN, v, (float8)(0.0f));
+                for (int j = 0; j < min(8, W - j0); ++j)
+                    dst[j0 + j] = t[j];
+            }
+        }
+    }
+}
+
 /* Stores 8 outputs at yrow + c0: a row's last 8 columns end at its end (c0 = OW - 8, recomputing a
  * few); a row shorter than 8 stores all 8 lanes, running into the next rows, which the work-item
  * writes after, unless its band has fewer than 8 columns left (rows_left rows: the scalar loop). */
@@ -342,36 +377,10 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
         k[t] = w[oc * DW_KH * DW_KW + t];
     const float b = has_bias ? bias[oc] : 0.0f;
     const int oh0 = blk * RB, rows_out = min(RB, OH - oh0), nv = (OW + 7) / 8;
-    /* columns: the last tap of the last float8 reads column SW * 8 * nv - SW + (KW-1) * DW (and a
-     * float16's odd lane after it), rounded up to whole float8s for the copy */
-    const int L = (DW_SW * 8 * nv + (DW_KW - 1) * DD + 7) / 8 * 8;
+    const int L = DW_BAND_COLS(nv, DD);
     const int rows = (rows_out - 1) * SH + (DW_KH - 1) * DH + 1;
     float buf[DW_BUF];
-    for (int i = 0; i < rows; ++i) {  /* zeros, then the row over them at column PW */
-        const int h = oh0 * SH - win.PH + i;
-        float *brow = buf + i * L, *dst = brow + win.PW;
-        for (int q = 0; q < L; q += 8)
-            *(float8u *)(brow + q) = 0.0f;
-        if (h < 0 || h >= H)
-            continue;
-        __global const float *xrow = plane + h * xs.h;
-        if (xs.w == 1 && W >= 8) {  /* the last 8 end at the row's end, over a few again */
-            for (int j = 0; j < W; j += 8) {
-                const float8 t = LD8(xrow + min(j, W - 8));
-                *(float8u *)(dst + min(j, W - 8)) = ACT_BY(ACT_IN, t, (float8)(0.0f));
-            }
-        } else {  /* 8 at a time through a private float8 (ACT_IN's float8 exp, not a scalar call per element) */
-            for (int j0 = 0; j0 < W; j0 += 8) {
-                float t[8];
-                for (int j = 0; j < 8; ++j)
-                    t[j] = j0 + j < W ? xrow[(j0 + j) * xs.w] : 0.0f;
-                const float8 v = *(float8u *)t;
-                *(float8u *)t = ACT_BY(ACT_IN, v, (float8)(0.0f));
-                for (int j = 0; j < min(8, W - j0); ++j)
-                    dst[j0 + j] = t[j];
-            }
-        }
-    }
+    dw_copy_band(buf, plane, xs, oh0 * SH - win.PH, rows, L, H, W, win.PW);
     __global float *yp = y + (((long)n * OC + oc) * OH + oh0) * OW;
     int ro = 0;
 #if DW_SH == 1
@@ -406,6 +415,61 @@ __kernel void depthwise_fwd_band(const Window win, const int M, const int has_bi
             }
             dw_store8(yp + ro * OW, c0, ACT_(acc, (float8)(0.0f)), OW, rows_out - ro);
         }
+}
+
+/* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap] from depthwise_fwd_band's
+ * private bands: one work-item per output channel, each band of RB output rows of each image copied
+ * once, and every tap's sum in its own float8 of 8 neighbouring columns, so a tap's load is
+ * depthwise_fwd_band's; the lanes add at the end. depthwise_bwd_weight (a
+ * work-item per tap, over global memory) ran MobileNetV3's 5x5 layers on 14x14 and 7x7 in scalars. */
+__kernel void depthwise_bwd_weight_band(const Window win, const int M, const Strides4 xs, const Strides4 gs,
+                                        __global const float *x, int x_off, __global const float *g, int g_off,
+                                        __global float *dw, const int dw_off, const int RB)
+{
+    const int SH = DW_SH_(win), DH = win.DH, DD = win.DW, OH = win.OH, OW = win.OW, OC = win.C * M;
+    const int oc = get_global_id(0);
+    if (oc >= OC)
+        return;
+    const int nv = (OW + 7) / 8, L = DW_BAND_COLS(nv, DD);
+    float8 acc[DW_KH * DW_KW];
+    for (int t = 0; t < DW_KH * DW_KW; ++t)
+        acc[t] = 0.0f;
+    float buf[DW_BUF];
+    for (int n = 0; n < win.N; ++n) {
+        __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
+        __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
+        for (int oh0 = 0; oh0 < OH; oh0 += RB) {
+            const int rows_out = min(RB, OH - oh0);
+            dw_copy_band(buf, plane, xs, oh0 * SH - win.PH, (rows_out - 1) * SH + (DW_KH - 1) * DH + 1, L,
+                         win.H, win.W, win.PW);
+            for (int ro = 0; ro < rows_out; ++ro) {
+                __global const float *grow = gplane + (oh0 + ro) * gs.h;
+                for (int v = 0; v < nv; ++v) {
+                    if (gs.w == 1 && 8 * v + 8 <= OW) {
+                        const float8 gv = LD8(grow + 8 * v);
+                        for (int kh = 0; kh < DW_KH; ++kh) {
+                            const float *prow = buf + (ro * SH + kh * DH) * L + 8 * v * DW_SW;
+                            for (int kw = 0; kw < DW_KW; ++kw)
+                                acc[kh * DW_KW + kw] += gv * DW_TAP(prow + kw * DD);
+                        }
+                    } else {  /* the lanes past OW add nothing (not 0 * x: an infinite x there) */
+                        float t[8];
+                        for (int j = 0; j < 8; ++j)
+                            t[j] = 8 * v + j < OW ? grow[(8 * v + j) * gs.w] : 0.0f;
+                        const float8 gv = *(float8u *)t;
+                        const int8 in = (int8)(0, 1, 2, 3, 4, 5, 6, 7) + 8 * v < OW;
+                        for (int kh = 0; kh < DW_KH; ++kh) {
+                            const float *prow = buf + (ro * SH + kh * DH) * L + 8 * v * DW_SW;
+                            for (int kw = 0; kw < DW_KW; ++kw)
+                                acc[kh * DW_KW + kw] += select((float8)(0.0f), gv * DW_TAP(prow + kw * DD), in);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (int t = 0; t < DW_KH * DW_KW; ++t)
+        dw[dw_off + oc * DW_KH * DW_KW + t] = sum8(acc[t]);
 }
 #endif
 

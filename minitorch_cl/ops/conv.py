@@ -15,8 +15,9 @@ from ..gemm import PackedB, gemm, panel_width
 from ..launch import At, launch
 from ..shared_constants import (ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, BIAS_NONE,
                                 BIAS_PER_ROW)
-from ..tensor import Tensor, empty
+from ..tensor import Tensor, arange, empty
 from . import activation
+from .shape import index_select
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
@@ -287,14 +288,18 @@ DW_BUF = 2048  # conv.cl's private band of depthwise_fwd_band, in floats
 DW_MIN_ITEMS = 64  # work-items below which depthwise_fwd_band's bands are cut shorter
 
 
+def _band_fit(OW, KH, KW, stride, dilation):
+    """The output rows whose input rows fit conv.cl's private band of DW_BUF floats (below 1: none)."""
+    SH, SW = stride
+    L = -(-(SW * 8 * -(-OW // 8) + (KW - 1) * dilation[1]) // 8) * 8  # DW_BAND_COLS: whole float8s
+    return (DW_BUF // L - (KH - 1) * dilation[0] - 1) // SH + 1
+
+
 def _band_rows(N, OC, OH, OW, KH, KW, stride, dilation):
     """The output rows per work-item of conv.cl's depthwise_fwd_band (all of them where the plane's
     input rows fit its private band and the grid stays DW_MIN_ITEMS wide), or 0 (depthwise_fwd)
     where one output row's input rows do not fit."""
-    SH, SW = stride
-    L = -(-(SW * 8 * -(-OW // 8) + (KW - 1) * dilation[1]) // 8) * 8  # its columns, whole float8s
-    reach = (KH - 1) * dilation[0] + 1
-    fit = (DW_BUF // L - reach) // SH + 1
+    fit = _band_fit(OW, KH, KW, stride, dilation)
     if fit < 1:
         return 0
     rows = min(OH, fit)
@@ -364,27 +369,43 @@ class DepthwiseConv2d(Function):
         out = _depthwise_forward(x, w2, bias, win, weight.shape, stride, dilation, OH, OW,
                                  ACT_RELU if relu else ACT_NONE)
         ctx.save_for_backward(x, w2, out if relu else None)
-        ctx.geom = (win, weight.shape[0] // x.shape[1], weight.shape, stride, relu)
+        ctx.geom = (win, weight.shape[0] // x.shape[1], weight.shape, stride, padding, dilation, relu)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, w2, out = ctx.saved_tensors
-        win, M, wshape, stride, relu = ctx.geom
+        win, M, wshape, stride, padding, dilation, relu = ctx.geom
         if relu:
             g = g.relu_backward(out)
         gx = gw = gb = None
         gs = layout.strides4_struct(g.strides)
         if ctx.needs_input_grad[0]:
-            gx = empty(*x.shape, device=g.device)
-            if gx.numel():
-                N, C, H, _ = x.shape
-                launch(g.device, "conv.cl", "depthwise_bwd_input", (N * C * H,), win, M, gs, g, w2, gx,
-                       defines=_depthwise_defines(wshape, stride))
+            N, C, H, W = x.shape
+            pads = _transposed_padding(*wshape[2:], stride, padding, dilation) if M == 1 else None
+            if pads is not None and x.numel():
+                # stride 1, one output channel per input one: dx is g correlated with the flipped kernel,
+                # a depthwise forward (depthwise_fwd_band; depthwise_bwd_input's 7- and 14-column rows
+                # were scalar at 5x5)
+                gwin = layout.window_struct(g.shape, (H, W), tuple(wshape[2:]), (1, 1), pads, dilation)
+                taps = w2.shape[1]
+                flipped = index_select(w2, 1, arange(taps - 1, -1, -1, device=g.device))
+                gx = _depthwise_forward(g, flipped, None, gwin, wshape, (1, 1), dilation, H, W, ACT_NONE)
+            else:
+                gx = empty(*x.shape, device=g.device)
+                if gx.numel():
+                    launch(g.device, "conv.cl", "depthwise_bwd_input", (N * C * H,), win, M, gs, g, w2, gx,
+                           defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[1]:
             gw = empty(*wshape, device=g.device)
-            launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M,
-                   layout.strides4_struct(x.strides), gs, x, g, gw, defines=_depthwise_defines(wshape, stride))
+            fit = _band_fit(win["OW"], *wshape[2:], stride, dilation)
+            xs = layout.strides4_struct(x.strides)
+            if fit >= 1:  # a work-item per output channel over private bands, every tap in float8 lanes
+                launch(g.device, "conv.cl", "depthwise_bwd_weight_band", (wshape[0],), win, M, xs, gs, x, g, gw,
+                       min(fit, int(win["OH"])), defines=_depthwise_defines(wshape, stride))
+            else:
+                launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M, xs, gs, x, g, gw,
+                       defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[2]:
             gb = g.sum((2, 3)).sum(0)
         return gx, gw, gb, None, None, None, None, None, None
