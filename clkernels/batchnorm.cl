@@ -232,3 +232,25 @@ void batchnorm_bwd(const int N, const int C, const int S, const int sN, const in
     END_NS
 #endif
 }
+
+/* An eval-mode BatchNorm folded into the convolution before it (nn/utils/fusion.py): one work-item
+ * per output channel oc, scale = weight[oc] * rsqrt(running_var[oc] + eps) as batchnorm_fwd takes it,
+ * wf[oc, :] = w[oc, :] * scale and bf[oc] = (conv_bias[oc] - running_mean[oc]) * scale + bias[oc].
+ * w and wf are (OC, K) contiguous. */
+__kernel void bn_fold(const int OC, const int K, const float eps, const int has_cb, const int has_w,
+                      const int has_b, __global const float *w, const int w_off, __global const float *cb,
+                      const int cb_off, __global const float *run_mean, const int run_mean_off,
+                      __global const float *run_var, const int run_var_off, __global const float *bw,
+                      const int bw_off, __global const float *bb, const int bb_off, __global float *wf,
+                      const int wf_off, __global float *bf, const int bf_off)
+{
+    const int oc = get_global_id(0);
+    if (oc >= OC) return;
+    w += w_off + (long)oc * K; wf += wf_off + (long)oc * K;
+    const float r = rsqrt(run_var[run_var_off + oc] + eps);
+    const float scale = has_w ? bw[bw_off + oc] * r : r;
+    for (int k = 0; k < K; ++k)
+        wf[k] = w[k] * scale;
+    bf[bf_off + oc] = ((has_cb ? cb[cb_off + oc] : 0.0f) - run_mean[run_mean_off + oc]) * scale +
+                      (has_b ? bb[bb_off + oc] : 0.0f);
+}

@@ -216,6 +216,15 @@ inline int dw_ceil_div(const int a, const int b) { return -dw_floor_div(-a, b); 
  * strided rows, take the scalar code. Both sum the taps of an output in the same order. */
 #define DW_VEC (DW_SW == 1 || DW_SW == 2)
 
+/* -D ACT (act.h): the activation that the depthwise forwards apply to each output as they store it
+ * (an eval-mode Conv2dNormActivation with its BatchNorm folded in); -D ACT_IN: the one that
+ * depthwise_fwd_band applies to its input as it copies it (the previous 1x1 convolution's, which
+ * then needs no pass of its own). */
+#include "act.h"
+#ifndef ACT_IN
+#define ACT_IN ACT_NONE
+#endif
+
 /* y[n, oc, oh, :] for one (n, oc, oh) per work-item; y contiguous (N, OC, OH, OW). Each output is
  * the bias plus its taps in (kh, kw) order, over the taps whose input column ow*SW + kw*DW - PW lies
  * inside the image. */
@@ -253,7 +262,7 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
                 for (int kw = 0; kw < KW; ++kw)
                     acc += k[kh * KW + kw] * LD8_STRIDED(DW_SW, row + kw * win.DW);
             }
-            ST8(yrow + ow, acc);
+            ST8(yrow + ow, ACT_(acc, (float8)(0.0f)));
             ow += 8;
             continue;
         }
@@ -270,64 +279,195 @@ __kernel void depthwise_fwd(const Window win, const int M, const int has_bias, c
                     acc += k[kh * KW + kw] * row[wi * xs.w];
             }
         }
-        yrow[ow] = acc;
+        yrow[ow] = ACT_(acc, 0.0f);
         ++ow;
     }
 }
 
-/* depthwise_fwd for a small image at column stride 1 (the 14x14 and 7x7 layers, up to DW_NARROW
- * columns and rows): one work-item per (n, oc) plane, which copies its input plane once, zero-padded,
- * into private memory and then takes every output row in float8s. Per row, the float8 middle of a
- * narrow row was a few columns or none, and mobilenet_v3_small's 5x5 layers ran 38% of its forward
- * in the scalar edge loop. Taps add in (kh, kw) order after the bias, as in depthwise_fwd (a padded
- * tap adds k * 0). */
-#define DW_NARROW 32
-#define DW_PAD 8   /* (KH-1)*DH and (KW-1)*DW up to this */
-__kernel void depthwise_fwd_plane(const Window win, const int M, const int has_bias, const Strides4 xs,
-                                  __global const float *x, int x_off, __global const float *w, const int w_off,
-                                  __global const float *bias, const int bias_off, __global float *y,
-                                  const int y_off)
+/* depthwise_fwd from a private, zero-padded copy of a band of input rows: one work-item per (n, oc)
+ * and RB output rows (all of a small plane's), which copies the rows those read once, 8 columns at
+ * a time (buf row i, column j = ACT_IN(input column j - PW), zero outside), and takes every tap of 8
+ * outputs from it as one float8 (at column stride 2 the even lanes of a float16); the weights sit in
+ * registers and ACT maps each output as it is stored. Taps add in (kh, kw) order after the bias, as
+ * in depthwise_fwd (a padded tap adds k * 0). Needs DW_KH, DW_KW, DW_SW at compile time and
+ * rows * L <= DW_BUF (ops/conv.py's _band_rows; depthwise_fwd takes wider rows). On PoCL (one
+ * thread) it ran MobileNetV3's and EfficientNet's layers 1.5-6x faster than depthwise_fwd, which
+ * reads every tap from global memory and a row shorter than 8 in scalars (112x112 at stride 2:
+ * 0.9-1.1x). */
+#define DW_BUF 2048
+/* a band's columns: the last tap of the last float8 reads column SW * 8 * nv - SW + (KW-1) * DW (and a
+ * float16's odd lane after it), rounded up to whole float8s for the copy */
+#define DW_BAND_COLS(nv, DD) ((DW_SW * 8 * (nv) + (DW_KW - 1) * (DD) + 7) / 8 * 8)
+#if DW_KH > 0 && DW_KW > 0 && DW_SW > 0
+#if DW_SW == 1
+#define DW_TAP(p) (*(const float8u *)(p))
+#elif DW_SW == 2
+#define DW_TAP(p) ((*(const float16u *)(p)).even)
+#else
+#define DW_TAP(p) ((float8)((p)[0], (p)[DW_SW], (p)[2 * DW_SW], (p)[3 * DW_SW], (p)[4 * DW_SW], (p)[5 * DW_SW], \
+                            (p)[6 * DW_SW], (p)[7 * DW_SW]))
+#endif
+/* buf[i * L + j] = ACT_IN(plane's row h0 + i, column j - PW), zero outside the image, for rows
+ * rows: the private band that depthwise_fwd_band and depthwise_bwd_weight_band read their taps from. */
+inline void dw_copy_band(float *buf, __global const float *plane, const Strides4 xs, const int h0, const int rows,
+                         const int L, const int H, const int W, const int PW)
 {
-    w += w_off; bias += bias_off; y += y_off;
-    const int KH = DW_KH_(win), KW = DW_KW_(win);
-    const int OH = win.OH, OW = win.OW, OC = win.C * M, H = win.H, W = win.W;
-    const int r = get_global_id(0);
-    if (r >= win.N * OC)
-        return;
-    const int oc = r % OC, n = r / OC;
-    __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
-    __global const float *k = w + oc * KH * KW;
-    __global float *yp = y + (long)r * OH * OW;
-    const float b = has_bias ? bias[oc] : 0.0f;
-    const int nv = (OW + 7) / 8, cols = 8 * nv + (KW - 1) * win.DW, rows = OH + (KH - 1) * win.DH;
-    float pp[(DW_NARROW + DW_PAD) * (DW_NARROW + DW_PAD)];  /* pp[i][j] = x[i - PH][j - PW] or 0 */
-    for (int i = 0; i < rows; ++i) {
-        const int hi = i - win.PH;
-        for (int j = 0; j < cols; ++j) {
-            const int wi = j - win.PW;
-            pp[i * cols + j] = hi >= 0 && hi < H && wi >= 0 && wi < W ? plane[hi * xs.h + wi * xs.w] : 0.0f;
-        }
-    }
-    for (int oh = 0; oh < OH; ++oh) {
-        float8 acc[DW_NARROW / 8];
-        for (int v = 0; v < nv; ++v)
-            acc[v] = (float8)(b);
-        for (int kh = 0; kh < KH; ++kh) {
-            const float *prow = pp + (oh + kh * win.DH) * cols;
-            for (int kw = 0; kw < KW; ++kw) {
-                const float kv = k[kh * KW + kw];
-                for (int v = 0; v < nv; ++v)
-                    acc[v] += kv * *(const float8u *)(prow + 8 * v + kw * win.DW);
+    for (int i = 0; i < rows; ++i) {  /* zeros, then the row over them at column PW */
+        const int h = h0 + i;
+        float *brow = buf + i * L, *dst = brow + PW;
+        for (int q = 0; q < L; q += 8)
+            *(float8u *)(brow + q) = 0.0f;
+        if (h < 0 || h >= H)
+            continue;
+        __global const float *xrow = plane + h * xs.h;
+        if (xs.w == 1 && W >= 8) {  /* the last 8 end at the row's end, over a few again */
+            for (int j = 0; j < W; j += 8) {
+                const float8 t = LD8(xrow + min(j, W - 8));
+                *(float8u *)(dst + min(j, W - 8)) = ACT_BY(ACT_IN, t, (float8)(0.0f));
             }
-        }
-        for (int v = 0; v < nv; ++v) {
-            float t[8];
-            *(float8u *)t = acc[v];
-            for (int i = 0; i < min(8, OW - 8 * v); ++i)
-                yp[oh * OW + 8 * v + i] = t[i];
+        } else {  /* 8 at a time through a private float8 (ACT_IN's float8 exp, not a scalar call per element) */
+            for (int j0 = 0; j0 < W; j0 += 8) {
+                float t[8];
+                for (int j = 0; j < 8; ++j)
+                    t[j] = j0 + j < W ? xrow[(j0 + j) * xs.w] : 0.0f;
+                const float8 v = *(float8u *)t;
+                *(float8u *)t = ACT_BY(ACT_IN, v, (float8)(0.0f));
+                for (int j = 0; j < min(8, W - j0); ++j)
+                    dst[j0 + j] = t[j];
+            }
         }
     }
 }
+
+/* Stores 8 outputs at yrow + c0: a row's last 8 columns end at its end (c0 = OW - 8, recomputing a
+ * few); a row shorter than 8 stores all 8 lanes, running into the next rows, which the work-item
+ * writes after, unless its band has fewer than 8 columns left (rows_left rows: the scalar loop). */
+inline void dw_store8(__global float *yrow, const int c0, const float8 v, const int OW, const int rows_left)
+{
+    if (OW >= 8 || rows_left * OW >= 8) {
+        ST8(yrow + c0, v);
+    } else {
+        float t[8];
+        *(float8u *)t = v;
+        for (int i = 0; i < OW; ++i)
+            yrow[i] = t[i];
+    }
+}
+
+__kernel void depthwise_fwd_band(const Window win, const int M, const int has_bias, const Strides4 xs,
+                                 __global const float *x, int x_off, __global const float *w, const int w_off,
+                                 __global const float *bias, const int bias_off, __global float *y,
+                                 const int y_off, const int RB)
+{
+    w += w_off; bias += bias_off; y += y_off;
+    const int SH = DW_SH_(win), DH = win.DH, DD = win.DW;
+    const int OH = win.OH, OW = win.OW, OC = win.C * M, H = win.H, W = win.W;
+    const int nb = (OH + RB - 1) / RB;
+    const int r = get_global_id(0);
+    if (r >= win.N * OC * nb)
+        return;
+    const int blk = r % nb, oc = (r / nb) % OC, n = r / (nb * OC);
+    __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
+    float k[DW_KH * DW_KW];
+    for (int t = 0; t < DW_KH * DW_KW; ++t)
+        k[t] = w[oc * DW_KH * DW_KW + t];
+    const float b = has_bias ? bias[oc] : 0.0f;
+    const int oh0 = blk * RB, rows_out = min(RB, OH - oh0), nv = (OW + 7) / 8;
+    const int L = DW_BAND_COLS(nv, DD);
+    const int rows = (rows_out - 1) * SH + (DW_KH - 1) * DH + 1;
+    float buf[DW_BUF];
+    dw_copy_band(buf, plane, xs, oh0 * SH - win.PH, rows, L, H, W, win.PW);
+    __global float *yp = y + (((long)n * OC + oc) * OH + oh0) * OW;
+    int ro = 0;
+#if DW_SH == 1
+    /* two output rows at a time share KH of their KH + 1 input rows: each tap's load feeds both */
+    if (DH == 1)
+        for (; ro + 2 <= rows_out; ro += 2)
+            for (int v = 0; v < nv; ++v) {
+                const int c0 = OW >= 8 ? min(8 * v, OW - 8) : 0;
+                float8 a0 = b, a1 = b;
+                for (int i = 0; i <= DW_KH; ++i) {
+                    const float *prow = buf + (ro + i) * L + c0 * DW_SW;
+                    for (int kw = 0; kw < DW_KW; ++kw) {
+                        const float8 t = DW_TAP(prow + kw * DD);
+                        if (i < DW_KH)
+                            a0 += k[i * DW_KW + kw] * t;
+                        if (i > 0)
+                            a1 += k[(i - 1) * DW_KW + kw] * t;
+                    }
+                }
+                dw_store8(yp + ro * OW, c0, ACT_(a0, (float8)(0.0f)), OW, rows_out - ro);
+                dw_store8(yp + (ro + 1) * OW, c0, ACT_(a1, (float8)(0.0f)), OW, rows_out - ro - 1);
+            }
+#endif
+    for (; ro < rows_out; ++ro)
+        for (int v = 0; v < nv; ++v) {
+            const int c0 = OW >= 8 ? min(8 * v, OW - 8) : 0;
+            float8 acc = b;
+            for (int kh = 0; kh < DW_KH; ++kh) {
+                const float *prow = buf + (ro * SH + kh * DH) * L + c0 * DW_SW;
+                for (int kw = 0; kw < DW_KW; ++kw)
+                    acc += k[kh * DW_KW + kw] * DW_TAP(prow + kw * DD);
+            }
+            dw_store8(yp + ro * OW, c0, ACT_(acc, (float8)(0.0f)), OW, rows_out - ro);
+        }
+}
+
+/* dw[oc, kh, kw] = sum over n, oh, ow of g[n, oc, oh, ow] * x[n, oc / M, tap] from depthwise_fwd_band's
+ * private bands: one work-item per output channel, each band of RB output rows of each image copied
+ * once, and every tap's sum in its own float8 of 8 neighbouring columns, so a tap's load is
+ * depthwise_fwd_band's; the lanes add at the end. depthwise_bwd_weight (a
+ * work-item per tap, over global memory) ran MobileNetV3's 5x5 layers on 14x14 and 7x7 in scalars. */
+__kernel void depthwise_bwd_weight_band(const Window win, const int M, const Strides4 xs, const Strides4 gs,
+                                        __global const float *x, int x_off, __global const float *g, int g_off,
+                                        __global float *dw, const int dw_off, const int RB)
+{
+    const int SH = DW_SH_(win), DH = win.DH, DD = win.DW, OH = win.OH, OW = win.OW, OC = win.C * M;
+    const int oc = get_global_id(0);
+    if (oc >= OC)
+        return;
+    const int nv = (OW + 7) / 8, L = DW_BAND_COLS(nv, DD);
+    float8 acc[DW_KH * DW_KW];
+    for (int t = 0; t < DW_KH * DW_KW; ++t)
+        acc[t] = 0.0f;
+    float buf[DW_BUF];
+    for (int n = 0; n < win.N; ++n) {
+        __global const float *plane = x + x_off + n * xs.n + (oc / M) * xs.c;
+        __global const float *gplane = g + g_off + n * gs.n + oc * gs.c;
+        for (int oh0 = 0; oh0 < OH; oh0 += RB) {
+            const int rows_out = min(RB, OH - oh0);
+            dw_copy_band(buf, plane, xs, oh0 * SH - win.PH, (rows_out - 1) * SH + (DW_KH - 1) * DH + 1, L,
+                         win.H, win.W, win.PW);
+            for (int ro = 0; ro < rows_out; ++ro) {
+                __global const float *grow = gplane + (oh0 + ro) * gs.h;
+                for (int v = 0; v < nv; ++v) {
+                    if (gs.w == 1 && 8 * v + 8 <= OW) {
+                        const float8 gv = LD8(grow + 8 * v);
+                        for (int kh = 0; kh < DW_KH; ++kh) {
+                            const float *prow = buf + (ro * SH + kh * DH) * L + 8 * v * DW_SW;
+                            for (int kw = 0; kw < DW_KW; ++kw)
+                                acc[kh * DW_KW + kw] += gv * DW_TAP(prow + kw * DD);
+                        }
+                    } else {  /* the lanes past OW add nothing (not 0 * x: an infinite x there) */
+                        float t[8];
+                        for (int j = 0; j < 8; ++j)
+                            t[j] = 8 * v + j < OW ? grow[(8 * v + j) * gs.w] : 0.0f;
+                        const float8 gv = *(float8u *)t;
+                        const int8 in = (int8)(0, 1, 2, 3, 4, 5, 6, 7) + 8 * v < OW;
+                        for (int kh = 0; kh < DW_KH; ++kh) {
+                            const float *prow = buf + (ro * SH + kh * DH) * L + 8 * v * DW_SW;
+                            for (int kw = 0; kw < DW_KW; ++kw)
+                                acc[kh * DW_KW + kw] += select((float8)(0.0f), gv * DW_TAP(prow + kw * DD), in);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (int t = 0; t < DW_KH * DW_KW; ++t)
+        dw[dw_off + oc * DW_KH * DW_KW + t] = sum8(acc[t]);
+}
+#endif
 
 /* dx[n, c, h, :] for one (n, c, h) per work-item; dx contiguous (N, C, H, W). Input column x_w is
  * read by output column ow = (x_w - kw*DW + PW) / SW of tap (kh, kw) where that divides exactly, and

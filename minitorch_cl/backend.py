@@ -30,6 +30,10 @@ def _check_size(n):
         raise ValueError(f"tensors of {n} elements exceed the 2**31 element limit of the kernels")
 
 
+# map1's ops on exp that take elementwise.cl's map1_vec (float16 vectors) on contiguous float32 operands
+_VECTOR_MAPS = frozenset({"OP_SIGMOID", "OP_SILU", "OP_SILU_GRAD"})
+
+
 def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     """out = F(a) elementwise; out may be a preallocated (possibly strided) view."""
     out_dtype = out.dtype if out is not None else (out_dtype or a.dtype)
@@ -42,6 +46,8 @@ def map1(op, a, out_dtype=None, alpha=0, beta=0, out=None):
     ct = dtypes.compute_dtype(out_dtype if op == "OP_FILL" else a.dtype)
     defines = dict(OP=op, **dtypes.cl_defines(a.device, T=ct, TA=a.dtype, TO=out_dtype))
     kernel, grid, local, (shape, sa, so) = _map_operands("map1", out, a)
+    if op in _VECTOR_MAPS and a.dtype is out.dtype is dtypes.float32 and a.is_contiguous() and out.is_contiguous():
+        kernel, grid, local = "map1_vec", (-(-n // 16),), None
     launch(a.device, "elementwise.cl", kernel, grid, n, shape, sa, so, alpha, beta, a, out, defines=defines,
            local=local, nbytes=n * (a.dtype.itemsize + out.dtype.itemsize))
     return out

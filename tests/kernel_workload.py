@@ -179,6 +179,34 @@ def conv(dev, rng):
                   nn.Conv2d(3, 4, 4, padding="same").to(dev)(small))
     finally:
         conv_mod.IMPLICIT_MIN_USE, conv_mod.IMPLICIT_MIN_K = thresholds
+    mobile_eval(dev, rng)
+
+
+def mobile_eval(dev, rng):
+    """vision.ops' blocks outside autograd (BatchNorm folded, activations fused, se.cl) against their
+    generic pass: each fused activation, a depthwise band at stride 1 and 2, a row too wide for the
+    band (depthwise_fwd), an expansion's activation fused into the depthwise loads."""
+    from minitorch_cl.vision import ops
+    x = _t(dev, rng.standard_normal((2, 3, 7, 9)))
+    wide = _t(dev, rng.standard_normal((1, 3, 4, 40)))
+    widest = _t(dev, rng.standard_normal((1, 3, 2, 2100)))
+    cases = [(x, dict(kernel_size=3, groups=3, activation_layer=a)) for a in (nn.SiLU, nn.Hardswish, nn.ReLU6, None)]
+    cases += [(x, dict(kernel_size=5, stride=2, groups=3)), (wide, dict(kernel_size=3, stride=2, groups=3)),
+              (widest, dict(kernel_size=3, groups=3, activation_layer=nn.SiLU)),
+              (x, dict(kernel_size=1, activation_layer=nn.SiLU))]
+    for inp, kw in cases:
+        block = ops.Conv2dNormActivation(3, 3, **kw).to(dev).eval()
+        for se in (ops.SqueezeExcitation(3, 2), ops.SqueezeExcitation(3, 2, nn.SiLU, nn.Hardsigmoid)):
+            se = se.to(dev)
+            want = se(block(inp))  # inp requires grad: the generic pass
+            with mt.no_grad():
+                _close(se(block(inp)), want.detach().numpy())
+    for inp in (x, widest):  # an expansion's SiLU in the depthwise loads (ACT_IN), or in place
+        seq = nn.Sequential(ops.Conv2dNormActivation(3, 6, kernel_size=1, activation_layer=nn.SiLU),
+                            ops.Conv2dNormActivation(6, 6, groups=6, activation_layer=nn.Hardswish)).to(dev).eval()
+        want = seq(inp)
+        with mt.no_grad():
+            _close(ops.sequential_eval(seq, inp), want.detach().numpy())
 
 
 def pool(dev, rng):

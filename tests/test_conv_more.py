@@ -59,16 +59,43 @@ GROUP_CASES = [  # x shape, weight shape, groups, stride, padding, dilation
     ((2, 6, 5, 5), (3, 2, 1, 1), 3, 1, 0, 1),
     ((5, 4, 6, 7), (6, 2, 3, 2), 2, (1, 2), (1, 1), 1),  # more images than groups: one GEMM per group
     # depthwise rows wide enough for the float8 columns (and their scalar ends): MobileNetV3's 5x5,
-    # stride 2 with a multiplier, dilation (stride 1 past 32 columns, where depthwise_fwd_plane stops)
+    # stride 2 with a multiplier, dilation
     ((2, 3, 5, 37), (3, 1, 5, 5), 3, 1, 2, 1),
     ((2, 3, 6, 37), (6, 1, 3, 3), 3, 2, 1, 1),
     ((1, 2, 4, 40), (2, 1, 3, 3), 2, 1, 1, (1, 2)),
-    # depthwise on small planes (depthwise_fwd_plane): 5x5 on 7x7 with a multiplier, reach and
-    # dilation on 14 rows, and 33 rows, one past its 32
+    # depthwise on small planes (depthwise_fwd_band, whole planes): 5x5 on 7x7 with a multiplier, reach and
+    # dilation on 14 rows, and 33 rows of 2 planes (bands of one row, to keep 64 work-items)
     ((2, 3, 7, 7), (6, 1, 5, 5), 3, 1, 2, 1),
     ((1, 2, 14, 11), (2, 1, 3, 5), 2, 1, (1, 3), (2, 1)),
     ((1, 2, 33, 9), (2, 1, 3, 3), 2, 1, 1, 1),
+    # depthwise_fwd_band's bands of rows (the last one short), stride 2 on 8 columns and stride 3
+    # (its taps gathered lane by lane)
+    ((1, 3, 70, 20), (3, 1, 3, 3), 3, 1, 1, 1),
+    ((2, 4, 30, 15), (4, 1, 5, 5), 4, 2, 2, 1),
+    ((1, 2, 11, 11), (2, 1, 3, 3), 2, 3, 1, 1),
 ]
+
+
+@pytest.mark.parametrize("xs, ws, stride", [((2, 2, 3, 2100), (2, 1, 3, 3), 1), ((1, 2, 5, 2111), (4, 1, 5, 3), 2)])
+def test_depthwise_rows_past_the_private_band(dev, rng, xs, ws, stride):
+    """Rows whose input does not fit depthwise_fwd_band's 8 KiB take depthwise_fwd (float8 middle,
+    scalar ends, a multiplier): forward against NumPy in float64, gradients against torch."""
+    from minitorch_cl.ops import conv as conv_mod
+    OH, OW = (conv_mod.output_size(xs[d + 2], ws[d + 2], stride, 1, 1) for d in (0, 1))
+    assert conv_mod._band_rows(xs[0], ws[0], OH, OW, ws[2], ws[3], (stride, stride), (1, 1)) == 0
+    x, w, b = _arrays(rng, xs, ws, ws[0])
+    xt, wt, bt = (mt.tensor(a, device=dev, requires_grad=True) for a in (x, w, b))
+    y = F.conv2d(xt, wt, bt, stride, 1, 1, xs[1])
+    np.testing.assert_allclose(y.detach().numpy(), np_conv2d(x.astype(np.float64), w.astype(np.float64), b,
+                                                          (stride, stride), (1, 1, 1, 1), (1, 1), xs[1]),
+                               rtol=1e-5, atol=1e-5)
+    torch = pytest.importorskip("torch")
+    tx, tw, tb = (torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, w, b))
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    torch.nn.functional.conv2d(tx, tw, tb, stride, 1, 1, xs[1]).backward(torch.from_numpy(g.astype(np.float64)))
+    y.backward(mt.tensor(g, device=dev))
+    for got, want in ((xt, tx), (wt, tw), (bt, tb)):
+        np.testing.assert_allclose(got.grad.numpy(), want.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("xs,ws,groups,stride,padding,dilation", GROUP_CASES)

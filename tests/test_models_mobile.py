@@ -66,6 +66,102 @@ def test_conv2d_norm_activation(dev, kw):
     _close(ours(mt.tensor(x, device=dev)), theirs(torch.from_numpy(x)))
 
 
+def _float64_reference(torch_module, x):
+    """torch_module's eval output in float64 (a float64 copy; the module itself stays float32)."""
+    import copy
+    torch = pytest.importorskip("torch")
+    with torch.no_grad():
+        return copy.deepcopy(torch_module).double().eval()(torch.from_numpy(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("in_ch, out_ch, kw", [
+    (6, 6, dict(kernel_size=3, groups=6, activation_layer=nn.SiLU)),             # depthwise_fwd_band, SiLU
+    (5, 5, dict(kernel_size=5, stride=2, groups=5, activation_layer=nn.Hardswish)),  # depthwise_fwd (wide)
+    (4, 8, dict(kernel_size=3, groups=4, dilation=2, activation_layer=nn.ReLU6)),  # multiplier 2, dilation
+    (3, 3, dict(kernel_size=3, stride=2, groups=3)),                               # ReLU, band at stride 2
+    (3, 3, dict(kernel_size=3, groups=3, activation_layer=None)),
+    (6, 12, dict(kernel_size=1, activation_layer=nn.SiLU)),                        # GEMM, SiLU in place
+    (6, 12, dict(kernel_size=3, stride=2, activation_layer=nn.Hardswish)),
+    (6, 12, dict(kernel_size=1)),                                                  # the GEMM's ReLU epilogue
+])
+@pytest.mark.parametrize("size", [(2, 9, 7), (1, 19, 37)])
+def test_conv2d_norm_activation_fused_eval(dev, in_ch, out_ch, kw, size):
+    """Eval under no_grad folds the BatchNorm into the convolution (nn.utils.fuse_conv_bn_weights) and
+    fuses the activation: against torchvision's block in float64, on rows shorter and longer than 8."""
+    tv = import_torchvision()
+    torch = pytest.importorskip("torch")
+    torch_kw = {k: (getattr(torch.nn, v.__name__) if isinstance(v, type) else v) for k, v in kw.items()}
+    torch.manual_seed(0)
+    theirs = _randomize_norms(tv.ops.Conv2dNormActivation(in_ch, out_ch, **torch_kw)).eval()
+    ours = ops.Conv2dNormActivation(in_ch, out_ch, **kw).to(dev).eval()
+    copy_weights(theirs, ours)
+    x = np.random.default_rng(1).standard_normal((size[0], in_ch) + size[1:]).astype(np.float32)
+    with mt.no_grad():
+        got = ours(mt.tensor(x, device=dev))
+    _close(got, _float64_reference(theirs, x))
+    with mt.no_grad():  # a BatchNorm in training mode is not folded: the batch's statistics
+        ours[1].train()
+        theirs[1].train()
+        _close(ours(mt.tensor(x, device=dev)), theirs(torch.from_numpy(x)).detach())
+
+
+@pytest.mark.parametrize("act", ["SiLU", "Hardswish", "ReLU6", "ReLU"])
+@pytest.mark.parametrize("size, stride", [((2, 9, 7), 1), ((1, 11, 23), 2), ((1, 2, 2100), 1)])
+def test_expansion_activation_fused_into_the_depthwise_loads(dev, act, size, stride):
+    """sequential_eval: a 1x1 expansion's activation runs in the depthwise kernel's loads (ACT_IN), or
+    in place before depthwise_fwd where a row is too wide for the band; against torch in float64."""
+    tv = import_torchvision()
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    mk = lambda lib, mod: lib.Sequential(  # noqa: E731
+        mod.Conv2dNormActivation(3, 6, kernel_size=1, activation_layer=getattr(lib, act)),
+        mod.Conv2dNormActivation(6, 6, kernel_size=3, stride=stride, groups=6, activation_layer=getattr(lib, act)))
+    theirs = _randomize_norms(mk(torch.nn, tv.ops)).eval()
+    ours = mk(nn, ops).to(dev).eval()
+    copy_weights(theirs, ours)
+    x = np.random.default_rng(4).standard_normal((size[0], 3) + size[1:]).astype(np.float32)
+    with mt.no_grad():
+        got = ops.sequential_eval(ours, mt.tensor(x, device=dev))
+    _close(got, _float64_reference(theirs, x))
+
+
+def test_fuse_conv_bn_weights_like_torch(dev):
+    torch = pytest.importorskip("torch")
+    from torch.nn.utils.fusion import fuse_conv_bn_weights as torch_fuse
+    rng = np.random.default_rng(3)
+    w, cb, rm, bw, bb = (rng.standard_normal(s).astype(np.float32) for s in [(7, 3, 2, 5), 7, 7, 7, 7])
+    rv = rng.uniform(0.5, 2.0, 7).astype(np.float32)
+    t = lambda a: mt.tensor(a, device=dev)  # noqa: E731
+    for conv_b, bn_w, bn_b in ((cb, bw, bb), (None, None, None)):
+        got = nn.utils.fuse_conv_bn_weights(t(w), conv_b if conv_b is None else t(conv_b), t(rm), t(rv), 1e-3,
+                                            bn_w if bn_w is None else t(bn_w), bn_b if bn_b is None else t(bn_b))
+        d = lambda a: a if a is None else torch.from_numpy(a.astype(np.float64))  # noqa: E731
+        want = torch_fuse(d(w), d(conv_b), d(rm), d(rv), 1e-3, d(bn_w), d(bn_b))
+        for g, ww in zip(got, want):
+            np.testing.assert_allclose(g.numpy(), ww.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="float32"):
+        nn.utils.fuse_conv_bn_weights(t(w).double(), None, t(rm), t(rv), 1e-5, None, None)
+
+
+@pytest.mark.parametrize("act, scale_act", [("ReLU", "Hardsigmoid"), ("SiLU", "Sigmoid")])
+@pytest.mark.parametrize("shape", [(2, 33, 5, 6), (3, 9, 7, 7), (1, 4, 1, 1)])
+def test_squeeze_excitation_eval_kernels(dev, act, scale_act, shape):
+    """Under no_grad the block runs as clkernels/se.cl's four launches: against torchvision's in float64,
+    with planes and channel counts that are not multiples of the float8 rows."""
+    tv = import_torchvision()
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    theirs = tv.ops.SqueezeExcitation(shape[1], 7, activation=getattr(torch.nn, act),
+                                      scale_activation=getattr(torch.nn, scale_act))
+    ours = ops.SqueezeExcitation(shape[1], 7, activation=getattr(nn, act), scale_activation=getattr(nn, scale_act))
+    ours = ours.to(dev)
+    copy_weights(theirs, ours)
+    x = np.random.default_rng(2).standard_normal(shape).astype(np.float32) * 2
+    with mt.no_grad():
+        got = ours(mt.tensor(x, device=dev))
+    _close(got, _float64_reference(theirs, x))
+
+
 def test_squeeze_excitation_values_and_grads(dev):
     tv = import_torchvision()
     torch = pytest.importorskip("torch")

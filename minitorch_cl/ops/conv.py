@@ -17,8 +17,11 @@ import numpy as np
 
 from ..gemm import PackedB, gemm, gemm_implicit, panel_width
 from ..launch import At, launch
-from ..shared_constants import BIAS_NONE, BIAS_PER_ROW
-from ..tensor import Tensor, empty, tensor
+from ..shared_constants import (ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU, BIAS_NONE,
+                                BIAS_PER_ROW)
+from ..tensor import Tensor, arange, empty, tensor
+from . import activation
+from .shape import index_select
 from .matmul import gemm_into
 from .precision import LOWER, float32_kernels
 
@@ -456,11 +459,28 @@ class Conv2d(Function):
         return gx, gw, gb, None, None, None, None, None, None, None
 
 
-def _small_plane(OH, OW, KH, KW, stride, dilation):
-    """Whether conv.cl's depthwise_fwd_plane takes this layer: stride 1 and an output plane of at
-    most DW_NARROW (32) rows and columns, whose taps reach at most DW_PAD (8) past them."""
-    return (tuple(stride) == (1, 1) and max(OH, OW) <= 32 and (KH - 1) * dilation[0] <= 8
-            and (KW - 1) * dilation[1] <= 8)
+DW_BUF = 2048  # conv.cl's private band of depthwise_fwd_band, in floats
+DW_MIN_ITEMS = 64  # work-items below which depthwise_fwd_band's bands are cut shorter
+
+
+def _band_fit(OW, KH, KW, stride, dilation):
+    """The output rows whose input rows fit conv.cl's private band of DW_BUF floats (below 1: none)."""
+    SH, SW = stride
+    L = -(-(SW * 8 * -(-OW // 8) + (KW - 1) * dilation[1]) // 8) * 8  # DW_BAND_COLS: whole float8s
+    return (DW_BUF // L - (KH - 1) * dilation[0] - 1) // SH + 1
+
+
+def _band_rows(N, OC, OH, OW, KH, KW, stride, dilation):
+    """The output rows per work-item of conv.cl's depthwise_fwd_band (all of them where the plane's
+    input rows fit its private band and the grid stays DW_MIN_ITEMS wide), or 0 (depthwise_fwd)
+    where one output row's input rows do not fit."""
+    fit = _band_fit(OW, KH, KW, stride, dilation)
+    if fit < 1:
+        return 0
+    rows = min(OH, fit)
+    while rows > 1 and N * OC * -(-OH // rows) < DW_MIN_ITEMS:
+        rows = -(-rows // 2)
+    return rows
 
 
 def _depthwise_defines(wshape, stride):
@@ -468,45 +488,99 @@ def _depthwise_defines(wshape, stride):
     return {"DW_KH": wshape[2], "DW_KW": wshape[3], "DW_SH": stride[0], "DW_SW": stride[1]}
 
 
+def _depthwise_forward(x, w2, bias, win, wshape, stride, dilation, OH, OW, act, act_in=ACT_NONE):
+    """y = act(depthwise conv2d(act_in(x)) + bias) through conv.cl's depthwise_fwd_band or
+    depthwise_fwd; w2 = weight (OC, KH*KW) contiguous, act and act_in ACT_* codes (act_in: x is
+    the caller's to overwrite, where depthwise_fwd applies it in place first)."""
+    N, C = x.shape[:2]
+    OC, _, KH, KW = wshape
+    out = empty(N, OC, OH, OW, device=x.device)
+    if out.numel():
+        rb = _band_rows(N, OC, OH, OW, KH, KW, stride, dilation)
+        if not rb and act_in != ACT_NONE:
+            _ACT_FNS[act_in](x, inplace=True)
+        args = (win, OC // C, int(bias is not None), layout.strides4_struct(x.strides), x, w2,
+                bias.contiguous() if bias is not None else w2, out)
+        defines = dict(_depthwise_defines(wshape, stride), ACT=act)
+        if rb:
+            launch(x.device, "conv.cl", "depthwise_fwd_band", (N * OC * -(-OH // rb),), *args, rb,
+                   defines=dict(defines, ACT_IN=act_in))
+        else:
+            launch(x.device, "conv.cl", "depthwise_fwd", (N * OC * OH,), *args, defines=defines)
+    return out
+
+
+# the ACT_* codes' activations, for an act_in that depthwise_fwd cannot fuse (in place)
+_ACT_FNS = {ACT_RELU: activation.relu, ACT_HARDSWISH: activation.hardswish, ACT_SILU: activation.silu,
+            ACT_RELU6: activation.relu6}
+
+
+def depthwise_conv2d_act(input, weight, bias, stride, padding, dilation, act, act_in=ACT_NONE):
+    """act(conv2d(act_in(input), weight, bias, groups=C)) for a depthwise weight (C*M, 1, KH, KW), the
+    activations (ACT_* codes) fused into the kernel's loads and stores; float32 (N, C, H, W), outside
+    autograd (eval passes: vision.ops' Conv2dNormActivation with its BatchNorm folded). With act_in,
+    input is the caller's to overwrite."""
+    stride, padding, dilation = _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation")
+    N, C, H, W = input.shape
+    OC, one, KH, KW = weight.shape
+    if (one != 1 or OC % C or input.dtype is not dtypes.float32 or not ACT_NONE <= act <= ACT_HARDSIGMOID
+            or (act_in != ACT_NONE and act_in not in _ACT_FNS)):
+        raise ValueError(f"depthwise_conv2d_act: input {input.shape} ({input.dtype}), weight {weight.shape}, "
+                         f"act {act!r}: a float32 depthwise convolution and an ACT_* activation code")
+    OH = output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = output_size(W, KW, stride[1], padding[1], dilation[1])
+    win = layout.window_struct(input.shape, (OH, OW), (KH, KW), stride, padding, dilation)
+    return _depthwise_forward(input, weight.contiguous().reshape(OC, KH * KW), bias, win, weight.shape, stride,
+                              dilation, OH, OW, act, act_in)
+
+
 class DepthwiseConv2d(Function):
     """groups == C with one input channel per group: direct kernels (conv.cl depthwise_*), no im2col."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, stride, padding, dilation, OH, OW, relu):
-        N, C, H, W = x.shape
-        OC, _, KH, KW = weight.shape
-        w2 = weight.contiguous().reshape(OC, KH * KW)
-        win = layout.window_struct(x.shape, (OH, OW), (KH, KW), stride, padding, dilation)
-        out = empty(N, OC, OH, OW, device=x.device)
-        if out.numel():
-            plane = _small_plane(OH, OW, KH, KW, stride, dilation)  # depthwise_fwd_plane's case
-            launch(x.device, "conv.cl", "depthwise_fwd_plane" if plane else "depthwise_fwd",
-                   (N * OC if plane else N * OC * OH,), win, OC // C, int(bias is not None),
-                   layout.strides4_struct(x.strides), x, w2, bias.contiguous() if bias is not None else w2, out,
-                   defines=_depthwise_defines(weight.shape, stride))
-        out = out.relu() if relu else out
+        win = layout.window_struct(x.shape, (OH, OW), tuple(weight.shape[2:]), stride, padding, dilation)
+        w2 = weight.contiguous().reshape(weight.shape[0], -1)
+        out = _depthwise_forward(x, w2, bias, win, weight.shape, stride, dilation, OH, OW,
+                                 ACT_RELU if relu else ACT_NONE)
         ctx.save_for_backward(x, w2, out if relu else None)
-        ctx.geom = (win, OC // C, weight.shape, stride, relu)
+        ctx.geom = (win, weight.shape[0] // x.shape[1], weight.shape, stride, padding, dilation, relu)
         return out
 
     @staticmethod
     def backward(ctx, g):
         x, w2, out = ctx.saved_tensors
-        win, M, wshape, stride, relu = ctx.geom
+        win, M, wshape, stride, padding, dilation, relu = ctx.geom
         if relu:
             g = g.relu_backward(out)
         gx = gw = gb = None
         gs = layout.strides4_struct(g.strides)
         if ctx.needs_input_grad[0]:
-            gx = empty(*x.shape, device=g.device)
-            if gx.numel():
-                N, C, H, _ = x.shape
-                launch(g.device, "conv.cl", "depthwise_bwd_input", (N * C * H,), win, M, gs, g, w2, gx,
-                       defines=_depthwise_defines(wshape, stride))
+            N, C, H, W = x.shape
+            pads = _transposed_padding(*wshape[2:], stride, padding, dilation) if M == 1 else None
+            if pads is not None and x.numel():
+                # stride 1, one output channel per input one: dx is g correlated with the flipped kernel,
+                # a depthwise forward (depthwise_fwd_band; depthwise_bwd_input's 7- and 14-column rows
+                # were scalar at 5x5)
+                gwin = layout.window_struct(g.shape, (H, W), tuple(wshape[2:]), (1, 1), pads, dilation)
+                taps = w2.shape[1]
+                flipped = index_select(w2, 1, arange(taps - 1, -1, -1, device=g.device))
+                gx = _depthwise_forward(g, flipped, None, gwin, wshape, (1, 1), dilation, H, W, ACT_NONE)
+            else:
+                gx = empty(*x.shape, device=g.device)
+                if gx.numel():
+                    launch(g.device, "conv.cl", "depthwise_bwd_input", (N * C * H,), win, M, gs, g, w2, gx,
+                           defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[1]:
             gw = empty(*wshape, device=g.device)
-            launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M,
-                   layout.strides4_struct(x.strides), gs, x, g, gw, defines=_depthwise_defines(wshape, stride))
+            fit = _band_fit(win["OW"], *wshape[2:], stride, dilation)
+            xs = layout.strides4_struct(x.strides)
+            if fit >= 1:  # a work-item per output channel over private bands, every tap in float8 lanes
+                launch(g.device, "conv.cl", "depthwise_bwd_weight_band", (wshape[0],), win, M, xs, gs, x, g, gw,
+                       min(fit, int(win["OH"])), defines=_depthwise_defines(wshape, stride))
+            else:
+                launch(g.device, "conv.cl", "depthwise_bwd_weight", (gw.numel(),), win, M, xs, gs, x, g, gw,
+                       defines=_depthwise_defines(wshape, stride))
         if ctx.needs_input_grad[2]:
             gb = g.sum((2, 3)).sum(0)
         return gx, gw, gb, None, None, None, None, None, None

@@ -1,7 +1,14 @@
 """torchvision.ops' building blocks of the classification networks, written as torchvision writes them
 (same submodule names, so state_dict keys match): Conv2dNormActivation, SqueezeExcitation, MLP,
 StochasticDepth / stochastic_depth."""
-from .. import nn
+from .. import dtypes, nn
+from ..grad_mode import is_grad_enabled
+from ..nn import functional as F
+from ..nn.utils.fusion import fuse_conv_bn_weights
+from ..ops.conv import depthwise_conv2d_act
+from ..launch import launch
+from ..shared_constants import (ACT_HARDSIGMOID, ACT_HARDSWISH, ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SIGMOID,
+                                ACT_SILU)
 from ..tensor import empty
 
 __all__ = ["Conv2dNormActivation", "SqueezeExcitation", "MLP", "StochasticDepth", "stochastic_depth"]
@@ -63,6 +70,67 @@ class Conv2dNormActivation(nn.Sequential):
         super().__init__(*layers)
         self.out_channels = out_channels
 
+    def forward(self, input):
+        return super().forward(input) if not _foldable(self, input) else _fused_eval(self, input)
+
+
+# the activations that an eval pass fuses after a folded conv-BatchNorm: their act.h codes
+_ACTS = {nn.ReLU: ACT_RELU, nn.Hardswish: ACT_HARDSWISH, nn.SiLU: ACT_SILU, nn.ReLU6: ACT_RELU6}
+_IN_PLACE = {ACT_HARDSWISH: F.hardswish, ACT_SILU: F.silu, ACT_RELU6: F.relu6}  # after the GEMM
+
+
+def _foldable(block, x):
+    """Whether a Conv2dNormActivation's pass on x can run as _fused_eval: eval-mode BatchNorm, an
+    activation act.h has, float32, and nothing that autograd would record."""
+    conv, bn, act = (list(block) + [None])[:3]
+    return not (block.training or len(block) > 3 or type(conv) is not nn.Conv2d or type(bn) is not nn.BatchNorm2d
+                or bn.training or bn.running_mean is None or conv.padding_mode != "zeros"
+                or isinstance(conv.padding, str) or (act is not None and type(act) not in _ACTS)
+                or x.ndim != 4 or x.dtype is not dtypes.float32 or conv.weight.dtype is not dtypes.float32
+                or (is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in block.parameters()))))
+
+
+def _depthwise(block, x):
+    conv = block[0]
+    return conv.groups == conv.in_channels == x.shape[1] and conv.weight.shape[1] == 1
+
+
+def _fused_eval(block, x, act_in=ACT_NONE, defer=False):
+    """A foldable Conv2dNormActivation's pass as one convolution with the BatchNorm folded in, its
+    activation fused in the depthwise kernel or the GEMM's ReLU epilogue, else run in place. act_in:
+    an activation that x still needs (a depthwise block fuses it into its loads). defer=True (not
+    depthwise): (y, code), y before the activation with that code (ACT_NONE: applied)."""
+    conv, bn, act = (list(block) + [None])[:3]
+    code = _ACTS[type(act)] if act is not None else ACT_NONE
+    w, b = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
+    if _depthwise(block, x):
+        return depthwise_conv2d_act(x, w, b, conv.stride, conv.padding, conv.dilation, code, act_in)
+    if act_in != ACT_NONE:
+        x = _IN_PLACE[act_in](x, inplace=True) if act_in in _IN_PLACE else F.relu(x, inplace=True)
+    y = F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups, relu=code == ACT_RELU)
+    if defer:
+        return (y, code) if code in _IN_PLACE else (y, ACT_NONE)
+    return _IN_PLACE[code](y, inplace=True) if code in _IN_PLACE else y
+
+
+def sequential_eval(layers, x):
+    """x through the Sequential `layers`, as layers(x), except that a foldable Conv2dNormActivation
+    followed by a foldable depthwise one leaves its activation to the depthwise kernel's loads
+    (depthwise_fwd_band's ACT_IN: one pass over the expanded activation fewer), in MBConv and the
+    inverted residuals."""
+    mods, pending = list(layers), ACT_NONE
+    for i, m in enumerate(mods):
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        if pending != ACT_NONE:  # m is the depthwise block that takes it
+            x, pending = _fused_eval(m, x, act_in=pending), ACT_NONE
+        elif (type(m) is Conv2dNormActivation and type(nxt) is Conv2dNormActivation and _foldable(m, x)
+              and not _depthwise(m, x) and _foldable(nxt, x) and nxt[0].in_channels == m.out_channels
+              and nxt[0].groups == nxt[0].in_channels and nxt[0].weight.shape[1] == 1):
+            x, pending = _fused_eval(m, x, defer=True)
+        else:
+            x = m(x)
+    return x
+
 
 class SqueezeExcitation(nn.Module):
     """x * sigma(fc2(delta(fc1(avgpool(x))))) with 1x1 convolutions fc1, fc2 (arXiv:1709.01507)."""
@@ -83,7 +151,44 @@ class SqueezeExcitation(nn.Module):
         return self.scale_activation(scale)
 
     def forward(self, input):
+        if _se_fusable(self, input):
+            return squeeze_excitation_eval(input, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias,
+                                           _SE_ACTS[type(self.activation)], _SE_ACTS[type(self.scale_activation)])
         return self._scale(input) * input
+
+
+_SE_ACTS = {nn.ReLU: ACT_RELU, nn.SiLU: ACT_SILU, nn.Hardswish: ACT_HARDSWISH, nn.ReLU6: ACT_RELU6,
+            nn.Sigmoid: ACT_SIGMOID, nn.Hardsigmoid: ACT_HARDSIGMOID}
+
+
+def _se_fusable(se, x):
+    """Whether se's pass can run as squeeze_excitation_eval: nothing to record for autograd, float32
+    (N, C, H, W), the layers as built (1x1 convolutions, activations that act.h has)."""
+    fc = (se.fc1, se.fc2)
+    return (type(se.avgpool) is nn.AdaptiveAvgPool2d and se.avgpool.output_size in (1, (1, 1))
+            and all(type(c) is nn.Conv2d and c.kernel_size == (1, 1) and c.groups == 1 and c.padding in ((0, 0), "valid")
+                    and c.stride == (1, 1) and c.weight.dtype is dtypes.float32 for c in fc)
+            and type(se.activation) in _SE_ACTS and type(se.scale_activation) in _SE_ACTS
+            and x.ndim == 4 and x.dtype is dtypes.float32 and x.shape[1] == se.fc1.in_channels
+            and not (is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in se.parameters()))))
+
+
+def squeeze_excitation_eval(x, w1, b1, w2, b2, act, scale_act):
+    """x * scale_act(fc2(act(fc1(mean over H, W of x)))) in four launches (clkernels/se.cl) outside
+    autograd: w1 (S, C, 1, 1), w2 (C, S, 1, 1), the activations act.h codes."""
+    N, C, H, W = x.shape
+    S = w1.shape[0]
+    dev = x.device
+    x = x.contiguous()
+    pooled, hidden, scale = empty(N, C, device=dev), empty(N, S, device=dev), empty(N, C, device=dev)
+    launch(dev, "se.cl", "se_mean", (N * C,), N * C, H * W, x, pooled)
+    for inp, w, b, out, a in ((pooled, w1, b1, hidden, act), (hidden, w2, b2, scale, scale_act)):
+        w = w.detach().contiguous()
+        launch(dev, "se.cl", "se_dense", (out.numel(),), N, w.shape[0], w.shape[1], int(b is not None), inp, w,
+               b.detach() if b is not None else w, out, defines={"ACT": a})
+    y = empty(N, C, H, W, device=dev)
+    launch(dev, "se.cl", "se_scale", (N * C,), N * C, H * W, x, scale, y)
+    return y
 
 
 class MLP(nn.Sequential):

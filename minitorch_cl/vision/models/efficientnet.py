@@ -8,7 +8,7 @@ from functools import partial
 from typing import Callable, Optional
 
 from ... import nn
-from ..ops import Conv2dNormActivation, SqueezeExcitation, StochasticDepth
+from ..ops import Conv2dNormActivation, SqueezeExcitation, StochasticDepth, sequential_eval
 from ._api import Weights, WeightsEnum, load_weights, override_num_classes, register_model
 from ._meta import _IMAGENET_CATEGORIES
 from ._presets import ImageClassification
@@ -82,7 +82,7 @@ class MBConv(nn.Module):
         self.out_channels = cnf.out_channels
 
     def forward(self, input):
-        result = self.block(input)
+        result = sequential_eval(self.block, input)
         if self.use_res_connect:
             result = self.stochastic_depth(result)
             result += input

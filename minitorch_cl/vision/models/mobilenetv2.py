@@ -4,7 +4,7 @@ from functools import partial
 from ... import nn
 from ...ops.pool import adaptive_avg_pool2d
 from ...ops.shape import flatten
-from ..ops import Conv2dNormActivation
+from ..ops import Conv2dNormActivation, sequential_eval
 from ._api import Weights, WeightsEnum, load_weights, override_num_classes, register_model
 from ._meta import _IMAGENET_CATEGORIES
 from ._presets import ImageClassification
@@ -41,8 +41,8 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x):
         if self.use_res_connect:
-            return x + self.conv(x)
-        return self.conv(x)
+            return x + sequential_eval(self.conv, x)
+        return sequential_eval(self.conv, x)
 
 
 class MobileNetV2(nn.Module):

@@ -4,7 +4,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from ... import nn
-from ..ops import Conv2dNormActivation, SqueezeExcitation as SElayer
+from ..ops import Conv2dNormActivation, SqueezeExcitation as SElayer, sequential_eval
 from ._api import Weights, WeightsEnum, load_weights, override_num_classes, register_model
 from ._meta import _IMAGENET_CATEGORIES
 from ._presets import ImageClassification
@@ -60,7 +60,7 @@ class InvertedResidual(nn.Module):
         self._is_cn = cnf.stride > 1
 
     def forward(self, input):
-        result = self.block(input)
+        result = sequential_eval(self.block, input)
         if self.use_res_connect:
             result += input
         return result
