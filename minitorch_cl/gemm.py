@@ -108,7 +108,7 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     sum_batch: one C = sum over z of op(A[z]) @ op(B[z]) (a weight gradient over a batch); batch_c
     is ignored.
     With sum_batch, a packed B is (K * batch, N): panels that lay the batch end to end along K
-    (conv.cl's im2col_panels_t).
+    (conv.cl's im2col_gather_t).
     a_rows: an int32 buffer (or At) of M offsets, CPU path only: op(A)[m][k] = A[off_a + a_rows[m] + k]
     (rows anywhere in A, each contiguous; lda, trans_a and batch_a are ignored, no sum_batch).
     Enqueues kernels only: never waits on the device, and builds matmul.cl once per device.
