@@ -144,3 +144,4 @@ def test_bench_gemm_times_default_and_tuned_side_by_side(dev, cache):
     (cache / "tuned.json").unlink()
     plain, = bench_gemm.run(_fresh(dev), sizes=(65,), repeats=1)  # never tuned: one column
     assert "minitorch_cl GFLOP/s" in plain and "tuned GFLOP/s" not in plain
+    assert plain["streamed GFLOP/s"] > 0 and plain["streamed ratio"] > 0
