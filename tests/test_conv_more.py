@@ -245,9 +245,9 @@ def test_im2col_panels_layout(dev, rng, nr, joined):
     compare(got.reshape(want.shape), want, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("xs,ws", [((5, 3, 4, 4), (6, 3, 3, 3)), ((3, 4, 7, 7), (5, 4, 3, 2))])
+@pytest.mark.parametrize("xs,ws", [((5, 3, 3, 3), (6, 3, 3, 3)), ((3, 4, 7, 7), (5, 4, 3, 2))])
 def test_conv2d_small_images_join_their_panels(dev, rng, monkeypatch, xs, ws):
-    """Images of 16 or 56 positions go into the GEMM's panels end to end (one GEMM over the chunk,
+    """Images of 9 or 49 positions (a poor fit for 16- and 32-wide panels alike) go into the GEMM's panels end to end (one GEMM over the chunk,
     then into (n, OC, P)), in chunks: values and gradients against NumPy."""
     from minitorch_cl import gemm as gemm_mod
     from minitorch_cl.ops import conv as conv_mod
