@@ -12,7 +12,7 @@ import numpy as np
 import pyopencl as cl
 import pyopencl.tools
 
-from . import device_profile, kernels, tuned_profile
+from . import compiler_check, device_profile, kernels, tuned_profile
 from .shared_constants import ERR_CROSS_ENTROPY, ERR_EMBEDDING, ERR_INDEX_SELECT, ERR_INDEXING, ERR_NLL_LOSS
 from .shared_constants import (ERR_GATHER, ERR_INDEX_ADD, ERR_INDEX_COPY, ERR_INDEX_FILL, ERR_INDEX_PUT, ERR_SCATTER,
                                ERR_TAKE)
@@ -336,14 +336,10 @@ class Device:
 
     @property
     def build_problem(self):
-        """None if this device's compiler builds clkernels/probe.cl, else the first line of its error log
-        (probed once, on first use)."""
+        """None if this device's compiler builds and runs clkernels/probe.cl correctly, else what went
+        wrong, in one line (judged once per device and machine, in a child process: compiler_check)."""
         if self._build_problem is False:
-            try:
-                kernels.build(self.context, self.cl_device, "probe.cl", {})
-                self._build_problem = None
-            except (kernels.KernelBuildError, cl.Error) as err:
-                self._build_problem = kernels.first_error(getattr(err, "log", str(err)))
+            self._build_problem = compiler_check.problem(self)
         return self._build_problem
 
     def program(self, filename, defines=None):
@@ -463,7 +459,7 @@ def preferred(devs):
         if d.spec not in _WARNED:
             _WARNED.add(d.spec)
             warnings.warn(f"minitorch_cl: {d.spec} ({d.short_version} / {d.name}) goes last in the default "
-                          f"order: its OpenCL C compiler fails to build a trivial kernel ({d.build_problem}). "
+                          f"order: its OpenCL C compiler fails on a trivial kernel ({d.build_problem}). "
                           f"Set {ENV_VAR} to choose a device.", RuntimeWarning, stacklevel=3)
     return [d for d in ordered if d not in broken] + broken
 

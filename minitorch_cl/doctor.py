@@ -184,6 +184,10 @@ def run(echo=print, only=None, self_tests=True):
     ok = True
     for d in devs if only is None else [only]:
         echo(f"  {d.spec} {d.name}")
+        if d.build_problem is not None:  # its compiler may abort this process: report, do not run
+            echo(f"    FAIL  compiler check                     {d.build_problem}")
+            ok = False
+            continue
         ok &= self_test(d, echo)
     echo("\n" + ("all devices passed" if ok else "a device FAILED its self-test"))
     return ok

@@ -8,24 +8,18 @@ tuned runs on the built-in defaults. The file is written to a temporary file and
 """
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 
 from . import kernels
+from . import user_cache
 
 SCHEMA = 1
 FILENAME = "tuned.json"
 TUNED_FILES = ("matmul.cl", "attention.cl")  # the kernels whose -D parameters the records hold
 
 
-def cache_dir():
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "minitorch_cl")
-
-
 def cache_path():
-    return os.path.join(cache_dir(), FILENAME)
+    return user_cache.cache_path(FILENAME)
 
 
 def device_key(platform_name, platform_version, device_name, driver_version):
@@ -83,13 +77,5 @@ def store(key, entries, **details):
     """Write (replace) this device's record, keeping the others; written atomically."""
     records = read_all()
     records[key] = dict(schema=SCHEMA, kernels=kernels_hash(), entries=entries, **details)
-    os.makedirs(cache_dir(), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".tuned-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(records, f, indent=1, sort_keys=True)
-        os.replace(tmp, cache_path())
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    user_cache.write_json(FILENAME, records)
     return records[key]

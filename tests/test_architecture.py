@@ -15,8 +15,9 @@ KERNELS = PKG.parent / "clkernels" if (PKG.parent / "clkernels").is_dir() else P
 
 # Lower layers never import higher ones (docs/ARCHITECTURE.md's diagram).
 LAYERS = [
-    {"shared_constants", "dtypes", "grad_mode", "device_profile"},
+    {"shared_constants", "dtypes", "grad_mode", "device_profile", "user_cache"},
     {"layout", "kernels", "tuned_profile"},
+    {"compiler_check"},
     {"device"},
     {"launch"},
     {"tensor"},

@@ -1,5 +1,9 @@
 import importlib
+import json
 import os
+import signal
+import subprocess
+import sys
 import time
 import warnings
 
@@ -8,7 +12,7 @@ from click.testing import CliRunner
 
 import minitorch_cl as mt
 
-from minitorch_cl import kernels
+from minitorch_cl import compiler_check, kernels
 from minitorch_cl.cli import main
 
 device_mod = importlib.import_module("minitorch_cl.device")
@@ -188,8 +192,34 @@ def test_default_device_passes_over_a_runtime_that_cannot_build(monkeypatch):
         assert mt.device() is pip
 
 
-def test_the_probe_builds_on_the_device_under_test(dev):
-    assert dev.build_problem is None
+def test_the_probe_builds_and_runs_on_the_device_under_test(dev, tmp_path, monkeypatch):
+    """A real child process, with an empty cache so it runs: the device under test must pass."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert compiler_check.problem(dev) is None
+    assert list(json.loads((tmp_path / "minitorch_cl" / compiler_check.FILENAME).read_text()).values()) == [None]
+
+
+def test_a_compiler_that_kills_its_process_is_named_with_how_it_died():
+    crash = "import sys, os; print('LLVM ERROR: Do not know how to scalarize', file=sys.stderr, flush=True); os.abort()"
+    done = subprocess.run([sys.executable, "-c", crash], capture_output=True, text=True, timeout=60)
+    said = compiler_check.verdict(done.returncode, done.stdout, done.stderr)
+    assert said == f"its compiler crashed the process (killed by signal {signal.SIGABRT}): " \
+                   "LLVM ERROR: Do not know how to scalarize"
+    assert compiler_check.verdict(0, "ok\n", "noise") is None
+    assert compiler_check.verdict(0, "error: unknown target CPU 'generic'\n", "") == "error: unknown target CPU 'generic'"
+    assert compiler_check.verdict(1, "", "") == "its compiler crashed the process (exit status 1): no output"
+
+
+def test_compiler_verdicts_are_judged_once_per_device_and_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    judged = []
+    monkeypatch.setattr(compiler_check, "_run_child", lambda p, d: judged.append((p, d)) or f"broken {p}:{d}")
+    debian, pip = _two_pocls()
+    debian.tuning_key, pip.tuning_key = "debian key", "pip key"
+    assert compiler_check.problem(pip) == "broken 1:0" and compiler_check.problem(debian) == "broken 0:0"
+    assert compiler_check.problem(pip) == "broken 1:0" and judged == [(1, 0), (0, 0)]  # the second ask is read back
+    (tmp_path / "minitorch_cl" / compiler_check.FILENAME).write_text("{not json")
+    assert compiler_check.problem(pip) == "broken 1:0" and judged == [(1, 0), (0, 0), (1, 0)]  # corrupt: judged again
 
 
 def test_build_error_for_an_unknown_cpu_says_what_to_do():

@@ -1,0 +1,95 @@
+"""Whether a device's OpenCL C compiler works, judged in a child process, because some compilers abort
+the whole process instead of failing a build (pip's PoCL 3.0 on an AVX-512 CPU that its LLVM 14 does not
+know: "LLVM ERROR: Do not know how to scalarize this operator's operand!" at the first launch of a
+float16 kernel). The child builds clkernels/probe.cl, runs it and checks its result against NumPy.
+Verdicts are cached per device key and probe.cl's hash in the user's cache folder, so a machine pays
+the child's second or so once per device.
+
+Run as `python -m minitorch_cl.compiler_check PLATFORM DEVICE` it is that child: it prints `ok` or
+the problem and exits 0; a crash shows as a signal or a nonzero status with no verdict printed."""
+import hashlib
+import json
+import subprocess
+import sys
+
+from . import kernels, user_cache
+
+FILENAME = "compiler_checks.json"
+TIMEOUT_S = 30  # a cold build of the probe takes about a second; a broken compiler may spin for minutes
+N = 64  # floats the probe transforms: four float16 work items
+
+
+def problem(dev):
+    """None when dev's compiler builds and runs the probe correctly, else one line saying what went wrong."""
+    key = f"{dev.tuning_key} | probe {_probe_hash()}"
+    records = _read()
+    if key not in records:
+        found = _run_child(dev.platform_index, dev.device_index)
+        records = {**_read(), key: found}  # keeping what other processes wrote meanwhile
+        try:
+            user_cache.write_json(FILENAME, records)
+        except OSError:
+            pass  # a read-only home: judge again next time
+    return records[key]
+
+
+def _probe_hash():
+    return hashlib.sha256((kernels.kernel_dir() / "probe.cl").read_bytes()).hexdigest()[:16]
+
+
+def _read():
+    try:
+        with open(user_cache.cache_path(FILENAME)) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}  # missing or corrupt: the checks are cheap to redo
+
+
+def _run_child(platform_index, device_index):
+    cmd = [sys.executable, "-m", __name__, str(platform_index), str(device_index)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return f"building and running a trivial kernel took over {TIMEOUT_S} s"
+    return verdict(done.returncode, done.stdout, done.stderr)
+
+
+def verdict(returncode, stdout, stderr):
+    """None for a child that printed ok, else the problem: its printed verdict, or how it died."""
+    said = stdout.strip().splitlines()
+    if returncode == 0 and said:
+        return None if said[-1] == "ok" else said[-1]
+    how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
+    last = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in last if "error" in line.lower() and "warning" not in line.lower()]
+    return f"its compiler crashed the process ({how}): {(errors or last or ['no output'])[-1]}"
+
+
+def _child(platform_index, device_index):
+    import numpy as np
+    import pyopencl as cl
+    cl_device = cl.get_platforms()[platform_index].get_devices()[device_index]
+    ctx = cl.Context([cl_device])
+    queue = cl.CommandQueue(ctx)
+    try:
+        program = kernels.build(ctx, cl_device, "probe.cl", {})
+    except (kernels.KernelBuildError, cl.Error) as err:
+        return kernels.first_error(getattr(err, "log", str(err)))
+    x = np.linspace(-2.0, 2.0, N, dtype=np.float32)
+    buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=x)
+    try:
+        program.probe(queue, (N // 16,), None, buf, np.int32(0))
+        y = np.empty_like(x)
+        cl.enqueue_copy(queue, y, buf)
+    except AttributeError:  # pyopencl's word for a program without the kernel
+        return "its build succeeded but produced no kernel"
+    except cl.Error as err:
+        return f"the probe kernel failed to run: {err}"
+    x64 = x.astype(np.float64)
+    error = float(np.max(np.abs(y - (x64 * x64 + np.exp(-x64)))))
+    return "ok" if error < 1e-4 else f"the probe kernel computed a wrong result (max error {error:.3g})"
+
+
+if __name__ == "__main__":
+    print(_child(int(sys.argv[1]), int(sys.argv[2])), flush=True)
