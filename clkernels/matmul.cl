@@ -16,37 +16,8 @@
  *   or BIAS_PER_ROW (bias[m]), all -D from shared_constants.py.
  * Only tile shapes are -D options, each with a default below so the file compiles alone. */
 #include "common.h"
+#include "gemm_block.h"
 
-#ifndef MR
-#define MR 6          /* gemm_packed: rows of C per work-item (1..8) */
-#endif
-#ifndef NV
-#define NV 2          /* gemm_packed: vectors of C per row and work-item (1..4) */
-#endif
-#ifndef LANES
-#define LANES 8       /* gemm_packed: floats per vector, 8 (an AVX ymm) or 16 (an AVX-512 zmm) */
-#endif
-#define NR (LANES * NV)
-#if LANES == 8
-typedef float8 vecf;
-typedef float8u vecfu;
-#define VLOAD vload8
-#define VSTORE vstore8
-#elif LANES == 16
-typedef float16 vecf;
-typedef float16u vecfu;
-#define VLOAD vload16
-#define VSTORE vstore16
-#else
-#error "LANES must be 8 or 16"
-#endif
-/* Lets LLVM use 16-float registers where its CPU tuning prefers 256-bit ones (AVX-512's zmm);
- * only 16-lane builds (CPU profiles) carry the clang attribute, so no GPU compiler meets it. */
-#if LANES == 16
-#define WIDE __attribute__((min_vector_width(512)))
-#else
-#define WIDE
-#endif
 #ifndef TM
 #define TM 64         /* gemm_tiled: C tile per work-group is TM x TN, K staged TK at a time */
 #endif
@@ -167,49 +138,8 @@ PACK_BLOCK_KERNEL(gemm_pack_ks1_b, NR, stride, 1)
 
 /* ---- CPU: register-blocked kernel on packed panels ----------------------------------------- */
 
-/* FOR_MR(X) expands X(0) .. X(MR-1). The accumulators are named variables, not an array, so that
- * they stay in registers through PoCL's work-item loops. */
-#define FOR_MR1(X) X(0)
-#define FOR_MR2(X) FOR_MR1(X) X(1)
-#define FOR_MR3(X) FOR_MR2(X) X(2)
-#define FOR_MR4(X) FOR_MR3(X) X(3)
-#define FOR_MR5(X) FOR_MR4(X) X(4)
-#define FOR_MR6(X) FOR_MR5(X) X(5)
-#define FOR_MR7(X) FOR_MR6(X) X(6)
-#define FOR_MR8(X) FOR_MR7(X) X(7)
-#define FOR_MR9(X) FOR_MR8(X) X(8)
-#define FOR_MR10(X) FOR_MR9(X) X(9)
-#define FOR_MR11(X) FOR_MR10(X) X(10)
-#define FOR_MR12(X) FOR_MR11(X) X(11)
-#if MR < 1 || MR > 12
-#error "MR must be 1..12"
-#endif
-#define FOR_MR_(n) FOR_MR##n
-#define FOR_MR_N(n) FOR_MR_(n)
-#define FOR_MR FOR_MR_N(MR)
-
-#if NV == 1
-#define FOR_NV(X, i) X(i, 0)
-#elif NV == 2
-#define FOR_NV(X, i) X(i, 0) X(i, 1)
-#elif NV == 3
-#define FOR_NV(X, i) X(i, 0) X(i, 1) X(i, 2)
-#elif NV == 4
-#define FOR_NV(X, i) X(i, 0) X(i, 1) X(i, 2) X(i, 3)
-#else
-#error "NV must be 1..4"
-#endif
-
-#define DECL_J(i, j) vecf c##i##_##j = (vecf)(0.0f);
-#define DECL(i) FOR_NV(DECL_J, i)
-/* Panels are aligned to a vector, so a plain vector load: vload and fma() are out-of-line calls on
- * PoCL, which spill every accumulator; a*b + c in one expression contracts to vfmadd. */
-#define LOADB_J(i, j) const vecf b##j = ((const __global vecf *)bp)[j];
-#define LOADBU_J(i, j) const vecf b##j = bp[j];
-#define FMA_J(i, j) c##i##_##j += a##i * b##j;
-#define AOFF_STRIDED(i) const long oa##i = (long)min(i, M - 1 - m0) * sai;
+#define LOADBU_J(i, j) const vecf b##j = bp[j];  /* gemm_implicit's rows: unaligned runs */
 #define AOFF(i) const long oa##i = a_rows ? arow[min(m0 + i, M - 1)] : (long)min(i, M - 1 - m0) * sai;
-#define FMA(i) { const float a##i = ap[oa##i]; FOR_NV(FMA_J, i) }
 #define STORE_J(i, j) store_row(cr + LANES * j, bias, m0 + i, n0 + LANES * j, N - n0 - LANES * j, c##i##_##j, \
                                 bias_mode, relu, accumulate);
 #define STORE_ROW(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_J, i) }
@@ -236,7 +166,6 @@ inline void store_row(__global float *c, const __global float *bias, int m, int 
     for (int j = 0; j < min(cols, LANES); ++j)
         store_c(c + j, bias, m, n + j, t[j], bias_mode, relu, accumulate);
 }
-
 /* gemm_implicit's store of v, positions q .. q + LANES - 1 (q = oh * Wp + ow, below N), into row m
  * of C, (OH, OW) row-major at c: one vector store where the lanes are one run of valid columns, else
  * the epilogue on the vector and the valid lanes' runs stored one float at a time (in C the end of
@@ -262,11 +191,9 @@ inline void store_mapped(__global float *c, const __global float *bias, int m, i
             row[j] = t[j];
     }
 }
-
 #define STORE_MAPPED_J(i, j) if (n0 + LANES * j < N) store_mapped(cr, bias, m0 + i, n0 + LANES * j, N, OW, Wp, \
                                                                c##i##_##j, bias_mode, relu);
 #define STORE_MAPPED_ROW(i) if (m0 + i < M) { __global float *cr = c + (long)(m0 + i) * ldc; FOR_NV(STORE_MAPPED_J, i) }
-
 /* One MR x NR block of C[z] per work-item: m-block get_global_id(0), n-block get_global_id(1).
  * Ap holds ceil(M/MR) panels (K, MR) per batch item, Bp ceil(N/NR) panels (K, NR).
  * PoCL runs the work-items of a group one after another, m-block fastest: they share one B panel
@@ -303,7 +230,6 @@ __kernel WIDE void gemm_packed(int M, int N, int K, int ldc, int sai, int sak, i
     c += (long)z * batch_c + n0;
     FOR_MR(STORE_ROW)
 }
-
 /* Implicit GEMM for a stride-1 convolution (conv.py): B is never materialised. Its rows are
  * shifted copies of a zero-padded input, xp (N, C, Hp, Wp) from conv.cl's conv_pad_planes, seen
  * over positions q = oh * Wp + ow (N = OH * Wp): row k = (c, kh, kw) of image z is
@@ -336,9 +262,7 @@ __kernel WIDE void gemm_implicit(int M, int N, int K, int OW, int Wp, int ldc, i
     c += (long)z * batch_c;
     FOR_MR(STORE_MAPPED_ROW)
 }
-
 /* ---- GPU: local-memory tiles, register-blocked --------------------------------------------- */
-
 /* One TM x TN tile of C[get_group_id(2)] per work-group of (GX, GY); work-item (tx, ty) owns rows
  * ty + i*GY and columns tx + j*GX, so its stores and local reads are spread over neighbours. */
 __kernel __attribute__((reqd_work_group_size(GX, GY, 1)))
@@ -358,7 +282,6 @@ void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc
     for (int i = 0; i < WM; ++i)
         for (int j = 0; j < WN; ++j)
             acc[i][j] = 0.0f;
-
     for (int k0 = 0; k0 < K; k0 += TK) {
         /* Neighbouring work-items load along whichever index is contiguous in memory. */
         for (int e = lid; e < TM * TK; e += GX * GY) {
@@ -384,7 +307,6 @@ void gemm_tiled(int M, int N, int K, int sam, int sak, int sbk, int sbn, int ldc
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }
-
     c += (long)z * batch_c;
     for (int i = 0; i < WM; ++i) {
         const int m = m0 + ty + i * GY;

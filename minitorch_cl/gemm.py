@@ -54,6 +54,13 @@ def _config(dev):
     return defines, prof.gemm_packed
 
 
+def cpu_block(dev):
+    """The -D register block (MR, NV, LANES) of the packed CPU path where the device takes it, else None:
+    what lstm.cl's fused steps are built with."""
+    defines, packed = _config(dev)
+    return {"MR": defines["MR"], "NV": defines["NV"], "LANES": _lanes(defines)} if packed else None
+
+
 def _lanes(defines):
     """Floats per gemm_packed vector (matmul.cl's LANES, 8 unless the block says 16)."""
     return defines.get("LANES", 8)

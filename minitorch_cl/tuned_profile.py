@@ -3,7 +3,7 @@ one record per device keyed by platform name + version, device name and driver v
 
 Device.profile applies a device's record when it first builds the profile, so a tuned device runs
 tuned with no flag. A record is stale (and ignored) when its schema or the hash of the kernels it was
-tuned on (matmul.cl, attention.cl) differs; a file that does not parse is ignored with a warning; a device never
+tuned on (matmul.cl, gemm_block.h, attention.cl) differs; a file that does not parse is ignored with a warning; a device never
 tuned runs on the built-in defaults. The file is written to a temporary file and renamed.
 """
 import hashlib
@@ -15,7 +15,7 @@ from . import user_cache
 
 SCHEMA = 1
 FILENAME = "tuned.json"
-TUNED_FILES = ("matmul.cl", "attention.cl")  # the kernels whose -D parameters the records hold
+TUNED_FILES = ("matmul.cl", "gemm_block.h", "attention.cl")  # the kernels whose -D parameters the records hold
 
 
 def cache_path():

@@ -267,10 +267,11 @@ def optim(dev, rng):
 
 
 def lstm(dev, rng):
-    layer = nn.LSTM(5, 7, bidirectional=True).to(dev)
-    out, (h, c) = layer(_t(dev, rng.standard_normal((2, 2, 5))))
+    # batch 7 and 19 units: past one block of rows and one panel of units, with partial edges
+    layer = nn.LSTM(5, 19, bidirectional=True).to(dev)
+    out, (h, c) = layer(_t(dev, rng.standard_normal((3, 7, 5))))
     _backward(out, h, c)
-    assert out.shape == (2, 2, 14) and np.isfinite(layer.weight_hh_l0.grad.numpy()).all()
+    assert out.shape == (3, 7, 38) and np.isfinite(layer.weight_hh_l0.grad.numpy()).all()
 
 
 def rnn(dev, rng):

@@ -5,6 +5,7 @@ import pytest
 import minitorch_cl as mt
 from minitorch_cl import nn
 from helpers import check, compare, numeric_grad
+from kernel_workload import forced_profile
 
 
 # ---- the NumPy float64 reference ---------------------------------------------------------------
@@ -117,12 +118,28 @@ CASES = [
     (4, 2, 3, 1, 1, True, False, True, True),
     (3, 1, 33, 7, 2, True, True, False, True),
     (1, 5, 4, 16, 1, False, False, True, False),
+    # B and H straddle the fused steps' blocks: 13 rows over MR 3 and 6, 37 units over 8- and
+    # 16-lane panels (lstm_step_fwd) and 16- and 32-unit ones (lstm_step_bwd)
+    (4, 13, 5, 37, 1, True, False, True, True),
 ]
 
 
 @pytest.mark.parametrize("noncontig", [False, True])
 @pytest.mark.parametrize("T,B,I,H,L,bidir,batch_first,with_state,bias", CASES)
 def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias, noncontig):
+    _check_lstm(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias, noncontig)
+
+
+@pytest.mark.parametrize("profile", ["CPU", "GPU"])
+def test_both_recurrence_paths_match_reference(dev, rng, profile):
+    """The CPU profile's fused steps (lstm_step_fwd / _bwd) and the GPU profile's recurrent GEMM and
+    cell kernels, whichever the device under test takes itself."""
+    with forced_profile(dev, profile):
+        _check_lstm(dev, rng, *CASES[-1], noncontig=False)
+        _check_lstm(dev, rng, 3, 7, 4, 9, 2, False, True, False, True, noncontig=True)
+
+
+def _check_lstm(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias, noncontig):
     mt.manual_seed(0)
     D = 2 if bidir else 1
     model = nn.LSTM(I, H, num_layers=L, bias=bias, batch_first=batch_first, bidirectional=bidir).to(dev)

@@ -75,3 +75,24 @@ def test_var_std_logsumexp(dev, rng):
     big = a * 1000
     check(dev, lambda t: t.logsumexp(1), lambda x: np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)) + x.max(1),
           big, rtol=1e-5, grad=False)
+
+
+@pytest.mark.parametrize("shape,dim", [((70001,), None), ((3, 7, 4001), (0, 1, 2)), ((65536,), 0)])
+def test_long_full_reductions_in_two_passes(dev, rng, shape, dim):
+    """One output from 64K elements and more goes in two passes (backend.SPLIT_MIN): equal runs, then
+    the runs' partials with the elements left over (70001 and 84021 leave some; 65536 none)."""
+    a = rng.standard_normal(shape)
+    assert a.size >= mt.backend.SPLIT_MIN
+    check(dev, lambda t: t.sum(dim), lambda x: x.sum(dim), a, rtol=1e-5, atol=1e-4, grad=False)
+    check(dev, lambda t: t.mean(dim), lambda x: x.mean(dim), a, rtol=1e-5, atol=1e-7, grad=False)
+    a.flat[a.size - 3] = 9.5  # the extremes among the elements left over
+    a.flat[1] = -9.5
+    check(dev, lambda t: t.amax(dim), lambda x: x.max(dim), a, grad=False)
+    check(dev, lambda t: t.amin(dim), lambda x: x.min(dim), a, grad=False)
+    powers = np.ones(a.size)  # powers of two multiply exactly, in any order: the product is 2 ** (9 - 5 + 1)
+    powers[rng.choice(a.size - 3, 14, replace=False)] = [2.0] * 9 + [0.5] * 5
+    powers[-1] = 2.0
+    check(dev, lambda t: t.prod(), lambda x: x.prod(), powers.reshape(shape), rtol=0, atol=0, grad=False)
+    a.flat[a.size // 2] = np.nan
+    got = mt.tensor(a.astype(np.float32), device=dev)
+    assert np.isnan(float(got.sum())) and np.isnan(float(got.amax(dim)))

@@ -7,12 +7,17 @@ from ..tensor import Tensor, empty, zeros
 from ..launch import At, launch
 from ..shared_constants import BIAS_NONE, BIAS_PER_COLUMN, LSTM_VW as VW
 from .dropout import dropout
+from ..gemm import CPU_GROUP, cpu_block as gemm_cpu_block
 from .matmul import gemm_into, linear, pack_b
 from .shape import cat, stack
 from .precision import LOWER, float32_kernels
 
 __all__ = ["lstm", "lstm_cell"]
 
+# Rows of B per lstm_step_fwd work-item, by vector width: its 4 x MR accumulators, 4 weight vectors
+# and a broadcast h fit AVX2's 16 ymm (8 lanes) and AVX-512's 32 zmm (16 lanes) registers.
+STEP_FWD_MR = {8: 3, 16: 6}
+STEP_GROUP = CPU_GROUP[:2]  # (m-blocks, panels): run in turn, sharing a weight panel through the cache
 
 
 def _at(t, off):
@@ -52,7 +57,6 @@ class LSTMLayer(Function):
         T, B, I = x.shape
         H = w_hh.shape[1]
         dev = x.device
-        BH, BG = B * H, B * 4 * H
         x2 = x.contiguous().reshape(T * B, I)
         h0, c0 = h0.contiguous(), c0.contiguous()
         gates = empty(T, B, 4 * H, device=dev)  # pre-activations, then activations (kept for backward)
@@ -61,15 +65,8 @@ class LSTMLayer(Function):
                   bias_mode=BIAS_NONE if bias is None else BIAS_PER_COLUMN)
         out = empty(T, B, H, device=dev)
         cs = empty(T, B, H, device=dev)
-        w_hh_t = pack_b(w_hh.T)  # (H, 4H), laid out once for the T steps
-        gates_t, out_t, size = _steps(gates), _steps(out), _cells(B, H)
         steps = range(T - 1, -1, -1) if reverse else range(T)
-        h_prev, c_prev = h0, c0
-        for t in steps:
-            gemm_into(gates_t[t], h_prev, w_hh_t, accumulate=True)  # (B, H) @ (H, 4H) added to x-projection
-            c_t = _at(cs, t * BH)
-            launch(dev, "lstm.cl", "lstm_cell_fwd", size, B, H, c_prev, _at(gates, t * BG), c_t, _at(out, t * BH))
-            h_prev, c_prev = out_t[t], c_t
+        _forward_steps(steps, gates, cs, out, h0, c0, w_hh)
         last = steps[-1]
         ctx.save_for_backward(x2, h0, c0, w_ih, w_hh, gates, cs, out)
         ctx.meta = (T, B, I, H, reverse, b_ih is not None)
@@ -81,22 +78,12 @@ class LSTMLayer(Function):
         T, B, I, H, reverse, has_bias = ctx.meta
         need = ctx.needs_input_grad
         dev = x2.device
-        BH, BG = B * H, B * 4 * H
-        d_out = d_out.contiguous()
-        dh = d_hn.contiguous().clone()  # grad reaching h_t from step t+1; each step's GEMM overwrites it
-        dc = d_cn.contiguous().clone()  # grad of c_t, updated in place by the cell kernel
+        dc = d_cn.contiguous().clone()  # grad of c_t, updated in place by the cell kernels
         dgates = empty(T, B, 4 * H, device=dev)
         first = T - 1 if reverse else 0  # the step that read h0 and c0
-        dgates_t, size = _steps(dgates), _cells(B, H)
         w_hh_p = pack_b(w_hh)  # (4H, H), laid out once for the T steps
-        steps = range(T) if reverse else range(T - 1, -1, -1)
-        for t in steps:
-            prev = t + 1 if reverse else t - 1
-            c_prev = c0 if t == first else _at(cs, prev * BH)
-            launch(dev, "lstm.cl", "lstm_cell_bwd", size, B, H, _at(gates, t * BG), _at(cs, t * BH), c_prev,
-                   _at(d_out, t * BH), dh, dc, _at(dgates, t * BG))
-            if t != first or need[1]:
-                gemm_into(dh, dgates_t[t], w_hh_p)  # (B, 4H) @ (4H, H): grad of h_{t-1}
+        _backward_steps(reverse, gates, cs, c0, d_out.contiguous(), d_hn.contiguous(), dc, dgates, w_hh_p)
+        dh = gemm_into(empty(B, H, device=dev), dgates[first], w_hh_p) if need[1] else None  # grad of h0
         dg2 = dgates.reshape(T * B, 4 * H)
         dx = gemm_into(empty(T * B, I, device=dev), dg2, w_ih).reshape(T, B, I) if need[0] else None
         dw_ih = gemm_into(empty(4 * H, I, device=dev), dg2.T, x2) if need[3] else None
@@ -108,7 +95,78 @@ class LSTMLayer(Function):
                 gemm_into(dw_hh, dg_rest.reshape(-1, 4 * H).T, h_rest.reshape(-1, H))
             gemm_into(dw_hh, dgates[first].T, h0, accumulate=T > 1)
         db = _column_sums(dg2) if has_bias and (need[5] or need[6]) else None
-        return dx, dh if need[1] else None, dc if need[2] else None, dw_ih, dw_hh, db, db, None
+        return dx, dh, dc if need[2] else None, dw_ih, dw_hh, db, db, None
+
+
+def _forward_steps(steps, gates, cs, out, h0, c0, w_hh):
+    """The recurrence in step order: gates (T, B, 4H) come holding the input projection and leave
+    holding the activated gates; cs and out receive c_t and h_t. On the CPU path one fused launch a
+    step (lstm_step_fwd), else a recurrent GEMM into the step's gates and the cell kernel."""
+    T, B, G = gates.shape
+    H, dev = G // 4, gates.device
+    BH, BG = B * H, B * G
+    h_prev, c_prev = h0, c0
+    block = gemm_cpu_block(dev)
+    if block:
+        lanes = block["LANES"]
+        defines = {**block, "NV": 4, "MR": STEP_FWD_MR[lanes]}
+        wp = _gate_panels(w_hh, defines)
+        grid = (-(-B // defines["MR"]), -(-H // lanes))
+        for t in steps:
+            c_t, h_t = _at(cs, t * BH), _at(out, t * BH)
+            launch(dev, "lstm.cl", "lstm_step_fwd", grid, B, H, h_prev, wp, c_prev, _at(gates, t * BG), c_t, h_t,
+                   local=STEP_GROUP, defines=defines, flops=2 * B * G * H)
+            h_prev, c_prev = h_t, c_t
+        return
+    w_hh_t = pack_b(w_hh.T)  # (H, 4H), laid out once for the T steps
+    gates_t, out_t, size = _steps(gates), _steps(out), _cells(B, H)
+    for t in steps:
+        gemm_into(gates_t[t], h_prev, w_hh_t, accumulate=True)  # (B, H) @ (H, 4H) added to x-projection
+        c_t = _at(cs, t * BH)
+        launch(dev, "lstm.cl", "lstm_cell_fwd", size, B, H, c_prev, _at(gates, t * BG), c_t, _at(out, t * BH))
+        h_prev, c_prev = out_t[t], c_t
+
+
+def _backward_steps(reverse, gates, cs, c0, d_out, d_hn, dc, dgates, w_hh_p):
+    """The recurrence backward, in the reverse of the forward's step order: fills dgates (T, B, 4H)
+    and leaves dc holding the grad of c0. The step the forward ended on takes d_hn as its recurrent
+    grad; every other step's is dgates of the step after it times W_hh (w_hh_p, pack_b(W_hh)): on
+    the CPU path fused with the cell (lstm_step_bwd), else a GEMM into dh and the cell kernel."""
+    T, B, G = gates.shape
+    H, dev = G // 4, gates.device
+    BH, BG = B * H, B * G
+    step = -1 if reverse else 1  # forward order: h and c of step t came from step t - step
+    first = T - 1 if reverse else 0  # the step that read h0 and c0
+    block = gemm_cpu_block(dev)
+    dh = d_hn.clone() if not block else None  # the GEMM path's recurrent grad, overwritten each step
+    dgates_t, size = _steps(dgates), _cells(B, H)
+    grid = (-(-B // block["MR"]), -(-H // (block["LANES"] * block["NV"]))) if block else None
+    after = None  # the step processed before this one (the forward's next)
+    for t in (range(T) if reverse else range(T - 1, -1, -1)):
+        c_prev = c0 if t == first else _at(cs, (t - step) * BH)
+        if after is None:
+            launch(dev, "lstm.cl", "lstm_cell_bwd", size, B, H, _at(gates, t * BG), _at(cs, t * BH), c_prev,
+                   _at(d_out, t * BH), d_hn, dc, _at(dgates, t * BG))
+        elif block:
+            launch(dev, "lstm.cl", "lstm_step_bwd", grid, B, H, _at(dgates, after * BG), At(w_hh_p.buf, 0),
+                   _at(gates, t * BG), _at(cs, t * BH), c_prev, _at(d_out, t * BH), dc, _at(dgates, t * BG),
+                   local=STEP_GROUP, defines=block, flops=2 * B * G * H)
+        else:
+            gemm_into(dh, dgates_t[after], w_hh_p)  # (B, 4H) @ (4H, H): grad of h_t
+            launch(dev, "lstm.cl", "lstm_cell_bwd", size, B, H, _at(gates, t * BG), _at(cs, t * BH), c_prev,
+                   _at(d_out, t * BH), dh, dc, _at(dgates, t * BG))
+        after = t
+
+
+def _gate_panels(w_hh, defines):
+    """W_hh (4H, H) as lstm_step_fwd's panels (P, H, 4, LANES), P = ceil(H / LANES): panel p's row k
+    holds the i, f, g, o weights from h[k] of units p*LANES .., zero for units past H."""
+    H, lanes = w_hh.shape[1], defines["LANES"]
+    P = -(-H // lanes)
+    w = w_hh.contiguous()
+    wp = empty(P, H, 4, lanes, device=w.device)
+    launch(w.device, "lstm.cl", "lstm_gate_panels", (H, P), H, w, wp, local=(16, 1), defines=defines)
+    return wp
 
 
 class LSTMCellFn(Function):
