@@ -5,18 +5,23 @@ float16 kernel). The child builds clkernels/probe.cl, runs it and checks its res
 Verdicts are cached per device key and probe.cl's hash in the user's cache folder, so a machine pays
 the child's second or so once per device.
 
-Run as `python -m minitorch_cl.compiler_check PLATFORM DEVICE` it is that child: it prints `ok` or
-the problem and exits 0; a crash shows as a signal or a nonzero status with no verdict printed."""
+The child runs child(PLATFORM, DEVICE): it prints `ok` or the problem and exits 0; a crash shows as a
+signal or a nonzero status with no verdict printed."""
 import hashlib
 import json
+import os
 import subprocess
 import sys
+
+import numpy as np
+import pyopencl as cl
 
 from . import kernels, user_cache
 
 FILENAME = "compiler_checks.json"
 TIMEOUT_S = 30  # a cold build of the probe takes about a second; a broken compiler may spin for minutes
 N = 64  # floats the probe transforms: four float16 work items
+CHILD = "import sys; from minitorch_cl.compiler_check import child; child(int(sys.argv[1]), int(sys.argv[2]))"
 
 
 def problem(dev):
@@ -47,28 +52,38 @@ def _read():
 
 
 def _run_child(platform_index, device_index):
-    cmd = [sys.executable, "-m", __name__, str(platform_index), str(device_index)]
+    cmd = [sys.executable, "-c", CHILD, str(platform_index), str(device_index)]
+    # The child names its device, so nothing in it asks for the default (and so for this check);
+    # and it profiles nothing.
+    env = {k: v for k, v in os.environ.items() if k != "MINITORCH_CL_PROFILE"}
+    env["MINITORCH_CL_DEVICE"] = f"cl:{platform_index}:{device_index}"
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
         return f"building and running a trivial kernel took over {TIMEOUT_S} s"
     return verdict(done.returncode, done.stdout, done.stderr)
 
 
 def verdict(returncode, stdout, stderr):
-    """None for a child that printed ok, else the problem: its printed verdict, or how it died."""
+    """None for a child that printed ok and exited cleanly, else the problem: its printed verdict, or
+    how it died."""
     said = stdout.strip().splitlines()
-    if returncode == 0 and said:
-        return None if said[-1] == "ok" else said[-1]
+    if said and said[-1] != "ok":
+        return said[-1]  # what the child found, whether or not it then died on the way out
+    if said and returncode == 0:
+        return None
     how = f"killed by signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
     last = [line.strip() for line in stderr.splitlines() if line.strip()]
     errors = [line for line in last if "error" in line.lower() and "warning" not in line.lower()]
     return f"its compiler crashed the process ({how}): {(errors or last or ['no output'])[-1]}"
 
 
-def _child(platform_index, device_index):
-    import numpy as np
-    import pyopencl as cl
+def child(platform_index, device_index):
+    """The child process's work: print its verdict on the device, `ok` or what went wrong."""
+    print(_judge(platform_index, device_index), flush=True)
+
+
+def _judge(platform_index, device_index):
     cl_device = cl.get_platforms()[platform_index].get_devices()[device_index]
     ctx = cl.Context([cl_device])
     queue = cl.CommandQueue(ctx)
@@ -90,6 +105,3 @@ def _child(platform_index, device_index):
     error = float(np.max(np.abs(y - (x64 * x64 + np.exp(-x64)))))
     return "ok" if error < 1e-4 else f"the probe kernel computed a wrong result (max error {error:.3g})"
 
-
-if __name__ == "__main__":
-    print(_child(int(sys.argv[1]), int(sys.argv[2])), flush=True)

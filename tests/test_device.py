@@ -208,6 +208,9 @@ def test_a_compiler_that_kills_its_process_is_named_with_how_it_died():
     assert compiler_check.verdict(0, "ok\n", "noise") is None
     assert compiler_check.verdict(0, "error: unknown target CPU 'generic'\n", "") == "error: unknown target CPU 'generic'"
     assert compiler_check.verdict(1, "", "") == "its compiler crashed the process (exit status 1): no output"
+    assert compiler_check.verdict(-6, "its build succeeded but produced no kernel\n", "") == \
+        "its build succeeded but produced no kernel"  # found, then died on the way out
+    assert compiler_check.verdict(-6, "ok\n", "").startswith("its compiler crashed the process (killed by signal 6)")
 
 
 def test_compiler_verdicts_are_judged_once_per_device_and_kept(tmp_path, monkeypatch):

@@ -130,11 +130,12 @@ def test_lstm_matches_reference(dev, rng, T, B, I, H, L, bidir, batch_first, wit
     _check_lstm(dev, rng, T, B, I, H, L, bidir, batch_first, with_state, bias, noncontig)
 
 
-@pytest.mark.parametrize("profile", ["CPU", "GPU"])
-def test_both_recurrence_paths_match_reference(dev, rng, profile):
-    """The CPU profile's fused steps (lstm_step_fwd / _bwd) and the GPU profile's recurrent GEMM and
-    cell kernels, whichever the device under test takes itself."""
-    with forced_profile(dev, profile):
+@pytest.mark.parametrize("profile,limits", [("CPU", {}), ("CPU", {"native_vector_width_float": 8}), ("GPU", {})])
+def test_both_recurrence_paths_match_reference(dev, rng, profile, limits):
+    """The CPU profile's fused steps (lstm_step_fwd / _bwd), in 8 lanes (AVX2) and in the device's own
+    width (16 on AVX-512), and the GPU profile's recurrent GEMM and cell kernels, whichever the
+    device under test takes itself."""
+    with forced_profile(dev, profile, **limits):
         _check_lstm(dev, rng, *CASES[-1], noncontig=False)
         _check_lstm(dev, rng, 3, 7, 4, 9, 2, False, True, False, True, noncontig=True)
 
