@@ -26,7 +26,7 @@ CHILD = "import sys; from minitorch_cl.compiler_check import child; child(int(sy
 
 def problem(dev):
     """None when dev's compiler builds and runs the probe correctly, else one line saying what went wrong."""
-    key = f"{dev.tuning_key} | probe {_probe_hash()}"
+    key = _key(dev)
     records = _read()
     if key not in records:
         found = _run_child(dev.platform_index, dev.device_index)
@@ -36,6 +36,16 @@ def problem(dev):
         except OSError:
             pass  # a read-only home: judge again next time
     return records[key]
+
+
+def known_problem(dev):
+    """What an earlier check on this machine found wrong with dev's compiler; None if it passed or was
+    never judged (no child is started)."""
+    return _read().get(_key(dev))
+
+
+def _key(dev):
+    return f"{dev.tuning_key} | probe {_probe_hash()}"
 
 
 def _probe_hash():

@@ -342,6 +342,14 @@ class Device:
             self._build_problem = compiler_check.problem(self)
         return self._build_problem
 
+    @property
+    def known_build_problem(self):
+        """build_problem where it has been judged (in this process, or on this machine before), else None;
+        starts no child process."""
+        if self._build_problem is False:
+            return compiler_check.known_problem(self)
+        return self._build_problem
+
     def program(self, filename, defines=None):
         """The built program for (file, defines), built once per device."""
         key = (filename, tuple(sorted((defines or {}).items())))
@@ -465,6 +473,7 @@ def preferred(devs):
 
 
 _WARNED = set()  # specs already warned about
+_NAMED = set()  # specs already asked for by name, whose known verdict was looked up
 
 
 def devices():
@@ -514,6 +523,14 @@ def device(spec=None, index=None):
     if found is None:
         raise DeviceError(f"no OpenCL device matches {source} (`minitorch-cl devices` lists them)",
                           f"devices on this machine:\n{_listing(all_devs)}")
+    if found.spec not in _NAMED:
+        _NAMED.add(found.spec)
+        problem = found.known_build_problem
+        if problem and found.spec not in _WARNED:
+            _WARNED.add(found.spec)
+            warnings.warn(f"minitorch_cl: {found.spec} ({found.short_version} / {found.name}), asked for by "
+                          f"{source}, failed the compiler check on this machine ({problem}); its kernels may fail "
+                          f"to build or abort the process", RuntimeWarning, stacklevel=2)
     return found
 
 

@@ -128,6 +128,7 @@ class _FakeDevice:
         self.short_version, self.bundled = version, bundled
         self.spec = f"cl:{p}:{d}"
         self.build_problem = None  # Device.build_problem: its compiler builds
+        self.known_build_problem = None  # and no earlier check found otherwise
 
 
 def _two_pocls():
@@ -211,6 +212,21 @@ def test_a_compiler_that_kills_its_process_is_named_with_how_it_died():
     assert compiler_check.verdict(-6, "its build succeeded but produced no kernel\n", "") == \
         "its build succeeded but produced no kernel"  # found, then died on the way out
     assert compiler_check.verdict(-6, "ok\n", "").startswith("its compiler crashed the process (killed by signal 6)")
+
+
+def test_a_device_asked_for_by_name_that_failed_the_check_here_is_given_with_a_warning(monkeypatch):
+    debian, pip = _two_pocls()
+    pip.known_build_problem = "its compiler crashed the process (killed by signal 6): LLVM ERROR"
+    monkeypatch.setattr(device_mod, "_DEVICES", [debian, pip])
+    monkeypatch.setattr(device_mod, "_WARNED", set())
+    monkeypatch.setattr(device_mod, "_NAMED", set())
+    monkeypatch.setenv("MINITORCH_CL_DEVICE", "cl:1:0")
+    with pytest.warns(RuntimeWarning, match=r"cl:1:0 .*asked for by MINITORCH_CL_DEVICE='cl:1:0', failed the "
+                                             r"compiler check on this machine \(its compiler crashed"):
+        assert mt.device() is pip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert mt.device() is pip and mt.device("cl:0:0") is debian  # once; and a sound device says nothing
 
 
 def test_compiler_verdicts_are_judged_once_per_device_and_kept(tmp_path, monkeypatch):
