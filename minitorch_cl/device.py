@@ -1,5 +1,6 @@
 """OpenCL devices: discovery, the spec parser, the default rule, and the per-device context, queue,
 pool and programs."""
+import atexit
 import ctypes
 import glob
 import os
@@ -228,11 +229,15 @@ class Device:
     # ---- runtime state, created on first use -----------------------------------------------
     def _ensure_context(self):
         if self._context is None:
-            self._context = cl.Context([self.cl_device])
-            self._plain_queue = self._queue = cl.CommandQueue(self._context)
+            context = cl.Context([self.cl_device])
+            self._plain_queue = self._queue = cl.CommandQueue(context)
             if self._profiling:
-                self._queue = cl.CommandQueue(self._context, properties=cl.command_queue_properties.PROFILING_ENABLE)
+                self._queue = cl.CommandQueue(context, properties=cl.command_queue_properties.PROFILING_ENABLE)
             self._pool = cl.tools.MemoryPool(cl.tools.ImmediateAllocator(self._plain_queue))
+            self._context = context
+            if not _STARTED:
+                atexit.register(_finish_queues)
+            _STARTED.append(self)
         return self._context
 
     @property
@@ -397,6 +402,21 @@ class Device:
         """Wait for every queued kernel; raises what the kernels reported (a bad index)."""
         self.queue.finish()
         self.check_errors()
+
+
+_STARTED = []  # devices whose context and queue exist, in the order they were made
+
+
+def _finish_queues():
+    """At exit, wait for what is still queued: a program that ends without reading its last results
+    (a backward pass, then print) would otherwise exit while PoCL's threads still run its kernels,
+    and the runtime's teardown under them crashed the process (SIGSEGV) now and then."""
+    for dev in _STARTED:
+        for queue in {id(q): q for q in (dev._queue, dev._plain_queue)}.values():
+            try:
+                queue.finish()
+            except cl.Error:
+                pass  # a device lost at exit: nothing left to wait for
 
 
 def _size(n):

@@ -41,7 +41,7 @@ def _torch_module(name):
 def _run(path, call, cwd):
     code = f"import sys; sys.path.insert(0, {str(path.parent)!r}); import {path.stem} as m; {call}"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=cwd)
-    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.returncode == 0, f"exit status {out.returncode}; stdout:\n{out.stdout[-1000:]}\nstderr:\n{out.stderr[-3000:]}"
     return out.stdout
 
 

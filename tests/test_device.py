@@ -253,3 +253,23 @@ def test_build_error_for_an_unknown_cpu_says_what_to_do():
 def test_tensors_without_device_land_on_the_device_under_test(dev):
     """So MINITORCH_CL_DEVICE=all also moves modules built before .to(dev) and the library's own defaults."""
     assert mt.device() == dev and mt.zeros(1).device == dev
+
+
+def test_work_still_queued_at_exit_is_finished_before_the_runtime_goes(dev):
+    """A program that ends without reading its last results (the article's LSTM: backward, then a
+    print) exited while PoCL's threads still ran its kernels, and the runtime's teardown under them
+    crashed the process now and then (SIGSEGV, 3 runs in 10 on a loaded machine). device.py waits for
+    the queues at exit; this program's own exit handler, registered first, runs after that wait."""
+    code = f"""if True:
+        import atexit, pyopencl as cl
+        last = []
+        atexit.register(lambda: print(last[0].command_execution_status == cl.command_execution_status.COMPLETE))
+        import minitorch_cl as mt
+        dev = mt.device({dev.spec!r})
+        a = mt.randn(512, 512, device=dev)
+        for _ in range(40):
+            a = (a @ a) * 0.04  # about 60 ms of queued products on a 2-core CPU
+        last.append(cl.enqueue_marker(dev.queue))
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert (done.returncode, done.stdout.strip()) == (0, "True"), done.stderr[-2000:]
