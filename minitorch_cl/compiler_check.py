@@ -5,8 +5,9 @@ float16 kernel). The child builds clkernels/probe.cl, runs it and checks its res
 Verdicts are cached per device key and probe.cl's hash in the user's cache folder, so a machine pays
 the child's second or so once per device.
 
-The child runs child(PLATFORM, DEVICE): it prints `ok` or the problem and exits 0; a crash shows as a
-signal or a nonzero status with no verdict printed."""
+The child runs child(PLATFORM, DEVICE): it prints `judging`, then `ok` or the problem, and exits 0; a
+crash shows as a signal or a nonzero status with no verdict printed. A child that never printed
+`judging` (it could not import this package) gives no verdict, and none is kept."""
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from . import kernels, user_cache
 FILENAME = "compiler_checks.json"
 TIMEOUT_S = 30  # a cold build of the probe takes about a second; a broken compiler may spin for minutes
 N = 64  # floats the probe transforms: four float16 work items
+STARTED = "judging"  # the child's first line: its imports worked and it is at the device
 CHILD = "import sys; from minitorch_cl.compiler_check import child; child(int(sys.argv[1]), int(sys.argv[2]))"
 
 
@@ -29,7 +31,9 @@ def problem(dev):
     key = _key(dev)
     records = _read()
     if key not in records:
-        found = _run_child(dev.platform_index, dev.device_index)
+        judged, found = _run_child(dev.platform_index, dev.device_index)
+        if not judged:  # the child never reached the device: no verdict, and none kept
+            return None
         records = {**_read(), key: found}  # keeping what other processes wrote meanwhile
         try:
             user_cache.write_json(FILENAME, records)
@@ -65,19 +69,25 @@ def _run_child(platform_index, device_index):
     cmd = [sys.executable, "-c", CHILD, str(platform_index), str(device_index)]
     # The child names its device, so nothing in it asks for the default (and so for this check);
     # and it profiles nothing.
+    # It imports this package from where this process found it.
     env = {k: v for k, v in os.environ.items() if k != "MINITORCH_CL_PROFILE"}
     env["MINITORCH_CL_DEVICE"] = f"cl:{platform_index}:{device_index}"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
-    except subprocess.TimeoutExpired:
-        return f"building and running a trivial kernel took over {TIMEOUT_S} s"
-    return verdict(done.returncode, done.stdout, done.stderr)
+    except subprocess.TimeoutExpired as err:
+        said = err.stdout or b""  # bytes, whatever text= said
+        said = said.decode(errors="replace") if isinstance(said, bytes) else said
+        return STARTED in said, f"building and running a trivial kernel took over {TIMEOUT_S} s"
+    except OSError:
+        return False, None  # no child at all (no interpreter to start): nothing judged
+    return STARTED in done.stdout, verdict(done.returncode, done.stdout, done.stderr)
 
 
 def verdict(returncode, stdout, stderr):
     """None for a child that printed ok and exited cleanly, else the problem: its printed verdict, or
     how it died."""
-    said = stdout.strip().splitlines()
+    said = [line for line in stdout.strip().splitlines() if line != STARTED]
     if said and said[-1] != "ok":
         return said[-1]  # what the child found, whether or not it then died on the way out
     if said and returncode == 0:
@@ -89,7 +99,9 @@ def verdict(returncode, stdout, stderr):
 
 
 def child(platform_index, device_index):
-    """The child process's work: print its verdict on the device, `ok` or what went wrong."""
+    """The child process's work: say it started (its imports worked), then print its verdict on the
+    device, `ok` or what went wrong."""
+    print(STARTED, flush=True)
     print(_judge(platform_index, device_index), flush=True)
 
 

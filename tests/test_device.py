@@ -214,6 +214,26 @@ def test_a_compiler_that_kills_its_process_is_named_with_how_it_died():
     assert compiler_check.verdict(-6, "ok\n", "").startswith("its compiler crashed the process (killed by signal 6)")
 
 
+def test_a_child_that_never_reached_the_device_gives_no_verdict_and_none_is_kept(dev, tmp_path, monkeypatch):
+    """A child that cannot even import the package (an interpreter that does not see it) says
+    nothing about the compiler: no verdict, nothing written, so the next process judges again."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(compiler_check, "CHILD", "import no_such_module_here")
+    assert compiler_check._run_child(dev.platform_index, dev.device_index)[0] is False
+    assert compiler_check.problem(dev) is None
+    assert not (tmp_path / "minitorch_cl" / compiler_check.FILENAME).exists()
+
+
+def test_a_child_that_hangs_at_the_device_is_a_verdict(monkeypatch):
+    """pip's PoCL on an AVX-512 EPYC spins for minutes in its first float16 launch: past the limit,
+    a child that reached the device is judged broken; one stuck before it is not judged."""
+    monkeypatch.setattr(compiler_check, "TIMEOUT_S", 2)
+    monkeypatch.setattr(compiler_check, "CHILD", "import time; print('judging', flush=True); time.sleep(30)")
+    assert compiler_check._run_child(0, 0) == (True, "building and running a trivial kernel took over 2 s")
+    monkeypatch.setattr(compiler_check, "CHILD", "import time; time.sleep(30)")
+    assert compiler_check._run_child(0, 0)[0] is False
+
+
 def test_a_device_asked_for_by_name_that_failed_the_check_here_is_given_with_a_warning(monkeypatch):
     debian, pip = _two_pocls()
     pip.known_build_problem = "its compiler crashed the process (killed by signal 6): LLVM ERROR"
@@ -232,7 +252,7 @@ def test_a_device_asked_for_by_name_that_failed_the_check_here_is_given_with_a_w
 def test_compiler_verdicts_are_judged_once_per_device_and_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     judged = []
-    monkeypatch.setattr(compiler_check, "_run_child", lambda p, d: judged.append((p, d)) or f"broken {p}:{d}")
+    monkeypatch.setattr(compiler_check, "_run_child", lambda p, d: (True, judged.append((p, d)) or f"broken {p}:{d}"))
     debian, pip = _two_pocls()
     debian.tuning_key, pip.tuning_key = "debian key", "pip key"
     assert compiler_check.problem(pip) == "broken 1:0" and compiler_check.problem(debian) == "broken 0:0"
