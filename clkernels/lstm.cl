@@ -211,7 +211,7 @@ inline void step_cell_bwd(vecf dh, int H, int u, __global const float *gr, __glo
     }
     float t[LANES];
     VSTORE(dh, 0, t);
-    for (int k = u; k < min(H, u + LANES); ++k) {
+    for (int k = u; k < H; ++k) {  /* the partial vector: u + LANES > H */
         float i = gr[k], f = gr[H + k], g = gr[2 * H + k], o = gr[3 * H + k], tc = tanh(c[k]);
         float dhk = t[k - u] + dh_out[k], dcv = dc[k];
         CELL_BWD(float, i, f, g, o, tc, cp[k], dhk, dcv, dg[k], dg[H + k], dg[2 * H + k], dg[3 * H + k])
