@@ -2,6 +2,7 @@
 pool and programs."""
 import atexit
 import ctypes
+import functools
 import glob
 import os
 import resource
@@ -136,13 +137,19 @@ class Device:
             self._origin = platform_library(self.cl_device.platform)
         return self._origin
 
-    @property
+    @functools.cached_property
     def bundled(self):
-        """Whether the runtime was installed into this Python environment (pip's PoCL), not the system's."""
+        """Whether the runtime was installed into this Python environment (pip's PoCL), not the system's
+        (kept: the default device's resolution asks on every tensor made without a device)."""
         prefix = os.path.realpath(sys.prefix) + os.sep
         return bool(self.origin) and os.path.realpath(self.origin).startswith(prefix)
 
-    @property
+    @functools.cached_property
+    def _limits(self):
+        """(global memory, largest single allocation) in bytes: each a runtime query, asked per allocation."""
+        return self.cl_device.global_mem_size, self.cl_device.max_mem_alloc_size
+
+    @functools.cached_property
     def type_name(self):
         # A simulator such as Oclgrind sets every type bit; only a single clear kind counts.
         t = self.cl_device.type & (cl.device_type.GPU | cl.device_type.CPU | cl.device_type.ACCELERATOR)
@@ -266,7 +273,7 @@ class Device:
         self._ensure_context()
         nbytes = max(int(nbytes), 4)
         pool = self._pool
-        single = self.cl_device.max_mem_alloc_size
+        single = self._limits[1]
         if nbytes > single:
             raise self._oom(nbytes, f"the device's single-allocation limit is {_size(single)}")
         if pool.active_bytes + nbytes > self.memory_limit or not self._host_can_hold(nbytes):
@@ -297,7 +304,7 @@ class Device:
     @property
     def memory_limit(self):
         """Bytes this process may keep in use on the device: its memory times the memory fraction."""
-        return int(self.cl_device.global_mem_size * self.memory_fraction)
+        return int(self._limits[0] * self.memory_fraction)
 
     def _host_can_hold(self, nbytes):
         """A CPU runtime's buffers are host memory: past the host's limits it would abort, so ask first

@@ -10,15 +10,21 @@ def is_grad_enabled():
     return getattr(_state, "enabled", True)
 
 
-@contextlib.contextmanager
-def grad_mode(enabled):
-    """Recording on or off inside the block, restored after it."""
-    previous = is_grad_enabled()
-    _state.enabled = enabled
-    try:
-        yield
-    finally:
-        _state.enabled = previous
+class grad_mode:
+    """Recording on or off inside the block, restored after it (a plain class: every Function call
+    enters one, and a generator-based context manager costs several times more)."""
+    __slots__ = ("enabled", "previous")
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+
+    def __enter__(self):
+        self.previous = is_grad_enabled()
+        _state.enabled = self.enabled
+
+    def __exit__(self, *exc):
+        _state.enabled = self.previous
+        return False
 
 
 def is_anomaly_enabled():

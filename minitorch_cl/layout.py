@@ -1,10 +1,17 @@
 """Pure shape/stride index math: broadcasting, contiguity, views, dim coalescing."""
+import functools
+
 import numpy as np
 
 from .shared_constants import MAXDIM
 
 
 def contiguous_strides(shape):
+    return _contiguous_strides(tuple(shape))
+
+
+@functools.lru_cache(maxsize=1024)  # every new tensor asks, for a few shapes over and over
+def _contiguous_strides(shape):
     strides, acc = [], 1
     for n in reversed(shape):
         strides.append(acc)

@@ -193,6 +193,8 @@ def _infer_dtype(arr, keep_float64=False):
 def _shape_args(size):
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
+    if all(type(s) is int and s >= 0 for s in size):  # the common case, without the ABC checks below
+        return tuple(size)
     for s in size:
         if not isinstance(s, numbers.Integral) or s < 0:
             raise ValueError(f"sizes must be non-negative integers, got {tuple(size)}")

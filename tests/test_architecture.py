@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minitorch_cl as mt
-from minitorch_cl import device_profile, launch
+from minitorch_cl import device_profile, dtypes, launch, layout
 
 PKG = Path(mt.__file__).parent
 KERNELS = PKG.parent / "clkernels" if (PKG.parent / "clkernels").is_dir() else PKG / "clkernels"
@@ -105,6 +105,18 @@ def test_launch_names_the_kernel_on_a_wrong_call(dev):
         launch.launch(dev, "optim.cl", "sgd_step", (4,), 4, 0.1, x)
     with pytest.raises(launch.KernelArgumentError, match="argument 7 is a buffer"):
         launch.launch(dev, "optim.cl", "sgd_step", (4,), 4, 0.1, 0.0, 0.0, 0.0, 0, 1, 3.0, x, x)
+
+
+def test_launch_types_struct_arguments_and_holds_later_launches_to_them(dev):
+    defines = dict(OP="OP_NEG", **dtypes.cl_defines(dev, T=dtypes.float32, TA=dtypes.float32, TO=dtypes.float32))
+    x, out = mt.tensor(np.arange(5, dtype=np.float32), device=dev), mt.zeros(5, device=dev)
+    shape, sa, so = layout.layout_struct((5,), [(1,), (1,)])
+    launch.launch(dev, "elementwise.cl", "map1", (5,), 5, shape, sa, so, 0.0, 0.0, x, out, defines=defines)
+    np.testing.assert_array_equal(out.numpy(), -np.arange(5))
+    plan = dev._launch_plans[("elementwise.cl", "map1", tuple(sorted(defines.items())))]
+    assert plan.struct_dtypes == {1: layout.SHAPE_DTYPE, 2: layout.STRIDES_DTYPE, 3: layout.STRIDES_DTYPE}
+    with pytest.raises(launch.KernelArgumentError, match="elementwise.cl:map1.*argument 2 is a struct"):
+        launch.launch(dev, "elementwise.cl", "map1", (5,), 5, shape, shape, so, 0.0, 0.0, x, out, defines=defines)
 
 
 def test_launch_reads_views_through_their_offset(dev):

@@ -48,6 +48,8 @@ def float32_kernels(policy=SAME):
                 args, kwargs = _cast(args, dtypes.float16), {k: _cast(v, dtypes.float16) for k, v in kwargs.items()}
             given = _other_float(list(args) + list(kwargs.values()))
             if given is None:
+                if not autocasting:  # (paused() would only set what is already so)
+                    return fn(*args, **kwargs)
                 with paused():
                     return fn(*args, **kwargs)
             with paused():

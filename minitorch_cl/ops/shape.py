@@ -88,7 +88,7 @@ def reshape_as(x, other):
 class Permute(Function):
     @staticmethod
     def forward(ctx, x, order):
-        ctx.inverse = tuple(int(i) for i in np.argsort(order))
+        ctx.inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
         return _view(x, tuple(x.shape[d] for d in order), tuple(x.strides[d] for d in order))
 
     @staticmethod
