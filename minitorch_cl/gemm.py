@@ -135,6 +135,11 @@ def gemm(dev, M, N, K, a, b, c, *, trans_a=False, trans_b=False, lda, ldb=None, 
     elif ldb is None:
         raise TypeError("gemm: ldb is required unless b_packed is given")
     b_panels = b_packed is not None and b_packed.panels
+    if batch > 1 and batch_b == 0 and not (sum_batch or trans_a) and a_rows is None and \
+            bias_mode != BIAS_PER_ROW and batch_a == M * lda and batch_c == M * ldc:
+        # one B for every item, and A's and C's items end to end: a single product of M * batch rows
+        # (a Linear's input gradient at (64, 8, 128): 64 items of 8 rows ran at 70 GFLOP/s)
+        M, batch, batch_a, batch_c = M * batch, 1, 0, 0
     if bias is None:
         bias, off_bias, bias_mode = c, 0, BIAS_NONE  # never read, but the kernel needs a buffer
     # op(A)[m][k] = A[m*sam + k*sak], op(B)[k][n] = B[k*sbk + n*sbn]

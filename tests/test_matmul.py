@@ -19,11 +19,30 @@ def _mm_grad(inputs, w):
 @pytest.mark.parametrize("shapes", [
     ((7,), (7,)), ((33,), (33, 5)), ((4, 65), (65,)), ((1, 1), (1, 1)), ((7, 33), (33, 65)),
     ((127, 65), (65, 1)), ((257, 7), (7, 33)), ((3, 7, 5), (3, 5, 9)), ((2, 1, 7, 5), (3, 5, 4)),
-    ((5, 8), (2, 3, 8, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2)),
+    ((5, 8), (2, 3, 8, 6)), ((0, 4), (4, 3)), ((3, 0), (0, 2)), ((5, 7, 13), (13, 11)), ((2, 3, 7, 13), (13, 11)),
 ])
 def test_matmul_values_and_grads(dev, rng, shapes):
     a, b = rng.standard_normal(shapes[0]), rng.standard_normal(shapes[1])
     check(dev, lambda x, y: x @ y, np.matmul, a, b, rtol=1e-4, atol=1e-4, np_grad=_mm_grad)
+
+
+def test_shared_right_operand_folds_the_batch_into_rows_only_when_items_are_adjacent(dev, rng):
+    """(..., M, K) @ (K, N) with A's and C's items end to end is one product of M * batch rows;
+    items apart (a slice of a taller batch) stay a batched product, and both are right."""
+    from minitorch_cl import launch
+    base, b = (rng.standard_normal(s).astype(np.float32) for s in ((5, 9, 13), (13, 11)))  # (no float32 copy)
+    grids = []
+    launch.observers.append(lambda d, key, e, grid, local, work: grids.append((key[1], grid)))
+    try:
+        for a in (base[:, :7], base):
+            grids.clear()
+            x = mt.tensor(base, device=dev)
+            got = (x[:, :7] if a is not base else x) @ mt.tensor(b, device=dev)
+            compare(got.numpy(), np.asarray(a) @ b, rtol=1e-4, atol=1e-4)
+            batches = [g[2] for name, g in grids if name in ("gemm_packed", "gemm_tiled")]
+            assert batches == ([5] if a is not base else [1])
+    finally:
+        launch.observers.pop()
 
 
 @pytest.mark.parametrize("view", ["aT", "bT", "both", "slice"])
