@@ -125,6 +125,7 @@ def dropout_apply(a, keep, scale, seed):
 # elements left over. One work-group alone summed 1.6M floats at 2.4 GB/s, on one core.
 SPLIT_MIN = 1 << 16
 SPLIT_PARTS = 512
+COLS8_GROUP = 16  # reduce_cols8's work-group: 128 outputs per group, so a 512-wide sum spans both cores
 
 
 def _reduce_in_two_passes(op, x, scale, out):
@@ -189,7 +190,10 @@ def reduce(op, x, dims, keepdim=False, scale=1.0, out_dtype=None, out=None):
     # an arg-reduction writes int64 indices into `index` and nothing into `out`; the others the reverse
     values, index = (At(out.buffer, out.offset), out) if is_arg else (out, At(out.buffer, out.offset))
     args = (outer, R, inner, scale, x, values, index)
-    if n_out >= 4 * wg or R <= 64:  # many outputs, or short ones: a work-item per output
+    if "LANE_SUM" in defines and inner % 8 == 0 and dev.profile.reduce_cols8:  # columns, eight at a time
+        launch(dev, "reduce.cl", "reduce_cols8", (n_out // 8,), outer, R, inner, scale, x, out,
+               local=(COLS8_GROUP,), defines=defines)
+    elif n_out >= 4 * wg or R <= 64:  # many outputs, or short ones: a work-item per output
         launch(dev, "reduce.cl", "reduce_serial", (n_out,), *args, defines=defines)
     else:  # few long outputs: a work-group per output
         launch(dev, "reduce.cl", "reduce_group", (n_out * wg,), *args, local=(wg,), defines=defines)

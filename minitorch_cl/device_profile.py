@@ -10,6 +10,7 @@ import dataclasses
 class DeviceProfile:
     map_local: int            # work-group of element-wise and other one-item-per-output kernels
     reduce_wg: int            # work-group of the cooperative (one group per output) reduction
+    reduce_cols8: bool        # float32 sums down columns take eight outputs a work-item in float8 (CPU)
     gemm_tiles: dict          # -D tile sizes of matmul.cl's gemm_tiled (GPU path)
     gemm_packed: bool         # the CPU path: packed panels and register blocks of vectors
     gemm_cpu_block: dict      # -D register block of gemm_packed: MR rows of NV vectors of LANES floats
@@ -33,10 +34,10 @@ class DeviceProfile:
 
 
 _BY_TYPE = {
-    "CPU": dict(map_local=256, reduce_wg=64, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
+    "CPU": dict(map_local=256, reduce_wg=64, reduce_cols8=True, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=True, gemm_cpu_block=dict(MR=6, NV=2, LANES=8), attention_local=False, attention_bq=12,
                 attention_lanes=8, layernorm_wg=1, batchnorm_wg=1, sort_block=1024, sort_serial=True),
-    "GPU": dict(map_local=256, reduce_wg=256, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
+    "GPU": dict(map_local=256, reduce_wg=256, reduce_cols8=False, gemm_tiles=dict(TM=64, TN=64, TK=16, WM=4, WN=4),
                 gemm_packed=False, gemm_cpu_block=dict(MR=6, NV=2, LANES=8), attention_local=True, attention_bq=1,
                 attention_lanes=8, layernorm_wg=128, batchnorm_wg=256, sort_block=1024,
                 sort_serial=False),

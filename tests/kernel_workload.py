@@ -108,6 +108,8 @@ def reduce(dev, rng):
     _close(mt.argmax(x, dim=1), a.argmax(1))
     _close(mt.argmin(x.permute(2, 0, 1), dim=2), a.transpose(2, 0, 1).argmin(2))
     _close(mt.logsumexp(x, dim=1), np.log(np.exp(a).sum(1)))
+    c = rng.standard_normal((5, 7, 16))  # columns eight at a time, an odd count of rows (reduce_cols8)
+    _close(_t(dev, c, grad=False).sum(1), c.sum(1))
 
 
 def index(dev, rng):

@@ -5,7 +5,8 @@ import minitorch_cl as mt
 from helpers import check
 
 SHAPES_DIMS = [((257,), None), ((7, 33), 0), ((7, 33), 1), ((7, 33), -1), ((3, 5, 7), (0, 2)),
-               ((3, 5, 7), (1, 2)), ((65, 3), None), ((2, 1, 4), 1), ((1000,), 0), ((3, 4500), 1)]
+               ((3, 5, 7), (1, 2)), ((65, 3), None), ((2, 1, 4), 1), ((1000,), 0), ((3, 4500), 1),
+               ((7, 24), 0), ((3, 5, 16), 1), ((2, 9, 3, 8), (1, 2))]  # (columns eight at a time, odd R)
 
 
 @pytest.mark.parametrize("shape,dim", SHAPES_DIMS)
