@@ -254,13 +254,13 @@ def optim(dev, rng):
                  lambda p: mt.optim.AdamW(p, lr=0.1),
                  lambda p: mt.optim.RMSprop(p, lr=0.1, momentum=0.5, centered=True),
                  lambda p: mt.optim.Adagrad(p, lr=0.1)):
-        w = nn.Parameter(_t(dev, rng.standard_normal(65)))
-        opt = make([w])
+        ws = [nn.Parameter(_t(dev, rng.standard_normal(n))) for n in (65, 3, 9, 1, 8, 17, 5, 2, 33, 4)]
+        opt = make(ws)  # (ten parameters: two launches of the eight-slot kernels, the second part empty)
         for _ in range(2):
             opt.zero_grad()
-            (w * w).sum().backward()
+            sum((w * w).sum() for w in ws).backward()
             opt.step()
-        assert np.isfinite(w.detach().numpy()).all()
+        assert all(np.isfinite(w.detach().numpy()).all() for w in ws)
     w = nn.Parameter(_t(dev, np.ones(7)))
     opt = mt.optim.SGD([w], lr=0.5)
     (w * w).sum().backward()

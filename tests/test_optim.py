@@ -97,6 +97,41 @@ def test_adam(dev, rng, cls, kw):
     check_optimizer(dev, cls, *_data(rng, (65,), steps=6), kw)
 
 
+@pytest.mark.parametrize("cls,kw", [(optim.SGD, dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+                                    (optim.SGD, dict(lr=0.05)),  # (float16 without momentum: p stood still)
+                                    (optim.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
+                                    (optim.AdamW, dict(lr=0.01))])
+def test_many_parameters_step_eight_to_a_launch(dev, rng, cls, kw):
+    """Eleven parameters of assorted sizes: the ten float32 ones in two launches (the second with
+    unused slots), the float16 one alone; one gets no gradient in the first two steps (its own step
+    count, its own first momentum step). Each ends where its own NumPy reference does."""
+    from minitorch_cl import launch
+    sizes, steps, late, half = [1, 7, 8, 9, 33, 64, 100, 3, 5, 16, 17], 4, 4, 6
+    p0s = [rng.standard_normal(n).astype(np.float32).astype(np.float64) for n in sizes]
+    grads = [[rng.standard_normal(n).astype(np.float16).astype(np.float64) for _ in range(steps)] for n in sizes]
+    params = [mt.nn.Parameter(mt.tensor(p, dtype=mt.float16 if i == half else mt.float32, device=dev))
+              for i, p in enumerate(p0s)]
+    opt = cls(params, **kw)
+    names = []
+    launch.observers.append(lambda d, key, e, grid, local, work: names.append(key[1]))
+    try:
+        for t in range(steps):
+            opt.zero_grad()
+            for i, p in enumerate(params):
+                if not (i == late and t < 2):
+                    p.grad = mt.tensor(grads[i][t], dtype=p.dtype, device=dev)
+            names.clear()
+            opt.step()
+            assert names.count("sgd_step8" if cls is optim.SGD else "adam_step8") == 2
+    finally:
+        launch.observers.pop()
+    for i, p in enumerate(params):
+        want = np_reference(cls, p0s[i] if i != half else p0s[i].astype(np.float16).astype(np.float64),
+                            grads[i][2:] if i == late else grads[i], kw)
+        tol = 2e-3 if i == half else 1e-5  # (float16 storage of the parameter and its state)
+        compare(p.detach().float(), want, rtol=tol, atol=tol, what=f"parameter {i} of size {sizes[i]}")
+
+
 def test_skips_params_without_grad_and_param_groups(dev, rng):
     a = mt.nn.Parameter(mt.ones(3, device=dev))
     b = mt.nn.Parameter(mt.ones(3, device=dev))

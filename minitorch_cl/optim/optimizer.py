@@ -1,5 +1,6 @@
 """torch.optim's SGD, Adam, AdamW, RMSprop and Adagrad: param_groups, state, state_dict; every update is
-one fused kernel launch per parameter (clkernels/optim.cl) with torch.optim's exact formulas."""
+a fused kernel (clkernels/optim.cl) with torch.optim's exact formulas, one launch per eight float32
+parameters for SGD and Adam (torch's foreach step), one per parameter otherwise."""
 import copy
 import math
 
@@ -132,12 +133,42 @@ def _launch(p, name, *args):
     are float32: a float16 parameter (model.half()) and its state are updated through float32
     copies, written back."""
     n = p.numel()
-    wide = [a.float() if isinstance(a, Tensor) and a.dtype in (dtypes.float16, dtypes.float64) else a for a in args]
+    copies = {}  # one float32 copy per tensor: an unused slot passes p (or v) again, and a second copy
+    for a in args:  # written back after the first would undo its update
+        if isinstance(a, Tensor) and a.dtype in (dtypes.float16, dtypes.float64) and id(a) not in copies:
+            copies[id(a)] = (a, a.float())
+    wide = [copies[id(a)][1] if id(a) in copies else a for a in args]
     launch(p.device, "optim.cl", name, (-(-n // _PER_ITEM.get(name, 1)),), n, *wide)
-    for a, w in zip(args, wide):
-        if w is not a:
-            a.copy_(w)
+    for a, w in copies.values():
+        a.copy_(w)
     p._bump_version()
+
+
+SLOTS = 8  # parameters per launch of optim.cl's eight-slot kernels (sgd_step8, adam_step8)
+
+
+def _launch_all(name, common, updates):
+    """The updates of one step, each (p, its scalars, its tensors): the float32 ones in launches of
+    SLOTS parameters of one device (torch's foreach step), any other through _launch."""
+    by_device = {}
+    for p, scalars, tensors in updates:
+        if all(t.dtype is dtypes.float32 for t in tensors):
+            by_device.setdefault(p.device, []).append((p, scalars, tensors))
+        else:
+            _launch(p, name, *common, *scalars, *tensors)
+    for dev, items in by_device.items():
+        for k in range(0, len(items), SLOTS):
+            chunk = items[k:k + SLOTS]
+            args, w = [], 0
+            for p, scalars, tensors in chunk:
+                args += [p.numel(), w, *scalars, *tensors]
+                w += -(-p.numel() // _PER_ITEM[name])
+            _, scalars, tensors = chunk[0]
+            for _ in range(SLOTS - len(chunk)):  # unused slots: no elements, starting past the grid
+                args += [0, 1 << 30, *scalars, *tensors]
+            launch(dev, "optim.cl", name + "8", (w,), *common, *args)
+            for p, _, _ in chunk:
+                p._bump_version()
 
 
 class SGD(Optimizer):
@@ -159,17 +190,18 @@ class SGD(Optimizer):
     def step(self, closure=None):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
-            momentum = group["momentum"]
+            momentum, updates = group["momentum"], []
             for p, g in self._params_with_grad(group):
                 state = self.state.setdefault(p, {})
                 buf = state.get("momentum_buffer")
                 first = buf is None
                 if momentum != 0 and first:
                     buf = state["momentum_buffer"] = zeros_like(p)  # the kernel writes d into it
-                _launch(p, "sgd_step", group["lr"], momentum, group["dampening"], group["weight_decay"],
-                        bool(group["nesterov"]), first, g, p, buf if buf is not None else p)
+                updates.append((p, (first,), (g, p, buf if buf is not None else p)))
                 if momentum == 0:
                     state["momentum_buffer"] = None
+            _launch_all("sgd_step", (group["lr"], momentum, group["dampening"], group["weight_decay"],
+                                     bool(group["nesterov"])), updates)
         return loss
 
 
@@ -192,7 +224,7 @@ class Adam(Optimizer):
         loss = closure() if closure is not None else None
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
-            amsgrad = bool(group["amsgrad"])
+            amsgrad, updates = bool(group["amsgrad"]), []
             for p, g in self._params_with_grad(group):
                 state = self.state.setdefault(p, {})
                 if not state:
@@ -205,9 +237,9 @@ class Adam(Optimizer):
                 step_size = group["lr"] / (1 - beta1 ** t)
                 bc2_sqrt = math.sqrt(1 - beta2 ** t)
                 vmax = state.get("max_exp_avg_sq", state["exp_avg_sq"])
-                _launch(p, "adam_step", group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
-                        self._decoupled, amsgrad, step_size, bc2_sqrt, g, p, state["exp_avg"],
-                        state["exp_avg_sq"], vmax)
+                updates.append((p, (step_size, bc2_sqrt), (g, p, state["exp_avg"], state["exp_avg_sq"], vmax)))
+            _launch_all("adam_step", (group["lr"], beta1, beta2, group["eps"], group["weight_decay"],
+                                      self._decoupled, amsgrad), updates)
         return loss
 
 
