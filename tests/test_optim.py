@@ -216,6 +216,24 @@ def test_rmsprop_adagrad_against_torch(dev, rng, name, kw):
                                    rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("name,kw", [("RMSprop", dict(lr=0.01)), ("RMSprop", dict(lr=0.005, momentum=0.9)),
+                                     ("Adagrad", dict(lr=0.1))])
+def test_float16_parameters_move_as_float32_ones(dev, rng, name, kw):
+    """A float16 parameter steps through float32 copies of it and its state; the kernels' unused
+    buffer arguments are the parameter itself, which once made a second copy whose write-back undid
+    the update (RMSprop without momentum left the parameter where it was)."""
+    p0, grads = _data(rng, (65,), steps=3)
+    p0, grads = p0.astype(np.float16), [g.astype(np.float16) for g in grads]
+    want, _, _ = _run(dev, getattr(optim, name), p0.astype(np.float64), grads, **kw)
+    p = mt.nn.Parameter(mt.tensor(p0, device=dev))
+    opt = getattr(optim, name)([p], **kw)
+    for g in grads:
+        p.grad = mt.tensor(g, device=dev)
+        opt.step()
+    assert p.dtype is mt.float16
+    compare(p.detach().float(), want, rtol=3e-3, atol=3e-3)  # (float16 storage of p and its state)
+
+
 def test_rmsprop_state_dict_resume(dev, rng):
     kw = dict(lr=0.01, momentum=0.9, centered=True)
     p0, grads = _data(rng, steps=6)
