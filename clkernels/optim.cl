@@ -119,7 +119,9 @@ __kernel void adam_step(int n, float lr, float beta1, float beta2, float eps, fl
 /* Eight parameters' updates in one launch, as torch's foreach steps (a launch per parameter cost the
  * host ~35 us each on PoCL). Slot s is one parameter: its n<s> elements are the ceil(n<s> / 8)
  * work-items from w<s> on, the slots end to end; an unused slot has n 0 and w past the grid. Each
- * slot brings the parameter's own scalars (its bias corrections, its first step). */
+ * slot brings the parameter's own scalars (its bias corrections, its first step). A large parameter
+ * takes sgd_step/adam_step alone (optimizer.py's SLOT_MAX): the pointers chosen per work-item here
+ * cost PoCL's loop 1.5x in bandwidth. */
 #define FOR_SLOTS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 #define SGD_SLOT(s) , int n##s, int w##s, int first##s, __global const float *g##s, int g##s##_off, \
     __global float *p##s, int p##s##_off, __global float *buf##s, int buf##s##_off

@@ -102,11 +102,13 @@ def test_adam(dev, rng, cls, kw):
                                     (optim.Adam, dict(lr=0.01, amsgrad=True, weight_decay=0.01)),
                                     (optim.AdamW, dict(lr=0.01))])
 def test_many_parameters_step_eight_to_a_launch(dev, rng, cls, kw):
-    """Eleven parameters of assorted sizes: the ten float32 ones in two launches (the second with
-    unused slots), the float16 one alone; one gets no gradient in the first two steps (its own step
-    count, its own first momentum step). Each ends where its own NumPy reference does."""
+    """Twelve parameters of assorted sizes: ten small float32 ones in two launches (the second with
+    unused slots), the float16 one and one past SLOT_MAX alone; one gets no gradient in the first two
+    steps (its own step count, its own first momentum step). Each ends where its own NumPy reference
+    does."""
     from minitorch_cl import launch
-    sizes, steps, late, half = [1, 7, 8, 9, 33, 64, 100, 3, 5, 16, 17], 4, 4, 6
+    from minitorch_cl.optim.optimizer import SLOT_MAX
+    sizes, steps, late, half = [1, 7, 8, 9, 33, 64, 100, 3, 5, 16, 17, SLOT_MAX + 9], 4, 4, 6
     p0s = [rng.standard_normal(n).astype(np.float32).astype(np.float64) for n in sizes]
     grads = [[rng.standard_normal(n).astype(np.float16).astype(np.float64) for _ in range(steps)] for n in sizes]
     params = [mt.nn.Parameter(mt.tensor(p, dtype=mt.float16 if i == half else mt.float32, device=dev))

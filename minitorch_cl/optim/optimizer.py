@@ -145,14 +145,19 @@ def _launch(p, name, *args):
 
 
 SLOTS = 8  # parameters per launch of optim.cl's eight-slot kernels (sgd_step8, adam_step8)
+# A parameter larger than this has a launch of its own: there the launch's host cost is small against
+# its kernel, and the eight-slot kernel's per-work-item choice of pointers ran 1.5x slower on PoCL
+# (a 2M-element weight: 0.8-0.9 ms against 0.5-0.6)
+SLOT_MAX = 1 << 16
 
 
 def _launch_all(name, common, updates):
-    """The updates of one step, each (p, its scalars, its tensors): the float32 ones in launches of
-    SLOTS parameters of one device (torch's foreach step), any other through _launch."""
+    """The updates of one step, each (p, its scalars, its tensors): the float32 ones of at most
+    SLOT_MAX elements in launches of SLOTS parameters of one device (torch's foreach step), any other
+    through _launch."""
     by_device = {}
     for p, scalars, tensors in updates:
-        if all(t.dtype is dtypes.float32 for t in tensors):
+        if p.numel() <= SLOT_MAX and all(t.dtype is dtypes.float32 for t in tensors):
             by_device.setdefault(p.device, []).append((p, scalars, tensors))
         else:
             _launch(p, name, *common, *scalars, *tensors)
