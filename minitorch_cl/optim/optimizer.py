@@ -133,8 +133,8 @@ def _launch(p, name, *args):
     are float32: a float16 parameter (model.half()) and its state are updated through float32
     copies, written back."""
     n = p.numel()
-    copies = {}  # one float32 copy per tensor: an unused slot passes p (or v) again, and a second copy
-    for a in args:  # written back after the first would undo its update
+    copies = {}  # one float32 copy per tensor: an unused buffer argument is p (or v) again, and a
+    for a in args:  # second copy written back after the first would undo its update
         if isinstance(a, Tensor) and a.dtype in (dtypes.float16, dtypes.float64) and id(a) not in copies:
             copies[id(a)] = (a, a.float())
     wide = [copies[id(a)][1] if id(a) in copies else a for a in args]
